@@ -1,0 +1,451 @@
+//! The command line.
+//!
+//! Flag names are a contract: manifests, scripts and tests outside this
+//! repository start ingressd with exactly these names. Parsing is pure
+//! (`Config::parse` takes the arguments and the environment) so it is tested
+//! without a process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::kube::objects::ObjectKey;
+use crate::routes::{PortRef, UpstreamMode};
+
+/// How access logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    Text,
+    Json,
+    Off,
+}
+
+/// An IPv4 or IPv6 network in CIDR notation, for `--trusted-proxies`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub network: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (addr, len) = match text.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (text, None),
+        };
+        let network: std::net::IpAddr = addr.trim().parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match len {
+            Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max)?,
+            None => max,
+        };
+        Some(Cidr { network, prefix_len })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix_len)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Everything the command line sets.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub apiserver: String,
+    pub token_file: PathBuf,
+    pub ca_file: PathBuf,
+    pub watch_namespace: Option<String>,
+    pub ingress_class: String,
+    pub controller_name: String,
+    pub watch_ingress_without_class: bool,
+    pub default_backend_service: Option<(ObjectKey, PortRef)>,
+    pub upstream_mode: UpstreamMode,
+    pub http_addr: SocketAddr,
+    pub https_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub log_level: log::LevelFilter,
+    pub workers: usize,
+    pub max_connections: usize,
+    pub max_header_size: usize,
+    pub max_headers: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_body_size: u64,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_response_timeout: Duration,
+    pub upstream_read_timeout: Duration,
+    pub websocket_idle_timeout: Duration,
+    pub trusted_proxies: Vec<Cidr>,
+    pub default_ssl_certificate: Option<ObjectKey>,
+    pub tls_handshake_timeout: Duration,
+    pub access_log: AccessLog,
+    pub shutdown_delay: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// One flag: its name, its value placeholder (None for a switch), its default
+/// as shown in `--help`, and what it does.
+struct Flag {
+    name: &'static str,
+    value: Option<&'static str>,
+    default: &'static str,
+    help: &'static str,
+}
+
+const fn flag(name: &'static str, value: &'static str, default: &'static str, help: &'static str) -> Flag {
+    Flag { name, value: Some(value), default, help }
+}
+
+const FLAGS: &[Flag] = &[
+    flag("apiserver", "URL", "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT", "Kubernetes API server; http:// is accepted (kubectl proxy)"),
+    flag("token-file", "PATH", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token, re-read every 60 s and after a 401; none sent if absent"),
+    flag("ca-file", "PATH", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "the only CA trusted for the API server"),
+    flag("watch-namespace", "NS", "all namespaces", "watch one namespace only"),
+    flag("ingress-class", "NAME", "ingressd", "IngressClass name (and legacy annotation value) served"),
+    flag("controller-name", "NAME", "ingressd.io/ingress-controller", "IngressClass spec.controller served"),
+    Flag { name: "watch-ingress-without-class", value: None, default: "off", help: "also serve Ingresses that name no class" },
+    flag("default-backend-service", "NS/NAME:PORT", "none", "backend for requests no rule matches, when no Ingress sets one"),
+    flag("upstream-mode", "endpoints|cluster-ip", "endpoints", "forward to ready pod endpoints or to the Service ClusterIP"),
+    flag("http-addr", "ADDR", "0.0.0.0:80", "plain HTTP listener"),
+    flag("https-addr", "ADDR", "0.0.0.0:443", "HTTPS listener"),
+    flag("admin-addr", "ADDR", "0.0.0.0:10254", "/healthz, /readyz, /metrics, /debug/routes"),
+    flag("log-level", "LEVEL", "info", "error, warn, info, debug or trace"),
+    flag("workers", "N", "16 per core", "proxy worker threads"),
+    flag("max-connections", "N", "4096", "concurrent client connections; more are closed at accept"),
+    flag("max-header-size", "BYTES", "16384", "longest request line or header line (431 beyond)"),
+    flag("max-headers", "N", "100", "most request header lines (431 beyond)"),
+    flag("header-timeout", "SECONDS", "10", "time allowed to send a request head (slowloris guard)"),
+    flag("idle-timeout", "SECONDS", "60", "idle keep-alive connections are closed after this"),
+    flag("max-body-size", "BYTES", "1073741824", "largest request body (413 beyond); 0 means no limit"),
+    flag("upstream-connect-timeout", "SECONDS", "5", "connecting to an upstream"),
+    flag("upstream-response-timeout", "SECONDS", "60", "waiting for an upstream's response head (504 beyond)"),
+    flag("upstream-read-timeout", "SECONDS", "60", "silence allowed between reads of an upstream body"),
+    flag("websocket-idle-timeout", "SECONDS", "3600", "an upgraded tunnel with no traffic either way is closed"),
+    flag("trusted-proxies", "CIDR,...", "none", "clients whose X-Forwarded-* headers are kept and extended"),
+    flag("default-ssl-certificate", "NS/NAME", "none", "TLS Secret for handshakes no Ingress host matches"),
+    flag("tls-handshake-timeout", "SECONDS", "10", "a TLS client must finish its handshake within this"),
+    flag("access-log", "text|json|off", "text", "one line per request on stdout"),
+    flag("shutdown-delay", "SECONDS", "5", "after SIGTERM, keep accepting this long while /readyz says 503"),
+    flag("shutdown-grace", "SECONDS", "30", "then wait this long for in-flight requests"),
+];
+
+/// A command-line mistake; `main` prints it on one line and exits 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bad(flag: &str, value: &str, expected: &str) -> UsageError {
+    UsageError(format!("invalid value {value:?} for --{flag}: expected {expected}"))
+}
+
+fn seconds(flag: &str, value: &str) -> Result<Duration, UsageError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| bad(flag, value, "a number of seconds"))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, UsageError> {
+    value.parse::<T>().map_err(|_| bad(flag, value, "a whole number"))
+}
+
+fn positive(flag: &str, value: &str) -> Result<usize, UsageError> {
+    number::<usize>(flag, value)?.checked_sub(0).filter(|n| *n > 0).ok_or_else(|| bad(flag, value, "a whole number above 0"))
+}
+
+fn addr(flag: &str, value: &str) -> Result<SocketAddr, UsageError> {
+    value.parse().map_err(|_| bad(flag, value, "an IP:PORT address"))
+}
+
+fn object_key(flag: &str, value: &str) -> Result<ObjectKey, UsageError> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => Ok(ObjectKey::new(ns, name)),
+        _ => Err(bad(flag, value, "NAMESPACE/NAME")),
+    }
+}
+
+fn service_ref(flag: &str, value: &str) -> Result<(ObjectKey, PortRef), UsageError> {
+    let (key, port) = value.rsplit_once(':').ok_or_else(|| bad(flag, value, "NAMESPACE/NAME:PORT"))?;
+    let key = object_key(flag, key).map_err(|_| bad(flag, value, "NAMESPACE/NAME:PORT"))?;
+    let port = match port.parse::<i32>() {
+        Ok(n) if (1..=65535).contains(&n) => PortRef::Number(n),
+        Ok(_) => return Err(bad(flag, value, "NAMESPACE/NAME:PORT")),
+        Err(_) if !port.is_empty() => PortRef::Name(port.to_string()),
+        Err(_) => return Err(bad(flag, value, "NAMESPACE/NAME:PORT")),
+    };
+    Ok((key, port))
+}
+
+impl Config {
+    /// Defaults for everything; `apiserver` comes from the in-cluster environment.
+    pub fn defaults(env: &dyn Fn(&str) -> Option<String>) -> Config {
+        let apiserver = match (env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT")) {
+            (Some(host), port) => {
+                let host = if host.contains(':') { format!("[{host}]") } else { host };
+                format!("https://{host}:{}", port.unwrap_or_else(|| "443".into()))
+            }
+            (None, _) => "https://kubernetes.default.svc:443".to_string(),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Config {
+            apiserver,
+            token_file: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
+            ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt".into(),
+            watch_namespace: None,
+            ingress_class: "ingressd".into(),
+            controller_name: "ingressd.io/ingress-controller".into(),
+            watch_ingress_without_class: false,
+            default_backend_service: None,
+            upstream_mode: UpstreamMode::Endpoints,
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 80)),
+            https_addr: SocketAddr::from(([0, 0, 0, 0], 443)),
+            admin_addr: SocketAddr::from(([0, 0, 0, 0], 10254)),
+            log_level: log::LevelFilter::Info,
+            workers: 16 * cores,
+            max_connections: 4096,
+            max_header_size: 16 * 1024,
+            max_headers: 100,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_body_size: 1 << 30,
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_response_timeout: Duration::from_secs(60),
+            upstream_read_timeout: Duration::from_secs(60),
+            websocket_idle_timeout: Duration::from_secs(3600),
+            trusted_proxies: Vec::new(),
+            default_ssl_certificate: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+            access_log: AccessLog::Text,
+            shutdown_delay: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+
+    /// Parses arguments (without the program name). Accepts `--flag value` and `--flag=value`.
+    pub fn parse<I: IntoIterator<Item = String>>(args: I, env: &dyn Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
+        let mut config = Config::defaults(env);
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--help" | "-h" => return Ok(Command::Help),
+                "--version" | "-V" => return Ok(Command::Version),
+                _ => {}
+            }
+            let Some(body) = arg.strip_prefix("--") else {
+                return Err(UsageError(format!("unexpected argument {arg:?} (see --help)")));
+            };
+            let (name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            let Some(spec) = FLAGS.iter().find(|f| f.name == name) else {
+                return Err(UsageError(format!("unknown flag --{name} (see --help)")));
+            };
+            let value = match (spec.value, inline) {
+                (None, None) => String::new(),
+                (None, Some(v)) => match v.as_str() {
+                    "true" => String::new(),
+                    "false" => "false".into(),
+                    _ => return Err(bad(name, &v, "true or false")),
+                },
+                (Some(_), Some(v)) => v,
+                (Some(placeholder), None) => args
+                    .next()
+                    .ok_or_else(|| UsageError(format!("--{name} needs a value ({placeholder})")))?,
+            };
+            config.set(name, &value)?;
+        }
+        Ok(Command::Run(Box::new(config)))
+    }
+
+    fn set(&mut self, name: &str, value: &str) -> Result<(), UsageError> {
+        let v = value;
+        match name {
+            "apiserver" => {
+                if !(v.starts_with("https://") || v.starts_with("http://")) || v.len() <= "https://".len() {
+                    return Err(bad(name, v, "an http:// or https:// URL"));
+                }
+                self.apiserver = v.trim_end_matches('/').to_string();
+            }
+            "token-file" => self.token_file = v.into(),
+            "ca-file" => self.ca_file = v.into(),
+            "watch-namespace" => self.watch_namespace = Some(v.to_string()).filter(|n| !n.is_empty()),
+            "ingress-class" => self.ingress_class = v.to_string(),
+            "controller-name" => self.controller_name = v.to_string(),
+            "watch-ingress-without-class" => self.watch_ingress_without_class = v != "false",
+            "default-backend-service" => self.default_backend_service = Some(service_ref(name, v)?),
+            "upstream-mode" => {
+                self.upstream_mode = match v {
+                    "endpoints" => UpstreamMode::Endpoints,
+                    "cluster-ip" => UpstreamMode::ClusterIp,
+                    _ => return Err(bad(name, v, "endpoints or cluster-ip")),
+                }
+            }
+            "http-addr" => self.http_addr = addr(name, v)?,
+            "https-addr" => self.https_addr = addr(name, v)?,
+            "admin-addr" => self.admin_addr = addr(name, v)?,
+            "log-level" => self.log_level = v.parse().map_err(|_| bad(name, v, "error, warn, info, debug or trace"))?,
+            "workers" => self.workers = positive(name, v)?,
+            "max-connections" => self.max_connections = positive(name, v)?,
+            "max-header-size" => self.max_header_size = positive(name, v)?,
+            "max-headers" => self.max_headers = positive(name, v)?,
+            "header-timeout" => self.header_timeout = seconds(name, v)?,
+            "idle-timeout" => self.idle_timeout = seconds(name, v)?,
+            "max-body-size" => self.max_body_size = number(name, v)?,
+            "upstream-connect-timeout" => self.upstream_connect_timeout = seconds(name, v)?,
+            "upstream-response-timeout" => self.upstream_response_timeout = seconds(name, v)?,
+            "upstream-read-timeout" => self.upstream_read_timeout = seconds(name, v)?,
+            "websocket-idle-timeout" => self.websocket_idle_timeout = seconds(name, v)?,
+            "trusted-proxies" => {
+                self.trusted_proxies = v
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| Cidr::parse(s).ok_or_else(|| bad(name, v, "comma-separated CIDRs")))
+                    .collect::<Result<_, _>>()?
+            }
+            "default-ssl-certificate" => self.default_ssl_certificate = Some(object_key(name, v)?),
+            "tls-handshake-timeout" => self.tls_handshake_timeout = seconds(name, v)?,
+            "access-log" => {
+                self.access_log = match v {
+                    "text" => AccessLog::Text,
+                    "json" => AccessLog::Json,
+                    "off" => AccessLog::Off,
+                    _ => return Err(bad(name, v, "text, json or off")),
+                }
+            }
+            "shutdown-delay" => self.shutdown_delay = seconds(name, v)?,
+            "shutdown-grace" => self.shutdown_grace = seconds(name, v)?,
+            _ => return Err(UsageError(format!("unknown flag --{name} (see --help)"))),
+        }
+        Ok(())
+    }
+
+    /// The names of every flag, for checks that manifests only use real flags.
+    pub fn flag_names() -> impl Iterator<Item = &'static str> {
+        FLAGS.iter().map(|f| f.name)
+    }
+
+    /// The `--help` text: every flag with its default.
+    pub fn help() -> String {
+        let mut out = String::from(
+            "ingressd: Kubernetes Ingress controller and HTTP(S) reverse proxy\n\n\
+             usage: ingressd [FLAGS]\n       ingressd routes --admin-addr ADDR\n\nflags:\n",
+        );
+        for f in FLAGS {
+            let head = match f.value {
+                Some(v) => format!("--{} {}", f.name, v),
+                None => format!("--{}", f.name),
+            };
+            out.push_str(&format!("  {head:<48} {} (default: {})\n", f.help, f.default));
+        }
+        out.push_str("  --help                                           this text\n");
+        out.push_str("  --version                                        print the version\n");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, UsageError> {
+        let env = |k: &str| match k {
+            "KUBERNETES_SERVICE_HOST" => Some("10.96.0.1".to_string()),
+            "KUBERNETES_SERVICE_PORT" => Some("443".to_string()),
+            _ => None,
+        };
+        Config::parse(args.iter().map(|s| s.to_string()), &env)
+    }
+
+    fn run(args: &[&str]) -> Config {
+        match parse(args) {
+            Ok(Command::Run(c)) => *c,
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_in_cluster_environment() {
+        let c = run(&[]);
+        assert_eq!(c.apiserver, "https://10.96.0.1:443");
+        assert_eq!(c.ingress_class, "ingressd");
+        assert_eq!(c.controller_name, "ingressd.io/ingress-controller");
+        assert_eq!(c.admin_addr.port(), 10254);
+        assert!(c.watch_namespace.is_none());
+    }
+
+    #[test]
+    fn flags_take_values_both_ways() {
+        let c = run(&["--apiserver", "http://127.0.0.1:8001", "--watch-namespace=web", "--watch-ingress-without-class", "--workers", "4"]);
+        assert_eq!(c.apiserver, "http://127.0.0.1:8001");
+        assert_eq!(c.watch_namespace.as_deref(), Some("web"));
+        assert!(c.watch_ingress_without_class);
+        assert_eq!(c.workers, 4);
+        let c = run(&["--default-backend-service", "ns/svc:http", "--trusted-proxies", "10.0.0.0/8,::1"]);
+        assert_eq!(c.default_backend_service, Some((ObjectKey::new("ns", "svc"), PortRef::Name("http".into()))));
+        assert_eq!(c.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors() {
+        for args in [
+            &["--nope"][..],
+            &["--workers", "0"],
+            &["--http-addr", "localhost"],
+            &["--apiserver", "ftp://x"],
+            &["--upstream-mode", "magic"],
+            &["--token-file"],
+            &["stray"],
+            &["--default-backend-service", "svc:80"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_its_default() {
+        let help = Config::help();
+        for f in FLAGS {
+            assert!(help.contains(&format!("--{}", f.name)), "{} missing", f.name);
+        }
+        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn cidrs_match_addresses() {
+        let c = Cidr::parse("10.0.0.0/8").expect("valid");
+        assert!(c.contains("10.2.3.4".parse().expect("ip")));
+        assert!(!c.contains("11.0.0.1".parse().expect("ip")));
+        assert!(c.contains("::ffff:10.0.0.1".parse().expect("ip")));
+        assert!(Cidr::parse("0.0.0.0/0").expect("valid").contains("1.2.3.4".parse().expect("ip")));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+    }
+}

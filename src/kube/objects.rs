@@ -1,0 +1,268 @@
+//! The slices of Kubernetes objects ingressd reads.
+//!
+//! Every struct decodes only the fields ingressd acts on, and every field is
+//! optional or defaulted: a newer API server that adds fields, or an object
+//! that omits one, must never break decoding of the whole watch stream.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `metadata` as far as routing, conflict resolution and resync need it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ObjectMeta {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub resource_version: String,
+    /// RFC 3339 with second precision, so it orders correctly as a string.
+    pub creation_timestamp: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ObjectMeta {
+    /// The cache key of this object.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey { namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+}
+
+/// `namespace/name`; cluster-scoped objects have an empty namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: &str, name: &str) -> ObjectKey {
+        ObjectKey { namespace: namespace.to_string(), name: name.to_string() }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+/// Gives the cache and the watcher one way to reach any kind's metadata.
+pub trait KubeObject: for<'de> Deserialize<'de> + Clone + Send + Sync + 'static {
+    fn metadata(&self) -> &ObjectMeta;
+}
+
+macro_rules! kube_object {
+    ($($kind:ident),*) => {$(
+        impl KubeObject for $kind {
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+        }
+    )*};
+}
+kube_object!(Ingress, IngressClass, Service, EndpointSlice, Secret);
+
+/// networking.k8s.io/v1 Ingress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Ingress {
+    pub metadata: ObjectMeta,
+    pub spec: IngressSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressSpec {
+    pub ingress_class_name: Option<String>,
+    pub default_backend: Option<IngressBackend>,
+    pub tls: Vec<IngressTls>,
+    pub rules: Vec<IngressRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressBackend {
+    pub service: Option<IngressServiceBackend>,
+    /// Kept opaque: resource backends are recognised only to be refused.
+    pub resource: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressServiceBackend {
+    pub name: String,
+    pub port: ServiceBackendPort,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceBackendPort {
+    pub name: Option<String>,
+    pub number: Option<i32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressTls {
+    pub hosts: Vec<String>,
+    pub secret_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressRule {
+    pub host: Option<String>,
+    pub http: Option<HttpIngressRuleValue>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpIngressRuleValue {
+    pub paths: Vec<HttpIngressPath>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpIngressPath {
+    pub path: Option<String>,
+    /// `Exact`, `Prefix` or `ImplementationSpecific`; anything else is invalid.
+    pub path_type: Option<String>,
+    pub backend: IngressBackend,
+}
+
+/// networking.k8s.io/v1 IngressClass (cluster-scoped).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressClass {
+    pub metadata: ObjectMeta,
+    pub spec: IngressClassSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressClassSpec {
+    pub controller: Option<String>,
+}
+
+/// v1 Service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    pub metadata: ObjectMeta,
+    pub spec: ServiceSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceSpec {
+    /// `ClusterIP` (the default when absent), `NodePort`, `LoadBalancer` or `ExternalName`.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    pub external_name: Option<String>,
+    pub ports: Vec<ServicePort>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: i32,
+    pub target_port: Option<IntOrString>,
+    pub protocol: Option<String>,
+}
+
+/// The API's `IntOrString`, used by `targetPort`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrString {
+    Int(i32),
+    String(String),
+}
+
+/// discovery.k8s.io/v1 EndpointSlice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointSlice {
+    pub metadata: ObjectMeta,
+    /// `IPv4`, `IPv6` or `FQDN`.
+    pub address_type: String,
+    pub endpoints: Vec<Endpoint>,
+    pub ports: Vec<EndpointPort>,
+}
+
+impl EndpointSlice {
+    /// The Service a slice belongs to, from the label the EndpointSlice controller sets.
+    pub fn service_name(&self) -> Option<&str> {
+        self.metadata.labels.get("kubernetes.io/service-name").map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Endpoint {
+    pub addresses: Vec<String>,
+    pub conditions: EndpointConditions,
+}
+
+/// Absent conditions mean "unknown", which the API says consumers treat as ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointConditions {
+    pub ready: Option<bool>,
+    pub serving: Option<bool>,
+    pub terminating: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EndpointPort {
+    pub name: Option<String>,
+    pub port: Option<i32>,
+    pub protocol: Option<String>,
+}
+
+/// v1 Secret of type `kubernetes.io/tls`; no other Secret is ever fetched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Secret {
+    pub metadata: ObjectMeta,
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Values are base64 as the API sends them; `tls.crt` and `tls.key` are decoded by `tls`.
+    pub data: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_and_missing_fields_decode() {
+        let ing: Ingress = serde_json::from_str(
+            r#"{"kind":"Ingress","metadata":{"name":"a","namespace":"n","future":1},
+                "spec":{"rules":[{"host":"x","http":{"paths":[{"path":"/","pathType":"Prefix",
+                "backend":{"service":{"name":"s","port":{"number":80}}}}]}}],"newField":{}}}"#,
+        )
+        .expect("decodes");
+        assert_eq!(ing.metadata.key(), ObjectKey::new("n", "a"));
+        assert_eq!(ing.spec.rules[0].http.as_ref().map(|h| h.paths.len()), Some(1));
+        let svc: Service = serde_json::from_str(r#"{"metadata":{"name":"s"}}"#).expect("decodes");
+        assert!(svc.spec.ports.is_empty());
+    }
+
+    #[test]
+    fn target_port_is_int_or_string() {
+        let p: ServicePort = serde_json::from_str(r#"{"port":80,"targetPort":"http"}"#).expect("decodes");
+        assert_eq!(p.target_port, Some(IntOrString::String("http".into())));
+        let p: ServicePort = serde_json::from_str(r#"{"port":80,"targetPort":8080}"#).expect("decodes");
+        assert_eq!(p.target_port, Some(IntOrString::Int(8080)));
+    }
+}
