@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use crate::common::{HTTPVersion, Method};
+use crate::external::SharedExternal;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -16,7 +17,10 @@ use crate::Request;
 /// and return Request objects.
 pub struct ClientConnection {
     // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
+    remote_addr: Option<SocketAddr>,
+
+    /// Set when the connection came through `Server::serve_stream`.
+    external: Option<SharedExternal>,
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
@@ -52,8 +56,10 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
+        // A client that disconnected right after connecting has no peer address any more.
+        let remote_addr = read_socket.peer_addr().ok().flatten();
         let secure = read_socket.secure();
+        let external = read_socket.external();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -62,6 +68,7 @@ impl ClientConnection {
             source,
             sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
             remote_addr,
+            external,
             next_header_source: first_header,
             no_more_requests: false,
             secure,
@@ -150,7 +157,7 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            self.remote_addr,
             data_source,
             writer,
         )
@@ -164,8 +171,10 @@ impl ClientConnection {
             }
         })?;
 
-        // return the request
-        Ok(request)
+        Ok(match &self.external {
+            Some(external) => request.with_external(external.clone()),
+            None => request,
+        })
     }
 }
 

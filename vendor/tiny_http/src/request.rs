@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
+use crate::external::SharedExternal;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -74,6 +75,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    /// The shared stream when the connection came through `Server::serve_stream`.
+    external: Option<SharedExternal>,
 }
 
 struct NotifyOnDrop<R> {
@@ -96,7 +100,8 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        // The connection may already be gone; nobody is left to notify then.
+        self.sender.send(()).ok();
     }
 }
 
@@ -238,6 +243,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        external: None,
     })
 }
 
@@ -331,6 +337,35 @@ impl Request {
         } else {
             Box::new(stream) as Box<dyn ReadWrite + Send>
         }
+    }
+
+    /// The raw connection after this request's head, for a protocol upgrade the caller relays
+    /// itself (the caller writes the `101` response head and flushes).
+    ///
+    /// Bytes the server already buffered past the head come first from the reader. For a request
+    /// without `Connection: upgrade` the reader yields only the request body, because the
+    /// connection is not being handed over.
+    ///
+    /// Both halves can be used from two threads at once, for TCP and external streams alike. For an
+    /// external stream both halves share a lock: the reader waits for data in short slices so it
+    /// never holds the lock while blocked. Reads report `TimedOut` (or `WouldBlock`) after the
+    /// server's idle timeout without data; the caller decides whether to keep waiting.
+    pub fn into_raw(mut self) -> (Box<dyn Read + Send>, Box<dyn Write + Send>) {
+        if let Some(external) = &self.external {
+            if let Err(e) = external.enter_raw_mode() {
+                log::warn!("cannot switch an external stream to raw reads: {}", e);
+            }
+        }
+        let reader = self.extract_reader_impl();
+        let writer = self.extract_writer_impl();
+        let writer = match self.notify_when_responded.take() {
+            Some(sender) => Box::new(NotifyOnDrop {
+                sender,
+                inner: writer,
+            }) as Box<dyn Write + Send>,
+            None => writer,
+        };
+        (reader, writer)
     }
 
     /// Allows to read the body of the request.
@@ -435,7 +470,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            sender.send(()).ok();
         }
         res
     }
@@ -469,6 +504,11 @@ impl Request {
         })
     }
 
+    pub(crate) fn with_external(mut self, external: SharedExternal) -> Self {
+        self.external = Some(external);
+        self
+    }
+
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
         self.notify_when_responded = Some(sender);
         self
@@ -491,7 +531,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                sender.send(()).ok();
             }
         }
     }
