@@ -6,6 +6,8 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Method};
 use crate::external::SharedExternal;
@@ -38,6 +40,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    /// Set when a request body was dropped with too much unread: the connection must close.
+    body_abandoned: Arc<AtomicBool>,
 }
 
 /// Error that can happen when reading a request.
@@ -60,6 +65,7 @@ impl ClientConnection {
         let remote_addr = read_socket.peer_addr().ok().flatten();
         let secure = read_socket.secure();
         let external = read_socket.external();
+        let body_abandoned = read_socket.body_abandoned();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -72,6 +78,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            body_abandoned,
         }
     }
 
@@ -95,6 +102,13 @@ impl ClientConnection {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            // Checked after the first byte: only then has the previous body been dropped.
+            if self.body_abandoned.load(Ordering::Acquire) {
+                return Err(IoError::new(
+                    ErrorKind::ConnectionAborted,
+                    "previous request body left unread",
+                ));
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -160,6 +174,7 @@ impl ClientConnection {
             self.remote_addr,
             data_source,
             writer,
+            self.body_abandoned.clone(),
         )
         .map_err(|e| {
             use crate::request;

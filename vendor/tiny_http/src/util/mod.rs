@@ -1,3 +1,4 @@
+pub use self::body_drain::BodyDrain;
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
@@ -11,6 +12,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod body_drain;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;

@@ -1,6 +1,8 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::connection::Connection;
 use crate::external::SharedExternal;
@@ -107,6 +109,8 @@ pub struct RefinedTcpStream {
     close_write: bool,
     /// Held by the write half: the connection counts as live until its socket is closed.
     _live: Option<LiveConnection>,
+    /// Set when a request body was given up: reads then see end of stream.
+    body_abandoned: Arc<AtomicBool>,
 }
 
 impl RefinedTcpStream {
@@ -126,6 +130,7 @@ impl RefinedTcpStream {
             close_read: true,
             close_write: false,
             _live: None,
+            body_abandoned: Arc::default(),
         };
 
         let write = RefinedTcpStream {
@@ -133,6 +138,7 @@ impl RefinedTcpStream {
             close_read: false,
             close_write: true,
             _live: Some(live),
+            body_abandoned: Arc::default(),
         };
 
         Ok((read, write))
@@ -146,6 +152,11 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// The flag that makes reads end once a request body was given up.
+    pub(crate) fn body_abandoned(&self) -> Arc<AtomicBool> {
+        self.body_abandoned.clone()
     }
 
     /// The shared stream when it came through `Server::serve_stream`.
@@ -171,6 +182,9 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        if self.body_abandoned.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         self.stream.read(buf)
     }
 }
