@@ -34,6 +34,9 @@ struct ClientRequest {
     http10: bool,
     close: bool,
     head_request: bool,
+    /// Body bytes the client may still send: an answer must go out before
+    /// they are drained, and the connection closes after it.
+    unread_body: bool,
 }
 
 /// Handles one request and reports what happened.
@@ -57,10 +60,12 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     };
     let upstream_head = headers::upstream_request_headers(&header_refs, &side, headers::new_request_id);
     let method = request.method().to_string();
+    let chunked = header_refs.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
     let client = ClientRequest {
         http10,
         close: headers::client_wants_close(version.1, &header_refs),
         head_request: method.eq_ignore_ascii_case("HEAD"),
+        unread_body: request.body_length().map_or(chunked, |n| n > 0),
     };
     let mut outcome = Outcome {
         client: peer,
@@ -140,6 +145,8 @@ struct ClientBody<'a> {
     declared: Option<u64>,
     limit: u64,
     received: u64,
+    /// The body ended where its framing said.
+    finished: bool,
     failure: Option<BodyFailure>,
 }
 
@@ -157,6 +164,7 @@ impl Read for ClientBody<'_> {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before the whole body arrived"));
         }
         self.received += read as u64;
+        self.finished = read == 0;
         if self.limit > 0 && self.received > self.limit {
             self.failure = Some(BodyFailure::TooLarge);
             return Err(io::Error::other("request body exceeds --max-body-size"));
@@ -220,12 +228,12 @@ fn proxy(
         return reply(request, client, outcome, started, 400, "bad method", &[]);
     };
     let declared_length = request.body_length().map(|n| n as u64);
-    let chunked = request.headers().iter().any(|h| h.field.equiv("transfer-encoding"));
-    let has_body = declared_length.map_or(chunked, |n| n > 0);
+    let has_body = client.unread_body;
     let first = route.next_upstream.fetch_add(1, Ordering::Relaxed);
     let tries = upstreams.len().min(MAX_TRIES);
 
     let mut body_failure = None;
+    let mut body_finished = false;
     let mut result = None;
     {
         let mut body = has_body.then(|| ClientBody {
@@ -233,6 +241,7 @@ fn proxy(
             declared: declared_length,
             limit: shared.config.max_body_size,
             received: 0,
+            finished: false,
             failure: None,
         });
         for attempt in 0..tries {
@@ -260,8 +269,10 @@ fn proxy(
         }
         if let Some(body) = &body {
             body_failure = body.failure;
+            body_finished = body.finished;
         }
     }
+    let client = &ClientRequest { unread_body: has_body && !body_finished, ..*client };
 
     let response = match (result, body_failure) {
         (Some(Ok(response)), _) => response,
@@ -310,6 +321,12 @@ fn stream_response(
     let kept = headers::downstream_response_headers(&upstream_headers, false);
     let head = wire::response_head(status, &kept, framing, client.close, client.http10);
 
+    let mut upstream = body.into_reader();
+    if let Framing::Empty { .. } = framing {
+        // Reading the (empty) body to its end returns the upstream connection
+        // to the pool before the client can send its next request.
+        let _ = io::copy(&mut (&mut upstream).take(COPY_BUFFER as u64), &mut io::sink());
+    }
     let mut writer = request.into_writer();
     if let Err(err) = writer.write_all(&head).and_then(|()| writer.flush()) {
         log::debug!("{}{}: client went away before the response head: {err}", outcome.host, outcome.path);
@@ -320,8 +337,8 @@ fn stream_response(
         return finish(outcome, started);
     }
 
-    let mut upstream = body.into_reader();
     let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut body_sent = 0u64;
     loop {
         let read = match upstream.read(&mut buffer) {
             Ok(0) => break,
@@ -342,11 +359,20 @@ fn stream_response(
             Framing::Chunked => wire::write_chunk(&mut writer, data),
             _ => writer.write_all(data),
         };
+        body_sent += read as u64;
+        if framing == Framing::Length(body_sent) {
+            // The end of a sized body returns the upstream connection to the
+            // pool; do it before the client sees the last byte and reuses it.
+            let _ = upstream.read(&mut buffer);
+        }
         if let Err(err) = written.and_then(|()| writer.flush()) {
             log::debug!("{}{}: client went away mid-body: {err}", outcome.host, outcome.path);
             return finish(outcome, started);
         }
         outcome.bytes_sent += read as u64;
+        if framing == Framing::Length(body_sent) {
+            break;
+        }
     }
     if framing == Framing::Chunked {
         if let Err(err) = writer.write_all(wire::LAST_CHUNK).and_then(|()| writer.flush()) {
@@ -362,7 +388,9 @@ fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
     outcome
 }
 
-/// Answers by the proxy itself with a short plain-text body.
+/// Answers by the proxy itself with a short plain-text body. With body bytes
+/// still unread the answer goes out first (a client may wait for it before
+/// sending its body) and the connection closes after it.
 fn reply(
     request: tiny_http::Request,
     client: &ClientRequest,
@@ -372,16 +400,24 @@ fn reply(
     text: &str,
     extra_headers: &[(&str, &[u8])],
 ) -> Outcome {
+    let close = client.close || client.unread_body;
     let message = if client.head_request {
-        wire::response_head(status, extra_headers, Framing::Empty { content_length: None }, client.close, client.http10)
+        wire::response_head(status, extra_headers, Framing::Empty { content_length: None }, close, client.http10)
     } else {
-        wire::simple_response(status, extra_headers, text, client.close, client.http10)
+        wire::simple_response(status, extra_headers, text, close, client.http10)
     };
     outcome.status = status;
-    let mut writer = request.into_writer();
+    let (unread_body, mut writer) = if client.unread_body {
+        let (reader, writer) = request.into_raw();
+        (Some(reader), writer)
+    } else {
+        (None, request.into_writer())
+    };
     match writer.write_all(&message).and_then(|()| writer.flush()) {
         Ok(()) => outcome.bytes_sent = message.len() as u64,
         Err(err) => log::debug!("{} {}: client went away before the {status} answer: {err}", outcome.host, outcome.path),
     }
+    drop(writer);
+    drop(unread_body);
     finish(outcome, started)
 }
