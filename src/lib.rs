@@ -20,3 +20,4 @@ pub mod config;
 pub mod kube;
 pub mod routes;
 pub mod tls;
+pub mod admin;
