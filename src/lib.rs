@@ -21,3 +21,4 @@ pub mod kube;
 pub mod routes;
 pub mod tls;
 pub mod admin;
+pub mod shutdown;
