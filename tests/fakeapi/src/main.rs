@@ -1,1 +1,2 @@
+//! `fake-apiserver`: the fake API server as a process, for shell scripts and demos.
 fn main() {}
