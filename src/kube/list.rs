@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use super::watch_line::{decode_object, object_key};
+use super::watch_line::decode_object;
 use super::{Error, Kind, Object};
 
 /// Objects per list page: small enough for bounded memory per request,
@@ -131,8 +131,7 @@ pub fn decode_list_page(kind: Kind, body: &[u8]) -> Result<ListPage, Error> {
             Ok(object) => items.push(object),
             Err(e) => {
                 skipped += 1;
-                let key = object_key(&item).map(|k| k.to_string()).unwrap_or_else(|| "<unnamed>".into());
-                log::warn!("skipping {} {key} from list: {e}", kind.name());
+                log::warn!("{}: skipping list item: {e}", kind.name());
             }
         }
     }

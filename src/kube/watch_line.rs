@@ -158,7 +158,7 @@ struct NameOnly {
 }
 
 /// namespace/name of an undecodable object, for the log line, when readable.
-pub fn object_key(object: &serde_json::Value) -> Option<ObjectKey> {
+fn object_key(object: &serde_json::Value) -> Option<ObjectKey> {
     let meta = NameOnly::deserialize(object.get("metadata")?).ok()?;
     (!meta.name.is_empty()).then(|| ObjectKey::new(&meta.namespace, &meta.name))
 }
@@ -172,7 +172,11 @@ pub fn decode_object(kind: Kind, object: &serde_json::Value) -> Result<Object, D
         Kind::EndpointSlice => Deserialize::deserialize(object).map(Object::EndpointSlice),
         Kind::Secret => Deserialize::deserialize(object).map(Object::Secret),
     };
-    result.map_err(|e| DecodeError::Object { key: object_key(object), reason: e.to_string() })
+    result.map_err(|e| {
+        // serde quotes offending values, and a Secret's values are key material.
+        let reason = if kind == Kind::Secret { "a field has the wrong type (value withheld)".to_string() } else { e.to_string() };
+        DecodeError::Object { key: object_key(object), reason }
+    })
 }
 
 /// Decodes one watch line for a watcher of `kind`.
@@ -327,6 +331,14 @@ mod tests {
             Err(DecodeError::Object { key, reason }) => {
                 assert_eq!(key, Some(ObjectKey::new("shop", "web")));
                 assert!(!reason.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let odd_secret = br#"{"type":"ADDED","object":{"metadata":{"name":"tls","namespace":"shop"},"data":"-----BEGIN PRIVATE KEY-----"}}"#;
+        match decode_event(Kind::Secret, odd_secret) {
+            Err(error @ DecodeError::Object { .. }) => {
+                let shown = error.to_string();
+                assert!(shown.contains("shop/tls") && !shown.contains("PRIVATE KEY"), "{shown}");
             }
             other => panic!("unexpected {other:?}"),
         }
