@@ -22,10 +22,13 @@ enum Reply {
     Chunks(Vec<String>),
 }
 
+/// Each request's target and Authorization header, in arrival order.
+type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// Serves `script` in order, one request per connection, then 503s.
 struct ScriptedServer {
     url: String,
-    requests: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    requests: RequestLog,
     done: Arc<AtomicBool>,
     addr: std::net::SocketAddr,
     thread: Option<JoinHandle<()>>,
