@@ -394,9 +394,11 @@ F05fe82Kx5mO/KFhw62MWYA=
     }
 
     fn secret(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Arc<Secret> {
-        let mut secret = Secret::default();
-        secret.metadata = ObjectMeta { namespace: namespace.into(), name: name.into(), ..ObjectMeta::default() };
-        secret.type_ = "kubernetes.io/tls".into();
+        let mut secret = Secret {
+            metadata: ObjectMeta { namespace: namespace.into(), name: name.into(), ..ObjectMeta::default() },
+            type_: "kubernetes.io/tls".into(),
+            ..Secret::default()
+        };
         secret.data.insert("tls.crt".into(), base64_encode(cert_pem.as_bytes()));
         secret.data.insert("tls.key".into(), base64_encode(key_pem.as_bytes()));
         Arc::new(secret)
@@ -504,7 +506,7 @@ F05fe82Kx5mO/KFhw62MWYA=
         assert_eq!(parse_secret(&bad, &provider).err(), Some(Error::MissingData("tls.key")));
         let key_line = a.key_pem.lines().nth(1).expect("a base64 line");
         for damaged in [a.key_pem.replace("-----END", "-----FIN"), a.key_pem.replacen('\n', &format!(" {key_line}\n"), 1)] {
-            let message = load(&a.cert_pem, &damaged).err().expect("damaged key is refused").to_string();
+            let message = load(&a.cert_pem, &damaged).expect_err("damaged key is refused").to_string();
             assert!(!message.contains(key_line), "messages never carry key material: {message}");
         }
     }
