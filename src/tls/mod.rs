@@ -12,12 +12,14 @@ pub mod base64;
 pub mod certs;
 pub mod config;
 pub mod der;
+pub mod listener;
 pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use certs::{CertEntry, CertSet};
 pub use config::server_config;
+pub use listener::spawn_listener;
 pub use stream::TlsStream;
 
 /// Secrets rejected since start; `ingressd_tls_secret_errors_total`.
