@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::cache::{CacheStatus, Current};
-use crate::kube::Kind;
+use crate::kube::metrics::WatchMetrics;
+use crate::tls::CertSet;
 
 /// Anything that contributes lines to `/metrics`.
 pub trait MetricsSource: Send + Sync {
@@ -57,10 +58,6 @@ impl Admin {
     fn metrics(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
         let generation = self.current.load();
-        out.push_str("# HELP ingressd_objects Objects held in the cache, by kind.\n# TYPE ingressd_objects gauge\n");
-        for kind in Kind::ALL {
-            let _ = writeln!(out, "ingressd_objects{{kind=\"{}\"}} {}", kind.name(), generation.snapshot.count(kind));
-        }
         let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
         };
@@ -91,6 +88,41 @@ impl Admin {
         }
         out
     }
+}
+
+impl MetricsSource for WatchMetrics {
+    fn render(&self, out: &mut String) {
+        WatchMetrics::render(self, out);
+    }
+}
+
+/// Certificates in service and how long each stays valid; label values come
+/// from Secret names and Ingress hosts, never from client input.
+pub fn render_tls_metrics(certs: &CertSet, now_unix: i64, out: &mut String) {
+    let entries = certs.entries();
+    let _ = write!(
+        out,
+        "# HELP ingressd_tls_certificates Certificates in service.\n# TYPE ingressd_tls_certificates gauge\n\
+         ingressd_tls_certificates {}\n\
+         # HELP ingressd_tls_certificate_expiry_seconds Seconds until each served certificate expires.\n\
+         # TYPE ingressd_tls_certificate_expiry_seconds gauge\n",
+        entries.len()
+    );
+    for entry in entries {
+        let _ = writeln!(
+            out,
+            "ingressd_tls_certificate_expiry_seconds{{host=\"{}\",secret=\"{}\"}} {}",
+            entry.host.as_deref().unwrap_or("(default)"),
+            entry.secret,
+            entry.not_after - now_unix
+        );
+    }
+    let _ = write!(
+        out,
+        "# HELP ingressd_tls_secret_errors_total TLS Secret versions rejected (unparsable or mismatched key).\n\
+         # TYPE ingressd_tls_secret_errors_total counter\ningressd_tls_secret_errors_total {}\n",
+        crate::tls::secret_errors_total()
+    );
 }
 
 /// Serves the admin endpoints on two threads of their own.
@@ -147,7 +179,7 @@ mod tests {
         let (status, content_type, body) = admin.handle("GET", "/metrics");
         assert_eq!(status, 200);
         assert!(content_type.starts_with("text/plain; version=0.0.4"));
-        assert!(body.contains("ingressd_objects{kind=\"ingress\"} 0\n"), "{body}");
+        assert!(body.contains("ingressd_route_table_routes 0\n"), "{body}");
         assert!(body.contains("ingressd_route_table_compile_seconds_last 0.000000\n"), "{body}");
         for line in body.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap_or("");

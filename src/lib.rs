@@ -24,3 +24,4 @@ pub mod routes;
 pub mod tls;
 pub mod admin;
 pub mod shutdown;
+pub mod access_log;
