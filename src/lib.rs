@@ -22,3 +22,6 @@ pub mod kube;
 pub mod proxy;
 pub mod routes;
 pub mod tls;
+pub mod admin;
+pub mod shutdown;
+pub mod access_log;
