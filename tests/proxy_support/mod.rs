@@ -328,7 +328,11 @@ impl Response {
 }
 
 pub fn connect(proxy: &Proxy) -> BufReader<TcpStream> {
-    let stream = TcpStream::connect(proxy.addr).unwrap();
+    connect_to(proxy.addr)
+}
+
+pub fn connect_to(addr: SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     BufReader::new(stream)
