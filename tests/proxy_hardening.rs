@@ -37,7 +37,7 @@ fn slowloris_clients_do_not_block_others_and_are_cut() {
             if closed[index].is_none() {
                 conn.get_mut().set_read_timeout(Some(Duration::from_millis(100))).unwrap();
                 let mut rest = Vec::new();
-                if matches!(conn.read_to_end(&mut rest), Ok(_)) {
+                if conn.read_to_end(&mut rest).is_ok() {
                     closed[index] = Some(started.elapsed());
                 }
             }
