@@ -248,7 +248,7 @@ fn proxy(
             outcome.upstream = Some(upstream.authority.clone());
             let uri = format!("http://{}{}", upstream.authority, target.path_and_query);
             let reader = body.as_mut().map(|b| b as &mut dyn Read);
-            let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length.filter(|_| has_body)) {
+            let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length) {
                 Ok(sent) => sent,
                 Err(err) => {
                     log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
