@@ -342,3 +342,22 @@ fn an_upstream_failing_mid_body_never_looks_complete() {
     assert!(rest.len() < 1000, "more bytes than the upstream sent");
     assert_eq!(get(&proxy, "fine.test", "/").text(), "fine", "the proxy keeps serving");
 }
+
+#[test]
+fn ssl_redirect_answers_308_except_for_acme_challenges() {
+    let backend = Backend::text("solver");
+    let mut snapshot = snapshot(&[rule("secure.test", "/", &[backend.port()])]);
+    let key = ingressd::kube::objects::ObjectKey::new("default", "web");
+    let mut ingress = (*snapshot.ingresses[&key]).clone();
+    ingress.metadata.annotations.insert("ingressd.io/ssl-redirect".into(), "true".into());
+    ingress.spec.tls = vec![ingressd::kube::objects::IngressTls { hosts: vec!["secure.test".into()], secret_name: Some("cert".into()) }];
+    snapshot.ingresses.insert(key, Arc::new(ingress));
+    let proxy = start_proxy_with(snapshot, ProxyConfig { https_port: 8443, ..test_config() });
+
+    let redirect = get(&proxy, "Secure.test:80", "/a/b?c=d");
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location"), Some("https://secure.test:8443/a/b?c=d"));
+    assert!(backend.received.lock().unwrap().is_empty());
+    let challenge = get(&proxy, "secure.test", "/.well-known/acme-challenge/token");
+    assert_eq!((challenge.status, challenge.text()), (200, "solver".to_string()));
+}
