@@ -56,7 +56,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building release binaries" >&2
-cargo build --release --quiet --bin ingressd --bin fake-apiserver
+cargo build --release --quiet --bin ingressd
+cargo build --release --quiet -p fakeapi --bin fake-apiserver
 
 mkdir -p "$WORK/www" "$WORK/logs"
 head -c 1024 /dev/urandom > "$WORK/www/1k"

@@ -42,6 +42,7 @@ fn absolute_form_target_routes_by_its_authority() {
     send(&mut conn, b"GET http://a.test/x?y HTTP/1.1\r\nHost: ignored.test\r\n\r\n");
     assert_eq!(read_response(&mut conn, false).status, 200);
     assert_eq!(backend.last().target, "/x?y");
+    assert_eq!(backend.last().header("host"), Some("a.test"), "the target's authority replaces Host");
 }
 
 #[test]
@@ -277,6 +278,7 @@ fn bad_requests_get_400() {
     for raw in [
         &b"GET * HTTP/1.1\r\nHost: a.test\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
         b"GET /a\x7fb HTTP/1.1\r\nHost: a.test\r\n\r\n",
     ] {
         let mut conn = connect(&proxy);

@@ -79,13 +79,21 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         log::info!("{} {:?} from {peer:?}: request target not routable", outcome.method, outcome.path);
         return reply(request, &client, outcome, started, 400, "bad request target", &[]);
     };
-    let host_header = header_refs.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim());
-    let host = match (target.authority.as_deref(), host_header) {
-        (Some(authority), _) => authority.to_owned(),
-        (None, Some(host)) if !host.is_empty() => host.to_owned(),
+    let mut host_headers = header_refs.iter().filter(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim());
+    let (host_header, second_host) = (host_headers.next(), host_headers.next());
+    let host = match (target.authority.as_deref(), host_header, second_host) {
+        (_, _, Some(_)) => return reply(request, &client, outcome, started, 400, "more than one Host header", &[]),
+        (Some(authority), _, None) => authority.to_owned(),
+        (None, Some(host), None) if !host.is_empty() => host.to_owned(),
         _ => return reply(request, &client, outcome, started, 400, "missing Host header", &[]),
     };
     outcome.host = host.clone();
+    let mut upstream_head = upstream_head;
+    if target.authority.is_some() {
+        // An absolute-form target's authority replaces Host (RFC 9112 3.2.2).
+        upstream_head.headers.retain(|(name, _)| name != "host");
+        upstream_head.headers.insert(0, ("host".to_owned(), host.clone()));
+    }
 
     let generation = shared.current.load();
     let Some(route) = generation.routes.lookup(&host, target.path()) else {
