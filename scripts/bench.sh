@@ -62,6 +62,8 @@ cargo build --release --quiet -p fakeapi --bin fake-apiserver
 mkdir -p "$WORK/www" "$WORK/logs"
 head -c 1024 /dev/urandom > "$WORK/www/1k"
 head -c 65536 /dev/urandom > "$WORK/www/64k"
+# nginx started as root serves files as an unprivileged worker user.
+chmod -R a+rX "$WORK"
 
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes auto;
@@ -142,7 +144,8 @@ wait_for() { # description, command...
         if "$@" >/dev/null 2>&1; then return 0; fi
         sleep 0.05
     done
-    echo "timed out waiting for $what" >&2
+    echo "timed out waiting for $what; logs:" >&2
+    tail -n 20 "$WORK"/logs/* >&2 || true
     exit 1
 }
 wait_for "the fake API server" test -s "$WORK/api.url"

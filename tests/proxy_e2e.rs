@@ -363,3 +363,15 @@ fn ssl_redirect_answers_308_except_for_acme_challenges() {
     let challenge = get(&proxy, "secure.test", "/.well-known/acme-challenge/token");
     assert_eq!((challenge.status, challenge.text()), (200, "solver".to_string()));
 }
+
+#[test]
+fn an_upstream_failing_before_its_first_body_byte_is_502() {
+    let backend = Backend::start(Arc::new(|_req, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n");
+        let _ = out.shutdown(std::net::Shutdown::Both);
+    }));
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
+    let response = get(&proxy, "a.test", "/");
+    assert_eq!(response.status, 502);
+    assert_eq!(proxy.wait_outcomes(1)[0].upstream_status, Some(200));
+}
