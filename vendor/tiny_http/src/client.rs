@@ -1,7 +1,6 @@
 use ascii::AsciiString;
 
 use std::io::Error as IoError;
-use std::io::Result as IoResult;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
@@ -68,6 +67,8 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// A head line longer than `Limits::max_header_line` or more than `Limits::max_headers`.
+    HeadTooLarge,
     ReadIoError(IoError),
 }
 
@@ -108,7 +109,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -116,8 +117,13 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
             // The next request has started: from now on its whole head has `header_timeout`.
             if self.awaiting_first_byte {
@@ -127,20 +133,28 @@ impl ClientConnection {
             }
             // Checked after the first byte: only then has the previous body been dropped.
             if self.body_abandoned.load(Ordering::Acquire) {
-                return Err(IoError::new(
+                return Err(ReadError::ReadIoError(IoError::new(
                     ErrorKind::ConnectionAborted,
                     "previous request body left unread",
-                ));
+                )));
             }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
 
+            // +1: the line's '\r' is still in the buffer.
+            if buf.len() >= self.limits.max_header_line + 1 {
+                return Err(ReadError::HeadTooLarge);
+            }
             buf.push(byte);
         }
     }
@@ -162,7 +176,7 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -173,11 +187,14 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line()?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() == self.limits.max_headers {
+                        return Err(ReadError::HeadTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -287,6 +304,11 @@ impl Iterator for ClientConnection {
                         self.reject(StatusCode(408));
                     }
                     return None; // closing the connection
+                }
+
+                Err(ReadError::HeadTooLarge) => {
+                    self.reject(StatusCode(431));
+                    return None;
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {

@@ -147,6 +147,9 @@ const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between accept() attempts while they keep failing.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// A fresh socket's send buffer takes a 503 at once; never wait longer than this.
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_millis(10);
+
 /// State used by the accept thread, `serve_stream` callers and connection threads.
 struct Shared {
     /// Set once the listener must close; live connections keep being served.
@@ -373,7 +376,10 @@ impl Server {
                 };
                 let live = match shared.acquire_connection_slot() {
                     Some(live) => live,
-                    None => continue,
+                    None => {
+                        refuse_busy(sock);
+                        continue;
+                    }
                 };
                 let prepared = sock.set_nodelay().and_then(|_| {
                     sock.set_write_timeout(Some(shared.limits.write_timeout))
@@ -522,6 +528,17 @@ impl Iterator for IncomingRequests<'_> {
     fn next(&mut self) -> Option<Request> {
         self.server.recv().ok()
     }
+}
+
+/// Best effort 503 on a connection over the cap, without ever blocking the accept thread.
+fn refuse_busy(mut sock: Connection) {
+    use std::io::Write;
+    if sock.set_write_timeout(Some(BUSY_WRITE_TIMEOUT)).is_ok() {
+        let _ = sock.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        );
+    }
+    let _ = sock.shutdown(Shutdown::Both);
 }
 
 impl Shared {
