@@ -3,61 +3,13 @@
 mod tiny_http_common;
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use tiny_http::{ExternalStream, Limits, Request, Server};
+use tiny_http::{Limits, Request};
 use tiny_http_common::*;
-
-/// A plain TCP connection fed in through `serve_stream`, as a TLS session would be.
-struct PlainExternal(TcpStream);
-
-impl Read for PlainExternal {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for PlainExternal {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl ExternalStream for PlainExternal {
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        self.0.peer_addr().ok()
-    }
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.0.set_read_timeout(timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.0.set_write_timeout(timeout)
-    }
-    fn shutdown(&self) -> io::Result<()> {
-        self.0.shutdown(std::net::Shutdown::Both)
-    }
-}
-
-/// Feeds every connection accepted on a second loopback listener to `server.serve_stream`.
-fn external_front(server: &std::sync::Arc<Server>) -> SocketAddr {
-    let front = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = front.local_addr().unwrap();
-    let server = std::sync::Arc::downgrade(server);
-    thread::spawn(move || {
-        for stream in front.incoming() {
-            let Ok(stream) = stream else { continue };
-            let Some(server) = server.upgrade() else { return };
-            server.serve_stream(Box::new(PlainExternal(stream)));
-        }
-    });
-    addr
-}
 
 /// Answers with the request's view of itself: "secure=<bool> remote=<addr>".
 fn describe(request: Request) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tiny_http::{Limits, Request, Server};
+use tiny_http::{ExternalStream, Limits, Request, Server};
 
 /// Generous bound for anything that must happen; a hang shows up as a timeout of this length.
 pub const PATIENCE: Duration = Duration::from_secs(5);
@@ -121,3 +121,52 @@ pub fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// A plain TCP connection fed in through `serve_stream`, as a TLS session would be.
+pub struct PlainExternal(pub TcpStream);
+
+impl Read for PlainExternal {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for PlainExternal {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ExternalStream for PlainExternal {
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.0.peer_addr().ok()
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_write_timeout(timeout)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        self.0.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+/// Feeds every connection accepted on a second loopback listener to `server.serve_stream`.
+pub fn external_front(server: &Arc<Server>) -> SocketAddr {
+    let front = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = front.local_addr().unwrap();
+    let server = Arc::downgrade(server);
+    thread::spawn(move || {
+        for stream in front.incoming() {
+            let Ok(stream) = stream else { continue };
+            let Some(server) = server.upgrade() else { return };
+            server.serve_stream(Box::new(PlainExternal(stream)));
+        }
+    });
+    addr
+}
+

@@ -1,17 +1,19 @@
 use ascii::AsciiString;
 
 use std::io::Error as IoError;
-use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Method, StatusCode};
 use crate::external::SharedExternal;
+use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::RefinedTcpStream;
+use crate::Limits;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -45,6 +47,17 @@ pub struct ClientConnection {
 
     /// Set when a request body was dropped with too much unread: the connection must close.
     body_abandoned: Arc<AtomicBool>,
+
+    /// Shared with the read half of the socket: how long its reads may wait.
+    read_policy: Arc<ReadPolicy>,
+
+    limits: Limits,
+
+    /// True once a request was read: the next one is awaited for `idle_timeout`.
+    served_any: bool,
+
+    /// True while waiting for the first byte of a keep-alive connection's next request.
+    awaiting_first_byte: bool,
 }
 
 /// Error that can happen when reading a request.
@@ -54,6 +67,8 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// A head line longer than `Limits::max_header_line` or more than `Limits::max_headers`.
+    HeadTooLarge,
     ReadIoError(IoError),
 }
 
@@ -62,12 +77,14 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: Limits,
     ) -> ClientConnection {
         // A client that disconnected right after connecting has no peer address any more.
         let remote_addr = read_socket.peer_addr().ok().flatten();
         let secure = read_socket.secure();
         let external = read_socket.external();
         let body_abandoned = read_socket.body_abandoned();
+        let read_policy = read_socket.read_policy();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -81,19 +98,18 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             body_abandoned,
+            read_policy,
+            limits,
+            served_any: false,
+            awaiting_first_byte: false,
         }
-    }
-
-    /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
-        self.secure
     }
 
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -101,25 +117,44 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+            // The next request has started: from now on its whole head has `header_timeout`.
+            if self.awaiting_first_byte {
+                self.awaiting_first_byte = false;
+                self.read_policy
+                    .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
+            }
             // Checked after the first byte: only then has the previous body been dropped.
             if self.body_abandoned.load(Ordering::Acquire) {
-                return Err(IoError::new(
+                return Err(ReadError::ReadIoError(IoError::new(
                     ErrorKind::ConnectionAborted,
                     "previous request body left unread",
-                ));
+                )));
             }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
 
+            // +1: the line's '\r' is still in the buffer.
+            if buf.len() >= self.limits.max_header_line + 1 {
+                return Err(ReadError::HeadTooLarge);
+            }
             buf.push(byte);
         }
     }
@@ -127,10 +162,21 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // A new connection must send its whole head within `header_timeout`; a keep-alive one
+        // may stay silent for `idle_timeout`, then gets `header_timeout` from its first byte.
+        let now = Instant::now();
+        if self.served_any {
+            self.awaiting_first_byte = true;
+            self.read_policy
+                .set_head_deadline(Some(now + self.limits.idle_timeout));
+        } else {
+            self.read_policy
+                .set_head_deadline(Some(now + self.limits.header_timeout));
+        }
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -141,11 +187,14 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line()?;
 
                     if line.is_empty() {
                         break;
                     };
+                    if headers.len() == self.limits.max_headers {
+                        return Err(ReadError::HeadTooLarge);
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -158,6 +207,10 @@ impl ClientConnection {
 
             (method, path, version, headers)
         };
+
+        // The body is read with the idle timeout per read.
+        self.read_policy.set_head_deadline(None);
+        self.served_any = true;
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -195,13 +248,29 @@ impl ClientConnection {
     }
 }
 
+impl ClientConnection {
+    /// Answers a request that cannot be served with a bodiless error; the caller closes.
+    fn reject(&mut self, status: StatusCode) {
+        let mut writer = self.sink.next().unwrap();
+        let head = format!(
+            "HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            status.0,
+            status.default_reason_phrase()
+        );
+        writer
+            .write_all(head.as_bytes())
+            .and_then(|_| writer.flush())
+            .ok();
+    }
+}
+
 impl Iterator for ClientConnection {
     type Item = Request;
 
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
+        use crate::Response;
 
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
@@ -230,13 +299,16 @@ impl Iterator for ClientConnection {
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    // An idle keep-alive connection closes quietly; a slow head gets a 408.
+                    if !self.awaiting_first_byte {
+                        self.reject(StatusCode(408));
+                    }
                     return None; // closing the connection
+                }
+
+                Err(ReadError::HeadTooLarge) => {
+                    self.reject(StatusCode(431));
+                    return None;
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {

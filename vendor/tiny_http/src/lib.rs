@@ -110,6 +110,7 @@ use std::time::Duration;
 use client::ClientConnection;
 use connection::Connection;
 use external::SharedExternal;
+use util::refined_tcp_stream::ReadPolicy;
 use util::{LiveConnection, MessagesQueue, RefinedTcpStream, TaskPool};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
@@ -145,6 +146,9 @@ pub struct Server {
 const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between accept() attempts while they keep failing.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A fresh socket's send buffer takes a 503 at once; never wait longer than this.
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// State used by the accept thread, `serve_stream` callers and connection threads.
 struct Shared {
@@ -372,8 +376,18 @@ impl Server {
                 };
                 let live = match shared.acquire_connection_slot() {
                     Some(live) => live,
-                    None => continue,
+                    None => {
+                        refuse_busy(sock);
+                        continue;
+                    }
                 };
+                let prepared = sock.set_nodelay().and_then(|_| {
+                    sock.set_write_timeout(Some(shared.limits.write_timeout))
+                });
+                if let Err(e) = prepared {
+                    log::warn!("cannot set up an accepted socket: {}", e);
+                    continue;
+                }
                 let sock: util::refined_tcp_stream::Stream = match ssl {
                     None => sock.into(),
                     #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -388,10 +402,10 @@ impl Server {
                     #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
                     Some(ref _ssl) => unreachable!(),
                 };
-                match RefinedTcpStream::new(sock, live) {
-                    Ok((read_closable, write_closable)) => {
-                        shared.serve_client(ClientConnection::new(write_closable, read_closable))
-                    }
+                match RefinedTcpStream::new(sock, live, shared.read_policy()) {
+                    Ok((read_closable, write_closable)) => shared.serve_client(
+                        ClientConnection::new(write_closable, read_closable, shared.limits.clone()),
+                    ),
                     Err(e) => log::error!("Error setting up new client: {}", e),
                 }
             }
@@ -424,10 +438,10 @@ impl Server {
             external.shutdown().ok();
             return;
         }
-        match RefinedTcpStream::new(external, live) {
-            Ok((read_closable, write_closable)) => self
-                .shared
-                .serve_client(ClientConnection::new(write_closable, read_closable)),
+        match RefinedTcpStream::new(external, live, self.shared.read_policy()) {
+            Ok((read_closable, write_closable)) => self.shared.serve_client(
+                ClientConnection::new(write_closable, read_closable, limits.clone()),
+            ),
             Err(e) => log::error!("cannot serve an external stream: {}", e),
         }
     }
@@ -516,6 +530,17 @@ impl Iterator for IncomingRequests<'_> {
     }
 }
 
+/// Best effort 503 on a connection over the cap, without ever blocking the accept thread.
+fn refuse_busy(mut sock: Connection) {
+    use std::io::Write;
+    if sock.set_write_timeout(Some(BUSY_WRITE_TIMEOUT)).is_ok() {
+        let _ = sock.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        );
+    }
+    let _ = sock.shutdown(Shutdown::Both);
+}
+
 impl Shared {
     fn acquire_connection_slot(&self) -> Option<LiveConnection> {
         let live =
@@ -529,24 +554,25 @@ impl Shared {
         live
     }
 
+    fn read_policy(&self) -> Arc<ReadPolicy> {
+        Arc::new(ReadPolicy::new(self.limits.idle_timeout))
+    }
+
     /// Hands a connection to a thread of its own that parses its requests into the queue.
+    ///
+    /// The next request head is read only once the previous response is written: the head's
+    /// deadline must not cut reads of the previous body, and the read and write halves of an
+    /// external stream share one lock.
     fn serve_client(&self, client: ClientConnection) {
         let messages = self.messages.clone();
         let mut client = Some(client);
         self.connection_threads.spawn(Box::new(move || {
             if let Some(client) = client.take() {
-                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                if client.secure() {
-                    let (sender, receiver) = mpsc::channel();
-                    for rq in client {
-                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                        if receiver.recv().is_err() {
-                            break;
-                        }
-                    }
-                } else {
-                    for rq in client {
-                        messages.push(rq.into());
+                let (sender, receiver) = mpsc::channel();
+                for rq in client {
+                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                    if receiver.recv().is_err() {
+                        break;
                     }
                 }
             }

@@ -1,8 +1,9 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::external::SharedExternal;
@@ -60,6 +61,15 @@ impl Stream {
         }
     }
 
+    fn set_read_timeout(&self, timeout: Duration) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(Some(timeout)),
+            Stream::External(external) => external.set_read_timeout(Some(timeout)),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
+
     fn shutdown(&mut self, how: Shutdown) -> IoResult<()> {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.shutdown(how),
@@ -103,6 +113,50 @@ impl Write for Stream {
     }
 }
 
+/// How long reads on one connection may wait, steered by the request parser.
+///
+/// While a request head is read, every read is cut to the time left before the head's
+/// deadline, so a client trickling bytes cannot extend it; otherwise each read may wait
+/// `idle` (keep-alive wait and silence within a body).
+pub(crate) struct ReadPolicy {
+    head_deadline: Mutex<Option<Instant>>,
+    idle: Duration,
+}
+
+impl ReadPolicy {
+    pub(crate) fn new(idle: Duration) -> ReadPolicy {
+        ReadPolicy {
+            head_deadline: Mutex::new(None),
+            idle,
+        }
+    }
+
+    pub(crate) fn set_head_deadline(&self, deadline: Option<Instant>) {
+        *self
+            .head_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = deadline;
+    }
+
+    /// The wait allowed for the next read, or `TimedOut` when the head deadline has passed.
+    fn next_read_timeout(&self) -> IoResult<Duration> {
+        let deadline = *self
+            .head_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match deadline {
+            None => Ok(self.idle),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(left),
+                _ => Err(IoError::new(
+                    ErrorKind::TimedOut,
+                    "request head not received in time",
+                )),
+            },
+        }
+    }
+}
+
 pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
@@ -111,12 +165,16 @@ pub struct RefinedTcpStream {
     _live: Option<LiveConnection>,
     /// Set when a request body was given up: reads then see end of stream.
     body_abandoned: Arc<AtomicBool>,
+    read_policy: Arc<ReadPolicy>,
+    /// The socket's current read timeout, to skip setting it again.
+    applied_read_timeout: Option<Duration>,
 }
 
 impl RefinedTcpStream {
     pub(crate) fn new<S>(
         stream: S,
         live: LiveConnection,
+        read_policy: Arc<ReadPolicy>,
     ) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
     where
         S: Into<Stream>,
@@ -131,6 +189,8 @@ impl RefinedTcpStream {
             close_write: false,
             _live: None,
             body_abandoned: Arc::default(),
+            read_policy: read_policy.clone(),
+            applied_read_timeout: None,
         };
 
         let write = RefinedTcpStream {
@@ -139,6 +199,8 @@ impl RefinedTcpStream {
             close_write: true,
             _live: Some(live),
             body_abandoned: Arc::default(),
+            read_policy,
+            applied_read_timeout: None,
         };
 
         Ok((read, write))
@@ -152,6 +214,10 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    pub(crate) fn read_policy(&self) -> Arc<ReadPolicy> {
+        self.read_policy.clone()
     }
 
     /// The flag that makes reads end once a request body was given up.
@@ -185,7 +251,16 @@ impl Read for RefinedTcpStream {
         if self.body_abandoned.load(Ordering::Acquire) {
             return Ok(0);
         }
-        self.stream.read(buf)
+        let timeout = self.read_policy.next_read_timeout()?;
+        if self.applied_read_timeout != Some(timeout) {
+            self.stream.set_read_timeout(timeout)?;
+            self.applied_read_timeout = Some(timeout);
+        }
+        self.stream.read(buf).map_err(|e| match e.kind() {
+            // What a socket read timeout looks like on Unix.
+            ErrorKind::WouldBlock => IoError::new(ErrorKind::TimedOut, e),
+            _ => e,
+        })
     }
 }
 
