@@ -51,6 +51,7 @@ impl Admin {
             "/readyz" if self.ready() => (200, TEXT, "ok\n".into()),
             "/readyz" => (503, TEXT, "waiting for the first list of every kind\n".into()),
             "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics()),
+            "/debug/routes" => (200, "application/json", crate::inspect::routes_json(&self.current.load()).to_string()),
             _ => (404, TEXT, "not found\n".into()),
         }
     }

@@ -15,10 +15,13 @@ use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
-use ingressd::{access_log, shutdown, tls};
+use ingressd::{access_log, inspect, shutdown, tls};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("routes") {
+        return inspect::main(&args[1..]);
+    }
     let env = |k: &str| std::env::var(k).ok();
     match Config::parse(args, &env) {
         Ok(Command::Help) => {
