@@ -74,6 +74,11 @@ impl Client {
         Client { addr: api.addr(), tls: Some(tls_config(ca_pem)), token: Some(TOKEN.into()) }
     }
 
+    /// A server not started in this process (the binary): `ca_pem` `None` means plain HTTP.
+    pub fn at(addr: SocketAddr, ca_pem: Option<&str>) -> Client {
+        Client { addr, tls: ca_pem.map(tls_config), token: Some(TOKEN.into()) }
+    }
+
     pub fn anonymous(api: &FakeApi) -> Client {
         Client { token: None, ..Client::new(api) }
     }
