@@ -29,7 +29,7 @@ use serde_json::Value;
 pub use resources::{Resource, RESOURCES};
 
 /// How to start a [`FakeApi`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Where to listen; the default port 0 lets the OS choose, so tests never collide.
     pub addr: SocketAddr,
@@ -45,6 +45,21 @@ pub struct Options {
     pub objects: Vec<Value>,
     /// Reuse this CA (across restarts, so clients keep trusting the server).
     pub ca: Option<certs::Ca>,
+}
+
+/// Tokens are secrets: show how many, not what.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("tokens", &format_args!("{} token(s)", self.tokens.len()))
+            .field("history", &self.history)
+            .field("bookmark_interval", &self.bookmark_interval)
+            .field("objects", &self.objects.len())
+            .field("ca", &self.ca)
+            .finish()
+    }
 }
 
 impl Default for Options {

@@ -31,6 +31,9 @@ const IDLE_LIMIT: Duration = Duration::from_secs(600);
 /// Watches without timeoutSeconds end after this long, like the real server's
 /// min-request-timeout.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How often an idle watch checks that its client is still there, so a client that went
+/// away stops counting in `open_watches` promptly.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) struct Started {
     pub shared: Arc<Shared>,
@@ -437,7 +440,7 @@ fn selectors(request: &Request) -> Result<(Selector, Selector), ApiError> {
 }
 
 fn method_not_allowed(request: &Request) -> ApiError {
-    ApiError::BadRequest(format!("the server does not allow method {} on {}", request.method, request.path))
+    ApiError::MethodNotAllowed(format!("the server does not allow method {} on {}", request.method, request.path))
 }
 
 impl Shared {
@@ -789,6 +792,7 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
         }
     };
     let mut next_bookmark = Instant::now() + shared.lock().bookmark_interval;
+    let mut next_liveness = Instant::now() + LIVENESS_INTERVAL;
 
     loop {
         let mut lines: Vec<Vec<u8>> = Vec::new();
@@ -810,7 +814,8 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
                         return Ok(After::KeepAlive);
                     }
                     Ok(events) => {
-                        last_rv = state.store.resource_version();
+                        // max: a client may start from a version ahead of ours.
+                        last_rv = last_rv.max(state.store.resource_version());
                         for (kind, object) in events {
                             lines.push(event_line(kind.as_str(), &object));
                         }
@@ -827,7 +832,10 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
                     next_bookmark = now + state.bookmark_interval;
                     break;
                 }
-                let wake = if bookmarks { deadline.min(next_bookmark) } else { deadline };
+                if now >= next_liveness {
+                    break;
+                }
+                let wake = if bookmarks { deadline.min(next_bookmark) } else { deadline }.min(next_liveness);
                 state = shared.changed.wait_timeout(state, wake - now).unwrap_or_else(|p| p.into_inner()).0;
             }
         }
@@ -835,10 +843,39 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
         for line in &lines {
             http::write_chunk(conn.get_mut(), line)?;
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             http::write_last_chunk(conn.get_mut())?;
             return Ok(After::KeepAlive);
         }
+        if now >= next_liveness {
+            if !client_alive(conn) {
+                return Ok(After::Close);
+            }
+            next_liveness = now + LIVENESS_INTERVAL;
+        }
+    }
+}
+
+/// Whether a watch client is still connected. It sends nothing after its request, so
+/// readable bytes are a TLS close_notify (or junk) and EOF means it is gone.
+fn client_alive(conn: &mut Conn) -> bool {
+    let tcp = conn.get_ref().stream.tcp();
+    if tcp.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let peeked = tcp.peek(&mut [0u8; 1]);
+    if tcp.set_nonblocking(false).is_err() {
+        return false;
+    }
+    match peeked {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+        Ok(0) | Err(_) => false,
+        // Read through TLS (bounded by the socket's POLL timeout) to see what the bytes are.
+        Ok(_) => match conn.get_mut().stream.read(&mut [0u8; 512]) {
+            Err(e) => matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+            Ok(_) => false,
+        },
     }
 }
 

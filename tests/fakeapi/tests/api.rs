@@ -484,3 +484,30 @@ fn drop_closes_every_connection() {
     assert!(matches!(watch.next(), WatchItem::Broken(_)));
     assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
+
+#[test]
+fn a_watch_whose_client_left_stops_counting() {
+    for tls in [true, false] {
+        let api = start_with(Options { tls, ..Default::default() });
+        let client = Client::new(&api);
+        let watch = client.watch(&format!("{INGRESSES}?watch=1"));
+        let mut kept = client.watch(&format!("{INGRESSES}?watch=1"));
+        assert!(api.wait_for_watches(2, Duration::from_secs(5)));
+        drop(watch);
+        assert!(eventually(Duration::from_secs(3), || api.open_watches() == 1), "tls={tls}: open {}", api.open_watches());
+        api.create(ingress("web", "still", json!({})));
+        assert_eq!(kept.change()["object"]["metadata"]["name"], "still");
+    }
+}
+
+#[test]
+fn methods_a_path_does_not_take_are_405() {
+    let api = start();
+    let client = Client::new(&api);
+    let response = client.request("DELETE", INGRESSES, None);
+    assert_eq!((response.status, response.json()["reason"].as_str()), (405, Some("MethodNotAllowed")));
+    let ahead = api.resource_version() + 10;
+    let mut watch = client.watch(&format!("{INGRESSES}?watch=1&resourceVersion={ahead}&timeoutSeconds=1"));
+    api.create(ingress("web", "before-the-requested-version", json!({})));
+    assert!(matches!(watch.next(), WatchItem::End), "events at or below the requested version are not sent");
+}
