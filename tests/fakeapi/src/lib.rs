@@ -7,6 +7,24 @@
 //! `timeoutSeconds`. Test controls (drop watches, compact, fail requests, hang, count
 //! requests) are methods here and HTTP endpoints under `/fake/` for shell scripts.
 //!
+//! # HTTP controls (no auth, not counted; any method; answer `{"ok":true,...}`)
+//!
+//! | path | effect |
+//! | --- | --- |
+//! | `/fake/drop-watches` | [`FakeApi::drop_watches`] |
+//! | `/fake/compact` | [`FakeApi::compact`] |
+//! | `/fake/fail-next?n=N&status=CODE` | [`FakeApi::fail_next`] |
+//! | `/fake/tokens/add?token=T`, `/fake/tokens/revoke?token=T` | add or revoke a bearer token |
+//! | `/fake/hang?on=true\|false` | [`FakeApi::set_hang`] |
+//! | `/fake/bookmark-interval?seconds=S` | [`FakeApi::set_bookmark_interval`] |
+//! | `/fake/counts?path=P` | `{"result":{"requests","watches","lists","total","openWatches","resourceVersion"}}` |
+//! | `/fake/wait-for-watches?n=N&timeoutSeconds=S` | 200 once N watches are open, 504 after S |
+//! | `/fake/apply` (body: object or `List`) | [`FakeApi::apply`] each object |
+//! | `/fake/delete?apiVersion=&kind=&namespace=&name=` | [`FakeApi::delete`]; 404 if absent |
+//!
+//! Authentication is on when tokens were given at start or added later; revoking every
+//! token leaves it on (everything then answers 401), so a revocation test means what it says.
+//!
 //! ```text
 //! accept thread --> thread per connection --http::read_request--> server::handle
 //!     --> store::Store (pure: objects, history, lists, watch events) behind one Mutex+Condvar

@@ -69,9 +69,8 @@ struct State {
     total: usize,
     /// Bumped by drop_watches; a watch that sees a newer epoch closes its socket.
     watch_epoch: u64,
-    /// Open watch id → the epoch it started in.
+    /// Open watches: connection id → the epoch the watch started in.
     watches: HashMap<u64, u64>,
-    next_watch: u64,
     stopping: bool,
 }
 
@@ -118,7 +117,6 @@ pub(crate) fn start(opts: Options) -> io::Result<Started> {
             total: 0,
             watch_epoch: 0,
             watches: HashMap::new(),
-            next_watch: 1,
             stopping: false,
         }),
         changed: Condvar::new(),
@@ -217,6 +215,8 @@ impl Write for Stream {
 /// Reads through the short socket timeout used to notice shutdown, so callers see one
 /// blocking read that ends on data, EOF, stop or a long idle period.
 struct Patient {
+    /// The key of this connection in `Shared::connections`.
+    id: u64,
     stream: Stream,
     shared: Arc<Shared>,
 }
@@ -280,7 +280,7 @@ fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, tls: Option<Arc<ServerC
             None => Some(Stream::Plain(tcp)),
         };
         if let Some(stream) = stream {
-            let mut conn = BufReader::new(Patient { stream, shared: Arc::clone(&shared) });
+            let mut conn = BufReader::new(Patient { id, stream, shared: Arc::clone(&shared) });
             serve_requests(&shared, &mut conn);
             let _ = conn.get_ref().stream.tcp().shutdown(Shutdown::Both);
         }
@@ -630,6 +630,12 @@ impl Shared {
         state.watch_epoch += 1;
         let epoch = state.watch_epoch;
         self.changed.notify_all();
+        // Waiting watches close themselves when woken; this also reaches one blocked writing.
+        let connections = lock(&self.connections);
+        for tcp in state.watches.keys().filter_map(|id| connections.get(id)) {
+            let _ = tcp.shutdown(Shutdown::Both);
+        }
+        drop(connections);
         let deadline = Instant::now() + Duration::from_secs(5);
         while state.watches.values().any(|&e| e < epoch) {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
@@ -768,8 +774,7 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
 
     let (id, epoch) = {
         let mut state = shared.lock();
-        let id = state.next_watch;
-        state.next_watch += 1;
+        let id = conn.get_ref().id;
         let epoch = state.watch_epoch;
         state.watches.insert(id, epoch);
         shared.changed.notify_all();
