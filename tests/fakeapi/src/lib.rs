@@ -17,7 +17,7 @@
 //! | `/fake/tokens/add?token=T`, `/fake/tokens/revoke?token=T` | add or revoke a bearer token |
 //! | `/fake/hang?on=true\|false` | [`FakeApi::set_hang`] |
 //! | `/fake/bookmark-interval?seconds=S` | [`FakeApi::set_bookmark_interval`] |
-//! | `/fake/counts?path=P` | `{"result":{"requests","watches","lists","total","openWatches","resourceVersion"}}` |
+//! | `/fake/counts?path=P` | `{"result":{"requests","watches","lists","methods":{"PUT",..},"total","openWatches","resourceVersion"}}` |
 //! | `/fake/wait-for-watches?n=N&timeoutSeconds=S` | 200 once N watches are open, 504 after S |
 //! | `/fake/apply` (body: object or `List`) | [`FakeApi::apply`] each object |
 //! | `/fake/delete?apiVersion=&kind=&namespace=&name=` | [`FakeApi::delete`]; 404 if absent |
@@ -205,6 +205,11 @@ impl FakeApi {
     /// Non-watch requests on `path` (lists when `path` is a collection).
     pub fn list_count(&self, path: &str) -> usize {
         self.shared.request_count(path, Some(false))
+    }
+
+    /// Requests with this method (`"PUT"`, ...) on `path`, e.g. status writes.
+    pub fn method_count(&self, method: &str, path: &str) -> usize {
+        self.shared.method_count(method, path)
     }
 
     /// Every request received, `/fake/` controls excluded.

@@ -66,6 +66,8 @@ struct State {
     bookmark_interval: Duration,
     /// (path, is_watch) → requests.
     counts: HashMap<(String, bool), usize>,
+    /// (method, path) → requests.
+    method_counts: HashMap<(String, String), usize>,
     total: usize,
     /// Bumped by drop_watches; a watch that sees a newer epoch closes its socket.
     watch_epoch: u64,
@@ -114,6 +116,7 @@ pub(crate) fn start(opts: Options) -> io::Result<Started> {
             hang: false,
             bookmark_interval: opts.bookmark_interval,
             counts: HashMap::new(),
+            method_counts: HashMap::new(),
             total: 0,
             watch_epoch: 0,
             watches: HashMap::new(),
@@ -349,6 +352,7 @@ fn handle(shared: &Shared, request: &Request, conn: &mut Conn) -> io::Result<Aft
     let is_watch = request.method == "GET" && request.query("watch").is_some_and(parse_bool);
     let mut state = shared.lock();
     *state.counts.entry((request.path.clone(), is_watch)).or_default() += 1;
+    *state.method_counts.entry((request.method.clone(), request.path.clone())).or_default() += 1;
     state.total += 1;
     shared.changed.notify_all();
     if state.hang {
@@ -558,7 +562,9 @@ impl Shared {
             },
             "counts" => {
                 let path = request.query("path").unwrap_or_default();
+                let method = |m: &str| self.method_count(m, path);
                 ok(json!({
+                    "methods": {"GET": method("GET"), "POST": method("POST"), "PUT": method("PUT"), "PATCH": method("PATCH"), "DELETE": method("DELETE")},
                     "requests": self.request_count(path, None),
                     "watches": self.request_count(path, Some(true)),
                     "lists": self.request_count(path, Some(false)),
@@ -681,6 +687,11 @@ impl Shared {
             Some(w) => count(w),
             None => count(true) + count(false),
         }
+    }
+
+    pub fn method_count(&self, method: &str, path: &str) -> usize {
+        let state = self.lock();
+        state.method_counts.get(&(method.to_string(), path.to_string())).copied().unwrap_or_default()
     }
 
     pub fn total_requests(&self) -> usize {

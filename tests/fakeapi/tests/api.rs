@@ -372,6 +372,8 @@ fn counts_requests_per_path_and_kind() {
     assert_eq!(api.list_count(INGRESSES), 2);
     assert_eq!(api.watch_count(INGRESSES), 1);
     assert_eq!(api.total_requests(), 4);
+    assert_eq!(api.method_count("GET", INGRESSES), 3);
+    assert_eq!(api.method_count("PUT", INGRESSES), 0);
     Client::new(&api).get("/fake/counts");
     assert_eq!(api.total_requests(), 4, "controls are not counted");
 }
@@ -395,6 +397,7 @@ fn http_controls_for_scripts() {
     assert!(api.get("networking.k8s.io/v1", "Ingress", "web", "s").is_some());
     let counts = client.get(&format!("/fake/counts?path={INGRESSES}")).json();
     assert_eq!(counts["result"]["requests"], 3);
+    assert_eq!(counts["result"]["methods"]["GET"], 3);
     assert_eq!(client.get("/fake/delete?apiVersion=networking.k8s.io/v1&kind=Ingress&namespace=web&name=s").status, 200);
     assert!(api.list("networking.k8s.io/v1", "Ingress").is_empty());
     assert_eq!(client.get("/fake/bookmark-interval?seconds=0.05").status, 200);
