@@ -17,7 +17,7 @@ use crossbeam_channel::Sender;
 
 pub use super::list::{api_path, API_RESOURCES};
 
-use super::backoff::{Backoff, XorShift, HEALTHY_AFTER};
+use super::backoff::{Backoff, XorShift, HEALTHY_AFTER, MAXIMUM};
 use super::client::ApiClient;
 use super::list::{ListAccumulator, ListProgress};
 use super::metrics::WatchMetrics;
@@ -61,7 +61,11 @@ enum WatchEnd {
     Closed { events: u64 },
     /// 410: the resourceVersion is too old.
     Expired(String),
+    /// The request failed: the API may be unreachable.
     Failed(Error),
+    /// An open stream broke (reset, read timeout, server restart): the API
+    /// was reachable moments ago, so this does not mark it unreachable.
+    Broken(Error),
     /// Stopped, or the cache is gone: the thread ends.
     Finished,
 }
@@ -85,9 +89,11 @@ impl Watcher {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Sleeps for the next backoff delay; false when stopped meanwhile.
-    fn back_off(&mut self) -> bool {
-        let deadline = Instant::now() + self.backoff.next_delay();
+    /// Sleeps for the next backoff delay, or longer when the server asked for
+    /// it with Retry-After (capped like any delay); false when stopped meanwhile.
+    fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
+        let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
+        let deadline = Instant::now() + delay;
         while !self.stopped() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -102,6 +108,11 @@ impl Watcher {
         self.metrics.count_api_error(self.kind);
         self.metrics.set_api_reachable(error.server_answered());
         log::warn!("{}: {what} failed: {error}", self.name());
+    }
+
+    fn record_broken_stream(&self, error: &Error) {
+        self.metrics.count_api_error(self.kind);
+        log::warn!("{}: watch stream broke: {error}", self.name());
     }
 
     fn run(mut self) {
@@ -141,7 +152,7 @@ impl Watcher {
                     WatchEnd::Closed { events } if events == 0 && lasted < QUICK_END => {
                         self.metrics.count_api_error(self.kind);
                         log::warn!("{}: watch ended at once without events; backing off", self.name());
-                        if !self.back_off() {
+                        if !self.back_off(None) {
                             return;
                         }
                     }
@@ -150,7 +161,13 @@ impl Watcher {
                     }
                     WatchEnd::Failed(error) => {
                         self.record_failure("watch", &error);
-                        if !self.back_off() {
+                        if !self.back_off(error.retry_after()) {
+                            return;
+                        }
+                    }
+                    WatchEnd::Broken(error) => {
+                        self.record_broken_stream(&error);
+                        if !self.back_off(None) {
                             return;
                         }
                     }
@@ -173,7 +190,7 @@ impl Watcher {
                 }
                 Err(error) => {
                     self.record_failure("list", &error);
-                    if !self.back_off() {
+                    if !self.back_off(error.retry_after()) {
                         return None;
                     }
                 }
@@ -225,7 +242,7 @@ impl Watcher {
             let line = match stream.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return WatchEnd::Closed { events },
-                Err(error) => return WatchEnd::Failed(error),
+                Err(error) => return WatchEnd::Broken(error),
             };
             let event = match decode_event(self.kind, &line) {
                 Ok(event) => event,
@@ -251,7 +268,8 @@ impl Watcher {
                 }
                 WatchEvent::Error(status) if status.code == 410 => return WatchEnd::Expired(status.message),
                 WatchEvent::Error(status) => {
-                    return WatchEnd::Failed(Error::Http { status: status.code, message: status.message })
+                    let error = Error::Http { status: status.code, message: status.message, retry_after: None };
+                    return WatchEnd::Failed(error);
                 }
             };
             if self.tx.send(to_cache).is_err() {
