@@ -137,6 +137,9 @@ impl Harness {
 }
 
 fn echo(mut request: tiny_http::Request) {
+    if request.headers().iter().any(|h| h.field.equiv("upgrade")) {
+        return tunnel(request);
+    }
     let mut body = Vec::new();
     if request.as_reader().read_to_end(&mut body).is_err() {
         return;
@@ -150,6 +153,37 @@ fn echo(mut request: tiny_http::Request) {
         response.add_header(header);
     }
     let _ = request.respond(response);
+}
+
+/// An upgraded connection: the server speaks first ("hello\n") while its
+/// reader half is already waiting, then answers each line with "echo:" + line.
+fn tunnel(request: tiny_http::Request) {
+    let (reader, mut writer) = request.into_raw();
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut line = String::new();
+        // Raw reads time out after the idle timeout; a test's client is never that slow.
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            if lines.send(std::mem::take(&mut line)).is_err() {
+                return;
+            }
+        }
+    });
+    let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    if writer.write_all(head).and_then(|()| writer.flush()).is_err() {
+        return;
+    }
+    // Give the reader half time to block in a read before the writer needs the stream.
+    thread::sleep(Duration::from_millis(100));
+    if writer.write_all(b"hello\n").and_then(|()| writer.flush()).is_err() {
+        return;
+    }
+    while let Ok(line) = received.recv_timeout(PATIENCE) {
+        if writer.write_all(format!("echo:{line}").as_bytes()).and_then(|()| writer.flush()).is_err() {
+            return;
+        }
+    }
 }
 
 fn snapshot(secrets: &[&Arc<Secret>]) -> Snapshot {
@@ -435,5 +469,37 @@ fn large_bodies_over_one_keep_alive_connection() {
         assert_eq!(response.header("x-path"), Some(format!("/upload/{round}").as_str()));
         assert_eq!(response.header("x-secure"), Some("true"));
         assert!(response.body == body, "round {round}: body differs");
+    }
+}
+
+#[test]
+fn an_upgraded_connection_relays_both_ways_over_tls() {
+    let harness = Harness::start(PATIENCE);
+    let ca = Ca::new();
+    let a = ca.issue(&["ws.example.com"]);
+    let ia = ingress("web", "ws", &[(&["ws.example.com"], "ws-tls")]);
+    harness.publish(snapshot(&[&secret("web", "ws-tls", &a.cert_pem, &a.key_pem)]), &[&ia], None);
+
+    let mut tls = BufReader::new(connect(harness.addr, Some("ws.example.com"), any_client()).expect("handshake"));
+    let head = "GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    tls.get_mut().write_all(head.as_bytes()).expect("write head");
+    tls.get_mut().flush().expect("flush");
+    let mut line = String::new();
+    tls.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
+    while line != "\r\n" {
+        line.clear();
+        tls.read_line(&mut line).expect("header line");
+    }
+    // The server writes while its reader half waits for us: the halves do not block each other.
+    line.clear();
+    tls.read_line(&mut line).expect("server speaks first");
+    assert_eq!(line, "hello\n");
+    for message in ["ping\n", "second message\n"] {
+        tls.get_mut().write_all(message.as_bytes()).expect("send");
+        tls.get_mut().flush().expect("flush");
+        line.clear();
+        tls.read_line(&mut line).expect("echo");
+        assert_eq!(line, format!("echo:{message}"));
     }
 }
