@@ -7,7 +7,6 @@
 //! rejected Secret is logged and counted once per version, not once per
 //! compile.
 
-use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -21,6 +20,7 @@ use rustls::sign::CertifiedKey;
 use super::{base64, der, Error, SECRET_ERRORS};
 use crate::cache::Snapshot;
 use crate::kube::objects::{Ingress, ObjectKey, Secret};
+use crate::routes::normalize_host;
 
 /// One served certificate, as metrics and the route inspector see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,8 @@ impl CertSet {
     /// deep, then the default certificate. `None` fails the handshake.
     pub fn resolve(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let by_name = server_name.map(normalize_host).and_then(|name| {
-            self.exact.get(name.as_ref()).or_else(|| {
+            // A handshake costs far more than this allocation.
+            self.exact.get(&name).or_else(|| {
                 let (_, parent) = name.split_once('.')?;
                 self.wildcard.get(parent)
             })
@@ -162,16 +163,6 @@ impl CertSet {
     }
 }
 
-/// Lower-case, no trailing dot: how SNI names and Ingress hosts compare.
-fn normalize_host(host: &str) -> Cow<'_, str> {
-    let host = host.trim().trim_end_matches('.');
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
-}
-
 /// Host pattern → the Secret that serves it, by the oldest-Ingress-wins rule.
 fn claim_hosts<'a>(served: &[&'a Ingress]) -> BTreeMap<String, Claim<'a>> {
     let mut claims: BTreeMap<String, Claim<'a>> = BTreeMap::new();
@@ -192,7 +183,7 @@ fn claim_hosts<'a>(served: &[&'a Ingress]) -> BTreeMap<String, Claim<'a>> {
                 if pattern.is_empty() {
                     continue;
                 }
-                match claims.entry(pattern.into_owned()) {
+                match claims.entry(pattern) {
                     Entry::Vacant(slot) => {
                         slot.insert(Claim { age, secret: secret.clone() });
                     }
