@@ -539,6 +539,22 @@ F05fe82Kx5mO/KFhw62MWYA=
     }
 
     #[test]
+    fn metrics_show_seconds_until_expiry_per_host() {
+        let shop = issue(&["shop.example.com"]);
+        let s = secret("web", "shop-tls", &shop.cert_pem, &shop.key_pem);
+        let ing = ingress("web", "site", "2024-01-01T00:00:00Z", &[(&["shop.example.com"], "shop-tls")], &[]);
+        let default_key = s.metadata.key();
+        let set = CertSet::compile(&snapshot(&[&s]), &[&ing], Some(&default_key), &CertSet::default());
+        let not_after = der::not_after(&shop.leaf_der).expect("not after");
+        let mut text = String::new();
+        crate::tls::write_metrics(&set, not_after - 3_600, &mut text);
+        assert!(text.contains("ingressd_tls_certificate_expiry_seconds{host=\"shop.example.com\",secret=\"web/shop-tls\"} 3600\n"), "{text}");
+        assert!(text.contains("ingressd_tls_certificate_expiry_seconds{host=\"\",secret=\"web/shop-tls\"} 3600\n"), "{text}");
+        assert!(text.contains("# TYPE ingressd_tls_secret_errors_total counter\ningressd_tls_secret_errors_total "), "{text}");
+        assert!(!text.contains("PRIVATE"), "no key material in metrics");
+    }
+
+    #[test]
     fn tls_entry_without_hosts_covers_the_rule_hosts() {
         let cert = issue(&["a.example.com", "b.example.com"]);
         let s = secret("ns", "both", &cert.cert_pem, &cert.key_pem);

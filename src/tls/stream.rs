@@ -132,12 +132,16 @@ impl TlsStream {
             }
             Err(error) => {
                 self.state = State::Failed;
-                Err(match error.kind() {
+                let error = match error.kind() {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                         io::Error::new(io::ErrorKind::TimedOut, "TLS handshake deadline passed")
                     }
                     _ => error,
-                })
+                };
+                // Debug: scanners and health probes fail handshakes all day.
+                let peer = self.peer.map_or_else(|| "an unknown peer".to_string(), |peer| peer.to_string());
+                log::debug!("tls: handshake with {peer} failed: {error}");
+                Err(error)
             }
         }
     }
