@@ -586,12 +586,14 @@ F05fe82Kx5mO/KFhw62MWYA=
     }
 
     #[test]
-    fn rotation_deletion_and_rejection_follow_the_secret() {
+    fn creation_rotation_deletion_and_rejection_follow_the_secret() {
         let first = issue(&["r.example.com"]);
         let second = issue(&["r.example.com"]);
         let ing = ingress("ns", "i", "2024-01-01T00:00:00Z", &[(&["r.example.com"], "r")], &[]);
+        let before = CertSet::compile(&snapshot(&[]), &[&ing], None, &CertSet::default());
+        assert_eq!(leaf(&before, Some("r.example.com")), None, "the Secret does not exist yet");
         let v1 = secret("ns", "r", &first.cert_pem, &first.key_pem);
-        let set1 = CertSet::compile(&snapshot(&[&v1]), &[&ing], None, &CertSet::default());
+        let set1 = CertSet::compile(&snapshot(&[&v1]), &[&ing], None, &before);
         assert_eq!(leaf(&set1, Some("r.example.com")), Some(first.leaf_der.clone()));
 
         // Unchanged data (even in a new object) is not parsed again.
