@@ -397,3 +397,52 @@ fn the_example_app_is_served_by_the_ingressd_class() {
     let selector = service.value.at(&["spec", "selector"]).expect("service selector");
     assert_eq!(deployment.value.at(&["spec", "template", "metadata", "labels"]), Some(selector));
 }
+
+/// The demo and smoke scripts start the fake API server with these objects;
+/// they must decode as ingressd decodes them and hang together, or the demo
+/// fails for a reason that has nothing to do with ingressd.
+#[test]
+fn the_demo_objects_decode_and_refer_to_each_other() {
+    use ingressd::kube::objects::{EndpointSlice, Ingress, IngressClass, Service};
+
+    let text = std::fs::read_to_string(manifests_dir().join("examples/demo-objects.json")).expect("demo-objects.json");
+    let list: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(list["kind"], "List");
+    let items = list["items"].as_array().expect("items");
+    let of_kind = |kind: &'static str| items.iter().filter(move |i| i["kind"] == kind).cloned();
+    let classes: Vec<IngressClass> = of_kind("IngressClass").map(|v| serde_json::from_value(v).expect("IngressClass")).collect();
+    let services: Vec<Service> = of_kind("Service").map(|v| serde_json::from_value(v).expect("Service")).collect();
+    let slices: Vec<EndpointSlice> = of_kind("EndpointSlice").map(|v| serde_json::from_value(v).expect("EndpointSlice")).collect();
+    let ingresses: Vec<Ingress> = of_kind("Ingress").map(|v| serde_json::from_value(v).expect("Ingress")).collect();
+    assert_eq!(classes.len(), 1);
+    assert_eq!(classes[0].spec.controller.as_deref(), Some("ingressd.io/ingress-controller"));
+    assert!(ingresses.len() >= 2, "the demo needs a host/path Ingress and a wildcard one");
+    for ingress in &ingresses {
+        assert_eq!(ingress.spec.ingress_class_name.as_deref(), Some(classes[0].metadata.name.as_str()));
+        for path in ingress.spec.rules.iter().filter_map(|r| r.http.as_ref()).flat_map(|h| &h.paths) {
+            let backend = path.backend.service.as_ref().expect("service backend");
+            let service = services
+                .iter()
+                .find(|s| s.metadata.name == backend.name && s.metadata.namespace == ingress.metadata.namespace)
+                .unwrap_or_else(|| panic!("Ingress {} names a missing Service {}", ingress.metadata.name, backend.name));
+            assert!(
+                service.spec.ports.iter().any(|p| Some(p.port) == backend.port.number || p.name == backend.port.name),
+                "Service {} has no port {:?}",
+                service.metadata.name,
+                backend.port
+            );
+        }
+    }
+    for service in &services {
+        let slice = slices
+            .iter()
+            .find(|s| s.service_name() == Some(service.metadata.name.as_str()))
+            .unwrap_or_else(|| panic!("Service {} has no EndpointSlice", service.metadata.name));
+        assert_eq!(slice.address_type, "IPv4");
+        assert!(slice.endpoints.iter().all(|e| e.addresses.iter().all(|a| a.parse::<std::net::Ipv4Addr>().is_ok())), "endpoints must be IPs");
+        let names: Vec<Option<&str>> = service.spec.ports.iter().map(|p| p.name.as_deref()).collect();
+        assert!(slice.ports.iter().all(|p| names.contains(&p.name.as_deref())), "slice port names must match the Service's");
+    }
+    assert!(ingresses.iter().any(|i| i.spec.rules.iter().any(|r| r.host.as_deref().is_some_and(|h| h.starts_with("*.")))));
+    assert!(ingresses.iter().any(|i| i.spec.tls.iter().any(|t| t.secret_name.as_deref() == Some("demo-tls"))));
+}
