@@ -158,6 +158,6 @@ struct TlsMetrics(Arc<Current>);
 impl MetricsSource for TlsMetrics {
     fn render(&self, out: &mut String) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        admin::render_tls_metrics(&self.0.load().certs, now, out);
+        tls::write_metrics(&self.0.load().certs, now, out);
     }
 }
