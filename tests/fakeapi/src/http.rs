@@ -393,6 +393,33 @@ mod tests {
     }
 
     #[test]
+    fn mutated_requests_never_panic() {
+        let seed = b"PUT /apis/x/v1/namespaces/a/b/c?watch=1&x=%41 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 2\r\n\r\nxy";
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..5000 {
+            let mut bytes = seed.to_vec();
+            for _ in 0..(next() % 6 + 1) {
+                let at = (next() as usize) % bytes.len();
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, b"\r\n:%0 ;"[(next() % 7) as usize]),
+                }
+            }
+            let mut reader = io::BufReader::new(&bytes[..]);
+            while read_request(&mut reader, |_| Ok(())).is_ok() {}
+        }
+    }
+
+    #[test]
     fn frames_responses() {
         let mut out = Vec::new();
         write_response(&mut out, 429, &[("Retry-After", "1")], "application/json", b"{}", true).unwrap();
