@@ -295,7 +295,12 @@ fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, tls: Option<Arc<ServerC
 
 fn serve_requests(shared: &Shared, conn: &mut Conn) {
     loop {
-        let request = match http::read_request(conn) {
+        let read = http::read_request(conn, |conn| {
+            let stream = conn.get_mut();
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            stream.flush()
+        });
+        let request = match read {
             Ok(request) => request,
             Err(ReadError::Closed) => return,
             Err(ReadError::Io(e)) => {
@@ -769,7 +774,8 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
             text => Start::After(text.parse().map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {text:?}")))?),
         };
         let timeout = match request.query("timeoutSeconds") {
-            None | Some("") => DEFAULT_WATCH_TIMEOUT,
+            // 0 means "the server's default", as upstream.
+            None | Some("") | Some("0") => DEFAULT_WATCH_TIMEOUT,
             Some(text) => Duration::from_secs(text.parse().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {text:?}")))?),
         };
         Ok((start, timeout, selectors(request)?))

@@ -436,6 +436,12 @@ fn keep_alive_and_malformed_requests() {
     for _ in 0..3 {
         assert_eq!(conn.request("GET", INGRESSES, None).unwrap().status, 200);
     }
+    let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big", "namespace": "web"}, "spec": {"pad": "x".repeat(2000)}}).to_string();
+    conn.send_raw(format!("POST /api/v1/namespaces/web/pods HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes()).unwrap();
+    let (interim, _) = conn.read_head().unwrap();
+    assert_eq!(interim, 100, "curl waits for 100 Continue before a large body");
+    conn.send_raw(body.as_bytes()).unwrap();
+    assert_eq!(conn.read_response().unwrap().status, 201);
     conn.send_raw(b"GET /api/v1/pods HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
     let rejected = conn.read_response().unwrap();
     assert_eq!(rejected.status, 400);
