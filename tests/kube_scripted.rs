@@ -230,3 +230,38 @@ fn watch_target(target: &str, resource_version: &str) -> String {
         _ => format!("{prefix}<300..600>"),
     }
 }
+
+#[test]
+fn a_version_that_expires_at_once_does_not_relist_in_a_tight_loop() {
+    let expired = r#"{"kind":"Status","message":"too old resource version","reason":"Expired","code":410}"#;
+    let server = ScriptedServer::start(vec![
+        list("7", "", &[svc("a", "5")]),
+        Reply::Json(410, expired.into()),
+        list("8", "", &[svc("a", "5")]),
+    ]);
+    let dir = std::env::temp_dir().join(format!("ingressd-kube-scripted-expiring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let client = Arc::new(ApiClient::new(&server.url, &dir.join("missing-ca"), &dir.join("missing-token")).expect("client"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let metrics = Arc::new(WatchMetrics::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = spawn(Kind::Service, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop));
+
+    assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
+    assert!(server.wait_for_requests(2, Duration::from_secs(5)));
+    let expired_at = Instant::now();
+    assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
+    assert!(expired_at.elapsed() >= Duration::from_millis(400), "relisted without backing off");
+    stop.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !watcher.is_finished() {
+        assert!(Instant::now() < deadline, "watcher ignores stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let requests = server.requests();
+    assert!(requests[1].0.starts_with("/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=7&"));
+    assert_eq!(requests[2].0, "/api/v1/services?limit=500");
+    assert!(requests.iter().all(|(_, auth)| auth.is_none()), "no token file, no Authorization header");
+    assert_eq!(metrics.relists(Kind::Service), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
