@@ -396,3 +396,49 @@ fn large_lists_are_paged_and_delivered_as_one_replace() {
     assert_eq!(h.api().list_count(&api_path(Kind::Service, None)), 3, "pages of 500");
     assert_eq!(h.metrics.list_requests(Kind::Service), 3);
 }
+
+#[test]
+fn no_server_at_start_backs_off_until_it_appears() {
+    let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
+    // A free port with nothing listening: connections are refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let ca = fakeapi::certs::Ca::new("ingressd test CA");
+    let dir = temp_dir("late-server");
+    std::fs::write(dir.join("ca.crt"), ca.cert_pem()).expect("write CA");
+    std::fs::write(dir.join("token"), TOKEN).expect("write token");
+    let client = Arc::new(ApiClient::new(&format!("https://{addr}"), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let metrics = Arc::new(WatchMetrics::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop));
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metrics.api_errors(Kind::IngressClass) < 2 {
+        assert!(Instant::now() < deadline, "refused connections not retried");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(metrics.api_reachable(), Some(false));
+    assert!(rx.try_recv().is_err());
+
+    let api = FakeApi::start(Options {
+        addr,
+        ca: Some(ca),
+        tokens: vec![TOKEN.to_string()],
+        objects: initial_objects(),
+        ..Default::default()
+    })
+    .expect("fake API starts on the same port");
+    match rx.recv_timeout(Duration::from_secs(8)) {
+        Ok(Event::Replace(Kind::IngressClass, objects)) => assert_eq!(keys(&objects), BTreeSet::from(["ingressd".to_string()])),
+        other => panic!("no sync after the server appeared: {other:?}"),
+    }
+    assert_eq!(metrics.api_reachable(), Some(true));
+    stop.store(true, Ordering::Relaxed);
+    drop(api);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !watcher.is_finished() {
+        assert!(Instant::now() < deadline, "watcher ignores stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

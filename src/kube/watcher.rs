@@ -197,6 +197,7 @@ impl Watcher {
                     self.metrics.mark_fresh(self.kind);
                     return Some(listed);
                 }
+                Err(_) if self.stopped() => return None,
                 Err(error) => {
                     self.record_failure("list", &error);
                     if !self.back_off(error.retry_after()) {
@@ -228,7 +229,7 @@ impl Watcher {
                 Err(error) => return Err(error),
             }
             if self.stopped() {
-                return Err(Error::Transport("stopped during list".into()));
+                return Err(Error::Transport("stopped during the list".into()));
             }
         }
     }
