@@ -5,16 +5,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{get, ingress, service_for, wait_until, Api, Backend, Ingressd};
+use common::{get, wait_until, Api, Backend, Ingressd};
 
 #[test]
 fn an_in_flight_slow_request_completes_during_a_drain() {
     let api = Api::start();
     let slow = Backend::start_with_delay("slow", Duration::from_millis(1500));
-    for object in service_for("web", "slow", slow.addr) {
-        api.fake.create(object);
-    }
-    api.fake.create(ingress("web", "site", &[("slow.example.com", "/", "slow")]));
+    api.serve_one_site("slow.example.com", "slow", &slow);
     let mut ingressd = Ingressd::start(&api, &["--shutdown-delay", "0.3", "--shutdown-grace", "10"]);
     assert!(ingressd.wait_ready(Duration::from_secs(10)));
 
@@ -41,10 +38,7 @@ fn an_in_flight_slow_request_completes_during_a_drain() {
 fn new_connections_are_still_served_during_the_shutdown_delay() {
     let api = Api::start();
     let backend = Backend::start("blue");
-    for object in service_for("web", "blue", backend.addr) {
-        api.fake.create(object);
-    }
-    api.fake.create(ingress("web", "site", &[("shop.example.com", "/", "blue")]));
+    api.serve_one_site("shop.example.com", "blue", &backend);
     let mut ingressd = Ingressd::start(&api, &["--shutdown-delay", "2", "--shutdown-grace", "5"]);
     assert!(ingressd.wait_ready(Duration::from_secs(10)));
     ingressd.signal("INT");
