@@ -122,7 +122,6 @@ fn upgrade_to_a_dead_backend_is_502() {
 }
 
 #[test]
-#[ignore = "the client side closes only once the relay's blocked client read returns: needs tiny_http socket read timeouts (branch tinyhttp)"]
 fn an_idle_tunnel_is_closed() {
     let (port, _) = upgrade_backend(SWITCH);
     let config = ProxyConfig { websocket_idle_timeout: Duration::from_millis(300), ..test_config() };
