@@ -172,7 +172,7 @@ impl Read for ClientBody<'_> {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before the whole body arrived"));
         }
         self.received += read as u64;
-        self.finished = read == 0;
+        self.finished = read == 0 || self.declared.is_some_and(|declared| self.received >= declared);
         if self.limit > 0 && self.received > self.limit {
             self.failure = Some(BodyFailure::TooLarge);
             return Err(io::Error::other("request body exceeds --max-body-size"));
