@@ -154,3 +154,14 @@ fn into_raw_splits_an_external_stream_into_concurrent_halves() {
     spawn_workers(&server, 2, upgrade_and_echo);
     check_upgrade(external_front(&server));
 }
+
+#[test]
+fn built_in_tls_is_refused_in_favour_of_serve_stream() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = tiny_http::SslConfig {
+        certificate: Vec::new(),
+        private_key: Vec::new(),
+    };
+    let error = tiny_http::Server::from_listener(listener, Some(config)).err();
+    assert!(error.is_some_and(|e| e.to_string().contains("serve_stream")));
+}

@@ -3,7 +3,6 @@
 mod tiny_http_common;
 
 use std::io::Write;
-use std::thread;
 
 use tiny_http::Limits;
 use tiny_http_common::*;
@@ -17,19 +16,9 @@ fn small_limits() -> Limits {
     }
 }
 
-/// Sends `request` from another thread (the server may stop reading and close early) and
-/// returns the status and whether the connection was then closed.
 fn status_and_close(addr: std::net::SocketAddr, request: Vec<u8>) -> (u16, bool) {
-    let mut client = connect(addr);
-    let mut writer = client.try_clone().unwrap();
-    let sending = thread::spawn(move || {
-        let _ = writer.write_all(&request);
-    });
-    let status = read_head(&mut client).map(|head| status_of(&head)).unwrap_or(0);
-    let closed = closed_by_peer(&mut client);
-    drop(client);
-    sending.join().unwrap();
-    (status, closed)
+    let (head, closed) = head_and_close(addr, request);
+    (status_of(&head), closed)
 }
 
 #[test]

@@ -96,6 +96,21 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<(String, Vec<u8>
     read_response(&mut stream)
 }
 
+/// Sends `request` from another thread (the server may stop reading and close early);
+/// returns the response head ("" when none came) and whether the connection was then closed.
+pub fn head_and_close(addr: SocketAddr, request: Vec<u8>) -> (String, bool) {
+    let mut client = connect(addr);
+    let mut writer = client.try_clone().unwrap();
+    let sending = thread::spawn(move || {
+        let _ = writer.write_all(&request);
+    });
+    let head = read_head(&mut client).unwrap_or_default();
+    let closed = closed_by_peer(&mut client);
+    drop(client);
+    sending.join().unwrap();
+    (head, closed)
+}
+
 /// True once the peer closed: read returns EOF or a reset within `PATIENCE`.
 pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
     stream.set_read_timeout(Some(PATIENCE)).unwrap();

@@ -4,12 +4,11 @@ use std::io::Error as IoError;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method, StatusCode};
+use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::RefinedTcpStream;
@@ -63,12 +62,12 @@ pub struct ClientConnection {
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
+    /// The head cannot be served: answered with this status and `Connection: close`, because
+    /// where the next request would start is unknown (400 malformed, 431 too large, 501
+    /// unsupported transfer coding, 505 unsupported HTTP version).
+    Rejected(StatusCode),
     /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    /// A head line longer than `Limits::max_header_line` or more than `Limits::max_headers`.
-    HeadTooLarge,
+    ExpectationFailed,
     ReadIoError(IoError),
 }
 
@@ -139,21 +138,23 @@ impl ClientConnection {
                 )));
             }
 
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf).map_err(|_| {
-                    ReadError::ReadIoError(IoError::new(
-                        ErrorKind::InvalidInput,
-                        "Header is not in ASCII",
-                    ))
-                });
+            // A bare LF ends a line too; a CR anywhere else is malformed.
+            if byte == b'\n' {
+                if prev_byte_was_cr {
+                    buf.pop();
+                }
+                if buf.contains(&b'\r') {
+                    return Err(ReadError::Rejected(StatusCode(400)));
+                }
+                return AsciiString::from_ascii(buf)
+                    .map_err(|_| ReadError::Rejected(StatusCode(400)));
             }
 
             prev_byte_was_cr = byte == b'\r';
 
             // +1: the line's '\r' is still in the buffer.
             if buf.len() >= self.limits.max_header_line + 1 {
-                return Err(ReadError::HeadTooLarge);
+                return Err(ReadError::Rejected(StatusCode(431)));
             }
             buf.push(byte);
         }
@@ -193,13 +194,9 @@ impl ClientConnection {
                         break;
                     };
                     if headers.len() == self.limits.max_headers {
-                        return Err(ReadError::HeadTooLarge);
+                        return Err(ReadError::Rejected(StatusCode(431)));
                     }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
+                    headers.push(parse_header_line(&line)?);
                 }
 
                 headers
@@ -235,9 +232,8 @@ impl ClientConnection {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
-                }
+                request::RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
+                request::RequestCreationError::BadFraming(status) => ReadError::Rejected(status),
             }
         })?;
 
@@ -270,8 +266,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::Response;
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
@@ -280,22 +274,9 @@ impl Iterator for ClientConnection {
 
         loop {
             let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                Err(ReadError::Rejected(status)) => {
+                    self.reject(status);
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
@@ -306,15 +287,8 @@ impl Iterator for ClientConnection {
                     return None; // closing the connection
                 }
 
-                Err(ReadError::HeadTooLarge) => {
-                    self.reject(StatusCode(431));
-                    return None;
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                Err(ReadError::ExpectationFailed) => {
+                    self.reject(StatusCode(417));
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -322,19 +296,6 @@ impl Iterator for ClientConnection {
 
                 Ok(rq) => rq,
             };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
-            }
 
             // updating the status of the connection
             let connection_header = rq
@@ -363,32 +324,59 @@ impl Iterator for ClientConnection {
     }
 }
 
-/// Parses a "HTTP/1.1" string.
+/// Parses a "HTTP/1.1" string: 1.0 and 1.1 are served, other well-formed versions get 505.
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
-
-    Ok(HTTPVersion(major, minor))
+    match version {
+        "HTTP/1.0" => Ok(HTTPVersion(1, 0)),
+        "HTTP/1.1" => Ok(HTTPVersion(1, 1)),
+        _ => {
+            let number = version.strip_prefix("HTTP/").unwrap_or("");
+            let well_formed = match number.split_once('.') {
+                Some((major, minor)) => is_one_digit(major) && is_one_digit(minor),
+                None => is_one_digit(number),
+            };
+            Err(ReadError::Rejected(StatusCode(if well_formed {
+                505
+            } else {
+                400
+            })))
+        }
+    }
 }
 
-/// Parses the request line of the request.
+fn is_one_digit(text: &str) -> bool {
+    text.len() == 1 && text.as_bytes()[0].is_ascii_digit()
+}
+
+/// Parses the request line of the request: exactly `METHOD SP target SP version`.
 /// eg. GET / HTTP/1.1
 fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+    let bad_request = || ReadError::Rejected(StatusCode(400));
     let mut parts = line.split(' ');
+    let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(path), Some(version), None) if !method.is_empty() && !path.is_empty() => {
+            (method, path, version)
+        }
+        _ => return Err(bad_request()),
+    };
+    let version = parse_http_version(version)?;
+    let method = method.parse().map_err(|_| bad_request())?;
+    Ok((method, path.to_owned(), version))
+}
 
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+/// Parses one header line; folded lines, empty names and control characters are malformed.
+fn parse_header_line(line: &AsciiString) -> Result<Header, ReadError> {
+    let bad_request = || ReadError::Rejected(StatusCode(400));
+    let text = line.as_str();
+    if text.starts_with([' ', '\t']) {
+        return Err(bad_request());
+    }
+    let header: Header = text.trim_end().parse().map_err(|_| bad_request())?;
+    let is_control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
+    if header.field.as_str().is_empty() || header.value.as_bytes().iter().any(is_control) {
+        return Err(bad_request());
+    }
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -91,9 +91,6 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
-
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
@@ -126,7 +123,6 @@ mod connection;
 mod external;
 mod request;
 mod response;
-mod ssl;
 mod test;
 mod util;
 
@@ -231,11 +227,12 @@ pub struct ServerConfig {
     /// The addresses to try to listen to.
     pub addr: ConfigListenAddr,
 
-    /// If `Some`, then the server will use SSL to encode the communications.
+    /// Must be `None`: built-in TLS was removed from this copy; feed TLS sessions through
+    /// `Server::serve_stream` instead.
     pub ssl: Option<SslConfig>,
 }
 
-/// Configuration of the server for SSL.
+/// Configuration of the server for SSL (kept for API compatibility; always refused).
 #[derive(Debug, Clone)]
 pub struct SslConfig {
     /// Contains the public certificate to send to clients.
@@ -254,22 +251,6 @@ impl Server {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
             ssl: None,
-        })
-    }
-
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
         })
     }
 
@@ -299,7 +280,10 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), ssl_config, Limits::default())
+        if ssl_config.is_some() {
+            return Err("this tiny_http has no built-in TLS: use Server::serve_stream".into());
+        }
+        Self::start(listener.into(), Limits::default())
     }
 
     /// Builds a server on a listener accepted elsewhere, with explicit limits.
@@ -307,12 +291,11 @@ impl Server {
         listener: std::net::TcpListener,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), None, limits)
+        Self::start(listener.into(), limits)
     }
 
     fn start(
         listener: Listener,
-        ssl_config: Option<SslConfig>,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the TcpListener
@@ -320,30 +303,6 @@ impl Server {
             let local_addr = listener.local_addr()?;
             log::debug!("Server listening on {}", local_addr);
             (listener, local_addr)
-        };
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
         };
 
         let shared = Arc::new(Shared {
@@ -388,20 +347,6 @@ impl Server {
                     log::warn!("cannot set up an accepted socket: {}", e);
                     continue;
                 }
-                let sock: util::refined_tcp_stream::Stream = match ssl {
-                    None => sock.into(),
-                    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                    Some(ref ssl) => {
-                        // trying to apply SSL over the connection
-                        // if an error occurs, we just close the socket and resume listening
-                        match ssl.accept(sock) {
-                            Ok(s) => s.into(),
-                            Err(_) => continue,
-                        }
-                    }
-                    #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                    Some(ref _ssl) => unreachable!(),
-                };
                 match RefinedTcpStream::new(sock, live, shared.read_policy()) {
                     Ok((read_closable, write_closable)) => shared.serve_client(
                         ClientConnection::new(write_closable, read_closable, shared.limits.clone()),

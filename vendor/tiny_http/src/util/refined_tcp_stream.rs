@@ -8,14 +8,10 @@ use std::time::{Duration, Instant};
 use crate::connection::Connection;
 use crate::external::SharedExternal;
 use crate::util::LiveConnection;
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
     Http(Connection),
     External(SharedExternal),
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    Https(SslStream),
 }
 
 impl Stream {
@@ -24,8 +20,6 @@ impl Stream {
         Ok(match self {
             Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone()?),
             Stream::External(external) => Stream::External(external.clone()),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
         })
     }
 }
@@ -47,8 +41,6 @@ impl Stream {
         match self {
             Stream::Http(_) => false,
             Stream::External(_) => true,
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(_) => true,
         }
     }
 
@@ -56,8 +48,6 @@ impl Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
             Stream::External(external) => Ok(external.peer_addr()),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
         }
     }
 
@@ -65,8 +55,6 @@ impl Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(Some(timeout)),
             Stream::External(external) => external.set_read_timeout(Some(timeout)),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(_) => Ok(()),
         }
     }
 
@@ -76,8 +64,6 @@ impl Stream {
             // A TLS session closes as a whole, and only once the write half is done.
             Stream::External(external) if how != Shutdown::Read => external.shutdown(),
             Stream::External(_) => Ok(()),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.shutdown(how),
         }
     }
 }
@@ -87,8 +73,6 @@ impl Read for Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.read(buf),
             Stream::External(external) => external.read(buf),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
     }
 }
@@ -98,8 +82,6 @@ impl Write for Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.write(buf),
             Stream::External(external) => external.write(buf),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
     }
 
@@ -107,8 +89,6 @@ impl Write for Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.flush(),
             Stream::External(external) => external.flush(),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.flush(),
         }
     }
 }
