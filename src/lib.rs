@@ -25,3 +25,4 @@ pub mod tls;
 pub mod admin;
 pub mod shutdown;
 pub mod access_log;
+pub mod status;

@@ -15,6 +15,7 @@ use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
+use ingressd::status::{self, StatusConfig};
 use ingressd::{access_log, shutdown, tls};
 
 fn main() -> ExitCode {
@@ -53,6 +54,7 @@ fn run(config: Config) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     shutdown::install();
 
+    let status_config = StatusConfig::from_config(&config, status::fallback_identity)?;
     let client = Arc::new(ApiClient::new(&config.apiserver, &config.ca_file, &config.token_file).map_err(|e| e.to_string())?);
     let current = Arc::new(Current::default());
     let cache_status = Arc::new(CacheStatus::default());
@@ -73,8 +75,21 @@ fn run(config: Config) -> Result<(), String> {
     }
     drop(events);
 
-    let sources: Vec<Arc<dyn MetricsSource>> = vec![watch_metrics, Arc::new(TlsMetrics(Arc::clone(&current)))];
-    let admin = Arc::new(Admin::new(Arc::clone(&current), cache_status, sources));
+    let mut sources: Vec<Arc<dyn MetricsSource>> = vec![watch_metrics, Arc::new(TlsMetrics(Arc::clone(&current)))];
+    match status_config {
+        Some(status_config) => {
+            let inputs = status::Inputs {
+                client: Arc::clone(&client),
+                current: Arc::clone(&current),
+                cache: Arc::clone(&cache_status),
+                route_config: route_config(&config),
+                stop: Arc::clone(&stop_watching),
+            };
+            sources.push(status::spawn(status_config, inputs)?);
+        }
+        None => log::info!("Ingress status publishing off: neither POD_NAMESPACE nor --publish-status-address is set"),
+    }
+    let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), sources));
     let admin_addr = admin::spawn(config.admin_addr, Arc::clone(&admin))?;
 
     let http = TcpListener::bind(config.http_addr).map_err(|e| format!("cannot listen on --http-addr {}: {e}", config.http_addr))?;
@@ -128,15 +143,19 @@ fn drain(config: &Config, admin: &Admin, server: &tiny_http::Server) {
     }
 }
 
-/// Compiles routes and certificates from each snapshot.
-fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
-    let route_config = RouteConfig {
+fn route_config(config: &Config) -> RouteConfig {
+    RouteConfig {
         ingress_class: config.ingress_class.clone(),
         controller_name: config.controller_name.clone(),
         watch_ingress_without_class: config.watch_ingress_without_class,
         default_backend_service: config.default_backend_service.clone(),
         upstream_mode: config.upstream_mode,
-    };
+    }
+}
+
+/// Compiles routes and certificates from each snapshot.
+fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
+    let route_config = route_config(config);
     let default_cert = config.default_ssl_certificate.clone();
     Box::new(move |snapshot, previous: &Generation| {
         for kind in Kind::ALL {

@@ -88,6 +88,7 @@ fn ingress(namespace: &str, name: &str, tls: &[(&[&str], &str)]) -> Ingress {
                 .collect(),
             ..IngressSpec::default()
         },
+        status: None,
     }
 }
 
