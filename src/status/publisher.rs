@@ -2,13 +2,15 @@
 //! Ingress with the cached one and writes the differences.
 //!
 //! It polls every [`TICK`], but only plans when an input changed: a new
-//! cache generation (compared by `Arc` pointer), a new address set, a new
+//! cache generation (compared by `Arc` pointer, holding the last one so its
+//! address cannot be reused by a newer one), a new address set, a new
 //! leadership term, or a retry due after a failed write.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cache::Generation;
 use crate::routes;
 
 use super::plan::{self, Memory};
@@ -20,11 +22,16 @@ const TICK: Duration = Duration::from_millis(500);
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
 /// The inputs a plan was made from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
-    generation: usize,
+    generation: Arc<Generation>,
     addresses: u64,
     term: u64,
+}
+
+impl PartialEq for Seen {
+    fn eq(&self, other: &Seen) -> bool {
+        Arc::ptr_eq(&self.generation, &other.generation) && self.addresses == other.addresses && self.term == other.term
+    }
 }
 
 pub(super) struct Publisher {
@@ -49,9 +56,9 @@ impl Publisher {
             }
             let generation = self.inputs.current.load();
             let (addresses_version, addresses) = self.state.addresses();
-            let now = Seen { generation: Arc::as_ptr(&generation) as usize, addresses: addresses_version, term: self.state.term() };
+            let now = Seen { generation: Arc::clone(&generation), addresses: addresses_version, term: self.state.term() };
             let retry_due = retry_at.is_some_and(|at| Instant::now() >= at);
-            if seen == Some(now) && !retry_due {
+            if seen.as_ref() == Some(&now) && !retry_due {
                 continue;
             }
             seen = Some(now);
