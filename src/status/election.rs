@@ -197,10 +197,13 @@ mod tests {
         }
     }
 
+    /// (case, Lease as read, expected (kind, holder, transitions, acquireTime kept)).
+    type DecisionCase = (&'static str, Option<Lease>, (&'static str, &'static str, i64, bool));
+
     #[test]
     fn decisions() {
         let timing = Timing::default();
-        let table: &[(&str, Option<Lease>, (&str, &str, i64, bool))] = &[
+        let table: &[DecisionCase] = &[
             ("absent: create", None, ("create", "me", 0, false)),
             ("ours: renew, keep acquireTime", Some(lease("me", Some(T0 - 20 * SECOND), 15, 3)), ("update", "me", 3, true)),
             ("other, live: follow", Some(lease("other", Some(T0 - 14 * SECOND), 15, 3)), ("follow", "other", -1, false)),

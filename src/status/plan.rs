@@ -131,11 +131,14 @@ mod tests {
         list.iter().map(|(n, a)| (n.to_string(), a.iter().map(|s| s.to_string()).collect())).collect()
     }
 
+    /// (case, Ingresses, served names, addresses, expected writes (name, addresses)).
+    type PlanCase<'a> = (&'a str, Vec<Ingress>, &'a [&'a str], &'a [&'a str], &'a [(&'a str, &'a [&'a str])]);
+
     #[test]
     fn served_ingresses_get_our_addresses_once() {
         let none = Memory::default();
         let ours = ["192.0.2.10"];
-        let table: &[(&str, Vec<Ingress>, &[&str], &[&str], &[(&str, &[&str])])] = &[
+        let table: &[PlanCase] = &[
             ("served, no status: set", vec![ingress("a", "1", &[])], &["a"], &ours, &[("a", &ours)]),
             ("served, already ours: skip", vec![ingress("a", "1", &ours)], &["a"], &ours, &[]),
             ("served, old addresses: replace", vec![ingress("a", "1", &["192.0.2.9"])], &["a"], &ours, &[("a", &ours)]),
