@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use crate::cache::{CacheStatus, Current};
 use crate::kube::metrics::WatchMetrics;
-use crate::tls::CertSet;
 
 /// Anything that contributes lines to `/metrics`.
 pub trait MetricsSource: Send + Sync {
@@ -51,6 +50,7 @@ impl Admin {
             "/readyz" if self.ready() => (200, TEXT, "ok\n".into()),
             "/readyz" => (503, TEXT, "waiting for the first list of every kind\n".into()),
             "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics()),
+            "/debug/routes" => (200, "application/json", crate::inspect::routes_json(&self.current.load()).to_string()),
             _ => (404, TEXT, "not found\n".into()),
         }
     }
@@ -94,35 +94,6 @@ impl MetricsSource for WatchMetrics {
     fn render(&self, out: &mut String) {
         WatchMetrics::render(self, out);
     }
-}
-
-/// Certificates in service and how long each stays valid; label values come
-/// from Secret names and Ingress hosts, never from client input.
-pub fn render_tls_metrics(certs: &CertSet, now_unix: i64, out: &mut String) {
-    let entries = certs.entries();
-    let _ = write!(
-        out,
-        "# HELP ingressd_tls_certificates Certificates in service.\n# TYPE ingressd_tls_certificates gauge\n\
-         ingressd_tls_certificates {}\n\
-         # HELP ingressd_tls_certificate_expiry_seconds Seconds until each served certificate expires.\n\
-         # TYPE ingressd_tls_certificate_expiry_seconds gauge\n",
-        entries.len()
-    );
-    for entry in entries {
-        let _ = writeln!(
-            out,
-            "ingressd_tls_certificate_expiry_seconds{{host=\"{}\",secret=\"{}\"}} {}",
-            entry.host.as_deref().unwrap_or("(default)"),
-            entry.secret,
-            entry.not_after - now_unix
-        );
-    }
-    let _ = write!(
-        out,
-        "# HELP ingressd_tls_secret_errors_total TLS Secret versions rejected (unparsable or mismatched key).\n\
-         # TYPE ingressd_tls_secret_errors_total counter\ningressd_tls_secret_errors_total {}\n",
-        crate::tls::secret_errors_total()
-    );
 }
 
 /// Serves the admin endpoints on two threads of their own.

@@ -25,4 +25,5 @@ pub mod tls;
 pub mod admin;
 pub mod shutdown;
 pub mod access_log;
+pub mod inspect;
 pub mod status;

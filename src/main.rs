@@ -16,10 +16,13 @@ use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
 use ingressd::status::{self, StatusConfig};
-use ingressd::{access_log, shutdown, tls};
+use ingressd::{access_log, inspect, shutdown, tls};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("routes") {
+        return inspect::main(&args[1..]);
+    }
     let env = |k: &str| std::env::var(k).ok();
     match Config::parse(args, &env) {
         Ok(Command::Help) => {
@@ -174,6 +177,6 @@ struct TlsMetrics(Arc<Current>);
 impl MetricsSource for TlsMetrics {
     fn render(&self, out: &mut String) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        admin::render_tls_metrics(&self.0.load().certs, now, out);
+        tls::write_metrics(&self.0.load().certs, now, out);
     }
 }

@@ -1,6 +1,8 @@
 //! HTTPS end to end on loopback: real TCP, real rustls clients, the patched
 //! tiny_http serving `tls::TlsStream`s, certificates made by the tests.
 
+mod tls_support;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,67 +13,8 @@ use std::time::{Duration, Instant};
 use ingressd::cache::{Current, Generation, Snapshot};
 use ingressd::kube::objects::{Ingress, IngressSpec, IngressTls, ObjectKey, ObjectMeta, Secret};
 use ingressd::tls::{self, CertSet};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{AlertDescription, ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
-
-/// Bound for anything that must happen; a hang fails as a timeout of this length.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-// ---- certificates and Secrets -------------------------------------------
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-struct Issued {
-    cert_pem: String,
-    key_pem: String,
-    leaf: Vec<u8>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let key = rcgen::KeyPair::generate().expect("ca key");
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, "ingressd test CA");
-        Ca { cert: params.self_signed(&key).expect("ca cert"), key }
-    }
-
-    /// A leaf for `hosts` with the CA in its chain.
-    fn issue(&self, hosts: &[&str]) -> Issued {
-        let key = rcgen::KeyPair::generate().expect("leaf key");
-        let mut params = rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>()).expect("params");
-        params.distinguished_name.push(rcgen::DnType::CommonName, hosts[0]);
-        let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf");
-        Issued { cert_pem: format!("{}{}", cert.pem(), self.cert.pem()), key_pem: key.serialize_pem(), leaf: cert.der().to_vec() }
-    }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let bits = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(bits >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
-}
-
-fn secret(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Arc<Secret> {
-    let mut secret = Secret {
-        metadata: ObjectMeta { namespace: namespace.into(), name: name.into(), ..ObjectMeta::default() },
-        type_: "kubernetes.io/tls".into(),
-        ..Secret::default()
-    };
-    secret.data.insert("tls.crt".into(), base64_encode(cert_pem.as_bytes()));
-    secret.data.insert("tls.key".into(), base64_encode(key_pem.as_bytes()));
-    Arc::new(secret)
-}
+use rustls::{AlertDescription, ClientConfig};
+use tls_support::*;
 
 fn ingress(namespace: &str, name: &str, tls: &[(&[&str], &str)]) -> Ingress {
     Ingress {
@@ -138,6 +81,9 @@ impl Harness {
 }
 
 fn echo(mut request: tiny_http::Request) {
+    if request.headers().iter().any(|h| h.field.equiv("upgrade")) {
+        return tunnel(request);
+    }
     let mut body = Vec::new();
     if request.as_reader().read_to_end(&mut body).is_err() {
         return;
@@ -153,124 +99,43 @@ fn echo(mut request: tiny_http::Request) {
     let _ = request.respond(response);
 }
 
+/// An upgraded connection: the server speaks first ("hello\n") while its
+/// reader half is already waiting, then answers each line with "echo:" + line.
+fn tunnel(request: tiny_http::Request) {
+    let (reader, mut writer) = request.into_raw();
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        let mut line = String::new();
+        // Raw reads time out after the idle timeout; a test's client is never that slow.
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            if lines.send(std::mem::take(&mut line)).is_err() {
+                return;
+            }
+        }
+    });
+    let head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    if writer.write_all(head).and_then(|()| writer.flush()).is_err() {
+        return;
+    }
+    // Give the reader half time to block in a read before the writer needs the stream.
+    thread::sleep(Duration::from_millis(100));
+    if writer.write_all(b"hello\n").and_then(|()| writer.flush()).is_err() {
+        return;
+    }
+    while let Ok(line) = received.recv_timeout(PATIENCE) {
+        if writer.write_all(format!("echo:{line}").as_bytes()).and_then(|()| writer.flush()).is_err() {
+            return;
+        }
+    }
+}
+
 fn snapshot(secrets: &[&Arc<Secret>]) -> Snapshot {
     let mut snapshot = Snapshot::default();
     for secret in secrets {
         snapshot.secrets.insert(secret.metadata.key(), Arc::clone(secret));
     }
     snapshot
-}
-
-// ---- the client -------------------------------------------------------------
-
-/// Checks handshake signatures but accepts any certificate: the tests look at
-/// which certificate was served, not at whether a browser would trust it.
-#[derive(Debug)]
-struct AnyCertificate(rustls::crypto::CryptoProvider);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn client_config(versions: &[&'static rustls::SupportedProtocolVersion], alpn: &[&[u8]]) -> Arc<ClientConfig> {
-    let mut config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(rustls::crypto::ring::default_provider())))
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
-}
-
-fn any_client() -> Arc<ClientConfig> {
-    client_config(rustls::DEFAULT_VERSIONS, &[b"http/1.1"])
-}
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-/// Connects and completes the handshake; `server_name` None sends no SNI.
-fn connect(addr: SocketAddr, server_name: Option<&str>, config: Arc<ClientConfig>) -> io::Result<Tls> {
-    let name = match server_name {
-        Some(name) => ServerName::try_from(name.to_string()).expect("dns name"),
-        None => ServerName::IpAddress(addr.ip().into()),
-    };
-    let socket = TcpStream::connect(addr)?;
-    socket.set_read_timeout(Some(PATIENCE))?;
-    socket.set_write_timeout(Some(PATIENCE))?;
-    let mut tls = StreamOwned::new(ClientConnection::new(config, name).expect("client"), socket);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock)?;
-    }
-    Ok(tls)
-}
-
-fn served_leaf(tls: &Tls) -> Vec<u8> {
-    tls.conn.peer_certificates().expect("server certificates")[0].to_vec()
-}
-
-fn alert_of(error: &io::Error) -> Option<AlertDescription> {
-    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
-        rustls::Error::AlertReceived(alert) => Some(*alert),
-        _ => None,
-    }
-}
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// One keep-alive request with a Content-Length body; the response must be sized.
-fn request(tls: &mut BufReader<Tls>, host: &str, path: &str, body: &[u8]) -> io::Result<Response> {
-    let head = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n", body.len());
-    tls.get_mut().write_all(head.as_bytes())?;
-    tls.get_mut().write_all(body)?;
-    tls.get_mut().flush()?;
-    let mut line = String::new();
-    tls.read_line(&mut line)?;
-    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        tls.read_line(&mut line)?;
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        let (name, value) = trimmed.split_once(':').ok_or_else(|| io::Error::other("bad header"))?;
-        headers.push((name.trim().to_string(), value.trim().to_string()));
-    }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| io::Error::other("no content-length"))?;
-    let mut body = vec![0; length];
-    tls.read_exact(&mut body)?;
-    Ok(Response { status, headers, body })
 }
 
 // ---- tests ------------------------------------------------------------------
@@ -436,5 +301,37 @@ fn large_bodies_over_one_keep_alive_connection() {
         assert_eq!(response.header("x-path"), Some(format!("/upload/{round}").as_str()));
         assert_eq!(response.header("x-secure"), Some("true"));
         assert!(response.body == body, "round {round}: body differs");
+    }
+}
+
+#[test]
+fn an_upgraded_connection_relays_both_ways_over_tls() {
+    let harness = Harness::start(PATIENCE);
+    let ca = Ca::new();
+    let a = ca.issue(&["ws.example.com"]);
+    let ia = ingress("web", "ws", &[(&["ws.example.com"], "ws-tls")]);
+    harness.publish(snapshot(&[&secret("web", "ws-tls", &a.cert_pem, &a.key_pem)]), &[&ia], None);
+
+    let mut tls = BufReader::new(connect(harness.addr, Some("ws.example.com"), any_client()).expect("handshake"));
+    let head = "GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    tls.get_mut().write_all(head.as_bytes()).expect("write head");
+    tls.get_mut().flush().expect("flush");
+    let mut line = String::new();
+    tls.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
+    while line != "\r\n" {
+        line.clear();
+        tls.read_line(&mut line).expect("header line");
+    }
+    // The server writes while its reader half waits for us: the halves do not block each other.
+    line.clear();
+    tls.read_line(&mut line).expect("server speaks first");
+    assert_eq!(line, "hello\n");
+    for message in ["ping\n", "second message\n"] {
+        tls.get_mut().write_all(message.as_bytes()).expect("send");
+        tls.get_mut().flush().expect("flush");
+        line.clear();
+        tls.read_line(&mut line).expect("echo");
+        assert_eq!(line, format!("echo:{message}"));
     }
 }

@@ -41,6 +41,7 @@ pub struct ApiClient {
     agent: Agent,
     base: String,
     token: Token,
+    watch_read_grace: Duration,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -81,7 +82,8 @@ fn base_url(apiserver: &str) -> Result<(String, bool), Error> {
 }
 
 /// Turns an error response into the variant that tells the watcher what to do.
-pub fn status_error(status: u16, body: &[u8]) -> Error {
+/// Only the delay-seconds form of `Retry-After` is understood; an HTTP date is ignored.
+pub fn status_error(status: u16, retry_after: Option<&str>, body: &[u8]) -> Error {
     let message = serde_json::from_slice::<Status>(body)
         .map(|s| s.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string());
@@ -89,7 +91,11 @@ pub fn status_error(status: u16, body: &[u8]) -> Error {
         401 => Error::Unauthorized,
         409 => Error::Conflict(message),
         410 => Error::Expired(message),
-        _ => Error::Http { status, message },
+        _ => Error::Http {
+            status,
+            message,
+            retry_after: retry_after.and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs),
+        },
     }
 }
 
@@ -136,7 +142,14 @@ impl ApiClient {
                 .build();
             config = config.tls_config(tls);
         }
-        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file) })
+        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file), watch_read_grace: WATCH_READ_GRACE })
+    }
+
+    /// Replaces [`WATCH_READ_GRACE`]: a shorter grace finds dead connections
+    /// sooner but must still exceed the server's bookmark interval.
+    pub fn with_watch_read_grace(mut self, grace: Duration) -> ApiClient {
+        self.watch_read_grace = grace;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -163,11 +176,12 @@ impl ApiClient {
         if (200..300).contains(&status) {
             return Ok(response);
         }
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = response.body_mut().with_config().limit(ERROR_BODY_LIMIT).read_to_vec().unwrap_or_default();
         if status == 401 {
             self.token.reload();
         }
-        Err(status_error(status, &body))
+        Err(status_error(status, retry_after.as_deref(), &body))
     }
 
     /// Fetches one page of `kind`'s list.
@@ -189,7 +203,7 @@ impl ApiClient {
             api_path(kind, namespace),
             watch_query(kind, None, resource_version, timeout_seconds)
         );
-        let per_read = Duration::from_secs(timeout_seconds) + WATCH_READ_GRACE;
+        let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
             self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
         Ok(WatchStream::new(kind.name(), response.into_body().into_reader()))
@@ -237,11 +251,12 @@ impl ApiClient {
             .map_err(transport_error)?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
+            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
             let body = response.body_mut().with_config().limit(ERROR_BODY_LIMIT).read_to_vec().unwrap_or_default();
             if status == 401 {
                 self.token.reload();
             }
-            return Err(status_error(status, &body));
+            return Err(status_error(status, retry_after.as_deref(), &body));
         }
         let body = response.body_mut().with_config().limit(OBJECT_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
@@ -308,11 +323,20 @@ mod tests {
     #[test]
     fn status_errors_map_to_actions() {
         let gone = br#"{"kind":"Status","status":"Failure","message":"continue token expired","reason":"Expired","code":410}"#;
-        assert!(matches!(status_error(410, gone), Error::Expired(m) if m == "continue token expired"));
-        assert!(matches!(status_error(401, b""), Error::Unauthorized));
+        assert!(matches!(status_error(410, None, gone), Error::Expired(m) if m == "continue token expired"));
+        assert!(matches!(status_error(401, None, b""), Error::Unauthorized));
         let forbidden = br#"{"kind":"Status","message":"secrets is forbidden","code":403}"#;
-        assert!(matches!(status_error(403, forbidden), Error::Http { status: 403, message } if message == "secrets is forbidden"));
-        assert!(matches!(status_error(502, b"<html>bad gateway</html>"), Error::Http { status: 502, message } if message.contains("bad gateway")));
+        assert!(matches!(
+            status_error(403, None, forbidden),
+            Error::Http { status: 403, message, retry_after: None } if message == "secrets is forbidden"
+        ));
+        assert!(matches!(
+            status_error(502, None, b"<html>bad gateway</html>"),
+            Error::Http { status: 502, message, .. } if message.contains("bad gateway")
+        ));
+        let throttled = status_error(429, Some(" 3 "), b"");
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(status_error(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"), b"").retry_after(), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! on everything else. Messages never contain the bearer token.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why a request to the API server did not give a usable answer.
 #[derive(Debug)]
@@ -14,8 +15,8 @@ pub enum Error {
     Config(String),
     /// The API server answered with an HTTP error status not covered by a more
     /// specific variant; `message` is the `Status` object's message when the
-    /// body had one.
-    Http { status: u16, message: String },
+    /// body had one, `retry_after` the server's `Retry-After` (429, 503).
+    Http { status: u16, message: String, retry_after: Option<Duration> },
     /// HTTP 410 Gone or a watch ERROR event with code 410: the resourceVersion
     /// or continue token is too old and the kind must be listed again.
     Expired(String),
@@ -41,12 +42,22 @@ impl Error {
     }
 }
 
+impl Error {
+    /// How long the server asked clients to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(m) => write!(f, "configuration: {m}"),
-            Error::Http { status, message } if message.is_empty() => write!(f, "HTTP {status}"),
-            Error::Http { status, message } => write!(f, "HTTP {status}: {message}"),
+            Error::Http { status, message, .. } if message.is_empty() => write!(f, "HTTP {status}"),
+            Error::Http { status, message, .. } => write!(f, "HTTP {status}: {message}"),
             Error::Expired(m) => write!(f, "resource version expired (410): {m}"),
             Error::Unauthorized => f.write_str("unauthorized (401): token missing, expired or revoked"),
             Error::Transport(m) => write!(f, "transport: {m}"),

@@ -17,7 +17,7 @@ use crossbeam_channel::Sender;
 
 pub use super::list::{api_path, API_RESOURCES};
 
-use super::backoff::{Backoff, XorShift, HEALTHY_AFTER};
+use super::backoff::{Backoff, XorShift, HEALTHY_AFTER, MAXIMUM};
 use super::client::ApiClient;
 use super::list::{ListAccumulator, ListProgress};
 use super::metrics::WatchMetrics;
@@ -61,7 +61,11 @@ enum WatchEnd {
     Closed { events: u64 },
     /// 410: the resourceVersion is too old.
     Expired(String),
+    /// The request failed: the API may be unreachable.
     Failed(Error),
+    /// An open stream broke (reset, read timeout, server restart): the API
+    /// was reachable moments ago, so this does not mark it unreachable.
+    Broken(Error),
     /// Stopped, or the cache is gone: the thread ends.
     Finished,
 }
@@ -85,9 +89,11 @@ impl Watcher {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Sleeps for the next backoff delay; false when stopped meanwhile.
-    fn back_off(&mut self) -> bool {
-        let deadline = Instant::now() + self.backoff.next_delay();
+    /// Sleeps for the next backoff delay, or longer when the server asked for
+    /// it with Retry-After (capped like any delay); false when stopped meanwhile.
+    fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
+        let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
+        let deadline = Instant::now() + delay;
         while !self.stopped() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -104,6 +110,11 @@ impl Watcher {
         log::warn!("{}: {what} failed: {error}", self.name());
     }
 
+    fn record_broken_stream(&self, error: &Error) {
+        self.metrics.count_api_error(self.kind);
+        log::warn!("{}: watch stream broke: {error}", self.name());
+    }
+
     fn run(mut self) {
         log::info!("{}: watching {}{}", self.name(), self.client.base_url(), api_path(self.kind, self.namespace.as_deref()));
         let mut first_list = true;
@@ -117,15 +128,16 @@ impl Watcher {
             if self.tx.send(Event::Replace(self.kind, objects)).is_err() {
                 return;
             }
-            let mut first_watch = true;
+            let listed_at = Instant::now();
+            let mut watches_since_list = 0u64;
             loop {
                 if self.stopped() {
                     return;
                 }
-                if !first_watch {
+                if watches_since_list > 0 {
                     self.metrics.count_watch_restart(self.kind);
                 }
-                first_watch = false;
+                watches_since_list += 1;
                 let started = Instant::now();
                 let end = self.watch(&mut resource_version);
                 let lasted = started.elapsed();
@@ -136,12 +148,20 @@ impl Watcher {
                     WatchEnd::Finished => return,
                     WatchEnd::Expired(message) => {
                         log::info!("{}: resourceVersion {resource_version} expired ({message}); relisting", self.name());
+                        // A version that expires as soon as it was listed means
+                        // something is wrong server-side: do not relist in a tight loop.
+                        if watches_since_list == 1 && listed_at.elapsed() < QUICK_END {
+                            self.metrics.count_api_error(self.kind);
+                            if !self.back_off(None) {
+                                return;
+                            }
+                        }
                         continue 'relist;
                     }
                     WatchEnd::Closed { events } if events == 0 && lasted < QUICK_END => {
                         self.metrics.count_api_error(self.kind);
                         log::warn!("{}: watch ended at once without events; backing off", self.name());
-                        if !self.back_off() {
+                        if !self.back_off(None) {
                             return;
                         }
                     }
@@ -150,7 +170,13 @@ impl Watcher {
                     }
                     WatchEnd::Failed(error) => {
                         self.record_failure("watch", &error);
-                        if !self.back_off() {
+                        if !self.back_off(error.retry_after()) {
+                            return;
+                        }
+                    }
+                    WatchEnd::Broken(error) => {
+                        self.record_broken_stream(&error);
+                        if !self.back_off(None) {
                             return;
                         }
                     }
@@ -171,9 +197,10 @@ impl Watcher {
                     self.metrics.mark_fresh(self.kind);
                     return Some(listed);
                 }
+                Err(_) if self.stopped() => return None,
                 Err(error) => {
                     self.record_failure("list", &error);
-                    if !self.back_off() {
+                    if !self.back_off(error.retry_after()) {
                         return None;
                     }
                 }
@@ -202,7 +229,7 @@ impl Watcher {
                 Err(error) => return Err(error),
             }
             if self.stopped() {
-                return Err(Error::Transport("stopped during list".into()));
+                return Err(Error::Transport("stopped during the list".into()));
             }
         }
     }
@@ -225,7 +252,7 @@ impl Watcher {
             let line = match stream.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return WatchEnd::Closed { events },
-                Err(error) => return WatchEnd::Failed(error),
+                Err(error) => return WatchEnd::Broken(error),
             };
             let event = match decode_event(self.kind, &line) {
                 Ok(event) => event,
@@ -251,7 +278,8 @@ impl Watcher {
                 }
                 WatchEvent::Error(status) if status.code == 410 => return WatchEnd::Expired(status.message),
                 WatchEvent::Error(status) => {
-                    return WatchEnd::Failed(Error::Http { status: status.code, message: status.message })
+                    let error = Error::Http { status: status.code, message: status.message, retry_after: None };
+                    return WatchEnd::Failed(error);
                 }
             };
             if self.tx.send(to_cache).is_err() {

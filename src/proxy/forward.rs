@@ -14,12 +14,12 @@ use ureq::SendBody;
 
 use super::headers::{self, ClientSide, UpstreamRequestHeaders};
 use super::wire::{self, Framing, Target};
-use super::{Outcome, Shared};
+use super::{tunnel, Outcome, Shared};
 use crate::routes::{Backend, Route, Upstream};
 
 /// At most this many endpoints are tried per request, and only while the
 /// request has not started to go out (connect failures).
-const MAX_TRIES: usize = 3;
+pub(super) const MAX_TRIES: usize = 3;
 
 /// Upstream body reads go through one buffer of this size per request.
 const COPY_BUFFER: usize = 16 * 1024;
@@ -30,13 +30,13 @@ const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What the handler knows about the client's request after reading its head.
 #[derive(Clone, Copy)]
-struct ClientRequest {
-    http10: bool,
-    close: bool,
-    head_request: bool,
+pub(super) struct ClientRequest {
+    pub http10: bool,
+    pub close: bool,
+    pub head_request: bool,
     /// Body bytes the client may still send: an answer must go out before
     /// they are drained, and the connection closes after it.
-    unread_body: bool,
+    pub unread_body: bool,
 }
 
 /// Handles one request and reports what happened.
@@ -113,8 +113,7 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     };
 
     if upstream_head.upgrade {
-        let client = ClientRequest { close: true, ..client };
-        return reply(request, &client, outcome, started, 501, "protocol upgrades are not supported", &[]);
+        return tunnel::relay(shared, request, &client, &target, upstream_head, upstreams, route, outcome, started);
     }
 
     let declared_length = request.body_length().map(|n| n as u64);
@@ -391,7 +390,7 @@ fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
 /// Answers by the proxy itself with a short plain-text body. With body bytes
 /// still unread the answer goes out first (a client may wait for it before
 /// sending its body) and the connection closes after it.
-fn reply(
+pub(super) fn reply(
     request: tiny_http::Request,
     client: &ClientRequest,
     mut outcome: Outcome,

@@ -5,9 +5,11 @@
 //! - [`headers`] and [`wire`]: pure header rewriting and HTTP framing.
 //! - [`upstream`]: the shared ureq Agent.
 //! - [`forward`]: one request, from lookup to the last body byte.
+//! - [`tunnel`]: protocol upgrades (WebSocket) relayed over raw sockets.
 
 pub mod forward;
 pub mod headers;
+pub mod tunnel;
 pub mod upstream;
 pub mod wire;
 

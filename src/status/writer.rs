@@ -105,7 +105,7 @@ mod tests {
             match self.puts.borrow_mut().remove(0) {
                 Ok(()) => Ok(body.clone()),
                 Err(409) => Err(Error::Conflict("the object has been modified".into())),
-                Err(status) => Err(Error::Http { status, message: String::new() }),
+                Err(status) => Err(Error::Http { status, message: String::new(), retry_after: None }),
             }
         }
     }

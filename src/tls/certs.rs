@@ -7,7 +7,6 @@
 //! rejected Secret is logged and counted once per version, not once per
 //! compile.
 
-use std::borrow::Cow;
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -21,6 +20,7 @@ use rustls::sign::CertifiedKey;
 use super::{base64, der, Error, SECRET_ERRORS};
 use crate::cache::Snapshot;
 use crate::kube::objects::{Ingress, ObjectKey, Secret};
+use crate::routes::normalize_host;
 
 /// One served certificate, as metrics and the route inspector see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,8 @@ impl CertSet {
     /// deep, then the default certificate. `None` fails the handshake.
     pub fn resolve(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let by_name = server_name.map(normalize_host).and_then(|name| {
-            self.exact.get(name.as_ref()).or_else(|| {
+            // A handshake costs far more than this allocation.
+            self.exact.get(&name).or_else(|| {
                 let (_, parent) = name.split_once('.')?;
                 self.wildcard.get(parent)
             })
@@ -162,16 +163,6 @@ impl CertSet {
     }
 }
 
-/// Lower-case, no trailing dot: how SNI names and Ingress hosts compare.
-fn normalize_host(host: &str) -> Cow<'_, str> {
-    let host = host.trim().trim_end_matches('.');
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
-    }
-}
-
 /// Host pattern → the Secret that serves it, by the oldest-Ingress-wins rule.
 fn claim_hosts<'a>(served: &[&'a Ingress]) -> BTreeMap<String, Claim<'a>> {
     let mut claims: BTreeMap<String, Claim<'a>> = BTreeMap::new();
@@ -192,7 +183,7 @@ fn claim_hosts<'a>(served: &[&'a Ingress]) -> BTreeMap<String, Claim<'a>> {
                 if pattern.is_empty() {
                     continue;
                 }
-                match claims.entry(pattern.into_owned()) {
+                match claims.entry(pattern) {
                     Entry::Vacant(slot) => {
                         slot.insert(Claim { age, secret: secret.clone() });
                     }
@@ -549,6 +540,22 @@ F05fe82Kx5mO/KFhw62MWYA=
     }
 
     #[test]
+    fn metrics_show_seconds_until_expiry_per_host() {
+        let shop = issue(&["shop.example.com"]);
+        let s = secret("web", "shop-tls", &shop.cert_pem, &shop.key_pem);
+        let ing = ingress("web", "site", "2024-01-01T00:00:00Z", &[(&["shop.example.com"], "shop-tls")], &[]);
+        let default_key = s.metadata.key();
+        let set = CertSet::compile(&snapshot(&[&s]), &[&ing], Some(&default_key), &CertSet::default());
+        let not_after = der::not_after(&shop.leaf_der).expect("not after");
+        let mut text = String::new();
+        crate::tls::write_metrics(&set, not_after - 3_600, &mut text);
+        assert!(text.contains("ingressd_tls_certificate_expiry_seconds{host=\"shop.example.com\",secret=\"web/shop-tls\"} 3600\n"), "{text}");
+        assert!(text.contains("ingressd_tls_certificate_expiry_seconds{host=\"\",secret=\"web/shop-tls\"} 3600\n"), "{text}");
+        assert!(text.contains("# TYPE ingressd_tls_secret_errors_total counter\ningressd_tls_secret_errors_total "), "{text}");
+        assert!(!text.contains("PRIVATE"), "no key material in metrics");
+    }
+
+    #[test]
     fn tls_entry_without_hosts_covers_the_rule_hosts() {
         let cert = issue(&["a.example.com", "b.example.com"]);
         let s = secret("ns", "both", &cert.cert_pem, &cert.key_pem);
@@ -580,12 +587,14 @@ F05fe82Kx5mO/KFhw62MWYA=
     }
 
     #[test]
-    fn rotation_deletion_and_rejection_follow_the_secret() {
+    fn creation_rotation_deletion_and_rejection_follow_the_secret() {
         let first = issue(&["r.example.com"]);
         let second = issue(&["r.example.com"]);
         let ing = ingress("ns", "i", "2024-01-01T00:00:00Z", &[(&["r.example.com"], "r")], &[]);
+        let before = CertSet::compile(&snapshot(&[]), &[&ing], None, &CertSet::default());
+        assert_eq!(leaf(&before, Some("r.example.com")), None, "the Secret does not exist yet");
         let v1 = secret("ns", "r", &first.cert_pem, &first.key_pem);
-        let set1 = CertSet::compile(&snapshot(&[&v1]), &[&ing], None, &CertSet::default());
+        let set1 = CertSet::compile(&snapshot(&[&v1]), &[&ing], None, &before);
         assert_eq!(leaf(&set1, Some("r.example.com")), Some(first.leaf_der.clone()));
 
         // Unchanged data (even in a new object) is not parsed again.

@@ -31,6 +31,30 @@ pub fn secret_errors_total() -> u64 {
     SECRET_ERRORS.load(Ordering::Relaxed)
 }
 
+/// Appends the TLS metrics in the Prometheus text format, for the admin
+/// server's /metrics: the rejected-Secret counter and, per served
+/// certificate, the seconds left until its notAfter (negative once expired),
+/// so an alert can fire before clients start failing. The default
+/// certificate has `host=""`.
+pub fn write_metrics(certs: &CertSet, now_unix: i64, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP ingressd_tls_secret_errors_total TLS Secret versions rejected (unparsable or mismatched certificate or key).");
+    let _ = writeln!(out, "# TYPE ingressd_tls_secret_errors_total counter");
+    let _ = writeln!(out, "ingressd_tls_secret_errors_total {}", secret_errors_total());
+    let _ = writeln!(out, "# HELP ingressd_tls_certificate_expiry_seconds Seconds until a served certificate's notAfter.");
+    let _ = writeln!(out, "# TYPE ingressd_tls_certificate_expiry_seconds gauge");
+    for entry in certs.entries() {
+        let host = label_value(entry.host.as_deref().unwrap_or(""));
+        let secret = label_value(&entry.secret.to_string());
+        let _ = writeln!(out, "ingressd_tls_certificate_expiry_seconds{{host=\"{host}\",secret=\"{secret}\"}} {}", entry.not_after - now_unix);
+    }
+}
+
+/// Escapes a Prometheus label value (backslash, quote, newline).
+fn label_value(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 /// Why a TLS Secret could not be used. Messages never contain key material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {

@@ -52,7 +52,9 @@ fn handshake_error(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> 
 
 impl TlsStream {
     /// Wraps an accepted socket; nothing is read yet. The handshake must
-    /// complete within `handshake_timeout` from now.
+    /// complete within `handshake_timeout` from now. Until the HTTP server
+    /// sets its own, later reads and writes also time out after
+    /// `handshake_timeout`, so no socket is ever left without a bound.
     pub fn new(socket: TcpStream, config: Arc<ServerConfig>, handshake_timeout: Duration) -> io::Result<TlsStream> {
         let timeout = Some(handshake_timeout.max(Duration::from_millis(1)));
         socket.set_read_timeout(timeout)?;
@@ -64,29 +66,13 @@ impl TlsStream {
             state: State::Accepting(Box::default()),
             handshake_deadline: Instant::now() + handshake_timeout,
             handshake_done: Cell::new(false),
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
+            read_timeout: Cell::new(timeout),
+            write_timeout: Cell::new(timeout),
         })
     }
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
-    }
-
-    /// The negotiated ALPN protocol, once the handshake is done.
-    pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        match &self.state {
-            State::Open(conn) => conn.alpn_protocol(),
-            _ => None,
-        }
-    }
-
-    /// The SNI name the client sent, once the ClientHello was read.
-    pub fn server_name(&self) -> Option<&str> {
-        match &self.state {
-            State::Open(conn) => conn.server_name(),
-            _ => None,
-        }
     }
 
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -124,7 +110,14 @@ impl TlsStream {
         if self.handshake_done.get() {
             return Ok(());
         }
-        match self.drive_handshake() {
+        // The handshake state survives an interrupted system call: resume it.
+        let outcome = loop {
+            match self.drive_handshake() {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                outcome => break outcome,
+            }
+        };
+        match outcome {
             Ok(()) => {
                 self.handshake_done.set(true);
                 self.socket.set_read_timeout(self.read_timeout.get())?;
@@ -132,12 +125,16 @@ impl TlsStream {
             }
             Err(error) => {
                 self.state = State::Failed;
-                Err(match error.kind() {
+                let error = match error.kind() {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                         io::Error::new(io::ErrorKind::TimedOut, "TLS handshake deadline passed")
                     }
                     _ => error,
-                })
+                };
+                // Debug: scanners and health probes fail handshakes all day.
+                let peer = self.peer.map_or_else(|| "an unknown peer".to_string(), |peer| peer.to_string());
+                log::debug!("tls: handshake with {peer} failed: {error}");
+                Err(error)
             }
         }
     }

@@ -7,6 +7,24 @@
 //! `timeoutSeconds`. Test controls (drop watches, compact, fail requests, hang, count
 //! requests) are methods here and HTTP endpoints under `/fake/` for shell scripts.
 //!
+//! # HTTP controls (no auth, not counted; any method; answer `{"ok":true,...}`)
+//!
+//! | path | effect |
+//! | --- | --- |
+//! | `/fake/drop-watches` | [`FakeApi::drop_watches`] |
+//! | `/fake/compact` | [`FakeApi::compact`] |
+//! | `/fake/fail-next?n=N&status=CODE` | [`FakeApi::fail_next`] |
+//! | `/fake/tokens/add?token=T`, `/fake/tokens/revoke?token=T` | add or revoke a bearer token |
+//! | `/fake/hang?on=true\|false` | [`FakeApi::set_hang`] |
+//! | `/fake/bookmark-interval?seconds=S` | [`FakeApi::set_bookmark_interval`] |
+//! | `/fake/counts?path=P` | `{"result":{"requests","watches","lists","methods":{"PUT",..},"total","openWatches","resourceVersion"}}` |
+//! | `/fake/wait-for-watches?n=N&timeoutSeconds=S` | 200 once N watches are open, 504 after S |
+//! | `/fake/apply` (body: object or `List`) | [`FakeApi::apply`] each object |
+//! | `/fake/delete?apiVersion=&kind=&namespace=&name=` | [`FakeApi::delete`]; 404 if absent |
+//!
+//! Authentication is on when tokens were given at start or added later; revoking every
+//! token leaves it on (everything then answers 401), so a revocation test means what it says.
+//!
 //! ```text
 //! accept thread --> thread per connection --http::read_request--> server::handle
 //!     --> store::Store (pure: objects, history, lists, watch events) behind one Mutex+Condvar
@@ -29,7 +47,7 @@ use serde_json::Value;
 pub use resources::{Resource, RESOURCES};
 
 /// How to start a [`FakeApi`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// Where to listen; the default port 0 lets the OS choose, so tests never collide.
     pub addr: SocketAddr,
@@ -45,6 +63,21 @@ pub struct Options {
     pub objects: Vec<Value>,
     /// Reuse this CA (across restarts, so clients keep trusting the server).
     pub ca: Option<certs::Ca>,
+}
+
+/// Tokens are secrets: show how many, not what.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("tokens", &format_args!("{} token(s)", self.tokens.len()))
+            .field("history", &self.history)
+            .field("bookmark_interval", &self.bookmark_interval)
+            .field("objects", &self.objects.len())
+            .field("ca", &self.ca)
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -172,6 +205,11 @@ impl FakeApi {
     /// Non-watch requests on `path` (lists when `path` is a collection).
     pub fn list_count(&self, path: &str) -> usize {
         self.shared.request_count(path, Some(false))
+    }
+
+    /// Requests with this method (`"PUT"`, ...) on `path`, e.g. status writes.
+    pub fn method_count(&self, method: &str, path: &str) -> usize {
+        self.shared.method_count(method, path)
     }
 
     /// Every request received, `/fake/` controls excluded.

@@ -31,6 +31,9 @@ const IDLE_LIMIT: Duration = Duration::from_secs(600);
 /// Watches without timeoutSeconds end after this long, like the real server's
 /// min-request-timeout.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How often an idle watch checks that its client is still there, so a client that went
+/// away stops counting in `open_watches` promptly.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) struct Started {
     pub shared: Arc<Shared>,
@@ -63,12 +66,13 @@ struct State {
     bookmark_interval: Duration,
     /// (path, is_watch) → requests.
     counts: HashMap<(String, bool), usize>,
+    /// (method, path) → requests.
+    method_counts: HashMap<(String, String), usize>,
     total: usize,
     /// Bumped by drop_watches; a watch that sees a newer epoch closes its socket.
     watch_epoch: u64,
-    /// Open watch id → the epoch it started in.
+    /// Open watches: connection id → the epoch the watch started in.
     watches: HashMap<u64, u64>,
-    next_watch: u64,
     stopping: bool,
 }
 
@@ -112,10 +116,10 @@ pub(crate) fn start(opts: Options) -> io::Result<Started> {
             hang: false,
             bookmark_interval: opts.bookmark_interval,
             counts: HashMap::new(),
+            method_counts: HashMap::new(),
             total: 0,
             watch_epoch: 0,
             watches: HashMap::new(),
-            next_watch: 1,
             stopping: false,
         }),
         changed: Condvar::new(),
@@ -214,6 +218,8 @@ impl Write for Stream {
 /// Reads through the short socket timeout used to notice shutdown, so callers see one
 /// blocking read that ends on data, EOF, stop or a long idle period.
 struct Patient {
+    /// The key of this connection in `Shared::connections`.
+    id: u64,
     stream: Stream,
     shared: Arc<Shared>,
 }
@@ -277,7 +283,7 @@ fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, tls: Option<Arc<ServerC
             None => Some(Stream::Plain(tcp)),
         };
         if let Some(stream) = stream {
-            let mut conn = BufReader::new(Patient { stream, shared: Arc::clone(&shared) });
+            let mut conn = BufReader::new(Patient { id, stream, shared: Arc::clone(&shared) });
             serve_requests(&shared, &mut conn);
             let _ = conn.get_ref().stream.tcp().shutdown(Shutdown::Both);
         }
@@ -289,7 +295,12 @@ fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, tls: Option<Arc<ServerC
 
 fn serve_requests(shared: &Shared, conn: &mut Conn) {
     loop {
-        let request = match http::read_request(conn) {
+        let read = http::read_request(conn, |conn| {
+            let stream = conn.get_mut();
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            stream.flush()
+        });
+        let request = match read {
             Ok(request) => request,
             Err(ReadError::Closed) => return,
             Err(ReadError::Io(e)) => {
@@ -346,6 +357,7 @@ fn handle(shared: &Shared, request: &Request, conn: &mut Conn) -> io::Result<Aft
     let is_watch = request.method == "GET" && request.query("watch").is_some_and(parse_bool);
     let mut state = shared.lock();
     *state.counts.entry((request.path.clone(), is_watch)).or_default() += 1;
+    *state.method_counts.entry((request.method.clone(), request.path.clone())).or_default() += 1;
     state.total += 1;
     shared.changed.notify_all();
     if state.hang {
@@ -437,7 +449,7 @@ fn selectors(request: &Request) -> Result<(Selector, Selector), ApiError> {
 }
 
 fn method_not_allowed(request: &Request) -> ApiError {
-    ApiError::BadRequest(format!("the server does not allow method {} on {}", request.method, request.path))
+    ApiError::MethodNotAllowed(format!("the server does not allow method {} on {}", request.method, request.path))
 }
 
 impl Shared {
@@ -555,7 +567,9 @@ impl Shared {
             },
             "counts" => {
                 let path = request.query("path").unwrap_or_default();
+                let method = |m: &str| self.method_count(m, path);
                 ok(json!({
+                    "methods": {"GET": method("GET"), "POST": method("POST"), "PUT": method("PUT"), "PATCH": method("PATCH"), "DELETE": method("DELETE")},
                     "requests": self.request_count(path, None),
                     "watches": self.request_count(path, Some(true)),
                     "lists": self.request_count(path, Some(false)),
@@ -627,6 +641,12 @@ impl Shared {
         state.watch_epoch += 1;
         let epoch = state.watch_epoch;
         self.changed.notify_all();
+        // Waiting watches close themselves when woken; this also reaches one blocked writing.
+        let connections = lock(&self.connections);
+        for tcp in state.watches.keys().filter_map(|id| connections.get(id)) {
+            let _ = tcp.shutdown(Shutdown::Both);
+        }
+        drop(connections);
         let deadline = Instant::now() + Duration::from_secs(5);
         while state.watches.values().any(|&e| e < epoch) {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
@@ -672,6 +692,11 @@ impl Shared {
             Some(w) => count(w),
             None => count(true) + count(false),
         }
+    }
+
+    pub fn method_count(&self, method: &str, path: &str) -> usize {
+        let state = self.lock();
+        state.method_counts.get(&(method.to_string(), path.to_string())).copied().unwrap_or_default()
     }
 
     pub fn total_requests(&self) -> usize {
@@ -749,7 +774,8 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
             text => Start::After(text.parse().map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {text:?}")))?),
         };
         let timeout = match request.query("timeoutSeconds") {
-            None | Some("") => DEFAULT_WATCH_TIMEOUT,
+            // 0 means "the server's default", as upstream.
+            None | Some("") | Some("0") => DEFAULT_WATCH_TIMEOUT,
             Some(text) => Duration::from_secs(text.parse().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {text:?}")))?),
         };
         Ok((start, timeout, selectors(request)?))
@@ -765,8 +791,7 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
 
     let (id, epoch) = {
         let mut state = shared.lock();
-        let id = state.next_watch;
-        state.next_watch += 1;
+        let id = conn.get_ref().id;
         let epoch = state.watch_epoch;
         state.watches.insert(id, epoch);
         shared.changed.notify_all();
@@ -789,6 +814,7 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
         }
     };
     let mut next_bookmark = Instant::now() + shared.lock().bookmark_interval;
+    let mut next_liveness = Instant::now() + LIVENESS_INTERVAL;
 
     loop {
         let mut lines: Vec<Vec<u8>> = Vec::new();
@@ -810,7 +836,8 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
                         return Ok(After::KeepAlive);
                     }
                     Ok(events) => {
-                        last_rv = state.store.resource_version();
+                        // max: a client may start from a version ahead of ours.
+                        last_rv = last_rv.max(state.store.resource_version());
                         for (kind, object) in events {
                             lines.push(event_line(kind.as_str(), &object));
                         }
@@ -827,7 +854,10 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
                     next_bookmark = now + state.bookmark_interval;
                     break;
                 }
-                let wake = if bookmarks { deadline.min(next_bookmark) } else { deadline };
+                if now >= next_liveness {
+                    break;
+                }
+                let wake = if bookmarks { deadline.min(next_bookmark) } else { deadline }.min(next_liveness);
                 state = shared.changed.wait_timeout(state, wake - now).unwrap_or_else(|p| p.into_inner()).0;
             }
         }
@@ -835,10 +865,39 @@ fn watch(shared: &Shared, target: &Target, request: &Request, conn: &mut Conn) -
         for line in &lines {
             http::write_chunk(conn.get_mut(), line)?;
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             http::write_last_chunk(conn.get_mut())?;
             return Ok(After::KeepAlive);
         }
+        if now >= next_liveness {
+            if !client_alive(conn) {
+                return Ok(After::Close);
+            }
+            next_liveness = now + LIVENESS_INTERVAL;
+        }
+    }
+}
+
+/// Whether a watch client is still connected. It sends nothing after its request, so
+/// readable bytes are a TLS close_notify (or junk) and EOF means it is gone.
+fn client_alive(conn: &mut Conn) -> bool {
+    let tcp = conn.get_ref().stream.tcp();
+    if tcp.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let peeked = tcp.peek(&mut [0u8; 1]);
+    if tcp.set_nonblocking(false).is_err() {
+        return false;
+    }
+    match peeked {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+        Ok(0) | Err(_) => false,
+        // Read through TLS (bounded by the socket's POLL timeout) to see what the bytes are.
+        Ok(_) => match conn.get_mut().stream.read(&mut [0u8; 512]) {
+            Err(e) => matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+            Ok(_) => false,
+        },
     }
 }
 

@@ -23,6 +23,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 422: the object breaks a rule (missing name, wrong kind).
     Invalid(String),
+    /// 405: the path does not take this method.
+    MethodNotAllowed(String),
     /// 410: the resourceVersion or continue token is older than the retained history.
     Expired(String),
 }
@@ -34,6 +36,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
             ApiError::BadRequest(_) => 400,
             ApiError::Invalid(_) => 422,
+            ApiError::MethodNotAllowed(_) => 405,
             ApiError::Expired(_) => 410,
         }
     }
@@ -48,7 +51,7 @@ impl ApiError {
                 "Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again",
                 resource.qualified_plural()
             ),
-            ApiError::BadRequest(m) | ApiError::Invalid(m) | ApiError::Expired(m) => m.clone(),
+            ApiError::BadRequest(m) | ApiError::Invalid(m) | ApiError::MethodNotAllowed(m) | ApiError::Expired(m) => m.clone(),
         }
     }
 
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "Conflict",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Invalid(_) => "Invalid",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::Expired(_) => "Expired",
         };
         let mut status = failure_status(self.code(), reason, &self.message());

@@ -28,12 +28,14 @@ pub struct ClientConnection {
     //  the wrong order
     source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
 
+    // Reader to read the next header from
+    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
+
+    // Dropped after the readers (fields drop in order): the write half holds the slot in
+    //  the live connection count, which must not be released while a descriptor is open.
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
-
-    // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,

@@ -141,6 +141,11 @@ pub struct Server {
     listening_addr: ListenAddr,
 }
 
+/// First pause after a failed accept(); doubled on each failure in a row.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause between accept() attempts while they keep failing.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// State used by the accept thread, `serve_stream` callers and connection threads.
 struct Shared {
     /// Set once the listener must close; live connections keep being served.
@@ -349,41 +354,45 @@ impl Server {
         thread::spawn(move || {
             let shared = inside_shared;
             log::debug!("Running accept thread");
+            let mut backoff = MIN_ACCEPT_BACKOFF;
             while !shared.stop_accepting.load(Acquire) {
-                let new_client = match server.accept() {
+                let sock = match server.accept() {
                     Ok((sock, _)) => {
-                        let live = match shared.acquire_connection_slot() {
-                            Some(live) => live,
-                            None => continue,
-                        };
-                        let sock: util::refined_tcp_stream::Stream = match ssl {
-                            None => sock.into(),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                match ssl.accept(sock) {
-                                    Ok(s) => s.into(),
-                                    Err(_) => continue,
-                                }
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-                        RefinedTcpStream::new(sock, live).map(|(read_closable, write_closable)| {
-                            ClientConnection::new(write_closable, read_closable)
-                        })
+                        backoff = MIN_ACCEPT_BACKOFF;
+                        sock
                     }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => shared.serve_client(client),
                     Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        shared.messages.push(e.into());
-                        break;
+                        // Out of file descriptors, or a connection reset before it was accepted:
+                        // the listener itself is fine, so wait a little and keep accepting.
+                        log::error!("Error accepting new client (retrying in {:?}): {}", backoff, e);
+                        thread::sleep(backoff);
+                        backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                        continue;
                     }
+                };
+                let live = match shared.acquire_connection_slot() {
+                    Some(live) => live,
+                    None => continue,
+                };
+                let sock: util::refined_tcp_stream::Stream = match ssl {
+                    None => sock.into(),
+                    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                    Some(ref ssl) => {
+                        // trying to apply SSL over the connection
+                        // if an error occurs, we just close the socket and resume listening
+                        match ssl.accept(sock) {
+                            Ok(s) => s.into(),
+                            Err(_) => continue,
+                        }
+                    }
+                    #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                    Some(ref _ssl) => unreachable!(),
+                };
+                match RefinedTcpStream::new(sock, live) {
+                    Ok((read_closable, write_closable)) => {
+                        shared.serve_client(ClientConnection::new(write_closable, read_closable))
+                    }
+                    Err(e) => log::error!("Error setting up new client: {}", e),
                 }
             }
             log::debug!("Terminating accept thread");
