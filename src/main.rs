@@ -79,7 +79,7 @@ fn run(config: Config) -> Result<(), String> {
     drop(events);
 
     let mut sources: Vec<Arc<dyn MetricsSource>> = vec![watch_metrics, Arc::new(TlsMetrics(Arc::clone(&current)))];
-    match status_config {
+    let status_handle = match status_config {
         Some(status_config) => {
             let inputs = status::Inputs {
                 client: Arc::clone(&client),
@@ -88,10 +88,15 @@ fn run(config: Config) -> Result<(), String> {
                 route_config: route_config(&config),
                 stop: Arc::clone(&stop_watching),
             };
-            sources.push(status::spawn(status_config, inputs)?);
+            let handle = status::spawn(status_config, inputs)?;
+            sources.push(Arc::clone(&handle.state) as Arc<dyn MetricsSource>);
+            Some(handle)
         }
-        None => log::info!("Ingress status publishing off: neither POD_NAMESPACE nor --publish-status-address is set"),
-    }
+        None => {
+            log::info!("Ingress status publishing off: neither POD_NAMESPACE nor --publish-status-address is set");
+            None
+        }
+    };
     let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), sources));
     let admin_addr = admin::spawn(config.admin_addr, Arc::clone(&admin))?;
 
@@ -124,6 +129,9 @@ fn run(config: Config) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     drain(&config, &admin, &server);
+    if let Some(handle) = &status_handle {
+        handle.release();
+    }
     stop_watching.store(true, Ordering::Relaxed);
     Ok(())
 }

@@ -189,3 +189,26 @@ fn node_addresses_come_from_ready_ingressd_pods() {
     assert!(api.fake.delete("v1", "Pod", "ingress", "ingressd-b"));
     assert!(wait_published(&api, "web", "site", &["10.0.0.2", "10.0.0.3"]), "got {:?}", published(&api, "web", "site"));
 }
+
+#[test]
+fn a_leader_shutting_down_hands_the_lease_over_at_once() {
+    let api = Api::start();
+    api.fake.create(ingress("web", "site", &[("shop.example.com", "/", "blue")]));
+    // A 30 s Lease: without the release the follower would wait that long.
+    let args = [
+        "--publish-status-address", "192.0.2.10", "--shutdown-delay", "0", "--shutdown-grace", "1",
+        "--lease-duration", "30", "--lease-renew-deadline", "20", "--lease-retry-period", "0.2",
+    ];
+    let mut first = started(&api, &args, &[("POD_NAME", "ingressd-a"), ("POD_NAMESPACE", "ingress")]);
+    assert!(wait_until(Duration::from_secs(5), || metric(&first, "ingressd_leader") == 1.0));
+    let second = started(&api, &args, &[("POD_NAME", "ingressd-b"), ("POD_NAMESPACE", "ingress")]);
+    assert!(wait_published(&api, "web", "site", &["192.0.2.10"]));
+
+    first.signal("TERM");
+    assert!(first.wait_exit(Duration::from_secs(10)).is_some(), "the leader exits after draining");
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(&second, "ingressd_leader") == 1.0),
+        "the follower leads within a few retry periods, not after 30 s"
+    );
+    assert_eq!(lease_holder(&api, "ingress").as_deref(), Some("ingressd-b"));
+}

@@ -147,6 +147,25 @@ pub fn decide(now_micros: i64, lease: Option<&Lease>, identity: &str, timing: &T
     Action::Follow { holder: holder.to_string() }
 }
 
+/// Hands a Lease we hold over at shutdown, as client-go's ReleaseOnCancel
+/// does: no holder and a one-second duration, so a follower takes it at its
+/// next retry instead of after the full lease duration. `None` when the
+/// Lease is not ours (nothing to release).
+pub fn release(now_micros: i64, lease: &Lease, identity: &str) -> Option<Action> {
+    if lease.spec.holder_identity.as_deref() != Some(identity) {
+        return None;
+    }
+    let now = microtime::format(now_micros);
+    let spec = LeaseSpec {
+        holder_identity: None,
+        lease_duration_seconds: Some(1),
+        acquire_time: Some(now.clone()),
+        renew_time: Some(now),
+        lease_transitions: lease.spec.lease_transitions,
+    };
+    Some(Action::Update { resource_version: lease.metadata.resource_version.clone(), spec })
+}
+
 /// Whether a leader whose last successful renewal was sent at
 /// `last_renewal` may still write at `now`. The renewal counts from when it
 /// was sent, not answered, because the Lease's renewTime is the send time.
@@ -232,6 +251,19 @@ mod tests {
         assert_eq!(object["spec"]["acquireTime"], "2026-11-25T10:00:00.000000Z");
         assert!(object["metadata"].get("resourceVersion").is_none());
         assert_eq!(lease_object("ns", "l", Some("7"), &spec)["metadata"]["resourceVersion"], "7");
+    }
+
+    #[test]
+    fn only_our_lease_is_released_and_a_follower_takes_it_at_once() {
+        assert_eq!(release(T0, &lease("other", Some(T0), 15, 3), "me"), None);
+        assert_eq!(release(T0, &lease("", Some(T0), 15, 3), "me"), None);
+        let Some(Action::Update { resource_version, spec }) = release(T0, &lease("me", Some(T0), 15, 3), "me") else {
+            panic!("an update expected")
+        };
+        assert_eq!((resource_version.as_str(), spec.holder_identity.as_deref(), spec.lease_transitions), ("42", None, Some(3)));
+        let released = Lease { metadata: ObjectMeta { resource_version: "43".into(), ..Default::default() }, spec };
+        let taken = decide(T0 + SECOND / 10, Some(&released), "other", &Timing::default());
+        assert!(matches!(&taken, Action::Update { spec, .. } if spec.holder_identity.as_deref() == Some("other") && spec.lease_transitions == Some(3)));
     }
 
     #[test]

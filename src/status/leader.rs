@@ -4,14 +4,14 @@
 //! so a loop stuck in a slow request cannot extend it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use crate::kube::client::ApiClient;
 use crate::kube::Error;
 
 use super::election::{self, Action, Lease, Timing};
-use super::{microtime, sleep_unless_stopped, StatusConfig, StatusState};
+use super::{lock, microtime, sleep_unless_stopped, StatusConfig, StatusState};
 
 pub(super) struct Elector {
     client: Arc<ApiClient>,
@@ -21,6 +21,11 @@ pub(super) struct Elector {
     timing: Timing,
     state: Arc<StatusState>,
     stop: Arc<AtomicBool>,
+    /// Held for each read-decide-write round, so a release never interleaves
+    /// with a renewal.
+    lease_io: Mutex<()>,
+    /// Set by [`Elector::release`]: the loop ends and never writes again.
+    released: AtomicBool,
 }
 
 impl Elector {
@@ -33,6 +38,8 @@ impl Elector {
             timing: config.timing,
             state,
             stop,
+            lease_io: Mutex::new(()),
+            released: AtomicBool::new(false),
         }
     }
 
@@ -40,11 +47,17 @@ impl Elector {
         format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", self.namespace)
     }
 
-    pub(super) fn run(self) {
+    pub(super) fn run(&self) {
         let mut last_holder = String::new();
         while !self.stop.load(Ordering::Relaxed) {
+            let io = lock(&self.lease_io);
+            if self.released.load(Ordering::Relaxed) {
+                return;
+            }
             let sent = Instant::now();
-            match self.try_once() {
+            let outcome = self.try_once();
+            drop(io);
+            match outcome {
                 Ok(Action::Follow { holder }) => {
                     if self.state.resign() {
                         log::warn!("Lease {}/{} now held by {holder:?}: no longer leader, status writes stop", self.namespace, self.name);
@@ -70,6 +83,31 @@ impl Elector {
                 }
             }
             sleep_unless_stopped(self.timing.retry_period, &self.stop);
+        }
+    }
+
+    /// Stops leading at once, ends the loop, and hands the Lease over if it
+    /// is ours.
+    pub(super) fn release(&self) {
+        self.released.store(true, Ordering::Relaxed);
+        self.state.resign();
+        let _io = lock(&self.lease_io);
+        let path = format!("{}/{}", self.collection_path(), self.name);
+        let released = self
+            .client
+            .get_json(&path)
+            .and_then(|v| serde_json::from_value::<Lease>(v).map_err(|e| Error::Decode(format!("Lease {path}: {e}"))))
+            .and_then(|lease| match election::release(microtime::now_micros(SystemTime::now()), &lease, &self.identity) {
+                Some(Action::Update { resource_version, spec }) => self
+                    .client
+                    .put_json(&path, &election::lease_object(&self.namespace, &self.name, Some(&resource_version), &spec))
+                    .map(|_| true),
+                _ => Ok(false),
+            });
+        match released {
+            Ok(true) => log::info!("released Lease {}/{} for another replica", self.namespace, self.name),
+            Ok(false) => {}
+            Err(e) => log::warn!("Lease {}/{} not released: {e}", self.namespace, self.name),
         }
     }
 

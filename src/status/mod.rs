@@ -24,7 +24,7 @@ pub mod writer;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::admin::MetricsSource;
 use crate::cache::{CacheStatus, Current};
@@ -113,7 +113,7 @@ struct Addresses {
 /// State the three threads share; also the metrics source.
 #[derive(Debug)]
 pub struct StatusState {
-    renew_deadline: std::time::Duration,
+    renew_deadline: Duration,
     /// When the last successful Lease write was sent; `None` when not leading.
     last_renewal: Mutex<Option<Instant>>,
     /// Bumped each time leadership is gained, so the publisher re-evaluates.
@@ -214,8 +214,33 @@ pub struct Inputs {
     pub stop: Arc<AtomicBool>,
 }
 
+/// The running status publisher.
+pub struct StatusHandle {
+    pub state: Arc<StatusState>,
+    elector: Arc<leader::Elector>,
+}
+
+/// How long shutdown waits for the Lease release.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl StatusHandle {
+    /// At shutdown: stop writing and hand the Lease to a follower now rather
+    /// than after the lease duration. Waits at most [`RELEASE_TIMEOUT`].
+    pub fn release(&self) {
+        let elector = Arc::clone(&self.elector);
+        let (done, finished) = crossbeam_channel::bounded(1);
+        let started = std::thread::Builder::new().name("status-release".into()).spawn(move || {
+            elector.release();
+            let _ = done.send(());
+        });
+        if started.is_err() || finished.recv_timeout(RELEASE_TIMEOUT).is_err() {
+            log::warn!("Lease release did not finish within {RELEASE_TIMEOUT:?}; followers wait for it to expire");
+        }
+    }
+}
+
 /// Starts the leader, pods (if needed) and publisher threads.
-pub fn spawn(config: StatusConfig, inputs: Inputs) -> Result<Arc<StatusState>, String> {
+pub fn spawn(config: StatusConfig, inputs: Inputs) -> Result<StatusHandle, String> {
     let state = Arc::new(StatusState::new(&config.timing));
     log::info!(
         "status publishing on: identity {:?}, Lease {}/{}, addresses from {}",
@@ -238,22 +263,23 @@ pub fn spawn(config: StatusConfig, inputs: Inputs) -> Result<Arc<StatusState>, S
             thread("status-pods").spawn(move || watcher.run()).map_err(spawn_error)?;
         }
     }
-    let elector = leader::Elector::new(&config, Arc::clone(&inputs.client), Arc::clone(&state), Arc::clone(&inputs.stop));
-    thread("status-leader").spawn(move || elector.run()).map_err(spawn_error)?;
+    let elector = Arc::new(leader::Elector::new(&config, Arc::clone(&inputs.client), Arc::clone(&state), Arc::clone(&inputs.stop)));
+    let running = Arc::clone(&elector);
+    thread("status-leader").spawn(move || running.run()).map_err(spawn_error)?;
     let publisher = publisher::Publisher::new(inputs, Arc::clone(&state));
     thread("status-publisher").spawn(move || publisher.run()).map_err(spawn_error)?;
-    Ok(state)
+    Ok(StatusHandle { state, elector })
 }
 
 /// Sleeps up to `duration`, waking early when `stop` is set.
-fn sleep_unless_stopped(duration: std::time::Duration, stop: &AtomicBool) {
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
     let deadline = Instant::now() + duration;
     while !stop.load(Ordering::Relaxed) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;
         }
-        std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 
@@ -261,7 +287,6 @@ fn sleep_unless_stopped(duration: std::time::Duration, stop: &AtomicBool) {
 mod tests {
     use super::*;
     use crate::config::Command;
-    use std::time::Duration;
 
     fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
         let env = |k: &str| env.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string());
