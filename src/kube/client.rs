@@ -222,23 +222,23 @@ impl ApiClient {
 
     /// POSTs `body` to a collection `path` (create); 409 means it exists.
     pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
-        self.send_json("POST", path, body)
+        self.send_json(self.agent.post(format!("{}{path}", self.base)), path, body)
     }
 
     /// PUTs `body` to an object `path` (replace); 409 means its
     /// `metadata.resourceVersion` is stale.
     pub fn put_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
-        self.send_json("PUT", path, body)
+        self.send_json(self.agent.put(format!("{}{path}", self.base)), path, body)
     }
 
-    fn send_json(&self, method: &'static str, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
-        let url = format!("{}{}", self.base, path);
+    fn send_json(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
         let bytes = serde_json::to_vec(body).map_err(|e| Error::Decode(format!("cannot encode {path}: {e}")))?;
-        let mut request = match method {
-            "POST" => self.agent.post(&url),
-            _ => self.agent.put(&url),
-        }
-        .header("content-type", "application/json");
+        let mut request = request.header("content-type", "application/json");
         if let Some(authorization) = self.token.authorization() {
             request = request.header("authorization", authorization);
         }

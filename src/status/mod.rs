@@ -11,6 +11,11 @@
 //!
 //! Pure parts: [`election`] (Lease decisions), [`addresses`] (pods to
 //! addresses), [`plan`] (which statuses to write), [`microtime`].
+//!
+//! RBAC beyond the watchers' list/watch: `ingresses/status` update and
+//! `ingresses` get (the re-read after a 409); `leases` get, create and update
+//! in the Lease namespace; `pods` list and watch in POD_NAMESPACE when the
+//! addresses come from pods.
 
 pub mod addresses;
 pub mod election;
