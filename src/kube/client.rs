@@ -206,7 +206,7 @@ impl ApiClient {
         let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
             self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new(kind.name(), response.into_body().into_reader()))
+        Ok(WatchStream::new(kind.name().to_string(), response.into_body().into_reader()))
     }
 
     /// GETs `path` (with its query, if any) and decodes the JSON body: for
@@ -272,24 +272,24 @@ impl ApiClient {
             self.base,
             encode(resource_version)
         );
-        let per_read = Duration::from_secs(timeout_seconds) + WATCH_READ_GRACE;
+        let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
             self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new("watch", response.into_body().into_reader()))
+        Ok(WatchStream::new(path.to_string(), response.into_body().into_reader()))
     }
 }
 
 /// The open body of a watch, read incrementally, never buffered whole.
 pub struct WatchStream {
-    /// Names the watched kind in log lines.
-    kind: &'static str,
+    /// Names the watched kind (or path) in log lines.
+    kind: String,
     reader: BodyReader<'static>,
     splitter: LineSplitter,
     chunk: Vec<u8>,
 }
 
 impl WatchStream {
-    fn new(kind: &'static str, reader: BodyReader<'static>) -> WatchStream {
+    fn new(kind: String, reader: BodyReader<'static>) -> WatchStream {
         WatchStream { kind, reader, splitter: LineSplitter::new(MAX_LINE), chunk: vec![0; 64 * 1024] }
     }
 

@@ -92,8 +92,7 @@ pub struct IngressLoadBalancerStatus {
 }
 
 /// One address where the Ingress is served: an IP or a DNS name. `ports` is
-/// ignored: ingressd never writes it, and another writer's ports make the
-/// entry differ, which is what the comparison needs.
+/// not decoded because ingressd never writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IngressLoadBalancerIngress {

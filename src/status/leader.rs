@@ -49,6 +49,8 @@ impl Elector {
 
     pub(super) fn run(&self) {
         let mut last_holder = String::new();
+        // A lasting failure (RBAC, missing namespace) is logged once per change, not every retry.
+        let mut last_error = String::new();
         while !self.stop.load(Ordering::Relaxed) {
             let io = lock(&self.lease_io);
             if self.released.load(Ordering::Relaxed) {
@@ -57,6 +59,9 @@ impl Elector {
             let sent = Instant::now();
             let outcome = self.try_once();
             drop(io);
+            if outcome.is_ok() {
+                last_error.clear();
+            }
             match outcome {
                 Ok(Action::Follow { holder }) => {
                     if self.state.resign() {
@@ -79,7 +84,13 @@ impl Elector {
                 }
                 Err(e) => {
                     // Leadership, if any, runs out at the renew deadline by itself.
-                    log::warn!("Lease {}/{}: {e}", self.namespace, self.name);
+                    let message = e.to_string();
+                    if message != last_error {
+                        log::warn!("Lease {}/{}: {message}; retrying every {:?}", self.namespace, self.name, self.timing.retry_period);
+                    } else {
+                        log::debug!("Lease {}/{}: {message}", self.namespace, self.name);
+                    }
+                    last_error = message;
                 }
             }
             sleep_unless_stopped(self.timing.retry_period, &self.stop);
