@@ -174,13 +174,14 @@ stack_make_objects() {
 stack_start_apiserver() {
     API_TOKEN_FILE="$STACK_DIR/token"
     API_CA="$STACK_DIR/apiserver-ca.crt"
+    local ready="$STACK_DIR/apiserver.ready"
     (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$API_TOKEN_FILE")
-    stack_spawn apiserver "$STACK_BIN/fake-apiserver" --addr 127.0.0.1:0 --token "$(cat "$API_TOKEN_FILE")" \
-        --objects "$STACK_DIR/objects.json" --ca-out "$API_CA" --ready-file "$STACK_DIR/apiserver.ready"
-    stack_wait 10 "$STACK_LAST_PID" apiserver grep -q "listening on " "$STACK_DIR/apiserver.log"
-    stack_wait 10 "$STACK_LAST_PID" apiserver test -s "$API_CA"
-    API_URL="$(grep -o 'listening on [^ ]*' "$STACK_DIR/apiserver.log" | head -n 1 | cut -d' ' -f3)"
-    [[ -n "$API_URL" ]] || die "could not read the fake API server's URL"
+    stack_spawn apiserver "$STACK_BIN/fake-apiserver" --addr 127.0.0.1:0 --token-file "$API_TOKEN_FILE" \
+        --objects "$STACK_DIR/objects.json" --ca-out "$API_CA" --ready-file "$ready"
+    # The ready file holds the URL and is written after the CA file.
+    stack_wait 10 "$STACK_LAST_PID" apiserver test -s "$ready"
+    API_URL="$(tr -d '[:space:]' <"$ready")"
+    [[ "$API_URL" == https://* && -s "$API_CA" ]] || die "unexpected fake API server ready file: $API_URL"
     note "fake API server at $API_URL (HTTPS, bearer token)"
 }
 
