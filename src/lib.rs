@@ -13,10 +13,16 @@
 //! - [`kube`]: API objects, the HTTP client, list-then-watch.
 //! - [`cache`]: owns the objects, publishes immutable generations.
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
+//! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
 
 pub mod cache;
 pub mod config;
 pub mod kube;
+pub mod proxy;
 pub mod routes;
 pub mod tls;
+pub mod admin;
+pub mod shutdown;
+pub mod access_log;
+pub mod inspect;

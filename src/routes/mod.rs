@@ -3,11 +3,51 @@
 //! `compile` turns a cache snapshot into an immutable [`RouteTable`];
 //! `RouteTable::lookup` is the per-request hot path: pure, lock-free, and its
 //! cost does not grow with the number of hosts.
+//!
+//! - [`class`]: which Ingresses are ours.
+//! - `host`, `path`: normalisation, validation and matching.
+//! - `backend`: Service and EndpointSlice resolution.
+//! - `compile`: merging every served Ingress into one table, oldest first.
+//! - `table`: the lookup.
+//!
+//! # Choices the Ingress spec leaves open
+//!
+//! - A `?` in the path passed to `lookup` ends the path: the query never
+//!   takes part in matching, even if a caller forgets to strip it.
+//! - `ImplementationSpecific` matches as `Prefix`; a `Prefix` and an
+//!   `ImplementationSpecific` path, or `Prefix` `/foo` and `/foo/`, match the
+//!   same requests and are therefore one claim: the older Ingress wins.
+//! - Ingresses without `creationTimestamp` count as oldest; ties go by
+//!   namespace, then name.
+//! - Only an IngressClass with our `spec.controller` can make classless
+//!   Ingresses ours through `is-default-class`.
+//! - An empty `ingressClassName` counts as none.
+//! - `--upstream-mode cluster-ip` with a headless Service (ClusterIP `None`)
+//!   falls back to the Service's ready endpoints.
+//! - An ExternalName Service without a matching port uses the Ingress's port
+//!   number as is (such Services often list no ports).
+//! - `ingressd.io/ssl-redirect`: a TLS entry without hosts covers every rule
+//!   of its Ingress, rules without a host included; the default backend never
+//!   redirects.
+
+pub mod class;
+
+mod backend;
+mod compile;
+mod host;
+mod path;
+mod table;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::AtomicUsize;
 
 use crate::cache::Snapshot;
 use crate::kube::objects::ObjectKey;
+
+pub use compile::{compile, SSL_REDIRECT_ANNOTATION};
+pub use host::normalize_host;
+pub use table::RouteTable;
 
 /// Where routed traffic goes: Service endpoints (the default) or the ClusterIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,10 +58,19 @@ pub enum UpstreamMode {
 }
 
 /// A Service port as an Ingress backend names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PortRef {
     Number(i32),
     Name(String),
+}
+
+impl std::fmt::Display for PortRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRef::Number(n) => write!(f, "{n}"),
+            PortRef::Name(name) => f.write_str(name),
+        }
+    }
 }
 
 /// The flags that decide which Ingresses are ours and where they send traffic.
@@ -52,10 +101,30 @@ pub enum Backend {
     Unavailable(String),
 }
 
+/// An Ingress path's `pathType`, kept as written for the inspector.
+/// `ImplementationSpecific` matches as `Prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathType {
+    Exact,
+    Prefix,
+    ImplementationSpecific,
+}
+
+impl PathType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathType::Exact => "Exact",
+            PathType::Prefix => "Prefix",
+            PathType::ImplementationSpecific => "ImplementationSpecific",
+        }
+    }
+}
+
 /// The result of a lookup.
 #[derive(Debug)]
 pub struct Route {
-    /// The Ingress this route came from (for metrics, logs and the inspector).
+    /// The Ingress this route came from (for metrics, logs and the inspector);
+    /// empty for the `--default-backend-service` route.
     pub ingress: ObjectKey,
     pub service: String,
     /// The Service port as the Ingress named it, for display.
@@ -66,38 +135,102 @@ pub struct Route {
     pub ssl_redirect: bool,
     /// Round-robin position, shared by every worker.
     pub next_upstream: AtomicUsize,
+    /// The rule's host as matched: lower-case, `*.example.com` for a
+    /// wildcard, "" for a rule without host and for the default backend.
+    pub host: String,
+    /// The path as the Ingress wrote it ("/" when an ImplementationSpecific
+    /// path was left out); "" for the default backend.
+    pub path: String,
+    /// None for the default backend.
+    pub path_type: Option<PathType>,
 }
 
-/// The compiled, immutable routing table.
-#[derive(Debug, Default)]
-pub struct RouteTable {}
-
-impl RouteTable {
-    /// `host` is the raw Host header value (any case, optional `:port` and
-    /// trailing dot); `path` excludes the query string.
-    pub fn lookup(&self, _host: &str, _path: &str) -> Option<&Route> {
-        None
+impl Route {
+    /// Whether this is the default backend rather than a rule.
+    pub fn is_default_backend(&self) -> bool {
+        self.path_type.is_none()
     }
 
-    /// The number of routes (host, path) in the table, default backend included.
-    pub fn len(&self) -> usize {
-        0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// The number of ready upstreams (0 for an unavailable backend).
+    pub fn ready_upstreams(&self) -> usize {
+        match &self.backend {
+            Backend::Upstreams(upstreams) => upstreams.len(),
+            Backend::Unavailable(_) => 0,
+        }
     }
 }
 
-/// Ingresses this controller serves, by the class rules of the Ingress spec.
-pub fn served_ingresses<'a>(
-    snapshot: &'a Snapshot,
-    _config: &RouteConfig,
-) -> Vec<&'a crate::kube::objects::Ingress> {
-    snapshot.ingresses.values().map(|i| i.as_ref()).collect()
+/// A claim that lost to an older Ingress; compile logs each once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// Host as in [`Route::host`]; "" for the default backend.
+    pub host: String,
+    /// The loser's path as written; "" for the default backend.
+    pub path: String,
+    /// None when the default backend was contested.
+    pub path_type: Option<PathType>,
+    /// The Ingress whose route is served.
+    pub winner: ObjectKey,
+    /// The Ingress whose claim is ignored.
+    pub loser: ObjectKey,
 }
 
-/// Compiles a snapshot; problems are logged once per compile.
-pub fn compile(_snapshot: &Snapshot, _config: &RouteConfig) -> RouteTable {
-    RouteTable::default()
+/// Why part of an Ingress is not routed; each is logged once per compile with
+/// the Ingress's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// A rule's host is not a DNS name or a leading-`*.` wildcard; the rule is skipped.
+    InvalidHost { host: String, reason: &'static str },
+    /// A path is not absolute or contains what the API server refuses; the path is skipped.
+    InvalidPath { path: String, reason: &'static str },
+    /// networking.k8s.io/v1 requires `pathType`; the path is skipped.
+    MissingPathType,
+    /// A `pathType` other than Exact, Prefix or ImplementationSpecific; the path is skipped.
+    UnknownPathType(String),
+    /// The backend names a Service that does not exist in the Ingress's namespace.
+    ServiceNotFound { service: ObjectKey },
+    /// The Service exists but has no port with that number or name.
+    PortNotFound { service: ObjectKey, port: PortRef },
+    /// The backend names a Service without a port number or name.
+    NoServicePort { service: ObjectKey },
+    /// An ExternalName Service without `externalName`.
+    NoExternalName { service: ObjectKey },
+    /// `resource` backends (other API objects) are not supported.
+    ResourceBackend,
+    /// The backend names neither a Service nor a resource.
+    NoBackend,
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteError::InvalidHost { host, reason } => write!(f, "invalid host {host:?}: {reason}"),
+            RouteError::InvalidPath { path, reason } => write!(f, "invalid path {path:?}: {reason}"),
+            RouteError::MissingPathType => f.write_str("pathType is missing"),
+            RouteError::UnknownPathType(t) => write!(f, "unknown pathType {t:?}"),
+            RouteError::ServiceNotFound { service } => write!(f, "service {service} not found"),
+            RouteError::PortNotFound { service, port } => write!(f, "service {service} has no port {port}"),
+            RouteError::NoServicePort { service } => write!(f, "backend service {service} names no port"),
+            RouteError::NoExternalName { service } => write!(f, "ExternalName service {service} has no externalName"),
+            RouteError::ResourceBackend => f.write_str("resource backends are not supported"),
+            RouteError::NoBackend => f.write_str("the backend names no service"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// Ingresses this controller serves, by the class rules of the Ingress spec,
+/// oldest first (the order in which their claims win).
+pub fn served_ingresses<'a>(snapshot: &'a Snapshot, config: &RouteConfig) -> Vec<&'a crate::kube::objects::Ingress> {
+    let selector = class::ClassSelector::new(snapshot, config);
+    let mut served: Vec<_> = snapshot.ingresses.values().map(|i| i.as_ref()).filter(|i| selector.serves(i)).collect();
+    served.sort_by(|a, b| {
+        (&a.metadata.creation_timestamp, &a.metadata.namespace, &a.metadata.name).cmp(&(
+            &b.metadata.creation_timestamp,
+            &b.metadata.namespace,
+            &b.metadata.name,
+        ))
+    });
+    served
 }

@@ -6,8 +6,11 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Method};
+use crate::external::SharedExternal;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -16,24 +19,32 @@ use crate::Request;
 /// and return Request objects.
 pub struct ClientConnection {
     // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
+    remote_addr: Option<SocketAddr>,
+
+    /// Set when the connection came through `Server::serve_stream`.
+    external: Option<SharedExternal>,
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
     source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
 
+    // Reader to read the next header from
+    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
+
+    // Dropped after the readers (fields drop in order): the write half holds the slot in
+    //  the live connection count, which must not be released while a descriptor is open.
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
-
-    // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
 
     // true if the connection goes through SSL
     secure: bool,
+
+    /// Set when a request body was dropped with too much unread: the connection must close.
+    body_abandoned: Arc<AtomicBool>,
 }
 
 /// Error that can happen when reading a request.
@@ -52,8 +63,11 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
+        // A client that disconnected right after connecting has no peer address any more.
+        let remote_addr = read_socket.peer_addr().ok().flatten();
         let secure = read_socket.secure();
+        let external = read_socket.external();
+        let body_abandoned = read_socket.body_abandoned();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -62,9 +76,11 @@ impl ClientConnection {
             source,
             sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
             remote_addr,
+            external,
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            body_abandoned,
         }
     }
 
@@ -88,6 +104,13 @@ impl ClientConnection {
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
+            // Checked after the first byte: only then has the previous body been dropped.
+            if self.body_abandoned.load(Ordering::Acquire) {
+                return Err(IoError::new(
+                    ErrorKind::ConnectionAborted,
+                    "previous request body left unread",
+                ));
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -150,9 +173,10 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            self.remote_addr,
             data_source,
             writer,
+            self.body_abandoned.clone(),
         )
         .map_err(|e| {
             use crate::request;
@@ -164,8 +188,10 @@ impl ClientConnection {
             }
         })?;
 
-        // return the request
-        Ok(request)
+        Ok(match &self.external {
+            Some(external) => request.with_external(external.clone()),
+            None => request,
+        })
     }
 }
 

@@ -100,7 +100,8 @@ use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -108,10 +109,12 @@ use std::time::Duration;
 
 use client::ClientConnection;
 use connection::Connection;
-use util::MessagesQueue;
+use external::SharedExternal;
+use util::{LiveConnection, MessagesQueue, RefinedTcpStream, TaskPool};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use external::ExternalStream;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +122,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod external;
 mod request;
 mod response;
 mod ssl;
@@ -131,15 +135,63 @@ mod util;
 ///  part of all the client's connections. Requests that have already been returned by
 ///  the `recv()` function will not close and the responses will be transferred to the client.
 pub struct Server {
-    // should be false as long as the server exists
-    // when set to true, all the subtasks will close within a few hundreds ms
-    close: Arc<AtomicBool>,
-
-    // queue for messages received by child threads
-    messages: Arc<MessagesQueue<Message>>,
+    shared: Arc<Shared>,
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+}
+
+/// First pause after a failed accept(); doubled on each failure in a row.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause between accept() attempts while they keep failing.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// State used by the accept thread, `serve_stream` callers and connection threads.
+struct Shared {
+    /// Set once the listener must close; live connections keep being served.
+    stop_accepting: AtomicBool,
+
+    /// Parsed requests waiting for `recv()`.
+    messages: Arc<MessagesQueue<Message>>,
+
+    /// Threads that each serve one connection for its whole life.
+    connection_threads: TaskPool,
+
+    limits: Limits,
+
+    /// Connections whose socket is still open, HTTP and external alike.
+    live_connections: Arc<AtomicUsize>,
+}
+
+/// Limits that make the server safe on an edge node.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Beyond this, new connections are closed at accept (after a best-effort 503).
+    pub max_connections: usize,
+    /// Longest request line or single header line in bytes; longer ones get a 431.
+    pub max_header_line: usize,
+    /// Most header lines in one request; more get a 431.
+    pub max_headers: usize,
+    /// The whole request head must arrive within this, however slowly it trickles (slowloris).
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request, and the longest
+    /// silence while a body is read.
+    pub idle_timeout: Duration,
+    /// Longest a single write to a client may block.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 4096,
+            max_header_line: 16 * 1024,
+            max_headers: 100,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 enum Message {
@@ -159,11 +211,11 @@ impl From<Request> for Message {
     }
 }
 
-// this trait is to make sure that Server implements Share and Send
-#[doc(hidden)]
-trait MustBeShareDummy: Sync + Send {}
-#[doc(hidden)]
-impl MustBeShareDummy for Server {}
+// Server is shared between worker threads.
+const _: fn() = || {
+    fn must_be_sync_and_send<T: Sync + Send>() {}
+    must_be_sync_and_send::<Server>();
+};
 
 pub struct IncomingRequests<'a> {
     server: &'a Server,
@@ -243,17 +295,28 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
-        // building the "close" variable
-        let close_trigger = Arc::new(AtomicBool::new(false));
+        Self::start(listener.into(), ssl_config, Limits::default())
+    }
 
+    /// Builds a server on a listener accepted elsewhere, with explicit limits.
+    pub fn from_listener_with_limits(
+        listener: std::net::TcpListener,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(listener.into(), None, limits)
+    }
+
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the TcpListener
         let (server, local_addr) = {
             let local_addr = listener.local_addr()?;
             log::debug!("Server listening on {}", local_addr);
             (listener, local_addr)
         };
-
         // building the SSL capabilities
         #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
         compile_error!(
@@ -279,70 +342,57 @@ impl Server {
             }
         };
 
-        // creating a task where server.accept() is continuously called
-        // and ClientConnection objects are pushed in the messages queue
-        let messages = MessagesQueue::with_capacity(8);
+        let shared = Arc::new(Shared {
+            stop_accepting: AtomicBool::new(false),
+            messages: MessagesQueue::with_capacity(8),
+            connection_threads: TaskPool::new(),
+            limits,
+            live_connections: Arc::new(AtomicUsize::new(0)),
+        });
 
-        let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
+        let inside_shared = shared.clone();
         thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
-
+            let shared = inside_shared;
             log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
+            let mut backoff = MIN_ACCEPT_BACKOFF;
+            while !shared.stop_accepting.load(Acquire) {
+                let sock = match server.accept() {
                     Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        backoff = MIN_ACCEPT_BACKOFF;
+                        sock
                     }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
                     Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        // Out of file descriptors, or a connection reset before it was accepted:
+                        // the listener itself is fine, so wait a little and keep accepting.
+                        log::error!("Error accepting new client (retrying in {:?}): {}", backoff, e);
+                        thread::sleep(backoff);
+                        backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                        continue;
                     }
+                };
+                let live = match shared.acquire_connection_slot() {
+                    Some(live) => live,
+                    None => continue,
+                };
+                let sock: util::refined_tcp_stream::Stream = match ssl {
+                    None => sock.into(),
+                    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                    Some(ref ssl) => {
+                        // trying to apply SSL over the connection
+                        // if an error occurs, we just close the socket and resume listening
+                        match ssl.accept(sock) {
+                            Ok(s) => s.into(),
+                            Err(_) => continue,
+                        }
+                    }
+                    #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                    Some(ref _ssl) => unreachable!(),
+                };
+                match RefinedTcpStream::new(sock, live) {
+                    Ok((read_closable, write_closable)) => {
+                        shared.serve_client(ClientConnection::new(write_closable, read_closable))
+                    }
+                    Err(e) => log::error!("Error setting up new client: {}", e),
                 }
             }
             log::debug!("Terminating accept thread");
@@ -350,10 +400,59 @@ impl Server {
 
         // result
         Ok(Server {
-            messages,
-            close: close_trigger,
+            shared,
             listening_addr: local_addr,
         })
+    }
+
+    /// Serves a connection accepted elsewhere (a TLS session) on this server.
+    ///
+    /// The stream's first read may run a TLS handshake: it happens on the connection's own
+    /// thread, never the caller's. Beyond `Limits::max_connections` the stream is shut down.
+    pub fn serve_stream(&self, stream: Box<dyn ExternalStream>) {
+        let live = match self.shared.acquire_connection_slot() {
+            Some(live) => live,
+            None => {
+                stream.shutdown().ok();
+                return;
+            }
+        };
+        let limits = &self.shared.limits;
+        let external = SharedExternal::new(stream, limits.idle_timeout);
+        if let Err(e) = external.set_write_timeout(Some(limits.write_timeout)) {
+            log::warn!("cannot set a write timeout on an external stream: {}", e);
+            external.shutdown().ok();
+            return;
+        }
+        match RefinedTcpStream::new(external, live) {
+            Ok((read_closable, write_closable)) => self
+                .shared
+                .serve_client(ClientConnection::new(write_closable, read_closable)),
+            Err(e) => log::error!("cannot serve an external stream: {}", e),
+        }
+    }
+
+    /// Closes the listening socket for a graceful drain; live connections keep being served.
+    pub fn stop_accepting(&self) {
+        if !self.shared.stop_accepting.swap(true, Relaxed) {
+            self.wake_accept_thread();
+        }
+    }
+
+    /// Connects briefly to ourselves so the accept thread sees the stop flag.
+    fn wake_accept_thread(&self) {
+        let maybe_stream = match &self.listening_addr {
+            ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
+            #[cfg(unix)]
+            ListenAddr::Unix(addr) => match addr.as_pathname() {
+                // TODO: use connect_addr when its stabilized.
+                Some(path) => std::os::unix::net::UnixStream::connect(path).map(Connection::from),
+                None => return,
+            },
+        };
+        if let Ok(stream) = maybe_stream {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
     }
 
     /// Returns an iterator for all the incoming requests.
@@ -370,15 +469,14 @@ impl Server {
         self.listening_addr.clone()
     }
 
-    /// Returns the number of clients currently connected to the server.
+    /// Returns the number of clients currently connected to the server, HTTP and external.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.shared.live_connections.load(Acquire)
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
     pub fn recv(&self) -> IoResult<Request> {
-        match self.messages.pop() {
+        match self.shared.messages.pop() {
             Some(Message::Error(err)) => Err(err),
             Some(Message::NewRequest(rq)) => Ok(rq),
             None => Err(IoError::new(IoErrorKind::Other, "thread unblocked")),
@@ -387,7 +485,7 @@ impl Server {
 
     /// Same as `recv()` but doesn't block longer than timeout
     pub fn recv_timeout(&self, timeout: Duration) -> IoResult<Option<Request>> {
-        match self.messages.pop_timeout(timeout) {
+        match self.shared.messages.pop_timeout(timeout) {
             Some(Message::Error(err)) => Err(err),
             Some(Message::NewRequest(rq)) => Ok(Some(rq)),
             None => Ok(None),
@@ -396,7 +494,7 @@ impl Server {
 
     /// Same as `recv()` but doesn't block.
     pub fn try_recv(&self) -> IoResult<Option<Request>> {
-        match self.messages.try_pop() {
+        match self.shared.messages.try_pop() {
             Some(Message::Error(err)) => Err(err),
             Some(Message::NewRequest(rq)) => Ok(Some(rq)),
             None => Ok(None),
@@ -407,7 +505,7 @@ impl Server {
     /// If there are several such threads, only one is unblocked.
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
-        self.messages.unblock();
+        self.shared.messages.unblock();
     }
 }
 
@@ -418,22 +516,48 @@ impl Iterator for IncomingRequests<'_> {
     }
 }
 
+impl Shared {
+    fn acquire_connection_slot(&self) -> Option<LiveConnection> {
+        let live =
+            LiveConnection::try_acquire(&self.live_connections, self.limits.max_connections);
+        if live.is_none() {
+            log::warn!(
+                "refusing a connection: {} connections are live",
+                self.limits.max_connections
+            );
+        }
+        live
+    }
+
+    /// Hands a connection to a thread of its own that parses its requests into the queue.
+    fn serve_client(&self, client: ClientConnection) {
+        let messages = self.messages.clone();
+        let mut client = Some(client);
+        self.connection_threads.spawn(Box::new(move || {
+            if let Some(client) = client.take() {
+                // Synchronization is needed for HTTPS requests to avoid a deadlock
+                if client.secure() {
+                    let (sender, receiver) = mpsc::channel();
+                    for rq in client {
+                        messages.push(rq.with_notify_sender(sender.clone()).into());
+                        if receiver.recv().is_err() {
+                            break;
+                        }
+                    }
+                } else {
+                    for rq in client {
+                        messages.push(rq.into());
+                    }
+                }
+            }
+        }));
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        self.close.store(true, Relaxed);
-        // Connect briefly to ourselves to unblock the accept thread
-        let maybe_stream = match &self.listening_addr {
-            ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
-            #[cfg(unix)]
-            ListenAddr::Unix(addr) => {
-                // TODO: use connect_addr when its stabilized.
-                let path = addr.as_pathname().unwrap();
-                std::os::unix::net::UnixStream::connect(path).map(Connection::from)
-            }
-        };
-        if let Ok(stream) = maybe_stream {
-            let _ = stream.shutdown(Shutdown::Both);
-        }
+        self.shared.stop_accepting.store(true, Relaxed);
+        self.wake_accept_thread();
 
         #[cfg(unix)]
         if let ListenAddr::Unix(addr) = &self.listening_addr {

@@ -5,9 +5,12 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::external::SharedExternal;
+use crate::util::{BodyDrain, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -74,6 +77,9 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    /// The shared stream when the connection came through `Server::serve_stream`.
+    external: Option<SharedExternal>,
 }
 
 struct NotifyOnDrop<R> {
@@ -96,7 +102,8 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        // The connection may already be gone; nobody is left to notify then.
+        self.sender.send(()).ok();
     }
 }
 
@@ -125,6 +132,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// `body_abandoned` is set when the body is dropped with too much left unread: the
+/// connection must then close instead of parsing the rest as the next request.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -135,6 +145,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    body_abandoned: Arc<AtomicBool>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -212,13 +223,19 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
+            let data_reader = FusedReader::new(EqualReader::new(source_data, content_length));
+            Box::new(BodyDrain::new(
+                data_reader,
+                Some(content_length),
+                body_abandoned,
+            )) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let data_reader = FusedReader::new(Decoder::new(source_data));
+        Box::new(BodyDrain::new(data_reader, None, body_abandoned))
+            as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -238,6 +255,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        external: None,
     })
 }
 
@@ -331,6 +349,35 @@ impl Request {
         } else {
             Box::new(stream) as Box<dyn ReadWrite + Send>
         }
+    }
+
+    /// The raw connection after this request's head, for a protocol upgrade the caller relays
+    /// itself (the caller writes the `101` response head and flushes).
+    ///
+    /// Bytes the server already buffered past the head come first from the reader. For a request
+    /// without `Connection: upgrade` the reader yields only the request body, because the
+    /// connection is not being handed over.
+    ///
+    /// Both halves can be used from two threads at once, for TCP and external streams alike. For an
+    /// external stream both halves share a lock: the reader waits for data in short slices so it
+    /// never holds the lock while blocked. Reads report `TimedOut` (or `WouldBlock`) after the
+    /// server's idle timeout without data; the caller decides whether to keep waiting.
+    pub fn into_raw(mut self) -> (Box<dyn Read + Send>, Box<dyn Write + Send>) {
+        if let Some(external) = &self.external {
+            if let Err(e) = external.enter_raw_mode() {
+                log::warn!("cannot switch an external stream to raw reads: {}", e);
+            }
+        }
+        let reader = self.extract_reader_impl();
+        let writer = self.extract_writer_impl();
+        let writer = match self.notify_when_responded.take() {
+            Some(sender) => Box::new(NotifyOnDrop {
+                sender,
+                inner: writer,
+            }) as Box<dyn Write + Send>,
+            None => writer,
+        };
+        (reader, writer)
     }
 
     /// Allows to read the body of the request.
@@ -435,7 +482,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            sender.send(()).ok();
         }
         res
     }
@@ -469,6 +516,11 @@ impl Request {
         })
     }
 
+    pub(crate) fn with_external(mut self, external: SharedExternal) -> Self {
+        self.external = Some(external);
+        self
+    }
+
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
         self.notify_when_responded = Some(sender);
         self
@@ -491,7 +543,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                sender.send(()).ok();
             }
         }
     }

@@ -1,14 +1,18 @@
+pub use self::body_drain::BodyDrain;
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
-pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
+pub use self::sequential::SequentialWriterBuilder;
 pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
+mod body_drain;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;
@@ -16,6 +20,31 @@ mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;
+
+/// One slot in the server's count of live connections, released when dropped.
+pub(crate) struct LiveConnection {
+    count: Arc<AtomicUsize>,
+}
+
+impl LiveConnection {
+    /// Takes a slot unless `max` connections are already live.
+    pub(crate) fn try_acquire(count: &Arc<AtomicUsize>, max: usize) -> Option<LiveConnection> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live < max).then_some(live + 1)
+            })
+            .ok()
+            .map(|_| LiveConnection {
+                count: count.clone(),
+            })
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Parses a the value of a header.
 /// Suitable for `Accept-*`, `TE`, etc.

@@ -1,0 +1,409 @@
+//! Header rewriting between the client and the upstream, both directions.
+//!
+//! Pure functions over header lists so every rule is table-tested without a
+//! socket. Framing headers (Content-Length, Transfer-Encoding) never pass
+//! through here: each hop frames its own message, and the forwarder sets them
+//! from what it actually sends.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+
+use crate::config::Cidr;
+
+/// What the proxy knows about the client connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSide<'a> {
+    /// The direct peer of the TCP connection.
+    pub peer: Option<IpAddr>,
+    /// The request came over TLS.
+    pub secure: bool,
+    /// The port of the listener the request arrived on, for X-Forwarded-Port.
+    pub listener_port: u16,
+    pub trusted_proxies: &'a [Cidr],
+}
+
+impl ClientSide<'_> {
+    /// Whether the direct peer may speak for the original client through X-Forwarded-*.
+    fn peer_is_trusted(&self) -> bool {
+        self.peer.is_some_and(|ip| self.trusted_proxies.iter().any(|cidr| cidr.contains(ip)))
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|cidr| cidr.contains(ip))
+    }
+}
+
+/// The header section of the request sent upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRequestHeaders {
+    /// Lower-case names, in client order, then the forwarding headers.
+    pub headers: Vec<(String, String)>,
+    /// The client's X-Request-ID, or the one generated for it.
+    pub request_id: String,
+    /// The client asked for a protocol upgrade (`Connection: upgrade` plus `Upgrade`).
+    pub upgrade: bool,
+}
+
+/// Headers a proxy consumes rather than forwards (RFC 9110 7.6.1), plus the
+/// framing headers each hop sets for itself.
+fn is_hop_by_hop(lower_name: &str) -> bool {
+    matches!(
+        lower_name,
+        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "content-length"
+    ) || lower_name.starts_with("proxy-")
+}
+
+/// Forwarding headers the proxy sets itself; client copies are trusted only
+/// from `--trusted-proxies`.
+const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
+
+/// The lower-cased tokens of every Connection header: each names another hop-by-hop header.
+fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Vec<String> {
+    headers
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| {
+            String::from_utf8_lossy(value)
+                .split(',')
+                .map(|token| token.trim().to_ascii_lowercase())
+                .filter(|token| !token.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Every value of a header joined with ", ", as RFC 9110 5.3 allows for list headers.
+fn joined<'h>(headers: &[(&'h str, &'h str)], lower_name: &str) -> Option<String> {
+    let values: Vec<&str> =
+        headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case(lower_name)).map(|(_, v)| v.trim()).collect();
+    if values.is_empty() {
+        None
+    } else {
+        Some(values.join(", "))
+    }
+}
+
+/// The original client seen through a chain of trusted proxies: walking the
+/// X-Forwarded-For chain from the right (nearest hop first), the first address
+/// that is not a trusted proxy; when every hop is trusted, the leftmost.
+fn real_client_address(chain: &[&str], side: &ClientSide) -> Option<String> {
+    for hop in chain.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if side.is_trusted(ip) => continue,
+            _ => return Some(hop.to_string()),
+        }
+    }
+    chain.first().map(|hop| hop.to_string())
+}
+
+/// Builds the upstream request's headers from the client's: drops hop-by-hop
+/// and framing headers and Expect (the proxy answers 100-continue itself),
+/// keeps Host verbatim, and sets X-Forwarded-*, X-Real-IP and X-Request-ID.
+pub fn upstream_request_headers(
+    client_headers: &[(&str, &str)],
+    side: &ClientSide,
+    new_request_id: impl FnOnce() -> String,
+) -> UpstreamRequestHeaders {
+    let listed_by_connection = connection_tokens(client_headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    let upgrade_value = joined(client_headers, "upgrade");
+    let upgrade = upgrade_value.is_some() && listed_by_connection.iter().any(|t| t == "upgrade");
+    let trusted = side.peer_is_trusted();
+
+    let mut headers = Vec::with_capacity(client_headers.len() + 6);
+    let mut request_id = None;
+    for (name, value) in client_headers {
+        let lower = name.to_ascii_lowercase();
+        if is_hop_by_hop(&lower)
+            || lower == "expect"
+            || FORWARDING.contains(&lower.as_str())
+            || listed_by_connection.contains(&lower)
+        {
+            continue;
+        }
+        if lower == "x-request-id" {
+            if request_id.is_some() {
+                continue;
+            }
+            request_id = Some(value.to_string());
+        }
+        headers.push((lower, value.to_string()));
+    }
+    if let (true, Some(protocol)) = (upgrade, upgrade_value) {
+        headers.push(("connection".into(), "upgrade".into()));
+        headers.push(("upgrade".into(), protocol));
+    }
+
+    let incoming = |name: &str| if trusted { joined(client_headers, name) } else { None };
+    let peer = side.peer.map(|ip| ip.to_string());
+    let incoming_for = incoming("x-forwarded-for");
+    let mut chain: Vec<&str> =
+        incoming_for.as_deref().map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).collect()).unwrap_or_default();
+    if let Some(peer) = &peer {
+        chain.push(peer);
+    }
+    if !chain.is_empty() {
+        headers.push(("x-forwarded-for".into(), chain.join(", ")));
+    }
+    let real_ip = if trusted { real_client_address(&chain, side) } else { peer.clone() };
+    if let Some(real_ip) = real_ip {
+        headers.push(("x-real-ip".into(), real_ip));
+    }
+    let host = joined(client_headers, "host");
+    if let Some(forwarded_host) = incoming("x-forwarded-host").or(host) {
+        headers.push(("x-forwarded-host".into(), forwarded_host));
+    }
+    let proto = if side.secure { "https" } else { "http" };
+    headers.push(("x-forwarded-proto".into(), incoming("x-forwarded-proto").unwrap_or_else(|| proto.into())));
+    headers.push((
+        "x-forwarded-port".into(),
+        incoming("x-forwarded-port").unwrap_or_else(|| side.listener_port.to_string()),
+    ));
+    let request_id = match request_id {
+        Some(id) => id,
+        None => {
+            let id = new_request_id();
+            headers.push(("x-request-id".into(), id.clone()));
+            id
+        }
+    };
+    UpstreamRequestHeaders { headers, request_id, upgrade }
+}
+
+/// The upstream response's headers minus hop-by-hop and framing headers.
+/// `keep_upgrade` keeps `Upgrade` for a 101 answer, whose Connection the
+/// tunnel writes itself.
+pub fn downstream_response_headers<'h>(upstream_headers: &[(&'h str, &'h [u8])], keep_upgrade: bool) -> Vec<(&'h str, &'h [u8])> {
+    let listed_by_connection = connection_tokens(upstream_headers.iter().copied());
+    upstream_headers
+        .iter()
+        .copied()
+        .filter(|(name, _)| {
+            let lower = name.to_ascii_lowercase();
+            if keep_upgrade && lower == "upgrade" {
+                return true;
+            }
+            !is_hop_by_hop(&lower) && !listed_by_connection.contains(&lower)
+        })
+        .collect()
+}
+
+/// Whether the client connection ends after this exchange: HTTP/1.1 unless
+/// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+pub fn client_wants_close(http_minor_version: u8, client_headers: &[(&str, &str)]) -> bool {
+    let tokens = connection_tokens(client_headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    if tokens.iter().any(|t| t == "close") {
+        return true;
+    }
+    http_minor_version == 0 && !tokens.iter().any(|t| t == "keep-alive")
+}
+
+thread_local! {
+    static REQUEST_ID_STATE: Cell<u64> = Cell::new(RandomState::new().build_hasher().finish() | 1);
+}
+
+/// 16 random bytes as 32 hex digits, like ingress-nginx's `$req_id`.
+///
+/// A per-thread splitmix64 seeded from the std hasher's random keys: unique
+/// and unpredictable enough for correlation IDs, with no lock and no syscall.
+pub fn new_request_id() -> String {
+    REQUEST_ID_STATE.with(|state| {
+        let next = || {
+            let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            state.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        format!("{:016x}{:016x}", next(), next())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side<'a>(peer: &str, secure: bool, trusted: &'a [Cidr]) -> ClientSide<'a> {
+        ClientSide { peer: Some(peer.parse().unwrap()), secure, listener_port: 8080, trusted_proxies: trusted }
+    }
+
+    fn rewrite(client: &[(&str, &str)], side: &ClientSide) -> UpstreamRequestHeaders {
+        upstream_request_headers(client, side, || "generated".to_string())
+    }
+
+    fn get<'a>(head: &'a UpstreamRequestHeaders, name: &str) -> Vec<&'a str> {
+        head.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let client = [
+            ("Host", "Example.COM:8080"),
+            ("Connection", "keep-alive, X-Secret"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Authorization", "Basic x"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Trailer", "X-Sum"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "5"),
+            ("Upgrade", "websocket"),
+            ("Expect", "100-continue"),
+            ("Accept", "text/html"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+        ];
+        let head = rewrite(&client, &side("10.0.0.9", false, &[]));
+        let names: Vec<&str> = head.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "host",
+                "accept",
+                "cookie",
+                "cookie",
+                "x-forwarded-for",
+                "x-real-ip",
+                "x-forwarded-host",
+                "x-forwarded-proto",
+                "x-forwarded-port",
+                "x-request-id"
+            ]
+        );
+        assert_eq!(get(&head, "host"), ["Example.COM:8080"], "Host verbatim");
+        assert_eq!(get(&head, "cookie"), ["a=1", "b=2"], "repeated headers kept in order");
+        assert!(!head.upgrade, "Upgrade without Connection: upgrade is no upgrade");
+    }
+
+    #[test]
+    fn upgrade_keeps_connection_and_upgrade() {
+        let client = [("Host", "h"), ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Key", "k")];
+        let head = rewrite(&client, &side("10.0.0.9", false, &[]));
+        assert!(head.upgrade);
+        assert_eq!(get(&head, "connection"), ["upgrade"]);
+        assert_eq!(get(&head, "upgrade"), ["websocket"]);
+        assert_eq!(get(&head, "sec-websocket-key"), ["k"]);
+    }
+
+    #[test]
+    fn forwarding_headers_from_untrusted_clients_are_replaced() {
+        let client = [
+            ("Host", "app.example"),
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("X-Forwarded-Host", "evil"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Port", "1"),
+            ("X-Real-IP", "1.2.3.4"),
+        ];
+        let head = rewrite(&client, &side("10.0.0.9", false, &[]));
+        assert_eq!(get(&head, "x-forwarded-for"), ["10.0.0.9"]);
+        assert_eq!(get(&head, "x-real-ip"), ["10.0.0.9"]);
+        assert_eq!(get(&head, "x-forwarded-host"), ["app.example"]);
+        assert_eq!(get(&head, "x-forwarded-proto"), ["http"]);
+        assert_eq!(get(&head, "x-forwarded-port"), ["8080"]);
+    }
+
+    #[test]
+    fn forwarding_headers_from_trusted_proxies_are_extended() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let client = [
+            ("Host", "app.example"),
+            ("X-Forwarded-For", "203.0.113.7, 10.1.1.1"),
+            ("X-Forwarded-For", "10.2.2.2"),
+            ("X-Forwarded-Host", "public.example"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Port", "443"),
+        ];
+        let head = rewrite(&client, &side("10.0.0.9", false, &trusted));
+        assert_eq!(get(&head, "x-forwarded-for"), ["203.0.113.7, 10.1.1.1, 10.2.2.2, 10.0.0.9"]);
+        assert_eq!(get(&head, "x-real-ip"), ["203.0.113.7"], "first untrusted hop from the right");
+        assert_eq!(get(&head, "x-forwarded-host"), ["public.example"]);
+        assert_eq!(get(&head, "x-forwarded-proto"), ["https"]);
+        assert_eq!(get(&head, "x-forwarded-port"), ["443"]);
+    }
+
+    #[test]
+    fn real_ip_table() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            // (peer, incoming X-Forwarded-For, expected X-Real-IP)
+            ("10.0.0.9", None, "10.0.0.9"),
+            ("10.0.0.9", Some("10.1.1.1"), "10.1.1.1"),
+            ("10.0.0.9", Some("198.51.100.1, 203.0.113.7"), "203.0.113.7"),
+            ("10.0.0.9", Some("garbage, 10.1.1.1"), "garbage"),
+            ("192.0.2.1", Some("203.0.113.7"), "192.0.2.1"),
+        ];
+        for (peer, xff, expected) in cases {
+            let mut client = vec![("Host", "h")];
+            if let Some(xff) = xff {
+                client.push(("X-Forwarded-For", xff));
+            }
+            let head = rewrite(&client, &side(peer, false, &trusted));
+            assert_eq!(get(&head, "x-real-ip"), [*expected], "peer {peer} xff {xff:?}");
+        }
+    }
+
+    #[test]
+    fn proto_and_port_follow_the_listener() {
+        let head = rewrite(&[("Host", "h")], &ClientSide { listener_port: 443, ..side("192.0.2.1", true, &[]) });
+        assert_eq!(get(&head, "x-forwarded-proto"), ["https"]);
+        assert_eq!(get(&head, "x-forwarded-port"), ["443"]);
+    }
+
+    #[test]
+    fn request_id_kept_or_generated() {
+        let head = rewrite(&[("Host", "h"), ("X-Request-Id", "abc")], &side("192.0.2.1", false, &[]));
+        assert_eq!(head.request_id, "abc");
+        assert_eq!(get(&head, "x-request-id"), ["abc"]);
+        let head = rewrite(&[("Host", "h")], &side("192.0.2.1", false, &[]));
+        assert_eq!(head.request_id, "generated");
+        assert_eq!(get(&head, "x-request-id"), ["generated"]);
+    }
+
+    #[test]
+    fn generated_request_ids_are_hex_and_distinct() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn response_hop_by_hop_headers_are_dropped() {
+        let upstream: Vec<(&str, &[u8])> = vec![
+            ("content-type", b"text/plain"),
+            ("connection", b"close, x-internal"),
+            ("x-internal", b"1"),
+            ("keep-alive", b"timeout=5"),
+            ("transfer-encoding", b"chunked"),
+            ("content-length", b"12"),
+            ("proxy-authenticate", b"Basic"),
+            ("upgrade", b"websocket"),
+            ("set-cookie", b"a=1"),
+            ("set-cookie", b"b=2"),
+        ];
+        let kept = downstream_response_headers(&upstream, false);
+        assert_eq!(
+            kept,
+            vec![("content-type", &b"text/plain"[..]), ("set-cookie", &b"a=1"[..]), ("set-cookie", &b"b=2"[..])]
+        );
+        let kept = downstream_response_headers(&upstream, true);
+        assert!(kept.contains(&("upgrade", &b"websocket"[..])));
+    }
+
+    #[test]
+    fn client_close_table() {
+        let cases: &[(u8, &[(&str, &str)], bool)] = &[
+            (1, &[], false),
+            (1, &[("Connection", "close")], true),
+            (1, &[("Connection", "Keep-Alive, Close")], true),
+            (0, &[], true),
+            (0, &[("Connection", "keep-alive")], false),
+        ];
+        for (minor, headers, expected) in cases {
+            assert_eq!(client_wants_close(*minor, headers), *expected, "HTTP/1.{minor} {headers:?}");
+        }
+    }
+}

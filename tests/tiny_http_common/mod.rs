@@ -1,0 +1,123 @@
+//! Helpers shared by the tiny_http regression tests: a real server on loopback, raw clients.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tiny_http::{Limits, Request, Server};
+
+/// Generous bound for anything that must happen; a hang shows up as a timeout of this length.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+pub fn start_server(limits: Limits) -> (Arc<Server>, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::from_listener_with_limits(listener, limits).unwrap();
+    (Arc::new(server), addr)
+}
+
+/// Runs `handle` for every request on `workers` threads until the server is gone.
+pub fn spawn_workers<F>(server: &Arc<Server>, workers: usize, handle: F)
+where
+    F: Fn(Request) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
+    for _ in 0..workers {
+        let server = Arc::downgrade(server);
+        let handle = handle.clone();
+        thread::spawn(move || loop {
+            let Some(server) = server.upgrade() else { return };
+            match server.recv_timeout(Duration::from_millis(50)) {
+                Ok(Some(request)) => {
+                    drop(server);
+                    handle(request)
+                }
+                Ok(None) | Err(_) => {}
+            }
+        });
+    }
+}
+
+/// Answers every request with 200 and body "ok".
+pub fn answer_ok(request: Request) {
+    let _ = request.respond(tiny_http::Response::from_string("ok"));
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Reads a response head (through the blank line); errors on timeout or EOF.
+pub fn read_head(stream: &mut impl Read) -> io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("EOF after {:?}", String::from_utf8_lossy(&head)),
+            ));
+        }
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Reads one response with a Content-Length body, returns (head, body).
+pub fn read_response(stream: &mut impl Read) -> io::Result<(String, Vec<u8>)> {
+    let head = read_head(stream)?;
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)?;
+    Ok((head, body))
+}
+
+pub fn status_of(head: &str) -> u16 {
+    head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+}
+
+/// Sends a request and reads its response on a fresh connection.
+pub fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<(String, Vec<u8>)> {
+    let mut stream = connect(addr);
+    stream.write_all(request)?;
+    read_response(&mut stream)
+}
+
+/// True once the peer closed: read returns EOF or a reset within `PATIENCE`.
+pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Polls `condition` until it holds or `PATIENCE` runs out.
+pub fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    condition()
+}

@@ -1,0 +1,110 @@
+//! HTTPS through the real data plane: TLS listener → tiny_http → proxy
+//! workers → a backend written here, with routes and certificates compiled
+//! from the same API objects.
+
+#[path = "proxy_support/mod.rs"]
+mod proxy_support;
+mod tls_support;
+
+use std::io::BufReader;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use ingressd::cache::{Current, Generation};
+use ingressd::kube::objects::{Ingress, IngressTls, ObjectKey};
+use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
+use ingressd::routes::{self, SSL_REDIRECT_ANNOTATION};
+use ingressd::tls::{self, CertSet};
+use proxy_support::{respond, route_config, rule, test_config, Backend};
+use tls_support::*;
+
+const HOST: &str = "secure.example.com";
+
+struct Edge {
+    http: SocketAddr,
+    https: SocketAddr,
+    server: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    leaf: Vec<u8>,
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// One server for plain and TLS connections, as ingressd runs it; HOST is
+/// routed to `backend_port`, has a TLS Secret and the ssl-redirect annotation.
+fn start_edge(backend_port: u16) -> Edge {
+    let ca = Ca::new();
+    let issued = ca.issue(&[HOST]);
+    let mut snapshot = proxy_support::snapshot(&[rule(HOST, "/", &[backend_port])]);
+    let web = ObjectKey::new("default", "web");
+    let mut ingress = Ingress::clone(&snapshot.ingresses[&web]);
+    ingress.metadata.annotations.insert(SSL_REDIRECT_ANNOTATION.into(), "true".into());
+    ingress.spec.tls = vec![IngressTls { hosts: vec![HOST.into()], secret_name: Some("secure-tls".into()) }];
+    snapshot.ingresses.insert(web, Arc::new(ingress));
+    let secret = secret("default", "secure-tls", &issued.cert_pem, &issued.key_pem);
+    snapshot.secrets.insert(secret.metadata.key(), secret);
+
+    let route_config = route_config();
+    let served = routes::served_ingresses(&snapshot, &route_config);
+    let certs = CertSet::compile(&snapshot, &served, None, &CertSet::default());
+    let routes = routes::compile(&snapshot, &route_config);
+    let current = Arc::new(Current::new(Generation { snapshot: Arc::new(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }));
+
+    let plain = TcpListener::bind("127.0.0.1:0").expect("bind http");
+    let http = plain.local_addr().expect("addr");
+    let server = Arc::new(tiny_http::Server::from_listener_with_limits(plain, tiny_http::Limits::default()).expect("server"));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind https");
+    let https = listener.local_addr().expect("addr");
+    tls::spawn_listener(listener, tls::server_config(Arc::clone(&current)), Arc::clone(&server), PATIENCE);
+    let config = ProxyConfig { http_port: http.port(), https_port: https.port(), ..test_config() };
+    let workers = spawn_workers(Arc::clone(&server), current, Arc::new(config), Arc::new(|_: &Outcome| {}));
+    Edge { http, https, server, workers, leaf: issued.leaf }
+}
+
+#[test]
+fn plain_http_redirects_and_https_reaches_the_backend() {
+    let backend = Backend::start(Arc::new(|request, out| {
+        let proto = request.header("x-forwarded-proto").unwrap_or("none").to_string();
+        respond(out, 200, &[("x-seen-proto", &proto)], b"from backend")
+    }));
+    let edge = start_edge(backend.port());
+
+    let socket = TcpStream::connect(edge.http).expect("connect http");
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut plain = BufReader::new(socket);
+    proxy_support::send(&mut plain, format!("GET /cart?item=1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes());
+    let redirect = proxy_support::read_response(&mut plain, false);
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location"), Some(format!("https://{HOST}:{}/cart?item=1", edge.https.port()).as_str()));
+
+    let tls = connect(edge.https, Some(HOST), any_client()).expect("handshake");
+    assert_eq!(served_leaf(&tls), edge.leaf);
+    let mut tls = BufReader::new(tls);
+    let response = send_request(&mut tls, "GET", HOST, "/cart?item=1", b"").expect("https request");
+    assert_eq!((response.status, response.body.as_slice()), (200, &b"from backend"[..]));
+    assert_eq!(response.header("x-seen-proto"), Some("https"));
+    assert_eq!(backend.last().target, "/cart?item=1");
+}
+
+#[test]
+fn large_bodies_through_the_proxy_over_one_tls_connection() {
+    let backend = Backend::echo();
+    let edge = start_edge(backend.port());
+    let mut tls = BufReader::new(connect(edge.https, Some(HOST), any_client()).expect("handshake"));
+    for round in 0..2u8 {
+        let body: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8 ^ round).collect();
+        let response = request(&mut tls, HOST, "/upload", &body).expect("1 MiB through the proxy");
+        assert_eq!(response.status, 200);
+        assert!(response.body == body, "round {round}: body differs");
+    }
+}

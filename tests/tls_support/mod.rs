@@ -1,0 +1,189 @@
+//! Shared by the TLS test binaries: certificates made with rcgen, Secrets as
+//! the API serves them, and a rustls client speaking raw HTTP/1.1.
+#![allow(dead_code)]
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ingressd::kube::objects::{ObjectMeta, Secret};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{AlertDescription, ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+/// Bound for anything that must happen; a hang fails as a timeout of this length.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+// ---- certificates and Secrets -------------------------------------------
+
+pub struct Ca {
+    pub cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub leaf: Vec<u8>,
+}
+
+impl Ca {
+    pub fn new() -> Ca {
+        let key = rcgen::KeyPair::generate().expect("ca key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "ingressd test CA");
+        Ca { cert: params.self_signed(&key).expect("ca cert"), key }
+    }
+
+    /// A leaf for `hosts` with the CA in its chain.
+    pub fn issue(&self, hosts: &[&str]) -> Issued {
+        let key = rcgen::KeyPair::generate().expect("leaf key");
+        let mut params = rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, hosts[0]);
+        let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf");
+        Issued { cert_pem: format!("{}{}", cert.pem(), self.cert.pem()), key_pem: key.serialize_pem(), leaf: cert.der().to_vec() }
+    }
+}
+
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let bits = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ALPHABET[(bits >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+pub fn secret(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Arc<Secret> {
+    let mut secret = Secret {
+        metadata: ObjectMeta { namespace: namespace.into(), name: name.into(), ..ObjectMeta::default() },
+        type_: "kubernetes.io/tls".into(),
+        ..Secret::default()
+    };
+    secret.data.insert("tls.crt".into(), base64_encode(cert_pem.as_bytes()));
+    secret.data.insert("tls.key".into(), base64_encode(key_pem.as_bytes()));
+    Arc::new(secret)
+}
+
+// ---- the client -------------------------------------------------------------
+
+/// Checks handshake signatures but accepts any certificate: the tests look at
+/// which certificate was served, not at whether a browser would trust it.
+#[derive(Debug)]
+pub struct AnyCertificate(rustls::crypto::CryptoProvider);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub fn client_config(versions: &[&'static rustls::SupportedProtocolVersion], alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(rustls::crypto::ring::default_provider())))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+pub fn any_client() -> Arc<ClientConfig> {
+    client_config(rustls::DEFAULT_VERSIONS, &[b"http/1.1"])
+}
+
+pub type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// Connects and completes the handshake; `server_name` None sends no SNI.
+pub fn connect(addr: SocketAddr, server_name: Option<&str>, config: Arc<ClientConfig>) -> io::Result<Tls> {
+    let name = match server_name {
+        Some(name) => ServerName::try_from(name.to_string()).expect("dns name"),
+        None => ServerName::IpAddress(addr.ip().into()),
+    };
+    let socket = TcpStream::connect(addr)?;
+    socket.set_read_timeout(Some(PATIENCE))?;
+    socket.set_write_timeout(Some(PATIENCE))?;
+    let mut tls = StreamOwned::new(ClientConnection::new(config, name).expect("client"), socket);
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+pub fn served_leaf(tls: &Tls) -> Vec<u8> {
+    tls.conn.peer_certificates().expect("server certificates")[0].to_vec()
+}
+
+pub fn alert_of(error: &io::Error) -> Option<AlertDescription> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A POST with a Content-Length body; the response must be sized.
+pub fn request(tls: &mut BufReader<Tls>, host: &str, path: &str, body: &[u8]) -> io::Result<Response> {
+    send_request(tls, "POST", host, path, body)
+}
+
+/// One keep-alive request; the response must carry a Content-Length.
+pub fn send_request(tls: &mut BufReader<Tls>, method: &str, host: &str, path: &str, body: &[u8]) -> io::Result<Response> {
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n", body.len());
+    tls.get_mut().write_all(head.as_bytes())?;
+    tls.get_mut().write_all(body)?;
+    tls.get_mut().flush()?;
+    let mut line = String::new();
+    tls.read_line(&mut line)?;
+    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        tls.read_line(&mut line)?;
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        let (name, value) = trimmed.split_once(':').ok_or_else(|| io::Error::other("bad header"))?;
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| io::Error::other("no content-length"))?;
+    let mut body = vec![0; length];
+    tls.read_exact(&mut body)?;
+    Ok(Response { status, headers, body })
+}
+

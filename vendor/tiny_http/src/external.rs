@@ -1,0 +1,112 @@
+//! Connections accepted outside tiny_http (TLS sessions), served through `Server::serve_stream`.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What the server needs from a stream it did not accept itself.
+///
+/// The timeout and shutdown methods take `&self` because an implementation wraps a
+/// `TcpStream` (or a clone of it) whose socket options do not need exclusive access.
+pub trait ExternalStream: Read + Write + Send + 'static {
+    /// The client's address, for `Request::remote_addr`.
+    fn peer_addr(&self) -> Option<SocketAddr>;
+    /// Applied to the underlying socket; a timed-out read must leave the stream usable.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Applied to the underlying socket.
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Closes both directions of the underlying socket.
+    fn shutdown(&self) -> io::Result<()>;
+}
+
+/// Longest time a raw (upgraded) reader holds the stream lock while waiting for data,
+/// so the writer half on another thread is never blocked for long.
+const RAW_READ_SLICE: Duration = Duration::from_millis(20);
+
+/// One external stream shared by the read and write halves of a connection.
+///
+/// Reads and writes go through one lock because a TLS session cannot be split.
+#[derive(Clone)]
+pub(crate) struct SharedExternal {
+    state: Arc<ExternalState>,
+}
+
+struct ExternalState {
+    stream: Mutex<Box<dyn ExternalStream>>,
+    /// Set once the connection is handed over raw: reads then wait in short slices.
+    raw: AtomicBool,
+    /// How long a raw read waits for data in total before reporting `TimedOut`.
+    raw_idle: Duration,
+}
+
+impl SharedExternal {
+    pub(crate) fn new(stream: Box<dyn ExternalStream>, raw_idle: Duration) -> SharedExternal {
+        SharedExternal {
+            state: Arc::new(ExternalState {
+                stream: Mutex::new(stream),
+                raw: AtomicBool::new(false),
+                raw_idle,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Box<dyn ExternalStream>> {
+        self.state
+            .stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.lock().peer_addr()
+    }
+
+    pub(crate) fn shutdown(&self) -> io::Result<()> {
+        self.lock().shutdown()
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.lock().set_write_timeout(timeout)
+    }
+
+    /// Switches reads to short lock-free waits so a writer thread can interleave.
+    pub(crate) fn enter_raw_mode(&self) -> io::Result<()> {
+        let stream = self.lock();
+        stream.set_read_timeout(Some(RAW_READ_SLICE))?;
+        self.state.raw.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.state.raw.load(Ordering::Acquire) {
+            return self.lock().read(buf);
+        }
+        let deadline = Instant::now() + self.state.raw_idle;
+        loop {
+            let result = self.lock().read(buf);
+            match result {
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                        && Instant::now() < deadline =>
+                {
+                    thread::yield_now();
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Err(io::Error::new(ErrorKind::TimedOut, e))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().write(buf)
+    }
+
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        self.lock().flush()
+    }
+}
