@@ -52,9 +52,10 @@ check "unknown host is 404" "404" "$(stack_http nobody.example.com /)"
 check "host match ignores case and port" "200 alpha GET /" "$(stack_http DEMO.example.com:80 /)"
 check "wildcard host *.apps.example.com" "200 beta GET /cart" "$(stack_http shop.apps.example.com /cart)"
 check "wildcard covers exactly one label" "404" "$(stack_http a.b.apps.example.com /)"
-headers="$(curl -s --max-time 5 -D - -o /dev/null -H 'Host: demo.example.com' "http://127.0.0.1:$STACK_HTTP_PORT/")"
-check_contains "backend response headers come back" "X-Backend: alpha" "$headers"
-check_contains "the backend sees the client's Host" "X-Seen-Host: demo.example.com" "$headers"
+# Header names are case-insensitive (ingressd's upstream client lower-cases them).
+headers="$(curl -s --max-time 5 -D - -o /dev/null -H 'Host: demo.example.com' "http://127.0.0.1:$STACK_HTTP_PORT/" | tr -d '\r' | tr '[:upper:]' '[:lower:]')"
+check_contains "backend response headers come back" "x-backend: alpha" "$headers"
+check_contains "the backend sees the client's Host" "x-seen-host: demo.example.com" "$headers"
 check "HTTPS by SNI with the Secret's certificate" "200 alpha GET /secure" "$(stack_https demo.example.com /secure)"
 check "HTTPS /api goes to beta" "200 beta GET /api" "$(stack_https demo.example.com /api)"
 
