@@ -13,17 +13,11 @@ use std::path::{Path, PathBuf};
 use ingressd::config::{Command, Config};
 use yaml::Value;
 
-/// The API resources ingressd lists and watches, as (API group, resource).
-///
-/// Note for the lead: once the kube branch is merged, replace this with
-/// `ingressd::kube::API_RESOURCES` so the manifests follow the code.
-const API_RESOURCES: &[(&str, &str)] = &[
-    ("networking.k8s.io", "ingresses"),
-    ("networking.k8s.io", "ingressclasses"),
-    ("", "services"),
-    ("", "secrets"),
-    ("discovery.k8s.io", "endpointslices"),
-];
+/// The API resources ingressd lists and watches, as (API group, resource),
+/// taken from the code so the manifests follow it.
+fn api_resources() -> Vec<(&'static str, &'static str)> {
+    ingressd::kube::list::API_RESOURCES.iter().map(|(group, _version, resource)| (*group, *resource)).collect()
+}
 
 /// Written by the status feature: (API group, resource, verb).
 const STATUS_WRITES: &[(&str, &str, &str)] = &[("networking.k8s.io", "ingresses/status", "update")];
@@ -171,9 +165,9 @@ fn check_binding(docs: &[Doc], binding_kind: &str, role_kind: &str) -> Result<()
 }
 
 fn check_rbac(docs: &[Doc]) -> Result<(), String> {
-    let mut expected: Vec<(&str, &str, &str)> = API_RESOURCES
-        .iter()
-        .flat_map(|(group, resource)| READ_VERBS.iter().map(move |verb| (*group, *resource, *verb)))
+    let mut expected: Vec<(&str, &str, &str)> = api_resources()
+        .into_iter()
+        .flat_map(|(group, resource)| READ_VERBS.iter().map(move |verb| (group, resource, *verb)))
         .collect();
     expected.extend_from_slice(STATUS_WRITES);
     let granted = grants(find(docs, "ClusterRole")?)?;
