@@ -12,7 +12,7 @@
 # linked with crt-static. Name lookups need /etc files a chroot or scratch
 # image does not have, so everything is addressed by IP.
 set -euo pipefail
-: "${STACK_HTTP_PORT:=38080}" "${STACK_HTTPS_PORT:=38443}" "${STACK_ADMIN_PORT:=38254}"
+: "${STACK_HTTP_PORT:=0}" "${STACK_HTTPS_PORT:=0}" "${STACK_ADMIN_PORT:=0}"
 source "$(dirname "$0")/lib/stack.sh"
 
 TARGET=x86_64-unknown-linux-gnu

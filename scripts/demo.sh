@@ -5,7 +5,8 @@
 #
 #   bash scripts/demo.sh
 #
-# Ports: STACK_HTTP_PORT (18080), STACK_HTTPS_PORT (18443), STACK_ADMIN_PORT (18254).
+# Ports: STACK_HTTP_PORT (18080), STACK_HTTPS_PORT (18443), STACK_ADMIN_PORT (18254);
+# set them to 0 to let the kernel choose free ones.
 set -euo pipefail
 source "$(dirname "$0")/lib/stack.sh"
 
@@ -14,7 +15,11 @@ stack_require_tools
 stack_build
 stack_start_dependencies
 
-say "Starting ingressd on 127.0.0.1:$STACK_HTTP_PORT (HTTP), :$STACK_HTTPS_PORT (HTTPS), :$STACK_ADMIN_PORT (admin)"
+if ((STACK_HTTP_PORT && STACK_HTTPS_PORT && STACK_ADMIN_PORT)); then
+    say "Starting ingressd on 127.0.0.1:$STACK_HTTP_PORT (HTTP), :$STACK_HTTPS_PORT (HTTPS), :$STACK_ADMIN_PORT (admin)"
+else
+    say "Starting ingressd on loopback ports the kernel picks"
+fi
 stack_start_ingressd
 note "waiting for /readyz (at most ${STACK_READY_SECONDS} s): ready once every watched kind is listed"
 stack_wait_ready
@@ -47,7 +52,8 @@ else
     die "the change was not routed within ${STACK_CHANGE_SECONDS} s (last answer: $STACK_LAST_OUTPUT)"
 fi
 
-say "Metrics (curl http://127.0.0.1:$STACK_ADMIN_PORT/metrics | grep ingressd_)"
-curl -s --max-time 5 "http://127.0.0.1:$STACK_ADMIN_PORT/metrics" | grep '^ingressd_' | head -n 25 | sed 's/^/    /'
+say "Metrics (curl http://127.0.0.1:$STACK_ADMIN_PORT/metrics | grep ingressd_), counters still at 0 left out"
+curl -s --max-time 5 "http://127.0.0.1:$STACK_ADMIN_PORT/metrics" | grep '^ingressd_' | grep -v '_total{[^}]*} 0$' |
+    head -n 40 | sed 's/^/    /'
 
 say "Done. Stopping everything this demo started."

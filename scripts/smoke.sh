@@ -4,10 +4,10 @@
 #
 #   bash scripts/smoke.sh
 #
-# Uses ports 28080, 28443 and 28254 unless STACK_*_PORT say otherwise, so it
-# can run next to the demo.
+# ingressd binds ports the kernel picks (unless STACK_*_PORT say otherwise),
+# so the smoke test never collides with a demo or anything else running.
 set -euo pipefail
-: "${STACK_HTTP_PORT:=28080}" "${STACK_HTTPS_PORT:=28443}" "${STACK_ADMIN_PORT:=28254}"
+: "${STACK_HTTP_PORT:=0}" "${STACK_HTTPS_PORT:=0}" "${STACK_ADMIN_PORT:=0}"
 source "$(dirname "$0")/lib/stack.sh"
 
 PASSED=0

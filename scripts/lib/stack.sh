@@ -10,7 +10,7 @@
 STACK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STACK_PIDS=()
 
-# Ports ingressd listens on; override to run two stacks side by side.
+# Ports ingressd listens on; 0 lets the kernel choose (see stack_learn_ports).
 : "${STACK_HTTP_PORT:=18080}"
 : "${STACK_HTTPS_PORT:=18443}"
 : "${STACK_ADMIN_PORT:=18254}"
@@ -199,7 +199,7 @@ stack_start_ingressd() {
     (($#)) && shift
     local port
     for port in "$STACK_HTTP_PORT" "$STACK_HTTPS_PORT" "$STACK_ADMIN_PORT"; do
-        stack_check_port_free "$port"
+        ((port == 0)) || stack_check_port_free "$port"
     done
     stack_spawn ingressd "${prefix[@]}" "${INGRESSD_BIN:-$STACK_BIN/ingressd}" \
         --apiserver "$API_URL" \
@@ -211,6 +211,25 @@ stack_start_ingressd() {
         --shutdown-delay 0 --shutdown-grace 2 \
         "$@"
     INGRESSD_PID="$STACK_LAST_PID"
+    if ((STACK_HTTP_PORT == 0 || STACK_HTTPS_PORT == 0 || STACK_ADMIN_PORT == 0)); then
+        stack_learn_ports
+    fi
+}
+
+# With port 0 the kernel picks free ports, so runs never collide with
+# anything else on the machine; ingressd logs the addresses it bound
+# ("listening: http=ADDR https=ADDR admin=ADDR").
+stack_learn_ports() {
+    local log="$STACK_DIR/ingressd.log"
+    stack_wait 15 "$INGRESSD_PID" ingressd grep -q 'listening: http=' "$log"
+    local line
+    line="$(grep -m 1 'listening: http=' "$log")"
+    STACK_HTTP_PORT="$(sed -n 's/.* http=[^ ]*:\([0-9]*\) .*/\1/p' <<<"$line")"
+    STACK_HTTPS_PORT="$(sed -n 's/.* https=[^ ]*:\([0-9]*\) .*/\1/p' <<<"$line")"
+    STACK_ADMIN_PORT="$(sed -n 's/.* admin=[^ ]*:\([0-9]*\).*/\1/p' <<<"$line")"
+    [[ -n "$STACK_HTTP_PORT" && -n "$STACK_HTTPS_PORT" && -n "$STACK_ADMIN_PORT" ]] ||
+        die "could not read ingressd's ports from: $line"
+    note "ingressd bound http=127.0.0.1:$STACK_HTTP_PORT https=127.0.0.1:$STACK_HTTPS_PORT admin=127.0.0.1:$STACK_ADMIN_PORT"
 }
 
 stack_is_ready() {
