@@ -68,6 +68,12 @@ note "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/static-
     stack_show_log ingressd
     die "the chrooted ingressd did not proxy the request"
 }
+answer="$(stack_https demo.example.com /static-tls-check)"
+note "curl --resolve demo.example.com:$STACK_HTTPS_PORT:127.0.0.1 --cacert demo.crt https://demo.example.com:$STACK_HTTPS_PORT/static-tls-check -> $answer"
+[[ "$answer" == "200 alpha GET /static-tls-check" ]] || {
+    stack_show_log ingressd
+    die "the chrooted ingressd did not serve HTTPS"
+}
 
 echo
 echo "build-static: ok: $STATIC_BIN is static, $size_bytes bytes, and serves from an empty chroot"
