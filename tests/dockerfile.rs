@@ -84,7 +84,7 @@ fn workspace_paths() -> Vec<String> {
     let mut in_members = false;
     let mut section = String::new();
     let mut target: Option<(String, Option<String>)> = None;
-    let mut finish_target = |section: &str, target: &mut Option<(String, Option<String>)>, paths: &mut Vec<String>| {
+    let finish_target = |section: &str, target: &mut Option<(String, Option<String>)>, paths: &mut Vec<String>| {
         if let (Some(dir), Some((name, path))) = (default_dir(section), target.take()) {
             paths.push(path.unwrap_or_else(|| format!("{dir}/{name}.rs")));
         }
