@@ -60,8 +60,9 @@ stack_init() {
     trap 'exit 143' TERM
 }
 
-# Installs curl and jq with apt-get when they are missing.
+# Installs curl and jq with apt-get when they are missing; cargo must be there.
 stack_require_tools() {
+    command -v cargo >/dev/null 2>&1 || die "cargo is needed to build ingressd (install Rust: https://rustup.rs)"
     local missing=() tool
     for tool in curl jq; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
