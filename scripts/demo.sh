@@ -35,6 +35,7 @@ show "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/" "$(st
 show "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/api/orders" "$(stack_http demo.example.com /api/orders)"
 show "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/apiary  (a Prefix matches whole segments)" "$(stack_http demo.example.com /apiary)"
 show "curl -H 'Host: nobody.example.com' http://127.0.0.1:$STACK_HTTP_PORT/  (no rule for this host)" "$(stack_http nobody.example.com /)"
+show "curl -H 'Host: nginx.example.com' http://127.0.0.1:$STACK_HTTP_PORT/  (Ingress demo/not-ours has class nginx)" "$(stack_http nginx.example.com /)"
 
 say "A wildcard host (Ingress demo/apps: *.apps.example.com -> beta)"
 show "curl -H 'Host: shop.apps.example.com' http://127.0.0.1:$STACK_HTTP_PORT/cart" "$(stack_http shop.apps.example.com /cart)"
