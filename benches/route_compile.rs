@@ -54,7 +54,7 @@ fn main() {
         controller_name: "ingressd.io/ingress-controller".into(),
         ..RouteConfig::default()
     };
-    for ingresses in [1_000, 10_000] {
+    for ingresses in [1_000, 10_000, 20_000] {
         let snapshot = cluster(ingresses);
         let runs = 5;
         let mut best = f64::MAX;

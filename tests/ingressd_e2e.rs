@@ -47,10 +47,7 @@ fn syncs_then_routes_and_follows_changes_within_a_second() {
 fn the_request_path_never_calls_the_api_server() {
     let api = Api::start();
     let backend = Backend::start("blue");
-    for object in service_for("web", "blue", backend.addr) {
-        api.fake.create(object);
-    }
-    api.fake.create(ingress("web", "site", &[("shop.example.com", "/", "blue")]));
+    api.serve_one_site("shop.example.com", "blue", &backend);
     let ingressd = Ingressd::start(&api, &[]);
     assert!(ingressd.wait_ready(Duration::from_secs(10)));
     assert!(api.fake.wait_for_watches(5, Duration::from_secs(5)));
@@ -101,10 +98,7 @@ fn not_ready_while_the_api_is_down_at_start_then_ready_once_it_is_up() {
 fn keeps_serving_the_last_snapshot_when_the_api_goes_away() {
     let api = Api::start();
     let backend = Backend::start("blue");
-    for object in service_for("web", "blue", backend.addr) {
-        api.fake.create(object);
-    }
-    api.fake.create(ingress("web", "site", &[("shop.example.com", "/", "blue")]));
+    api.serve_one_site("shop.example.com", "blue", &backend);
     let ingressd = Ingressd::start(&api, &[]);
     assert!(ingressd.wait_ready(Duration::from_secs(10)));
     drop(api);

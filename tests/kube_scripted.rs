@@ -20,6 +20,9 @@ enum Reply {
     Json(u16, String),
     /// A 200 chunked body, one HTTP chunk per element.
     Chunks(Vec<String>),
+    /// A 200 chunked body that stops after these chunks and stays silent
+    /// for the given time without ending.
+    ChunksThenSilence(Vec<String>, Duration),
 }
 
 /// Each request's target and Authorization header, in arrival order.
@@ -64,16 +67,26 @@ fn write_reply(stream: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
             body.len()
         ),
         Reply::Chunks(chunks) => {
-            write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")?;
-            for chunk in chunks {
-                write!(stream, "{:x}\r\n{chunk}\r\n", chunk.len())?;
-                stream.flush()?;
-                // Separate TCP segments, so the client really reads partial lines.
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            write_chunks(stream, chunks)?;
             write!(stream, "0\r\n\r\n")
         }
+        Reply::ChunksThenSilence(chunks, silence) => {
+            write_chunks(stream, chunks)?;
+            std::thread::sleep(*silence);
+            Ok(())
+        }
     }
+}
+
+fn write_chunks(stream: &mut TcpStream, chunks: &[String]) -> std::io::Result<()> {
+    write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")?;
+    for chunk in chunks {
+        write!(stream, "{:x}\r\n{chunk}\r\n", chunk.len())?;
+        stream.flush()?;
+        // Separate TCP segments, so the client really reads partial lines.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 impl ScriptedServer {
@@ -229,4 +242,57 @@ fn watch_target(target: &str, resource_version: &str) -> String {
         Some(timeout) if (300..600).contains(&timeout) => target.to_string(),
         _ => format!("{prefix}<300..600>"),
     }
+}
+
+#[test]
+fn a_version_that_expires_at_once_does_not_relist_in_a_tight_loop() {
+    let expired = r#"{"kind":"Status","message":"too old resource version","reason":"Expired","code":410}"#;
+    let server = ScriptedServer::start(vec![
+        list("7", "", &[svc("a", "5")]),
+        Reply::Json(410, expired.into()),
+        list("8", "", &[svc("a", "5")]),
+    ]);
+    let dir = std::env::temp_dir().join(format!("ingressd-kube-scripted-expiring-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let client = Arc::new(ApiClient::new(&server.url, &dir.join("missing-ca"), &dir.join("missing-token")).expect("client"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let metrics = Arc::new(WatchMetrics::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = spawn(Kind::Service, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop));
+
+    assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
+    assert!(server.wait_for_requests(2, Duration::from_secs(5)));
+    let expired_at = Instant::now();
+    assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
+    assert!(expired_at.elapsed() >= Duration::from_millis(400), "relisted without backing off");
+    stop.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !watcher.is_finished() {
+        assert!(Instant::now() < deadline, "watcher ignores stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let requests = server.requests();
+    assert!(requests[1].0.starts_with("/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=7&"));
+    assert_eq!(requests[2].0, "/api/v1/services?limit=500");
+    assert!(requests.iter().all(|(_, auth)| auth.is_none()), "no token file, no Authorization header");
+    assert_eq!(metrics.relists(Kind::Service), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_silent_watch_stream_is_abandoned_at_its_read_timeout() {
+    let bookmark = r#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"3"}}}"#.to_string() + "\n";
+    let server = ScriptedServer::start(vec![Reply::ChunksThenSilence(vec![bookmark], Duration::from_secs(4))]);
+    let client = ApiClient::new(&server.url, std::path::Path::new("/nonexistent/ca"), std::path::Path::new("/nonexistent/token"))
+        .expect("client")
+        .with_watch_read_grace(Duration::from_secs(1));
+    // timeoutSeconds 1 plus 1 s grace: silence beyond 2 s ends the stream.
+    let mut stream = client.watch(Kind::Ingress, None, "2", 1).expect("watch opens");
+    let line = stream.next_line().expect("first line").expect("not the end");
+    assert!(String::from_utf8_lossy(&line).contains("BOOKMARK"));
+    let started = Instant::now();
+    let result = stream.next_line();
+    let waited = started.elapsed();
+    assert!(matches!(result, Err(ingressd::kube::Error::Timeout(_))), "{result:?}");
+    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_millis(3500), "{waited:?}");
 }

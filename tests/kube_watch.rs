@@ -65,8 +65,14 @@ struct Harness {
 impl Harness {
     /// Starts a fake API with the initial objects; `before_spawn` runs before the watchers start.
     fn start(name: &str, before_spawn: impl FnOnce(&FakeApi)) -> Harness {
+        Harness::start_with(name, None, Vec::new(), before_spawn)
+    }
+
+    /// Also with extra initial objects and watchers limited to `namespace`.
+    fn start_with(name: &str, namespace: Option<&str>, extra: Vec<Value>, before_spawn: impl FnOnce(&FakeApi)) -> Harness {
         let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
-        let api = FakeApi::start(Options { tokens: vec![TOKEN.to_string()], objects: initial_objects(), ..Default::default() })
+        let objects = initial_objects().into_iter().chain(extra).collect();
+        let api = FakeApi::start(Options { tokens: vec![TOKEN.to_string()], objects, ..Default::default() })
             .expect("fake API starts");
         let dir = temp_dir(name);
         std::fs::write(dir.join("ca.crt"), api.ca_pem()).expect("write CA");
@@ -78,7 +84,10 @@ impl Harness {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = Kind::ALL
             .iter()
-            .map(|kind| spawn(*kind, Arc::clone(&client), None, tx.clone(), Arc::clone(&metrics), Arc::clone(&stop)))
+            .map(|kind| {
+                let namespace = namespace.map(str::to_string);
+                spawn(*kind, Arc::clone(&client), namespace, tx.clone(), Arc::clone(&metrics), Arc::clone(&stop))
+            })
             .collect();
         Harness { api: Some(api), dir, rx, metrics, stop, threads }
     }
@@ -330,6 +339,105 @@ fn a_certificate_from_another_ca_is_refused() {
     stop.store(true, Ordering::Relaxed);
     while !watcher.is_finished() {
         assert!(Instant::now() < deadline + Duration::from_secs(2), "watcher ignores stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn undecodable_service(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"ports": "eighty"}})
+}
+
+#[test]
+fn undecodable_objects_are_skipped_and_the_watch_goes_on() {
+    let h = Harness::start_with("undecodable", None, vec![undecodable_service("broken-at-start")], |_| {});
+    let replaces = h.initial_sync(Duration::from_secs(5));
+    let services = &replaces.iter().find(|(k, _)| *k == Kind::Service).expect("services synced").1;
+    assert_eq!(keys(services), BTreeSet::from(["shop/web".to_string()]), "the bad object is skipped, the good one kept");
+    h.wait_for_all_watches();
+
+    h.api().create(undecodable_service("broken-later"));
+    h.api().create(service("shop", "fine-later", 80));
+    let next_service_event = h.wait_for(Duration::from_secs(2), |e| matches!(e, Event::Upsert(o) if o.kind() == Kind::Service));
+    assert!(
+        next_service_event.as_ref().is_some_and(|e| is_upsert_of(e, Kind::Service, "shop/fine-later")),
+        "{next_service_event:?}"
+    );
+    assert_eq!(h.api().list_count(&api_path(Kind::Service, None)), 1, "no relist for a bad object");
+}
+
+#[test]
+fn namespaced_watchers_see_only_their_namespace_but_all_ingress_classes() {
+    let h = Harness::start_with("namespaced", Some("blog"), Vec::new(), |_| {});
+    let replaces = h.initial_sync(Duration::from_secs(5));
+    let by_kind = |kind| keys(&replaces.iter().find(|(k, _)| *k == kind).expect("kind synced").1);
+    assert_eq!(by_kind(Kind::Ingress), BTreeSet::from(["blog/front".to_string()]));
+    assert_eq!(by_kind(Kind::IngressClass), BTreeSet::from(["ingressd".to_string()]));
+    assert!(by_kind(Kind::Service).is_empty() && by_kind(Kind::Secret).is_empty());
+    assert_eq!(h.api().list_count(&api_path(Kind::Ingress, Some("blog"))), 1);
+    assert_eq!(h.api().list_count(&api_path(Kind::IngressClass, None)), 1);
+    h.wait_for_all_watches();
+
+    h.api().create(ingress("shop", "elsewhere", "x.example"));
+    h.api().create(ingress("blog", "here", "y.example"));
+    let event = h.wait_for(Duration::from_secs(2), |e| matches!(e, Event::Upsert(o) if o.kind() == Kind::Ingress));
+    assert!(event.as_ref().is_some_and(|e| is_upsert_of(e, Kind::Ingress, "blog/here")), "{event:?}");
+}
+
+#[test]
+fn large_lists_are_paged_and_delivered_as_one_replace() {
+    let many: Vec<Value> = (0..1100).map(|i| service("bulk", &format!("svc-{i:04}"), 80)).collect();
+    let h = Harness::start_with("paged", None, many, |_| {});
+    let replaces = h.initial_sync(Duration::from_secs(8));
+    let services = &replaces.iter().find(|(k, _)| *k == Kind::Service).expect("services synced").1;
+    assert_eq!(services.len(), 1101);
+    assert_eq!(keys(services).len(), 1101, "no object twice");
+    assert_eq!(h.api().list_count(&api_path(Kind::Service, None)), 3, "pages of 500");
+    assert_eq!(h.metrics.list_requests(Kind::Service), 3);
+}
+
+#[test]
+fn no_server_at_start_backs_off_until_it_appears() {
+    let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
+    // A free port with nothing listening: connections are refused.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let ca = fakeapi::certs::Ca::new("ingressd test CA");
+    let dir = temp_dir("late-server");
+    std::fs::write(dir.join("ca.crt"), ca.cert_pem()).expect("write CA");
+    std::fs::write(dir.join("token"), TOKEN).expect("write token");
+    let client = Arc::new(ApiClient::new(&format!("https://{addr}"), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let metrics = Arc::new(WatchMetrics::new());
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop));
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metrics.api_errors(Kind::IngressClass) < 2 {
+        assert!(Instant::now() < deadline, "refused connections not retried");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(metrics.api_reachable(), Some(false));
+    assert!(rx.try_recv().is_err());
+
+    let api = FakeApi::start(Options {
+        addr,
+        ca: Some(ca),
+        tokens: vec![TOKEN.to_string()],
+        objects: initial_objects(),
+        ..Default::default()
+    })
+    .expect("fake API starts on the same port");
+    match rx.recv_timeout(Duration::from_secs(8)) {
+        Ok(Event::Replace(Kind::IngressClass, objects)) => assert_eq!(keys(&objects), BTreeSet::from(["ingressd".to_string()])),
+        other => panic!("no sync after the server appeared: {other:?}"),
+    }
+    assert_eq!(metrics.api_reachable(), Some(true));
+    stop.store(true, Ordering::Relaxed);
+    drop(api);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !watcher.is_finished() {
+        assert!(Instant::now() < deadline, "watcher ignores stop");
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -39,6 +39,7 @@ pub struct ApiClient {
     agent: Agent,
     base: String,
     token: Token,
+    watch_read_grace: Duration,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -138,7 +139,14 @@ impl ApiClient {
                 .build();
             config = config.tls_config(tls);
         }
-        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file) })
+        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file), watch_read_grace: WATCH_READ_GRACE })
+    }
+
+    /// Replaces [`WATCH_READ_GRACE`]: a shorter grace finds dead connections
+    /// sooner but must still exceed the server's bookmark interval.
+    pub fn with_watch_read_grace(mut self, grace: Duration) -> ApiClient {
+        self.watch_read_grace = grace;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -192,7 +200,7 @@ impl ApiClient {
             api_path(kind, namespace),
             watch_query(kind, None, resource_version, timeout_seconds)
         );
-        let per_read = Duration::from_secs(timeout_seconds) + WATCH_READ_GRACE;
+        let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
             self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
         Ok(WatchStream::new(kind, response.into_body().into_reader()))

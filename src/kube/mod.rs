@@ -2,6 +2,17 @@
 //!
 //! Watchers turn the API's list and watch responses into [`Event`]s on a
 //! crossbeam channel; the cache thread is their only consumer.
+//!
+//! ```text
+//! client::ApiClient (one ureq Agent, token, CA) <-- watcher::spawn, one thread per Kind
+//!     list pages (list.rs) -> Event::Replace, then watch lines (watch_line.rs) -> Upsert/Delete
+//!     failures -> backoff.rs; counters -> metrics::WatchMetrics (rendered at /metrics)
+//! ```
+//!
+//! Startup: `ApiClient::new(&cfg.apiserver, &cfg.ca_file, &cfg.token_file)?` in an
+//! `Arc`, one `WatchMetrics` in an `Arc`, then `watcher::spawn` for each of
+//! [`Kind::ALL`] with `cfg.watch_namespace`. Setting the stop flag ends a watcher
+//! between requests; one blocked in a watch read ends at that read's timeout.
 
 pub mod backoff;
 pub mod client;

@@ -246,6 +246,36 @@ mod tests {
         }
     }
 
+    /// Random input in random chunkings gives exactly the lines a whole-input
+    /// split gives, and random bytes never panic the decoder.
+    #[test]
+    fn random_chunkings_match_a_reference_split() {
+        let mut rng = crate::kube::backoff::XorShift::new(0x5eed);
+        for _ in 0..200 {
+            let input: Vec<u8> = (0..rng.range(0, 400)).map(|_| b"ab{}\"\n \r"[rng.range(0, 8) as usize]).collect();
+            let expected: Vec<Vec<u8>> = input
+                .split(|b| *b == b'\n')
+                .take(input.split(|b| *b == b'\n').count() - 1)
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .collect();
+            let mut s = LineSplitter::new(1024);
+            let mut got = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at((rng.range(1, 40) as usize).min(rest.len()));
+                s.push(chunk);
+                while let Some(line) = s.next_line() {
+                    let line = line.expect("short lines");
+                    let _ = decode_event(Kind::Secret, &line);
+                    got.push(line);
+                }
+                rest = tail;
+            }
+            assert_eq!(got, expected, "input {:?}", String::from_utf8_lossy(&input));
+        }
+    }
+
     #[test]
     fn over_long_line_is_reported_once_and_splitter_resyncs() {
         let mut s = LineSplitter::new(16);

@@ -128,15 +128,16 @@ impl Watcher {
             if self.tx.send(Event::Replace(self.kind, objects)).is_err() {
                 return;
             }
-            let mut first_watch = true;
+            let listed_at = Instant::now();
+            let mut watches_since_list = 0u64;
             loop {
                 if self.stopped() {
                     return;
                 }
-                if !first_watch {
+                if watches_since_list > 0 {
                     self.metrics.count_watch_restart(self.kind);
                 }
-                first_watch = false;
+                watches_since_list += 1;
                 let started = Instant::now();
                 let end = self.watch(&mut resource_version);
                 let lasted = started.elapsed();
@@ -147,6 +148,14 @@ impl Watcher {
                     WatchEnd::Finished => return,
                     WatchEnd::Expired(message) => {
                         log::info!("{}: resourceVersion {resource_version} expired ({message}); relisting", self.name());
+                        // A version that expires as soon as it was listed means
+                        // something is wrong server-side: do not relist in a tight loop.
+                        if watches_since_list == 1 && listed_at.elapsed() < QUICK_END {
+                            self.metrics.count_api_error(self.kind);
+                            if !self.back_off(None) {
+                                return;
+                            }
+                        }
                         continue 'relist;
                     }
                     WatchEnd::Closed { events } if events == 0 && lasted < QUICK_END => {
@@ -188,6 +197,7 @@ impl Watcher {
                     self.metrics.mark_fresh(self.kind);
                     return Some(listed);
                 }
+                Err(_) if self.stopped() => return None,
                 Err(error) => {
                     self.record_failure("list", &error);
                     if !self.back_off(error.retry_after()) {
@@ -219,7 +229,7 @@ impl Watcher {
                 Err(error) => return Err(error),
             }
             if self.stopped() {
-                return Err(Error::Transport("stopped during list".into()));
+                return Err(Error::Transport("stopped during the list".into()));
             }
         }
     }

@@ -22,6 +22,8 @@ pub const SSL_REDIRECT_ANNOTATION: &str = "ingressd.io/ssl-redirect";
 
 /// One valid path of one served Ingress, before conflicts are settled.
 struct Candidate<'a> {
+    /// Equal matchers are one claim: `Prefix` `/foo` and `/foo/`, or `Prefix`
+    /// and `ImplementationSpecific` on one path, match the same requests.
     matcher: PathMatcher,
     path_type: PathType,
     /// The path as written, "/" when an ImplementationSpecific path was left out.
@@ -31,14 +33,6 @@ struct Candidate<'a> {
     ingress: &'a Ingress,
     /// The Ingress's position oldest-first: the lower claim wins.
     age_rank: usize,
-}
-
-impl Candidate<'_> {
-    /// `Prefix` `/foo` and `/foo/` are one claim, as are `Prefix` and
-    /// `ImplementationSpecific` on one path: they match the same requests.
-    fn same_claim(&self, other: &Candidate<'_>) -> bool {
-        self.matcher == other.matcher
-    }
 }
 
 /// Compiles a snapshot; problems are logged once per compile.
@@ -59,24 +53,26 @@ pub fn compile(snapshot: &Snapshot, config: &RouteConfig) -> RouteTable {
         });
         let display = host.display();
         let mut routes: Vec<PathRoute> = Vec::with_capacity(candidates.len());
-        let mut winner: Option<&Candidate<'_>> = None;
-        for candidate in &candidates {
-            if let Some(winner) = winner.filter(|w| w.same_claim(candidate)) {
+        for candidate in candidates {
+            // The previous route is the oldest claim on the same path, if any.
+            if let Some(winner) = routes.last().filter(|w| w.matcher == candidate.matcher) {
                 let conflict = Conflict {
                     host: display.clone(),
                     path: candidate.written.to_string(),
                     path_type: Some(candidate.path_type),
-                    winner: winner.ingress.metadata.key(),
+                    winner: winner.route.ingress.clone(),
                     loser: candidate.ingress.metadata.key(),
                 };
                 conflicts.push((candidate.age_rank, conflict));
                 continue;
             }
-            winner = Some(candidate);
             let key = candidate.ingress.metadata.key();
             let resolved = resolver.resolve(&candidate.ingress.metadata.namespace, candidate.backend, &key);
             let route = route(key, resolved, candidate.ssl_redirect, display.clone(), candidate.written.to_string(), Some(candidate.path_type));
-            routes.push(PathRoute { matcher: candidate.matcher.clone(), route });
+            routes.push(PathRoute { matcher: candidate.matcher, route });
+        }
+        if routes.is_empty() {
+            continue;
         }
         match host {
             HostPattern::Exact(host) => {

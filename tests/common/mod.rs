@@ -33,6 +33,17 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Creates a Service `name` in namespace `web` backed by `backend`, and
+    /// an Ingress `site` routing `host` to it.
+    pub fn serve_one_site(&self, host: &str, name: &str, backend: &Backend) {
+        for object in service_for("web", name, backend.addr) {
+            self.fake.create(object);
+        }
+        self.fake.create(ingress("web", "site", &[(host, "/", name)]));
+    }
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(PathBuf);
 
