@@ -6,10 +6,15 @@
 //! nanoseconds; they never hold the lock while they work, and they see either
 //! the old generation or the new one, never a mix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::kube::objects::{EndpointSlice, Ingress, IngressClass, ObjectKey, Secret, Service};
+use crossbeam_channel::Receiver;
+
+use crate::kube::objects::{EndpointSlice, Ingress, IngressClass, KubeObject, ObjectKey, Secret, Service};
+use crate::kube::{Event, Kind, Object};
 use crate::routes::RouteTable;
 use crate::tls::CertSet;
 
@@ -57,5 +62,241 @@ impl Current {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
         }
+    }
+}
+
+/// Applies watcher events to the objects. Pure: the cache thread owns one.
+#[derive(Debug, Default)]
+pub struct Store {
+    snapshot: Arc<Snapshot>,
+    synced: BTreeSet<Kind>,
+}
+
+/// Inserts or removes one object in the map of its kind.
+fn place(snapshot: &mut Snapshot, object: Object, present: bool) {
+    fn put<T: KubeObject>(map: &mut BTreeMap<ObjectKey, Arc<T>>, object: T, present: bool) {
+        let key = object.metadata().key();
+        if present {
+            map.insert(key, Arc::new(object));
+        } else {
+            map.remove(&key);
+        }
+    }
+    match object {
+        Object::Ingress(o) => put(&mut snapshot.ingresses, o, present),
+        Object::IngressClass(o) => put(&mut snapshot.ingress_classes, o, present),
+        Object::Service(o) => put(&mut snapshot.services, o, present),
+        Object::EndpointSlice(o) => put(&mut snapshot.endpoint_slices, o, present),
+        Object::Secret(o) => put(&mut snapshot.secrets, o, present),
+    }
+}
+
+fn clear(snapshot: &mut Snapshot, kind: Kind) {
+    match kind {
+        Kind::Ingress => snapshot.ingresses.clear(),
+        Kind::IngressClass => snapshot.ingress_classes.clear(),
+        Kind::Service => snapshot.services.clear(),
+        Kind::EndpointSlice => snapshot.endpoint_slices.clear(),
+        Kind::Secret => snapshot.secrets.clear(),
+    }
+}
+
+impl Store {
+    /// Applies one event. A `Replace` swaps the kind's whole set in one step,
+    /// so objects the new list lacks disappear and no reader ever sees a
+    /// half-filled kind (readers only see snapshots published after `apply`).
+    pub fn apply(&mut self, event: Event) {
+        let snapshot = Arc::make_mut(&mut self.snapshot);
+        match event {
+            Event::Upsert(object) => place(snapshot, object, true),
+            Event::Delete(object) => place(snapshot, object, false),
+            Event::Replace(kind, objects) => {
+                clear(snapshot, kind);
+                for object in objects {
+                    if object_kind(&object) == kind {
+                        place(snapshot, object, true);
+                    } else {
+                        log::error!("a {} list carried a {} object; ignored", kind.name(), object_kind(&object).name());
+                    }
+                }
+                self.synced.insert(kind);
+            }
+        }
+    }
+
+    /// True once every kind has completed its first list.
+    pub fn synced(&self) -> bool {
+        Kind::ALL.iter().all(|k| self.synced.contains(k))
+    }
+
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+}
+
+fn object_kind(object: &Object) -> Kind {
+    match object {
+        Object::Ingress(_) => Kind::Ingress,
+        Object::IngressClass(_) => Kind::IngressClass,
+        Object::Service(_) => Kind::Service,
+        Object::EndpointSlice(_) => Kind::EndpointSlice,
+        Object::Secret(_) => Kind::Secret,
+    }
+}
+
+impl Snapshot {
+    /// Object count per kind, for metrics.
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Ingress => self.ingresses.len(),
+            Kind::IngressClass => self.ingress_classes.len(),
+            Kind::Service => self.services.len(),
+            Kind::EndpointSlice => self.endpoint_slices.len(),
+            Kind::Secret => self.secrets.len(),
+        }
+    }
+}
+
+/// Turns a snapshot into a generation; the previous one is passed so
+/// certificates that stopped parsing can stay in service.
+pub type Compiler = Box<dyn FnMut(&Arc<Snapshot>, &Generation) -> Generation + Send>;
+
+/// What the cache thread reports about itself.
+#[derive(Debug, Default)]
+pub struct CacheStatus {
+    /// Every kind has completed its first list: `/readyz` may say 200.
+    pub synced: AtomicBool,
+    pub compiles: AtomicU64,
+    pub last_compile_micros: AtomicU64,
+    /// Unix time (seconds) of the last applied change.
+    pub last_change_unix: AtomicU64,
+}
+
+/// The cache thread: applies events in batches (everything already queued is
+/// applied before one compile, so a relist of thousands of objects costs one
+/// compile), then publishes. Ends when every sender is gone.
+pub fn spawn(
+    rx: Receiver<Event>,
+    current: Arc<Current>,
+    mut compiler: Compiler,
+    status: Arc<CacheStatus>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("cache".into())
+        .spawn(move || {
+            let mut store = Store::default();
+            while let Ok(first) = rx.recv() {
+                store.apply(first);
+                while let Ok(next) = rx.try_recv() {
+                    store.apply(next);
+                }
+                let started = Instant::now();
+                let previous = current.load();
+                let generation = compiler(store.snapshot(), &previous);
+                current.store(generation);
+                status.last_compile_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                status.compiles.fetch_add(1, Ordering::Relaxed);
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                status.last_change_unix.store(now, Ordering::Relaxed);
+                if store.synced() && !status.synced.swap(true, Ordering::Relaxed) {
+                    log::info!("every kind listed: ready");
+                }
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::objects::{Ingress, ObjectMeta, Service};
+
+    fn ingress(ns: &str, name: &str) -> Object {
+        Object::Ingress(Ingress {
+            metadata: ObjectMeta { namespace: ns.into(), name: name.into(), ..Default::default() },
+            ..Default::default()
+        })
+    }
+
+    fn service(ns: &str, name: &str) -> Object {
+        Object::Service(Service {
+            metadata: ObjectMeta { namespace: ns.into(), name: name.into(), ..Default::default() },
+            ..Default::default()
+        })
+    }
+
+    fn names(store: &Store) -> Vec<String> {
+        store.snapshot().ingresses.keys().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn upsert_and_delete() {
+        let mut store = Store::default();
+        store.apply(Event::Upsert(ingress("a", "one")));
+        store.apply(Event::Upsert(ingress("a", "one")));
+        store.apply(Event::Upsert(ingress("b", "two")));
+        assert_eq!(names(&store), ["a/one", "b/two"]);
+        store.apply(Event::Delete(ingress("a", "one")));
+        assert_eq!(names(&store), ["b/two"]);
+        store.apply(Event::Delete(ingress("x", "absent")));
+        assert_eq!(names(&store), ["b/two"]);
+    }
+
+    #[test]
+    fn replace_drops_what_the_new_list_lacks_and_leaves_other_kinds() {
+        let mut store = Store::default();
+        store.apply(Event::Upsert(ingress("a", "stale")));
+        store.apply(Event::Upsert(ingress("a", "kept")));
+        store.apply(Event::Upsert(service("a", "svc")));
+        store.apply(Event::Replace(Kind::Ingress, vec![ingress("a", "kept"), ingress("a", "new")]));
+        assert_eq!(names(&store), ["a/kept", "a/new"]);
+        assert_eq!(store.snapshot().services.len(), 1);
+        store.apply(Event::Replace(Kind::Ingress, vec![]));
+        assert!(names(&store).is_empty());
+    }
+
+    #[test]
+    fn replace_ignores_objects_of_another_kind() {
+        let mut store = Store::default();
+        store.apply(Event::Replace(Kind::Ingress, vec![service("a", "svc"), ingress("a", "i")]));
+        assert_eq!(names(&store), ["a/i"]);
+        assert!(store.snapshot().services.is_empty());
+    }
+
+    #[test]
+    fn synced_after_every_kind_listed_once() {
+        let mut store = Store::default();
+        for kind in Kind::ALL {
+            assert!(!store.synced());
+            store.apply(Event::Replace(kind, vec![]));
+        }
+        assert!(store.synced());
+    }
+
+    #[test]
+    fn published_snapshots_are_not_mutated_by_later_events() {
+        let mut store = Store::default();
+        store.apply(Event::Upsert(ingress("a", "one")));
+        let published = Arc::clone(store.snapshot());
+        store.apply(Event::Replace(Kind::Ingress, vec![]));
+        assert_eq!(published.ingresses.len(), 1);
+        assert!(store.snapshot().ingresses.is_empty());
+    }
+
+    #[test]
+    fn the_cache_thread_batches_and_publishes() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let current = Arc::new(Current::default());
+        let status = Arc::new(CacheStatus::default());
+        for kind in Kind::ALL {
+            tx.send(Event::Replace(kind, vec![])).expect("send");
+        }
+        tx.send(Event::Upsert(ingress("a", "one"))).expect("send");
+        let compiler: Compiler = Box::new(|snapshot, _| Generation { snapshot: Arc::clone(snapshot), ..Default::default() });
+        let handle = spawn(rx, Arc::clone(&current), compiler, Arc::clone(&status)).expect("thread");
+        drop(tx);
+        handle.join().expect("cache thread ends when senders are gone");
+        assert!(status.synced.load(Ordering::Relaxed));
+        assert_eq!(current.load().snapshot.ingresses.len(), 1);
+        assert!(status.compiles.load(Ordering::Relaxed) >= 1);
     }
 }

@@ -22,3 +22,7 @@ pub mod kube;
 pub mod proxy;
 pub mod routes;
 pub mod tls;
+pub mod admin;
+pub mod shutdown;
+pub mod access_log;
+pub mod inspect;

@@ -2,10 +2,31 @@
 //!
 //! Watchers turn the API's list and watch responses into [`Event`]s on a
 //! crossbeam channel; the cache thread is their only consumer.
+//!
+//! ```text
+//! client::ApiClient (one ureq Agent, token, CA) <-- watcher::spawn, one thread per Kind
+//!     list pages (list.rs) -> Event::Replace, then watch lines (watch_line.rs) -> Upsert/Delete
+//!     failures -> backoff.rs; counters -> metrics::WatchMetrics (rendered at /metrics)
+//! ```
+//!
+//! Startup: `ApiClient::new(&cfg.apiserver, &cfg.ca_file, &cfg.token_file)?` in an
+//! `Arc`, one `WatchMetrics` in an `Arc`, then `watcher::spawn` for each of
+//! [`Kind::ALL`] with `cfg.watch_namespace`. Setting the stop flag ends a watcher
+//! between requests; one blocked in a watch read ends at that read's timeout.
 
+pub mod backoff;
+pub mod client;
+mod error;
+pub mod list;
+pub mod metrics;
 pub mod objects;
+pub mod token;
+pub mod watch_line;
+pub mod watcher;
 
-use objects::{EndpointSlice, Ingress, IngressClass, Secret, Service};
+pub use error::Error;
+
+use objects::{EndpointSlice, Ingress, IngressClass, ObjectMeta, Secret, Service};
 
 /// The kinds ingressd watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +61,28 @@ pub enum Object {
     Service(Service),
     EndpointSlice(EndpointSlice),
     Secret(Secret),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Ingress(_) => Kind::Ingress,
+            Object::IngressClass(_) => Kind::IngressClass,
+            Object::Service(_) => Kind::Service,
+            Object::EndpointSlice(_) => Kind::EndpointSlice,
+            Object::Secret(_) => Kind::Secret,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Ingress(o) => &o.metadata,
+            Object::IngressClass(o) => &o.metadata,
+            Object::Service(o) => &o.metadata,
+            Object::EndpointSlice(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+        }
+    }
 }
 
 /// What a watcher tells the cache.

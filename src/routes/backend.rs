@@ -24,7 +24,7 @@ pub(crate) struct BackendResolver<'a> {
     /// By namespace and the slice's `kubernetes.io/service-name` label.
     slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     mode: UpstreamMode,
-    resolved: HashMap<(String, String, PortRef), Result<Vec<Upstream>, RouteError>>,
+    resolved: HashMap<(&'a str, &'a str, PortRef), Result<Vec<Upstream>, RouteError>>,
 }
 
 impl<'a> BackendResolver<'a> {
@@ -44,7 +44,7 @@ impl<'a> BackendResolver<'a> {
     }
 
     /// Resolves an Ingress backend in `namespace` (the Ingress's own).
-    pub(crate) fn resolve(&mut self, namespace: &str, backend: &IngressBackend, ingress: &ObjectKey) -> ResolvedBackend {
+    pub(crate) fn resolve(&mut self, namespace: &'a str, backend: &'a IngressBackend, ingress: &ObjectKey) -> ResolvedBackend {
         let Some(service) = &backend.service else {
             let error = if backend.resource.is_some() { RouteError::ResourceBackend } else { RouteError::NoBackend };
             log::warn!("ingress {ingress}: backend unavailable: {error}");
@@ -72,8 +72,8 @@ impl<'a> BackendResolver<'a> {
     }
 
     /// Resolves a Service port directly, as `--default-backend-service` names one.
-    pub(crate) fn resolve_service(&mut self, namespace: &str, name: &str, port: PortRef, ingress: &ObjectKey) -> Backend {
-        let key = (namespace.to_string(), name.to_string(), port);
+    pub(crate) fn resolve_service(&mut self, namespace: &'a str, name: &'a str, port: PortRef, ingress: &ObjectKey) -> Backend {
+        let key = (namespace, name, port);
         if let Some(known) = self.resolved.get(&key) {
             return to_backend(known);
         }

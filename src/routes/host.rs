@@ -7,7 +7,7 @@ use super::RouteError;
 const STACK_HOST_LEN: usize = 256;
 
 /// What an Ingress rule's `host` matches.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum HostPattern {
     /// One host, lower-case.
     Exact(String),

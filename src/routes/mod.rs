@@ -9,6 +9,26 @@
 //! - `backend`: Service and EndpointSlice resolution.
 //! - `compile`: merging every served Ingress into one table, oldest first.
 //! - `table`: the lookup.
+//!
+//! # Choices the Ingress spec leaves open
+//!
+//! - A `?` in the path passed to `lookup` ends the path: the query never
+//!   takes part in matching, even if a caller forgets to strip it.
+//! - `ImplementationSpecific` matches as `Prefix`; a `Prefix` and an
+//!   `ImplementationSpecific` path, or `Prefix` `/foo` and `/foo/`, match the
+//!   same requests and are therefore one claim: the older Ingress wins.
+//! - Ingresses without `creationTimestamp` count as oldest; ties go by
+//!   namespace, then name.
+//! - Only an IngressClass with our `spec.controller` can make classless
+//!   Ingresses ours through `is-default-class`.
+//! - An empty `ingressClassName` counts as none.
+//! - `--upstream-mode cluster-ip` with a headless Service (ClusterIP `None`)
+//!   falls back to the Service's ready endpoints.
+//! - An ExternalName Service without a matching port uses the Ingress's port
+//!   number as is (such Services often list no ports).
+//! - `ingressd.io/ssl-redirect`: a TLS entry without hosts covers every rule
+//!   of its Ingress, rules without a host included; the default backend never
+//!   redirects.
 
 pub mod class;
 

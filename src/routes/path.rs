@@ -7,15 +7,16 @@ use super::{PathType, RouteError};
 
 /// How a compiled path matches. `ImplementationSpecific` compiles to
 /// `Prefix`, so the two are one claim for conflict resolution: keeping both
-/// would leave one of them silently unreachable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// would leave one of them silently unreachable. The order (Exact first) is
+/// the tie-break between paths of equal length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum MatchKind {
     Exact,
     Prefix,
 }
 
 /// A validated path as it is matched.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PathMatcher {
     /// For `Prefix`, trailing slashes are removed (so `/` becomes ""), which
     /// turns element-wise matching into one `starts_with` plus a boundary check.

@@ -111,6 +111,8 @@ fn kubernetes_path_matching_examples() {
         (&[("/foo", "Prefix")], "/foo/", Some(("/foo", "Prefix"))),
         (&[("/foo/", "Prefix")], "/foo", Some(("/foo/", "Prefix"))),
         (&[("/foo/", "Prefix")], "/foo/", Some(("/foo/", "Prefix"))),
+        (&[("/foo", "Prefix"), ("/foo/", "Prefix")], "/foo", Some(("/foo", "Prefix"))),
+        (&[("/foo", "Prefix"), ("/foo/", "Prefix")], "/foo/", Some(("/foo", "Prefix"))),
         (&[("/aaa/bb", "Prefix")], "/aaa/bbb", None),
         (&[("/aaa/bbb", "Prefix")], "/aaa/bbb", Some(("/aaa/bbb", "Prefix"))),
         (&[("/aaa/bbb/", "Prefix")], "/aaa/bbb", Some(("/aaa/bbb/", "Prefix"))),

@@ -143,6 +143,9 @@ pub fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
     }
 }
 
+/// Test backends keep bodies in memory; a larger declared body drops the connection.
+pub const MAX_BACKEND_BODY: usize = 64 << 20;
+
 pub fn serve_backend_connection(stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Received>>>) {
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut out = stream.try_clone().unwrap();
@@ -158,6 +161,9 @@ pub fn serve_backend_connection(stream: TcpStream, handler: Handler, log: Arc<Mu
             }
         } else {
             let length: usize = header(&headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            if length > MAX_BACKEND_BODY {
+                return;
+            }
             let mut body = vec![0; length];
             if reader.read_exact(&mut body).is_err() {
                 return;
@@ -287,8 +293,24 @@ pub fn test_config() -> ProxyConfig {
     }
 }
 
+/// Small server limits so slow-client tests finish quickly.
+pub fn test_limits() -> tiny_http::Limits {
+    tiny_http::Limits {
+        max_header_line: 8 * 1024,
+        max_headers: 50,
+        header_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(3),
+        write_timeout: Duration::from_secs(5),
+        ..tiny_http::Limits::default()
+    }
+}
+
 pub fn start_proxy(rules: &[Rule], config: ProxyConfig) -> Proxy {
-    let snapshot = snapshot(rules);
+    start_proxy_with(snapshot(rules), config)
+}
+
+/// A proxy serving routes compiled from `snapshot`.
+pub fn start_proxy_with(snapshot: Snapshot, config: ProxyConfig) -> Proxy {
     let table = routes::compile(&snapshot, &route_config());
     let current = Arc::new(Current::new(Generation {
         snapshot: Arc::new(snapshot),
@@ -297,7 +319,7 @@ pub fn start_proxy(rules: &[Rule], config: ProxyConfig) -> Proxy {
     }));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = Arc::new(tiny_http::Server::from_listener(listener, None).unwrap());
+    let server = Arc::new(tiny_http::Server::from_listener_with_limits(listener, test_limits()).unwrap());
     let config = ProxyConfig { http_port: addr.port(), ..config };
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let sink = outcomes.clone();
@@ -328,7 +350,11 @@ impl Response {
 }
 
 pub fn connect(proxy: &Proxy) -> BufReader<TcpStream> {
-    let stream = TcpStream::connect(proxy.addr).unwrap();
+    connect_to(proxy.addr)
+}
+
+pub fn connect_to(addr: SocketAddr) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     BufReader::new(stream)

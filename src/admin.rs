@@ -1,0 +1,167 @@
+//! The admin server: liveness, readiness and Prometheus metrics.
+//!
+//! It runs on its own listener and threads so a saturated proxy never makes
+//! the kubelet's probes time out.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::cache::{CacheStatus, Current};
+use crate::kube::metrics::WatchMetrics;
+
+/// Anything that contributes lines to `/metrics`.
+pub trait MetricsSource: Send + Sync {
+    /// Appends Prometheus text-format lines (with their HELP and TYPE).
+    fn render(&self, out: &mut String);
+}
+
+/// What the admin endpoints report on.
+pub struct Admin {
+    pub current: Arc<Current>,
+    pub cache: Arc<CacheStatus>,
+    /// Set on SIGTERM: readiness fails at once so load balancers stop sending.
+    pub draining: AtomicBool,
+    pub sources: Vec<Arc<dyn MetricsSource>>,
+}
+
+/// A response the admin server sends: status, content type, body.
+pub type Reply = (u16, &'static str, String);
+
+impl Admin {
+    pub fn new(current: Arc<Current>, cache: Arc<CacheStatus>, sources: Vec<Arc<dyn MetricsSource>>) -> Admin {
+        Admin { current, cache, draining: AtomicBool::new(false), sources }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.cache.synced.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Routes one admin request; pure apart from reading shared state.
+    pub fn handle(&self, method: &str, path: &str) -> Reply {
+        const TEXT: &str = "text/plain; charset=utf-8";
+        if method != "GET" && method != "HEAD" {
+            return (405, TEXT, "method not allowed\n".into());
+        }
+        match path.split('?').next().unwrap_or("") {
+            "/healthz" => (200, TEXT, "ok\n".into()),
+            "/readyz" if self.draining.load(Ordering::Relaxed) => (503, TEXT, "draining\n".into()),
+            "/readyz" if self.ready() => (200, TEXT, "ok\n".into()),
+            "/readyz" => (503, TEXT, "waiting for the first list of every kind\n".into()),
+            "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics()),
+            "/debug/routes" => (200, "application/json", crate::inspect::routes_json(&self.current.load()).to_string()),
+            _ => (404, TEXT, "not found\n".into()),
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let generation = self.current.load();
+        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+        };
+        gauge(&mut out, "ingressd_ready", "1 when every kind has been listed and no drain is under way.", u64::from(self.ready()));
+        gauge(&mut out, "ingressd_route_table_routes", "Routes in the current table.", generation.routes.len() as u64);
+        let micros = self.cache.last_compile_micros.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP ingressd_route_table_compile_seconds_last Seconds the last route table compile took.\n\
+             # TYPE ingressd_route_table_compile_seconds_last gauge\n\
+             ingressd_route_table_compile_seconds_last {}.{:06}\n",
+            micros / 1_000_000,
+            micros % 1_000_000
+        );
+        let _ = write!(
+            out,
+            "# HELP ingressd_route_table_compiles_total Route table compiles.\n# TYPE ingressd_route_table_compiles_total counter\ningressd_route_table_compiles_total {}\n",
+            self.cache.compiles.load(Ordering::Relaxed)
+        );
+        gauge(
+            &mut out,
+            "ingressd_last_change_timestamp_seconds",
+            "Unix time of the last change applied to the route table.",
+            self.cache.last_change_unix.load(Ordering::Relaxed),
+        );
+        for source in &self.sources {
+            source.render(&mut out);
+        }
+        out
+    }
+}
+
+impl MetricsSource for WatchMetrics {
+    fn render(&self, out: &mut String) {
+        WatchMetrics::render(self, out);
+    }
+}
+
+/// Serves the admin endpoints on two threads of their own.
+pub fn spawn(addr: SocketAddr, admin: Arc<Admin>) -> Result<SocketAddr, String> {
+    let server = tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on --admin-addr {addr}: {e}"))?;
+    let local = server.server_addr().to_ip().unwrap_or(addr);
+    let server = Arc::new(server);
+    for n in 0..2 {
+        let server = Arc::clone(&server);
+        let admin = Arc::clone(&admin);
+        std::thread::Builder::new()
+            .name(format!("admin-{n}"))
+            .spawn(move || {
+                while let Ok(request) = server.recv() {
+                    let (status, content_type, body) = admin.handle(request.method().as_str(), request.url());
+                    let body = if request.method() == &tiny_http::Method::Head { String::new() } else { body };
+                    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
+                    if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", content_type) {
+                        response.add_header(header);
+                    }
+                    if let Err(e) = request.respond(response) {
+                        log::debug!("admin response not delivered: {e}");
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the admin threads: {e}"))?;
+    }
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin() -> Admin {
+        Admin::new(Arc::new(Current::default()), Arc::new(CacheStatus::default()), Vec::new())
+    }
+
+    #[test]
+    fn readiness_follows_sync_and_drain() {
+        let admin = admin();
+        assert_eq!(admin.handle("GET", "/healthz").0, 200);
+        assert_eq!(admin.handle("GET", "/readyz").0, 503);
+        admin.cache.synced.store(true, Ordering::Relaxed);
+        assert_eq!(admin.handle("GET", "/readyz").0, 200);
+        admin.draining.store(true, Ordering::Relaxed);
+        assert_eq!(admin.handle("GET", "/readyz").0, 503);
+        assert_eq!(admin.handle("GET", "/healthz").0, 200);
+    }
+
+    #[test]
+    fn metrics_are_prometheus_text() {
+        let admin = admin();
+        let (status, content_type, body) = admin.handle("GET", "/metrics");
+        assert_eq!(status, 200);
+        assert!(content_type.starts_with("text/plain; version=0.0.4"));
+        assert!(body.contains("ingressd_route_table_routes 0\n"), "{body}");
+        assert!(body.contains("ingressd_route_table_compile_seconds_last 0.000000\n"), "{body}");
+        for line in body.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap_or("");
+            assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_and_methods() {
+        let admin = admin();
+        assert_eq!(admin.handle("GET", "/nope").0, 404);
+        assert_eq!(admin.handle("POST", "/healthz").0, 405);
+    }
+}

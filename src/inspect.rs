@@ -1,0 +1,242 @@
+//! The route inspector: `GET /debug/routes` on the admin address, and
+//! `ingressd routes --admin-addr ADDR` which prints it as a table.
+//!
+//! It shows what the proxy does with the current table — hosts, paths, which
+//! Ingress each came from, backends with their ready endpoints, the TLS
+//! Secret per host, and claims that lost a conflict — and never any key
+//! material (only Secret names and expiry times).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::cache::Generation;
+use crate::routes::{Backend, Route};
+
+/// The JSON document served at `/debug/routes`.
+pub fn routes_json(generation: &Generation) -> Value {
+    let secrets: HashMap<&str, String> = generation
+        .certs
+        .entries()
+        .iter()
+        .filter_map(|e| e.host.as_deref().map(|h| (h, e.secret.to_string())))
+        .collect();
+    let tls_secret = |host: &str| -> Option<String> {
+        secrets.get(host).cloned().or_else(|| {
+            let parent = host.split_once('.').map(|(_, p)| p)?;
+            secrets.get(format!("*.{parent}").as_str()).cloned()
+        })
+    };
+    let route = |r: &Route| {
+        let (endpoints, error) = match &r.backend {
+            Backend::Upstreams(u) => (u.iter().map(|u| u.authority.clone()).collect::<Vec<_>>(), None),
+            Backend::Unavailable(reason) => (Vec::new(), Some(reason.clone())),
+        };
+        json!({
+            "host": r.host,
+            "path": r.path,
+            "pathType": r.path_type.map(|t| t.as_str()),
+            "ingress": r.ingress.to_string(),
+            "service": r.service,
+            "port": r.service_port,
+            "endpoints": endpoints,
+            "backendError": error,
+            "sslRedirect": r.ssl_redirect,
+            "tlsSecret": if r.host.is_empty() { None } else { tls_secret(&r.host) },
+        })
+    };
+    let conflicts: Vec<Value> = generation
+        .routes
+        .conflicts()
+        .iter()
+        .map(|c| {
+            json!({
+                "host": c.host, "path": c.path, "pathType": c.path_type.map(|t| t.as_str()),
+                "winner": c.winner.to_string(), "loser": c.loser.to_string(),
+            })
+        })
+        .collect();
+    let certificates: Vec<Value> = generation
+        .certs
+        .entries()
+        .iter()
+        .map(|e| json!({"host": e.host, "secret": e.secret.to_string(), "notAfter": e.not_after}))
+        .collect();
+    json!({
+        "routes": generation.routes.routes().into_iter().filter(|r| !r.is_default_backend()).map(route).collect::<Vec<_>>(),
+        "defaultBackend": generation.routes.default_backend().map(route),
+        "conflicts": conflicts,
+        "certificates": certificates,
+    })
+}
+
+/// Renders the inspector document as a table for a terminal.
+pub fn table(document: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) if s.is_empty() => "*".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let mut rows = vec![["HOST", "PATH", "TYPE", "INGRESS", "BACKEND", "READY", "TLS"].map(String::from).to_vec()];
+    let mut add = |r: &Value| {
+        let endpoints = r["endpoints"].as_array().map(Vec::len).unwrap_or(0);
+        let ready = match r["backendError"].as_str() {
+            Some(error) => format!("0 ({error})"),
+            None => endpoints.to_string(),
+        };
+        rows.push(vec![
+            text(&r["host"]),
+            if r["path"].as_str() == Some("") { "(default)".into() } else { text(&r["path"]) },
+            text(&r["pathType"]),
+            text(&r["ingress"]),
+            format!("{}:{}", text(&r["service"]), text(&r["port"])),
+            ready,
+            text(&r["tlsSecret"]),
+        ]);
+    };
+    for r in document["routes"].as_array().into_iter().flatten() {
+        add(r);
+    }
+    if !document["defaultBackend"].is_null() {
+        add(&document["defaultBackend"]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    let conflicts = document["conflicts"].as_array().cloned().unwrap_or_default();
+    if !conflicts.is_empty() {
+        out.push_str("\nconflicts (the older Ingress wins):\n");
+        for c in conflicts {
+            out.push_str(&format!(
+                "  {}{} {}: {} wins over {}\n",
+                text(&c["host"]),
+                text(&c["path"]),
+                text(&c["pathType"]),
+                text(&c["winner"]),
+                text(&c["loser"])
+            ));
+        }
+    }
+    out
+}
+
+/// `ingressd routes --admin-addr ADDR`.
+pub fn main(args: &[String]) -> ExitCode {
+    let usage = "usage: ingressd routes --admin-addr IP:PORT";
+    let addr = match args {
+        [flag, value] if flag == "--admin-addr" => value.clone(),
+        [single] if single.starts_with("--admin-addr=") => single["--admin-addr=".len()..].to_string(),
+        _ => {
+            eprintln!("{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(addr) = addr.parse::<SocketAddr>() else {
+        eprintln!("ingressd routes: invalid --admin-addr {addr:?}: expected IP:PORT");
+        return ExitCode::from(2);
+    };
+    match fetch(addr) {
+        Ok(document) => {
+            print!("{}", table(&document));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ingressd routes: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fetch(addr: SocketAddr) -> Result<Value, String> {
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET /debug/routes HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream.take(64 << 20).read_to_end(&mut response).map_err(|e| e.to_string())?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no HTTP response")?;
+    let head = String::from_utf8_lossy(&response[..split]);
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(head.lines().next().unwrap_or("").to_string());
+    }
+    let body = &response[split + 4..];
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body)? } else { body.to_vec() };
+    serde_json::from_slice(&body).map_err(|e| format!("not inspector JSON: {e}"))
+}
+
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let end = raw.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk")?;
+        let size_text = std::str::from_utf8(&raw[..end]).map_err(|_| "bad chunk size")?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).map_err(|_| "bad chunk size")?;
+        raw = &raw[end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(raw.get(..size).ok_or("truncated chunk")?);
+        raw = raw.get(size + 2..).ok_or("truncated chunk")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::cache::Snapshot;
+    use crate::kube::objects::{Ingress, ObjectMeta};
+    use crate::routes::{compile, RouteConfig};
+
+    fn generation() -> Generation {
+        let ingress: Ingress = serde_json::from_value(json!({
+            "metadata": {"namespace": "web", "name": "site", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"ingressClassName": "ingressd", "rules": [
+                {"host": "shop.example.com", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "missing", "port": {"number": 80}}}}]}}]}
+        }))
+        .expect("ingress");
+        let mut later = ingress.clone();
+        later.metadata = ObjectMeta { namespace: "web".into(), name: "late".into(), creation_timestamp: "2026-02-01T00:00:00Z".into(), ..Default::default() };
+        let mut snapshot = Snapshot::default();
+        snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
+        snapshot.ingresses.insert(later.metadata.key(), Arc::new(later));
+        let config = RouteConfig { ingress_class: "ingressd".into(), controller_name: "x".into(), ..Default::default() };
+        let routes = compile(&snapshot, &config);
+        Generation { snapshot: Arc::new(snapshot), routes: Arc::new(routes), certs: Default::default() }
+    }
+
+    #[test]
+    fn the_document_lists_routes_backends_and_conflicts() {
+        let document = routes_json(&generation());
+        let routes = document["routes"].as_array().expect("routes");
+        assert_eq!(routes.len(), 1);
+        assert_eq!(routes[0]["host"], "shop.example.com");
+        assert_eq!(routes[0]["pathType"], "Prefix");
+        assert_eq!(routes[0]["ingress"], "web/site");
+        assert!(routes[0]["backendError"].is_string(), "a missing Service is shown");
+        let conflicts = document["conflicts"].as_array().expect("conflicts");
+        assert_eq!(conflicts[0]["winner"], "web/site");
+        assert_eq!(conflicts[0]["loser"], "web/late");
+        let text = table(&document);
+        assert!(text.starts_with("HOST"), "{text}");
+        assert!(text.contains("shop.example.com") && text.contains("web/late"), "{text}");
+    }
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(), Ok(&b"abcde"[..]));
+        assert!(dechunk(b"5\r\nab").is_err());
+    }
+}

@@ -1,0 +1,271 @@
+//! Paths, query strings and paginated list decoding, without I/O.
+//!
+//! A kind's list is fetched in pages of [`PAGE_SIZE`] and only becomes the
+//! cache's new set once the last page arrived: a half list would delete every
+//! object on the missing pages.
+
+use serde::Deserialize;
+
+use super::watch_line::decode_object;
+use super::{Error, Kind, Object};
+
+/// Objects per list page: small enough for bounded memory per request,
+/// large enough that a big cluster lists in a few round trips.
+pub const PAGE_SIZE: usize = 500;
+
+/// Only TLS Secrets are fetched: ingressd has no business reading others.
+const SECRET_FIELD_SELECTOR: &str = "type%3Dkubernetes.io%2Ftls";
+
+/// Every resource ingressd reads as (API group, version, resource), so the
+/// manifests can be checked to grant list and watch on exactly these.
+pub const API_RESOURCES: &[(&str, &str, &str)] = &[
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("networking.k8s.io", "v1", "ingressclasses"),
+    ("", "v1", "services"),
+    ("discovery.k8s.io", "v1", "endpointslices"),
+    ("", "v1", "secrets"),
+];
+
+/// The collection path of `kind`, in `namespace` when given; IngressClasses
+/// are cluster-scoped and never namespaced. Secrets additionally get the TLS
+/// field selector in the query (see [`list_query`], [`watch_query`]).
+pub fn api_path(kind: Kind, namespace: Option<&str>) -> String {
+    let (prefix, resource) = match kind {
+        Kind::Ingress => ("/apis/networking.k8s.io/v1", "ingresses"),
+        Kind::IngressClass => return "/apis/networking.k8s.io/v1/ingressclasses".to_string(),
+        Kind::Service => ("/api/v1", "services"),
+        Kind::EndpointSlice => ("/apis/discovery.k8s.io/v1", "endpointslices"),
+        Kind::Secret => ("/api/v1", "secrets"),
+    };
+    match namespace.filter(|ns| !ns.is_empty()) {
+        Some(ns) => format!("{prefix}/namespaces/{}/{resource}", encode(ns)),
+        None => format!("{prefix}/{resource}"),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, for query
+/// values (continue tokens are base64 with `=`, `+` and `/`).
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn selectors(kind: Kind, label_selector: Option<&str>, query: &mut String) {
+    if kind == Kind::Secret {
+        query.push_str("&fieldSelector=");
+        query.push_str(SECRET_FIELD_SELECTOR);
+    }
+    if let Some(labels) = label_selector.filter(|l| !l.is_empty()) {
+        query.push_str("&labelSelector=");
+        query.push_str(&encode(labels));
+    }
+}
+
+/// The query string (without `?`) of one list page.
+pub fn list_query(kind: Kind, label_selector: Option<&str>, continue_token: Option<&str>) -> String {
+    let mut query = format!("limit={PAGE_SIZE}");
+    if let Some(token) = continue_token.filter(|t| !t.is_empty()) {
+        query.push_str("&continue=");
+        query.push_str(&encode(token));
+    }
+    selectors(kind, label_selector, &mut query);
+    query
+}
+
+/// The query string (without `?`) of a watch from `resource_version`.
+pub fn watch_query(kind: Kind, label_selector: Option<&str>, resource_version: &str, timeout_seconds: u64) -> String {
+    let mut query = format!(
+        "watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}",
+        encode(resource_version)
+    );
+    selectors(kind, label_selector, &mut query);
+    query
+}
+
+/// One decoded page of a list response.
+#[derive(Debug)]
+pub struct ListPage {
+    pub items: Vec<Object>,
+    pub resource_version: String,
+    /// Present while more pages follow.
+    pub continue_token: Option<String>,
+    /// Items that did not decode; each was logged.
+    pub skipped: usize,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ListMeta {
+    resource_version: String,
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawList {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(default)]
+    items: Option<Vec<serde_json::Value>>,
+}
+
+/// Decodes a list page. An item that does not decode is logged with its
+/// namespace/name and skipped, so one bad object cannot hide all the others.
+pub fn decode_list_page(kind: Kind, body: &[u8]) -> Result<ListPage, Error> {
+    let raw: RawList =
+        serde_json::from_slice(body).map_err(|e| Error::Decode(format!("{} list: {e}", kind.name())))?;
+    if raw.metadata.resource_version.is_empty() {
+        return Err(Error::Decode(format!("{} list without metadata.resourceVersion", kind.name())));
+    }
+    let mut items = Vec::new();
+    let mut skipped = 0;
+    for item in raw.items.unwrap_or_default() {
+        match decode_object(kind, &item) {
+            Ok(object) => items.push(object),
+            Err(e) => {
+                skipped += 1;
+                log::warn!("{}: skipping list item: {e}", kind.name());
+            }
+        }
+    }
+    let continue_token = raw.metadata.continue_token.filter(|t| !t.is_empty());
+    Ok(ListPage { items, resource_version: raw.metadata.resource_version, continue_token, skipped })
+}
+
+/// What to do after a page.
+#[derive(Debug)]
+pub enum ListProgress {
+    /// Fetch the next page with this continue token.
+    Continue(String),
+    /// The list is complete: these objects, as of this resourceVersion.
+    Complete { objects: Vec<Object>, resource_version: String },
+}
+
+/// Collects pages into the complete set.
+#[derive(Debug, Default)]
+pub struct ListAccumulator {
+    objects: Vec<Object>,
+    pages: usize,
+}
+
+impl ListAccumulator {
+    pub fn new() -> ListAccumulator {
+        ListAccumulator::default()
+    }
+
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Adds a page. The watch must resume from the last page's
+    /// resourceVersion, which all pages of one consistent list share.
+    pub fn add(&mut self, page: ListPage) -> ListProgress {
+        self.pages += 1;
+        self.objects.extend(page.items);
+        match page.continue_token {
+            Some(token) => ListProgress::Continue(token),
+            None => ListProgress::Complete {
+                objects: std::mem::take(&mut self.objects),
+                resource_version: page.resource_version,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_per_kind_and_namespace() {
+        assert_eq!(api_path(Kind::Ingress, None), "/apis/networking.k8s.io/v1/ingresses");
+        assert_eq!(api_path(Kind::Ingress, Some("web")), "/apis/networking.k8s.io/v1/namespaces/web/ingresses");
+        assert_eq!(api_path(Kind::IngressClass, Some("web")), "/apis/networking.k8s.io/v1/ingressclasses");
+        assert_eq!(api_path(Kind::Service, Some("web")), "/api/v1/namespaces/web/services");
+        assert_eq!(api_path(Kind::EndpointSlice, None), "/apis/discovery.k8s.io/v1/endpointslices");
+        assert_eq!(api_path(Kind::Secret, Some("web")), "/api/v1/namespaces/web/secrets");
+        assert_eq!(api_path(Kind::Secret, Some("")), "/api/v1/secrets");
+    }
+
+    #[test]
+    fn api_resources_cover_every_kind_path() {
+        for kind in Kind::ALL {
+            let path = api_path(kind, None);
+            assert!(
+                API_RESOURCES.iter().any(|(group, version, resource)| {
+                    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+                    path == format!("{prefix}/{resource}")
+                }),
+                "{path} missing from API_RESOURCES"
+            );
+        }
+        assert_eq!(API_RESOURCES.len(), Kind::ALL.len());
+    }
+
+    #[test]
+    fn list_queries() {
+        assert_eq!(list_query(Kind::Ingress, None, None), "limit=500");
+        assert_eq!(list_query(Kind::Service, None, Some("eyJ2Ijo+/=")), "limit=500&continue=eyJ2Ijo%2B%2F%3D");
+        assert_eq!(list_query(Kind::Secret, None, None), "limit=500&fieldSelector=type%3Dkubernetes.io%2Ftls");
+        assert_eq!(
+            list_query(Kind::EndpointSlice, Some("app in (a,b)"), Some("")),
+            "limit=500&labelSelector=app%20in%20%28a%2Cb%29"
+        );
+    }
+
+    #[test]
+    fn watch_queries() {
+        assert_eq!(
+            watch_query(Kind::Ingress, None, "123", 421),
+            "watch=1&allowWatchBookmarks=true&resourceVersion=123&timeoutSeconds=421"
+        );
+        assert_eq!(
+            watch_query(Kind::Secret, None, "9", 300),
+            "watch=1&allowWatchBookmarks=true&resourceVersion=9&timeoutSeconds=300&fieldSelector=type%3Dkubernetes.io%2Ftls"
+        );
+    }
+
+    #[test]
+    fn pages_accumulate_into_one_complete_set() {
+        let page1 = br#"{"kind":"ServiceList","metadata":{"resourceVersion":"77","continue":"tok"},
+            "items":[{"metadata":{"name":"a","namespace":"n"}},{"metadata":{"name":"b","namespace":"n"}}]}"#;
+        let page2 = br#"{"metadata":{"resourceVersion":"77","continue":""},
+            "items":[{"metadata":{"name":"c","namespace":"n"}},{"metadata":{"name":"bad","namespace":"n"},"spec":{"ports":"x"}}]}"#;
+        let mut acc = ListAccumulator::new();
+        let first = decode_list_page(Kind::Service, page1).expect("page 1");
+        assert_eq!(first.continue_token.as_deref(), Some("tok"));
+        assert!(matches!(acc.add(first), ListProgress::Continue(t) if t == "tok"));
+        let second = decode_list_page(Kind::Service, page2).expect("page 2");
+        assert_eq!(second.skipped, 1);
+        match acc.add(second) {
+            ListProgress::Complete { objects, resource_version } => {
+                assert_eq!(resource_version, "77");
+                let names: Vec<String> = objects
+                    .iter()
+                    .map(|o| match o {
+                        Object::Service(s) => s.metadata.name.clone(),
+                        other => panic!("unexpected {other:?}"),
+                    })
+                    .collect();
+                assert_eq!(names, ["a", "b", "c"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(acc.pages(), 2);
+    }
+
+    #[test]
+    fn empty_and_broken_lists() {
+        let empty = decode_list_page(Kind::Ingress, br#"{"metadata":{"resourceVersion":"5"},"items":null}"#).expect("empty");
+        assert!(empty.items.is_empty() && empty.continue_token.is_none());
+        assert!(matches!(decode_list_page(Kind::Ingress, b"<html>"), Err(Error::Decode(_))));
+        assert!(matches!(decode_list_page(Kind::Ingress, br#"{"items":[]}"#), Err(Error::Decode(_))));
+    }
+}

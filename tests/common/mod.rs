@@ -1,0 +1,356 @@
+//! Black-box harness: runs the real `ingressd` binary against a fake API
+//! server and talks to it over loopback sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use fakeapi::{FakeApi, Options};
+
+pub const TOKEN: &str = "test-token-1";
+
+/// A fake API server with one valid token, plus files ingressd reads.
+pub struct Api {
+    pub fake: FakeApi,
+    pub dir: TempDir,
+}
+
+impl Api {
+    pub fn start() -> Api {
+        Api::start_with(Options { tokens: vec![TOKEN.to_string()], ..Default::default() })
+    }
+
+    pub fn start_with(options: Options) -> Api {
+        let fake = FakeApi::start(options).expect("fake API server starts");
+        let dir = TempDir::new();
+        std::fs::write(dir.path("token"), TOKEN).expect("token file");
+        std::fs::write(dir.path("ca.crt"), fake.ca_pem()).expect("ca file");
+        Api { fake, dir }
+    }
+}
+
+impl Api {
+    /// Creates a Service `name` in namespace `web` backed by `backend`, and
+    /// an Ingress `site` routing `host` to it.
+    pub fn serve_one_site(&self, host: &str, name: &str, backend: &Backend) {
+        for object in service_for("web", name, backend.addr) {
+            self.fake.create(object);
+        }
+        self.fake.create(ingress("web", "site", &[(host, "/", name)]));
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ingressd-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running ingressd process; killed on drop.
+pub struct Ingressd {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Ingressd {
+    /// Starts ingressd on ephemeral loopback ports and waits (bounded) for
+    /// the line announcing its bound addresses.
+    pub fn start(api: &Api, extra: &[&str]) -> Ingressd {
+        let mut args: Vec<String> = vec![
+            "--apiserver".into(),
+            api.fake.url(),
+            "--token-file".into(),
+            api.dir.path("token").display().to_string(),
+            "--ca-file".into(),
+            api.dir.path("ca.crt").display().to_string(),
+            "--http-addr".into(),
+            "127.0.0.1:0".into(),
+            "--https-addr".into(),
+            "127.0.0.1:0".into(),
+            "--admin-addr".into(),
+            "127.0.0.1:0".into(),
+            "--access-log".into(),
+            "off".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Ingressd::start_args(&args)
+    }
+
+    pub fn start_args(args: &[String]) -> Ingressd {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ingressd"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ingressd starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("INGRESSD_TEST_LOG").is_some() {
+                    eprintln!("ingressd: {line}");
+                }
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("ingressd did not announce its addresses"));
+            if let Some(rest) = line.split("listening: ").nth(1) {
+                let addr = |key: &str| -> SocketAddr {
+                    rest.split_whitespace()
+                        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+                };
+                return Ingressd { http: addr("http"), https: addr("https"), admin: addr("admin"), child, log: rx };
+            }
+        }
+    }
+
+    /// Polls `/readyz` until it answers 200, at most `timeout`.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        wait_until(timeout, || get(self.admin, "/readyz", "admin").map(|r| r.status == 200).unwrap_or(false))
+    }
+
+    pub fn admin_get(&self, path: &str) -> Response {
+        get(self.admin, path, "admin").expect("admin answers")
+    }
+
+    /// One metric sample's value, by its full series name (with labels).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let body = self.admin_get("/metrics").body_text();
+        body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args(["-s", signal, &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Ingressd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 10 ms until it holds, at most `timeout`.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// GET with a given Host header over a fresh connection (`Connection: close`).
+pub fn get(addr: SocketAddr, path: &str, host: &str) -> std::io::Result<Response> {
+    request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+}
+
+/// Sends raw request bytes and reads the response to EOF (5 s timeouts).
+pub fn request(addr: SocketAddr, raw: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(raw.as_bytes())?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes)?;
+    parse_response(&bytes)
+}
+
+pub fn parse_response(bytes: &[u8]) -> std::io::Result<Response> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
+    let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let raw = &bytes[end + 4..];
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(raw).ok_or_else(|| bad("bad chunking"))? } else { raw.to_vec() };
+    Ok(Response { status, headers, body })
+}
+
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+/// A loopback HTTP backend answering `NAME PATH` to every request, one
+/// request per connection; it counts requests. Stops with the test process.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Backend {
+        Backend::start_with_delay(name, Duration::ZERO)
+    }
+
+    /// A backend that waits `delay` before answering each request.
+    pub fn start_with_delay(name: &str, delay: Duration) -> Backend {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
+        let addr = listener.local_addr().expect("backend addr");
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&requests);
+        let name = name.to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let name = name.clone();
+                let counter = std::sync::Arc::clone(&counter);
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let mut reader = BufReader::new(&stream);
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    loop {
+                        let mut header = String::new();
+                        match reader.read_line(&mut header) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if header == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(delay);
+                    let body = format!("{name} {path}\n");
+                    let _ = (&stream).write_all(
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+                    );
+                });
+            }
+        });
+        Backend { addr, requests }
+    }
+}
+
+/// An Ingress of class `ingressd` with one rule per (host, path, service).
+pub fn ingress(namespace: &str, name: &str, rules: &[(&str, &str, &str)]) -> serde_json::Value {
+    let rules: Vec<serde_json::Value> = rules
+        .iter()
+        .map(|(host, path, service)| {
+            serde_json::json!({
+                "host": host,
+                "http": {"paths": [{"path": path, "pathType": "Prefix",
+                    "backend": {"service": {"name": service, "port": {"number": 80}}}}]}
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {"ingressClassName": "ingressd", "rules": rules}
+    })
+}
+
+/// A Service on port 80 (named `http`) and its EndpointSlice pointing at `backend`.
+pub fn service_for(namespace: &str, name: &str, backend: SocketAddr) -> [serde_json::Value; 2] {
+    [
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"namespace": namespace, "name": name},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": backend.port()}], "clusterIP": "10.96.0.10"}
+        }),
+        endpoint_slice(namespace, name, &[backend]),
+    ]
+}
+
+pub fn endpoint_slice(namespace: &str, service: &str, backends: &[SocketAddr]) -> serde_json::Value {
+    let port = backends.first().map(|b| b.port()).unwrap_or(1);
+    let endpoints: Vec<serde_json::Value> = backends
+        .iter()
+        .map(|b| serde_json::json!({"addresses": [b.ip().to_string()], "conditions": {"ready": true}}))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"namespace": namespace, "name": format!("{service}-abc"),
+            "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"name": "http", "port": port, "protocol": "TCP"}]
+    })
+}

@@ -1,0 +1,112 @@
+//! The `ingressd` binary against the fake API server over real HTTPS, with
+//! real backends: sync and readiness, live routing changes, API outages.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{get, ingress, service_for, wait_until, Api, Backend, Ingressd};
+
+fn body(ingressd: &Ingressd, host: &str, path: &str) -> String {
+    match get(ingressd.http, path, host) {
+        Ok(r) => format!("{} {}", r.status, r.body_text().trim_end()),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+#[test]
+fn syncs_then_routes_and_follows_changes_within_a_second() {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    let green = Backend::start("green");
+    for object in service_for("web", "blue", blue.addr).into_iter().chain(service_for("web", "green", green.addr)) {
+        api.fake.create(object);
+    }
+    api.fake.create(ingress("web", "site", &[("shop.example.com", "/", "blue")]));
+
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)), "ready after the first list of every kind");
+    assert_eq!(ingressd.admin_get("/healthz").status, 200);
+    assert_eq!(body(&ingressd, "shop.example.com", "/cart"), "200 blue /cart");
+    assert_eq!(body(&ingressd, "other.example.com", "/"), "404 no route for this host and path");
+
+    api.fake.apply(ingress("web", "site", &[("shop.example.com", "/", "green")]));
+    assert!(
+        wait_until(Duration::from_secs(1), || body(&ingressd, "shop.example.com", "/x") == "200 green /x"),
+        "an update reaches the proxy within 1 s"
+    );
+    api.fake.create(ingress("web", "second", &[("api.example.com", "/v1", "blue")]));
+    assert!(wait_until(Duration::from_secs(1), || body(&ingressd, "api.example.com", "/v1/users") == "200 blue /v1/users"));
+    assert!(api.fake.delete("networking.k8s.io/v1", "Ingress", "web", "second"));
+    assert!(wait_until(Duration::from_secs(1), || body(&ingressd, "api.example.com", "/v1/users").starts_with("404")));
+
+    assert_eq!(ingressd.metric("ingressd_watch_objects{kind=\"ingress\"}"), Some(1.0));
+}
+
+#[test]
+fn the_request_path_never_calls_the_api_server() {
+    let api = Api::start();
+    let backend = Backend::start("blue");
+    api.serve_one_site("shop.example.com", "blue", &backend);
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    assert!(api.fake.wait_for_watches(5, Duration::from_secs(5)));
+    let before = api.fake.total_requests();
+    for n in 0..50 {
+        assert_eq!(body(&ingressd, "shop.example.com", &format!("/{n}")), format!("200 blue /{n}"));
+    }
+    assert_eq!(get(ingressd.http, "/", "nowhere.example.com").map(|r| r.status).ok(), Some(404));
+    assert_eq!(api.fake.total_requests(), before, "no API request was made while proxying");
+    assert_eq!(backend.requests.load(std::sync::atomic::Ordering::SeqCst), 50);
+}
+
+#[test]
+fn not_ready_while_the_api_is_down_at_start_then_ready_once_it_is_up() {
+    let ca = fakeapi::certs::Ca::new("test-ca");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let dir = common::TempDir::new();
+    std::fs::write(dir.path("token"), common::TOKEN).expect("token");
+    std::fs::write(dir.path("ca.crt"), ca.cert_pem()).expect("ca");
+    let args: Vec<String> = [
+        "--apiserver", &format!("https://127.0.0.1:{port}"),
+        "--token-file", &dir.path("token").display().to_string(),
+        "--ca-file", &dir.path("ca.crt").display().to_string(),
+        "--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let ingressd = Ingressd::start_args(&args);
+    assert!(
+        wait_until(Duration::from_secs(5), || ingressd.metric("ingressd_watch_api_errors_total{kind=\"ingress\"}").unwrap_or(0.0) >= 2.0),
+        "list attempts fail and are retried"
+    );
+    assert_eq!(ingressd.admin_get("/readyz").status, 503);
+    assert_eq!(ingressd.admin_get("/healthz").status, 200);
+
+    let _api = fakeapi::FakeApi::start(fakeapi::Options {
+        addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+        tokens: vec![common::TOKEN.to_string()],
+        ca: Some(ca),
+        ..Default::default()
+    })
+    .expect("fake API starts on the reserved port");
+    assert!(ingressd.wait_ready(Duration::from_secs(35)), "ready once the API answers (backoff is capped at 30 s)");
+}
+
+#[test]
+fn keeps_serving_the_last_snapshot_when_the_api_goes_away() {
+    let api = Api::start();
+    let backend = Backend::start("blue");
+    api.serve_one_site("shop.example.com", "blue", &backend);
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    drop(api);
+    assert!(
+        wait_until(Duration::from_secs(10), || ingressd.metric("ingressd_api_reachable") == Some(0.0)),
+        "the outage shows in metrics"
+    );
+    assert_eq!(ingressd.admin_get("/healthz").status, 200);
+    assert_eq!(ingressd.admin_get("/readyz").status, 200, "readiness stays green after the first sync");
+    assert_eq!(body(&ingressd, "shop.example.com", "/still"), "200 blue /still");
+}
