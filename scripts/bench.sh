@@ -56,11 +56,14 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building release binaries" >&2
-cargo build --release --quiet --bin ingressd --bin fake-apiserver
+cargo build --release --quiet --bin ingressd
+cargo build --release --quiet -p fakeapi --bin fake-apiserver
 
 mkdir -p "$WORK/www" "$WORK/logs"
 head -c 1024 /dev/urandom > "$WORK/www/1k"
 head -c 65536 /dev/urandom > "$WORK/www/64k"
+# nginx started as root serves files as an unprivileged worker user.
+chmod -R a+rX "$WORK"
 
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes auto;
@@ -141,7 +144,8 @@ wait_for() { # description, command...
         if "$@" >/dev/null 2>&1; then return 0; fi
         sleep 0.05
     done
-    echo "timed out waiting for $what" >&2
+    echo "timed out waiting for $what; logs:" >&2
+    tail -n 20 "$WORK"/logs/* >&2 || true
     exit 1
 }
 wait_for "the fake API server" test -s "$WORK/api.url"

@@ -42,6 +42,7 @@ fn absolute_form_target_routes_by_its_authority() {
     send(&mut conn, b"GET http://a.test/x?y HTTP/1.1\r\nHost: ignored.test\r\n\r\n");
     assert_eq!(read_response(&mut conn, false).status, 200);
     assert_eq!(backend.last().target, "/x?y");
+    assert_eq!(backend.last().header("host"), Some("a.test"), "the target's authority replaces Host");
 }
 
 #[test]
@@ -277,10 +278,100 @@ fn bad_requests_get_400() {
     for raw in [
         &b"GET * HTTP/1.1\r\nHost: a.test\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
         b"GET /a\x7fb HTTP/1.1\r\nHost: a.test\r\n\r\n",
     ] {
         let mut conn = connect(&proxy);
         send(&mut conn, raw);
         assert_eq!(read_response(&mut conn, false).status, 400, "{:?}", String::from_utf8_lossy(raw));
     }
+}
+
+#[test]
+fn an_empty_sized_body_keeps_its_content_length() {
+    let backend = Backend::echo();
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
+    let mut conn = connect(&proxy);
+    send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(read_response(&mut conn, false).status, 200);
+    assert_eq!(backend.last().header("content-length"), Some("0"));
+}
+
+/// Reads whatever follows within `wait`; the connection may also end.
+fn read_more(conn: &mut std::io::BufReader<std::net::TcpStream>, wait: Duration) -> Vec<u8> {
+    conn.get_mut().set_read_timeout(Some(wait)).unwrap();
+    let mut more = conn.buffer().to_vec();
+    let mut buffer = [0u8; 1024];
+    while let Ok(read) = conn.get_mut().read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        more.extend_from_slice(&buffer[..read]);
+    }
+    more
+}
+
+#[test]
+fn an_upstream_failing_mid_body_never_looks_complete() {
+    let chunked = Backend::start(Arc::new(|_req, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n");
+        let _ = out.shutdown(std::net::Shutdown::Both);
+    }));
+    let sized = Backend::start(Arc::new(|_req, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nonly-part");
+        let _ = out.shutdown(std::net::Shutdown::Both);
+    }));
+    let fine = Backend::text("fine");
+    let proxy = start_proxy(
+        &[rule("chunked.test", "/", &[chunked.port()]), rule("sized.test", "/", &[sized.port()]), rule("fine.test", "/", &[fine.port()])],
+        ProxyConfig { workers: 2, ..test_config() },
+    );
+
+    let mut conn = connect(&proxy);
+    send(&mut conn, b"GET / HTTP/1.1\r\nHost: chunked.test\r\n\r\n");
+    let (line, headers) = read_head(&mut conn).unwrap();
+    assert!(line.contains(" 200 "));
+    assert_eq!(header(&headers, "transfer-encoding"), Some("chunked"));
+    let rest = read_more(&mut conn, Duration::from_millis(500));
+    assert!(rest.starts_with(b"5\r\nhello\r\n"), "{:?}", String::from_utf8_lossy(&rest));
+    assert!(!rest.ends_with(b"0\r\n\r\n"), "a truncated body was terminated cleanly");
+
+    let mut conn = connect(&proxy);
+    send(&mut conn, b"GET / HTTP/1.1\r\nHost: sized.test\r\n\r\n");
+    let (_, headers) = read_head(&mut conn).unwrap();
+    assert_eq!(header(&headers, "content-length"), Some("1000"));
+    let rest = read_more(&mut conn, Duration::from_millis(500));
+    assert!(rest.len() < 1000, "more bytes than the upstream sent");
+    assert_eq!(get(&proxy, "fine.test", "/").text(), "fine", "the proxy keeps serving");
+}
+
+#[test]
+fn ssl_redirect_answers_308_except_for_acme_challenges() {
+    let backend = Backend::text("solver");
+    let mut snapshot = snapshot(&[rule("secure.test", "/", &[backend.port()])]);
+    let key = ingressd::kube::objects::ObjectKey::new("default", "web");
+    let mut ingress = (*snapshot.ingresses[&key]).clone();
+    ingress.metadata.annotations.insert("ingressd.io/ssl-redirect".into(), "true".into());
+    ingress.spec.tls = vec![ingressd::kube::objects::IngressTls { hosts: vec!["secure.test".into()], secret_name: Some("cert".into()) }];
+    snapshot.ingresses.insert(key, Arc::new(ingress));
+    let proxy = start_proxy_with(snapshot, ProxyConfig { https_port: 8443, ..test_config() });
+
+    let redirect = get(&proxy, "Secure.test:80", "/a/b?c=d");
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location"), Some("https://secure.test:8443/a/b?c=d"));
+    assert!(backend.received.lock().unwrap().is_empty());
+    let challenge = get(&proxy, "secure.test", "/.well-known/acme-challenge/token");
+    assert_eq!((challenge.status, challenge.text()), (200, "solver".to_string()));
+}
+
+#[test]
+fn an_upstream_failing_before_its_first_body_byte_is_502() {
+    let backend = Backend::start(Arc::new(|_req, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n");
+        let _ = out.shutdown(std::net::Shutdown::Both);
+    }));
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
+    let response = get(&proxy, "a.test", "/");
+    assert_eq!(response.status, 502);
+    assert_eq!(proxy.wait_outcomes(1)[0].upstream_status, Some(200));
 }

@@ -3,61 +3,13 @@
 mod tiny_http_common;
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use tiny_http::{ExternalStream, Limits, Request, Server};
+use tiny_http::{Limits, Request};
 use tiny_http_common::*;
-
-/// A plain TCP connection fed in through `serve_stream`, as a TLS session would be.
-struct PlainExternal(TcpStream);
-
-impl Read for PlainExternal {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for PlainExternal {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl ExternalStream for PlainExternal {
-    fn peer_addr(&self) -> Option<SocketAddr> {
-        self.0.peer_addr().ok()
-    }
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.0.set_read_timeout(timeout)
-    }
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.0.set_write_timeout(timeout)
-    }
-    fn shutdown(&self) -> io::Result<()> {
-        self.0.shutdown(std::net::Shutdown::Both)
-    }
-}
-
-/// Feeds every connection accepted on a second loopback listener to `server.serve_stream`.
-fn external_front(server: &std::sync::Arc<Server>) -> SocketAddr {
-    let front = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = front.local_addr().unwrap();
-    let server = std::sync::Arc::downgrade(server);
-    thread::spawn(move || {
-        for stream in front.incoming() {
-            let Ok(stream) = stream else { continue };
-            let Some(server) = server.upgrade() else { return };
-            server.serve_stream(Box::new(PlainExternal(stream)));
-        }
-    });
-    addr
-}
 
 /// Answers with the request's view of itself: "secure=<bool> remote=<addr>".
 fn describe(request: Request) {
@@ -201,4 +153,15 @@ fn into_raw_splits_an_external_stream_into_concurrent_halves() {
     let (server, _) = start_server(Limits::default());
     spawn_workers(&server, 2, upgrade_and_echo);
     check_upgrade(external_front(&server));
+}
+
+#[test]
+fn built_in_tls_is_refused_in_favour_of_serve_stream() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = tiny_http::SslConfig {
+        certificate: Vec::new(),
+        private_key: Vec::new(),
+    };
+    let error = tiny_http::Server::from_listener(listener, Some(config)).err();
+    assert!(error.is_some_and(|e| e.to_string().contains("serve_stream")));
 }

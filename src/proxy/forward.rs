@@ -21,8 +21,8 @@ use crate::routes::{Backend, Route, Upstream};
 /// request has not started to go out (connect failures).
 pub(super) const MAX_TRIES: usize = 3;
 
-/// Upstream body reads go through one buffer of this size per request.
-const COPY_BUFFER: usize = 16 * 1024;
+/// Upstream body reads go through one buffer of this size per worker.
+pub(super) const COPY_BUFFER: usize = 64 * 1024;
 
 /// Requests under this prefix are answered over plain HTTP even when the
 /// route redirects to HTTPS: ACME HTTP-01 challenges must reach the solver.
@@ -40,7 +40,8 @@ pub(super) struct ClientRequest {
 }
 
 /// Handles one request and reports what happened.
-pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Instant) -> Outcome {
+/// `buffer` is the worker's copy buffer, reused from request to request.
+pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Instant, buffer: &mut [u8]) -> Outcome {
     let client_headers: Vec<(String, String)> = request
         .headers()
         .iter()
@@ -79,13 +80,21 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         log::info!("{} {:?} from {peer:?}: request target not routable", outcome.method, outcome.path);
         return reply(request, &client, outcome, started, 400, "bad request target", &[]);
     };
-    let host_header = header_refs.iter().find(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim());
-    let host = match (target.authority.as_deref(), host_header) {
-        (Some(authority), _) => authority.to_owned(),
-        (None, Some(host)) if !host.is_empty() => host.to_owned(),
+    let mut host_headers = header_refs.iter().filter(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim());
+    let (host_header, second_host) = (host_headers.next(), host_headers.next());
+    let host = match (target.authority.as_deref(), host_header, second_host) {
+        (_, _, Some(_)) => return reply(request, &client, outcome, started, 400, "more than one Host header", &[]),
+        (Some(authority), _, None) => authority.to_owned(),
+        (None, Some(host), None) if !host.is_empty() => host.to_owned(),
         _ => return reply(request, &client, outcome, started, 400, "missing Host header", &[]),
     };
     outcome.host = host.clone();
+    let mut upstream_head = upstream_head;
+    if target.authority.is_some() {
+        // An absolute-form target's authority replaces Host (RFC 9112 3.2.2).
+        upstream_head.headers.retain(|(name, _)| name != "host");
+        upstream_head.headers.insert(0, ("host".to_owned(), host.clone()));
+    }
 
     let generation = shared.current.load();
     let Some(route) = generation.routes.lookup(&host, target.path()) else {
@@ -96,7 +105,7 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
 
     if route.ssl_redirect && !secure && !target.path().starts_with(ACME_CHALLENGE_PREFIX) {
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
-        let location = format!("https://{}{port}{}", wire::host_without_port(&host), target.path_and_query);
+        let location = format!("https://{}{port}{}", wire::host_without_port(&host).to_ascii_lowercase(), target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
     }
 
@@ -122,7 +131,7 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let client = ClientRequest { close: true, ..client };
         return reply(request, &client, outcome, started, 413, "request body too large", &[]);
     }
-    proxy(shared, request, &client, &target, upstream_head, upstreams, route, outcome, started)
+    proxy(shared, request, &client, &target, upstream_head, upstreams, route, outcome, started, buffer)
 }
 
 /// Why the client's request body stopped.
@@ -222,6 +231,7 @@ fn proxy(
     route: &Route,
     mut outcome: Outcome,
     started: Instant,
+    buffer: &mut [u8],
 ) -> Outcome {
     let Ok(method) = http::Method::from_bytes(outcome.method.as_bytes()) else {
         return reply(request, client, outcome, started, 400, "bad method", &[]);
@@ -248,7 +258,7 @@ fn proxy(
             outcome.upstream = Some(upstream.authority.clone());
             let uri = format!("http://{}{}", upstream.authority, target.path_and_query);
             let reader = body.as_mut().map(|b| b as &mut dyn Read);
-            let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length.filter(|_| has_body)) {
+            let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length) {
                 Ok(sent) => sent,
                 Err(err) => {
                     log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
@@ -295,7 +305,7 @@ fn proxy(
         }
         (None, None) => return reply(request, client, outcome, started, 502, "bad gateway", &[]),
     };
-    stream_response(request, client, response, outcome, started)
+    stream_response(request, client, response, outcome, started, buffer)
 }
 
 /// Copies the upstream response to the client with the framing chosen here.
@@ -305,6 +315,7 @@ fn stream_response(
     response: http::Response<ureq::Body>,
     mut outcome: Outcome,
     started: Instant,
+    buffer: &mut [u8],
 ) -> Outcome {
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
@@ -324,54 +335,79 @@ fn stream_response(
     if let Framing::Empty { .. } = framing {
         // Reading the (empty) body to its end returns the upstream connection
         // to the pool before the client can send its next request.
-        let _ = io::copy(&mut (&mut upstream).take(COPY_BUFFER as u64), &mut io::sink());
+        let _ = io::copy(&mut (&mut upstream).take(buffer.len() as u64), &mut io::sink());
     }
     let mut writer = request.into_writer();
-    if let Err(err) = writer.write_all(&head).and_then(|()| writer.flush()) {
-        log::debug!("{}{}: client went away before the response head: {err}", outcome.host, outcome.path);
-        return finish(outcome, started);
+    // A sized body's head goes out with its first bytes (one segment for a
+    // small response); a streamed body's head goes out at once.
+    let mut unsent_head = Some(head);
+    if !matches!(framing, Framing::Length(length) if length > 0) {
+        let head = unsent_head.take().unwrap_or_default();
+        if let Err(err) = writer.write_all(&head).and_then(|()| writer.flush()) {
+            log::debug!("{}{}: client went away before the response head: {err}", outcome.host, outcome.path);
+            return finish(outcome, started);
+        }
+        outcome.bytes_sent = head.len() as u64;
     }
-    outcome.bytes_sent = head.len() as u64;
     if let Framing::Empty { .. } = framing {
         return finish(outcome, started);
     }
 
-    let mut buffer = vec![0u8; COPY_BUFFER];
     let mut body_sent = 0u64;
+    let mut upstream_failed = false;
     loop {
-        let read = match upstream.read(&mut buffer) {
+        let read = match upstream.read(buffer) {
             Ok(0) => break,
             Ok(read) => read,
             Err(err) => {
                 log::warn!(
-                    "{}{}: upstream {} failed mid-body after {} bytes: {err}",
+                    "{}{}: upstream {} failed mid-body after {body_sent} bytes: {err}",
                     outcome.host,
                     outcome.path,
                     outcome.upstream.as_deref().unwrap_or(""),
-                    outcome.bytes_sent
                 );
-                return finish(outcome, started);
+                upstream_failed = true;
+                break;
             }
         };
-        let data = &buffer[..read];
-        let written = match framing {
-            Framing::Chunked => wire::write_chunk(&mut writer, data),
-            _ => writer.write_all(data),
-        };
         body_sent += read as u64;
-        if framing == Framing::Length(body_sent) {
+        let written = match (unsent_head.take(), framing) {
+            (Some(mut head), _) => {
+                outcome.bytes_sent += head.len() as u64;
+                head.extend_from_slice(&buffer[..read]);
+                writer.write_all(&head)
+            }
+            (None, Framing::Chunked) => wire::write_chunk(&mut writer, &buffer[..read]),
+            (None, _) => writer.write_all(&buffer[..read]),
+        };
+        let complete = framing == Framing::Length(body_sent);
+        if complete {
             // The end of a sized body returns the upstream connection to the
             // pool; do it before the client sees the last byte and reuses it.
-            let _ = upstream.read(&mut buffer);
+            let _ = upstream.read(buffer);
         }
         if let Err(err) = written.and_then(|()| writer.flush()) {
             log::debug!("{}{}: client went away mid-body: {err}", outcome.host, outcome.path);
             return finish(outcome, started);
         }
         outcome.bytes_sent += read as u64;
-        if framing == Framing::Length(body_sent) {
+        if complete {
             break;
         }
+    }
+    if unsent_head.is_some() {
+        // Nothing reached the client yet: a clean error is still possible.
+        let message = wire::simple_response(502, &[], "bad gateway", true, client.http10);
+        outcome.status = 502;
+        if writer.write_all(&message).and_then(|()| writer.flush()).is_ok() {
+            outcome.bytes_sent = message.len() as u64;
+        }
+        return finish(outcome, started);
+    }
+    let short = matches!(framing, Framing::Length(length) if length != body_sent);
+    if upstream_failed || short {
+        // The client must see a truncated body, never a clean end.
+        return finish(outcome, started);
     }
     if framing == Framing::Chunked {
         if let Err(err) = writer.write_all(wire::LAST_CHUNK).and_then(|()| writer.flush()) {

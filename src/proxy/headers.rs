@@ -395,7 +395,8 @@ mod tests {
 
     #[test]
     fn client_close_table() {
-        let cases: &[(u8, &[(&str, &str)], bool)] = &[
+        type Case<'a> = (u8, &'a [(&'a str, &'a str)], bool);
+        let cases: &[Case] = &[
             (1, &[], false),
             (1, &[("Connection", "close")], true),
             (1, &[("Connection", "Keep-Alive, Close")], true),

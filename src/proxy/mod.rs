@@ -121,6 +121,7 @@ pub fn spawn_workers(
 }
 
 fn serve(server: &tiny_http::Server, shared: &Shared, observer: &(dyn Fn(&Outcome) + Send + Sync)) {
+    let mut buffer = vec![0u8; forward::COPY_BUFFER];
     loop {
         let request = match server.recv() {
             Ok(request) => request,
@@ -131,12 +132,21 @@ fn serve(server: &tiny_http::Server, shared: &Shared, observer: &(dyn Fn(&Outcom
             }
         };
         let started = Instant::now();
-        let summary = format!("{} {}", request.method(), request.url());
-        // A bug in one request's handling must not shrink the pool; the
-        // request itself is lost (its connection is dropped).
-        match catch_unwind(AssertUnwindSafe(|| forward::handle(shared, request, started))) {
+        let fallback = Outcome {
+            client: request.remote_addr().copied(),
+            method: request.method().to_string(),
+            path: request.url().to_owned(),
+            status: 500,
+            ..Outcome::default()
+        };
+        // A bug in one request's handling must not shrink the pool. tiny_http
+        // answers 500 for a request dropped before its response started.
+        match catch_unwind(AssertUnwindSafe(|| forward::handle(shared, request, started, &mut buffer))) {
             Ok(outcome) => observer(&outcome),
-            Err(_) => log::error!("proxy: handler panicked on {summary}; connection dropped"),
+            Err(_) => {
+                log::error!("proxy: handler panicked on {} {}", fallback.method, fallback.path);
+                observer(&Outcome { duration: started.elapsed(), ..fallback });
+            }
         }
     }
 }

@@ -202,7 +202,9 @@ mod tests {
 
     #[test]
     fn target_table() {
-        let cases: &[(&str, Option<(Option<&str>, &str, &str)>)] = &[
+        // (raw target, Some((authority, path and query, path)) or None when refused)
+        type Case<'a> = (&'a str, Option<(Option<&'a str>, &'a str, &'a str)>);
+        let cases: &[Case] = &[
             ("/", Some((None, "/", "/"))),
             ("/a/b?x=1&y=%20", Some((None, "/a/b?x=1&y=%20", "/a/b"))),
             ("/a%2Fb//c", Some((None, "/a%2Fb//c", "/a%2Fb//c"))),

@@ -306,7 +306,11 @@ pub fn test_limits() -> tiny_http::Limits {
 }
 
 pub fn start_proxy(rules: &[Rule], config: ProxyConfig) -> Proxy {
-    let snapshot = snapshot(rules);
+    start_proxy_with(snapshot(rules), config)
+}
+
+/// A proxy serving routes compiled from `snapshot`.
+pub fn start_proxy_with(snapshot: Snapshot, config: ProxyConfig) -> Proxy {
     let table = routes::compile(&snapshot, &route_config());
     let current = Arc::new(Current::new(Generation {
         snapshot: Arc::new(snapshot),

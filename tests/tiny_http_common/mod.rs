@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tiny_http::{Limits, Request, Server};
+use tiny_http::{ExternalStream, Limits, Request, Server};
 
 /// Generous bound for anything that must happen; a hang shows up as a timeout of this length.
 pub const PATIENCE: Duration = Duration::from_secs(5);
@@ -96,6 +96,21 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<(String, Vec<u8>
     read_response(&mut stream)
 }
 
+/// Sends `request` from another thread (the server may stop reading and close early);
+/// returns the response head ("" when none came) and whether the connection was then closed.
+pub fn head_and_close(addr: SocketAddr, request: Vec<u8>) -> (String, bool) {
+    let mut client = connect(addr);
+    let mut writer = client.try_clone().unwrap();
+    let sending = thread::spawn(move || {
+        let _ = writer.write_all(&request);
+    });
+    let head = read_head(&mut client).unwrap_or_default();
+    let closed = closed_by_peer(&mut client);
+    drop(client);
+    sending.join().unwrap();
+    (head, closed)
+}
+
 /// True once the peer closed: read returns EOF or a reset within `PATIENCE`.
 pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -121,3 +136,52 @@ pub fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// A plain TCP connection fed in through `serve_stream`, as a TLS session would be.
+pub struct PlainExternal(pub TcpStream);
+
+impl Read for PlainExternal {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for PlainExternal {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl ExternalStream for PlainExternal {
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.0.peer_addr().ok()
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.0.set_write_timeout(timeout)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        self.0.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+/// Feeds every connection accepted on a second loopback listener to `server.serve_stream`.
+pub fn external_front(server: &Arc<Server>) -> SocketAddr {
+    let front = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = front.local_addr().unwrap();
+    let server = Arc::downgrade(server);
+    thread::spawn(move || {
+        for stream in front.incoming() {
+            let Ok(stream) = stream else { continue };
+            let Some(server) = server.upgrade() else { return };
+            server.serve_stream(Box::new(PlainExternal(stream)));
+        }
+    });
+    addr
+}
+

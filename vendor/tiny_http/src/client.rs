@@ -1,17 +1,18 @@
 use ascii::AsciiString;
 
 use std::io::Error as IoError;
-use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::external::SharedExternal;
+use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::RefinedTcpStream;
+use crate::Limits;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -45,15 +46,28 @@ pub struct ClientConnection {
 
     /// Set when a request body was dropped with too much unread: the connection must close.
     body_abandoned: Arc<AtomicBool>,
+
+    /// Shared with the read half of the socket: how long its reads may wait.
+    read_policy: Arc<ReadPolicy>,
+
+    limits: Limits,
+
+    /// True once a request was read: the next one is awaited for `idle_timeout`.
+    served_any: bool,
+
+    /// True while waiting for the first byte of a keep-alive connection's next request.
+    awaiting_first_byte: bool,
 }
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
+    /// The head cannot be served: answered with this status and `Connection: close`, because
+    /// where the next request would start is unknown (400 malformed, 431 too large, 501
+    /// unsupported transfer coding, 505 unsupported HTTP version).
+    Rejected(StatusCode),
     /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
+    ExpectationFailed,
     ReadIoError(IoError),
 }
 
@@ -62,12 +76,14 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: Limits,
     ) -> ClientConnection {
         // A client that disconnected right after connecting has no peer address any more.
         let remote_addr = read_socket.peer_addr().ok().flatten();
         let secure = read_socket.secure();
         let external = read_socket.external();
         let body_abandoned = read_socket.body_abandoned();
+        let read_policy = read_socket.read_policy();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -81,19 +97,18 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             body_abandoned,
+            read_policy,
+            limits,
+            served_any: false,
+            awaiting_first_byte: false,
         }
-    }
-
-    /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
-        self.secure
     }
 
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -101,25 +116,46 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+            // The next request has started: from now on its whole head has `header_timeout`.
+            if self.awaiting_first_byte {
+                self.awaiting_first_byte = false;
+                self.read_policy
+                    .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
+            }
             // Checked after the first byte: only then has the previous body been dropped.
             if self.body_abandoned.load(Ordering::Acquire) {
-                return Err(IoError::new(
+                return Err(ReadError::ReadIoError(IoError::new(
                     ErrorKind::ConnectionAborted,
                     "previous request body left unread",
-                ));
+                )));
             }
 
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
+            // A bare LF ends a line too; a CR anywhere else is malformed.
+            if byte == b'\n' {
+                if prev_byte_was_cr {
+                    buf.pop();
+                }
+                if buf.contains(&b'\r') {
+                    return Err(ReadError::Rejected(StatusCode(400)));
+                }
                 return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                    .map_err(|_| ReadError::Rejected(StatusCode(400)));
             }
 
             prev_byte_was_cr = byte == b'\r';
 
+            // +1: the line's '\r' is still in the buffer.
+            if buf.len() >= self.limits.max_header_line + 1 {
+                return Err(ReadError::Rejected(StatusCode(431)));
+            }
             buf.push(byte);
         }
     }
@@ -127,10 +163,21 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // A new connection must send its whole head within `header_timeout`; a keep-alive one
+        // may stay silent for `idle_timeout`, then gets `header_timeout` from its first byte.
+        let now = Instant::now();
+        if self.served_any {
+            self.awaiting_first_byte = true;
+            self.read_policy
+                .set_head_deadline(Some(now + self.limits.idle_timeout));
+        } else {
+            self.read_policy
+                .set_head_deadline(Some(now + self.limits.header_timeout));
+        }
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -141,16 +188,15 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line()?;
 
                     if line.is_empty() {
                         break;
                     };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
+                    if headers.len() == self.limits.max_headers {
+                        return Err(ReadError::Rejected(StatusCode(431)));
+                    }
+                    headers.push(parse_header_line(&line)?);
                 }
 
                 headers
@@ -158,6 +204,10 @@ impl ClientConnection {
 
             (method, path, version, headers)
         };
+
+        // The body is read with the idle timeout per read.
+        self.read_policy.set_head_deadline(None);
+        self.served_any = true;
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -182,9 +232,8 @@ impl ClientConnection {
             use crate::request;
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
-                }
+                request::RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
+                request::RequestCreationError::BadFraming(status) => ReadError::Rejected(status),
             }
         })?;
 
@@ -195,14 +244,28 @@ impl ClientConnection {
     }
 }
 
+impl ClientConnection {
+    /// Answers a request that cannot be served with a bodiless error; the caller closes.
+    fn reject(&mut self, status: StatusCode) {
+        let mut writer = self.sink.next().unwrap();
+        let head = format!(
+            "HTTP/1.1 {} {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            status.0,
+            status.default_reason_phrase()
+        );
+        writer
+            .write_all(head.as_bytes())
+            .and_then(|_| writer.flush())
+            .ok();
+    }
+}
+
 impl Iterator for ClientConnection {
     type Item = Request;
 
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
@@ -211,38 +274,21 @@ impl Iterator for ClientConnection {
 
         loop {
             let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                Err(ReadError::Rejected(status)) => {
+                    self.reject(status);
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    // An idle keep-alive connection closes quietly; a slow head gets a 408.
+                    if !self.awaiting_first_byte {
+                        self.reject(StatusCode(408));
+                    }
                     return None; // closing the connection
                 }
 
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                Err(ReadError::ExpectationFailed) => {
+                    self.reject(StatusCode(417));
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
@@ -250,19 +296,6 @@ impl Iterator for ClientConnection {
 
                 Ok(rq) => rq,
             };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
-            }
 
             // updating the status of the connection
             let connection_header = rq
@@ -291,32 +324,59 @@ impl Iterator for ClientConnection {
     }
 }
 
-/// Parses a "HTTP/1.1" string.
+/// Parses a "HTTP/1.1" string: 1.0 and 1.1 are served, other well-formed versions get 505.
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
-
-    Ok(HTTPVersion(major, minor))
+    match version {
+        "HTTP/1.0" => Ok(HTTPVersion(1, 0)),
+        "HTTP/1.1" => Ok(HTTPVersion(1, 1)),
+        _ => {
+            let number = version.strip_prefix("HTTP/").unwrap_or("");
+            let well_formed = match number.split_once('.') {
+                Some((major, minor)) => is_one_digit(major) && is_one_digit(minor),
+                None => is_one_digit(number),
+            };
+            Err(ReadError::Rejected(StatusCode(if well_formed {
+                505
+            } else {
+                400
+            })))
+        }
+    }
 }
 
-/// Parses the request line of the request.
+fn is_one_digit(text: &str) -> bool {
+    text.len() == 1 && text.as_bytes()[0].is_ascii_digit()
+}
+
+/// Parses the request line of the request: exactly `METHOD SP target SP version`.
 /// eg. GET / HTTP/1.1
 fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+    let bad_request = || ReadError::Rejected(StatusCode(400));
     let mut parts = line.split(' ');
+    let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(method), Some(path), Some(version), None) if !method.is_empty() && !path.is_empty() => {
+            (method, path, version)
+        }
+        _ => return Err(bad_request()),
+    };
+    let version = parse_http_version(version)?;
+    let method = method.parse().map_err(|_| bad_request())?;
+    Ok((method, path.to_owned(), version))
+}
 
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
+/// Parses one header line; folded lines, empty names and control characters are malformed.
+fn parse_header_line(line: &AsciiString) -> Result<Header, ReadError> {
+    let bad_request = || ReadError::Rejected(StatusCode(400));
+    let text = line.as_str();
+    if text.starts_with([' ', '\t']) {
+        return Err(bad_request());
+    }
+    let header: Header = text.trim_end().parse().map_err(|_| bad_request())?;
+    let is_control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
+    if header.field.as_str().is_empty() || header.value.as_bytes().iter().any(is_control) {
+        return Err(bad_request());
+    }
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -68,6 +68,15 @@ impl SharedExternal {
         self.lock().shutdown()
     }
 
+    /// Ignored once the stream is raw: raw reads keep their short slices.
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let stream = self.lock();
+        if self.state.raw.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        stream.set_read_timeout(timeout)
+    }
+
     pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.lock().set_write_timeout(timeout)
     }

@@ -91,9 +91,6 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
-
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
@@ -110,6 +107,7 @@ use std::time::Duration;
 use client::ClientConnection;
 use connection::Connection;
 use external::SharedExternal;
+use util::refined_tcp_stream::ReadPolicy;
 use util::{LiveConnection, MessagesQueue, RefinedTcpStream, TaskPool};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
@@ -125,7 +123,6 @@ mod connection;
 mod external;
 mod request;
 mod response;
-mod ssl;
 mod test;
 mod util;
 
@@ -145,6 +142,9 @@ pub struct Server {
 const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between accept() attempts while they keep failing.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A fresh socket's send buffer takes a 503 at once; never wait longer than this.
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// State used by the accept thread, `serve_stream` callers and connection threads.
 struct Shared {
@@ -227,11 +227,12 @@ pub struct ServerConfig {
     /// The addresses to try to listen to.
     pub addr: ConfigListenAddr,
 
-    /// If `Some`, then the server will use SSL to encode the communications.
+    /// Must be `None`: built-in TLS was removed from this copy; feed TLS sessions through
+    /// `Server::serve_stream` instead.
     pub ssl: Option<SslConfig>,
 }
 
-/// Configuration of the server for SSL.
+/// Configuration of the server for SSL (kept for API compatibility; always refused).
 #[derive(Debug, Clone)]
 pub struct SslConfig {
     /// Contains the public certificate to send to clients.
@@ -250,22 +251,6 @@ impl Server {
         Server::new(ServerConfig {
             addr: ConfigListenAddr::from_socket_addrs(addr)?,
             ssl: None,
-        })
-    }
-
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
         })
     }
 
@@ -295,7 +280,10 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), ssl_config, Limits::default())
+        if ssl_config.is_some() {
+            return Err("this tiny_http has no built-in TLS: use Server::serve_stream".into());
+        }
+        Self::start(listener.into(), Limits::default())
     }
 
     /// Builds a server on a listener accepted elsewhere, with explicit limits.
@@ -303,12 +291,11 @@ impl Server {
         listener: std::net::TcpListener,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), None, limits)
+        Self::start(listener.into(), limits)
     }
 
     fn start(
         listener: Listener,
-        ssl_config: Option<SslConfig>,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the TcpListener
@@ -316,30 +303,6 @@ impl Server {
             let local_addr = listener.local_addr()?;
             log::debug!("Server listening on {}", local_addr);
             (listener, local_addr)
-        };
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
         };
 
         let shared = Arc::new(Shared {
@@ -372,26 +335,22 @@ impl Server {
                 };
                 let live = match shared.acquire_connection_slot() {
                     Some(live) => live,
-                    None => continue,
-                };
-                let sock: util::refined_tcp_stream::Stream = match ssl {
-                    None => sock.into(),
-                    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                    Some(ref ssl) => {
-                        // trying to apply SSL over the connection
-                        // if an error occurs, we just close the socket and resume listening
-                        match ssl.accept(sock) {
-                            Ok(s) => s.into(),
-                            Err(_) => continue,
-                        }
+                    None => {
+                        refuse_busy(sock);
+                        continue;
                     }
-                    #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                    Some(ref _ssl) => unreachable!(),
                 };
-                match RefinedTcpStream::new(sock, live) {
-                    Ok((read_closable, write_closable)) => {
-                        shared.serve_client(ClientConnection::new(write_closable, read_closable))
-                    }
+                let prepared = sock.set_nodelay().and_then(|_| {
+                    sock.set_write_timeout(Some(shared.limits.write_timeout))
+                });
+                if let Err(e) = prepared {
+                    log::warn!("cannot set up an accepted socket: {}", e);
+                    continue;
+                }
+                match RefinedTcpStream::new(sock, live, shared.read_policy()) {
+                    Ok((read_closable, write_closable)) => shared.serve_client(
+                        ClientConnection::new(write_closable, read_closable, shared.limits.clone()),
+                    ),
                     Err(e) => log::error!("Error setting up new client: {}", e),
                 }
             }
@@ -424,10 +383,10 @@ impl Server {
             external.shutdown().ok();
             return;
         }
-        match RefinedTcpStream::new(external, live) {
-            Ok((read_closable, write_closable)) => self
-                .shared
-                .serve_client(ClientConnection::new(write_closable, read_closable)),
+        match RefinedTcpStream::new(external, live, self.shared.read_policy()) {
+            Ok((read_closable, write_closable)) => self.shared.serve_client(
+                ClientConnection::new(write_closable, read_closable, limits.clone()),
+            ),
             Err(e) => log::error!("cannot serve an external stream: {}", e),
         }
     }
@@ -516,6 +475,17 @@ impl Iterator for IncomingRequests<'_> {
     }
 }
 
+/// Best effort 503 on a connection over the cap, without ever blocking the accept thread.
+fn refuse_busy(mut sock: Connection) {
+    use std::io::Write;
+    if sock.set_write_timeout(Some(BUSY_WRITE_TIMEOUT)).is_ok() {
+        let _ = sock.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        );
+    }
+    let _ = sock.shutdown(Shutdown::Both);
+}
+
 impl Shared {
     fn acquire_connection_slot(&self) -> Option<LiveConnection> {
         let live =
@@ -529,24 +499,25 @@ impl Shared {
         live
     }
 
+    fn read_policy(&self) -> Arc<ReadPolicy> {
+        Arc::new(ReadPolicy::new(self.limits.idle_timeout))
+    }
+
     /// Hands a connection to a thread of its own that parses its requests into the queue.
+    ///
+    /// The next request head is read only once the previous response is written: the head's
+    /// deadline must not cut reads of the previous body, and the read and write halves of an
+    /// external stream share one lock.
     fn serve_client(&self, client: ClientConnection) {
         let messages = self.messages.clone();
         let mut client = Some(client);
         self.connection_threads.spawn(Box::new(move || {
             if let Some(client) = client.take() {
-                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                if client.secure() {
-                    let (sender, receiver) = mpsc::channel();
-                    for rq in client {
-                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                        if receiver.recv().is_err() {
-                            break;
-                        }
-                    }
-                } else {
-                    for rq in client {
-                        messages.push(rq.into());
+                let (sender, receiver) = mpsc::channel();
+                for rq in client {
+                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                    if receiver.recv().is_err() {
+                        break;
                     }
                 }
             }

@@ -3,7 +3,6 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
@@ -115,6 +114,51 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// Content-Length and Transfer-Encoding do not say unambiguously where the body ends
+    /// (400), or name a transfer coding other than chunked (501).
+    BadFraming(StatusCode),
+}
+
+/// Where a request body ends, decided from the headers alone.
+#[derive(Debug, PartialEq)]
+enum BodyFraming {
+    Empty,
+    Length(usize),
+    Chunked,
+}
+
+/// Only unambiguous framings are accepted: anything a second parser could read differently
+/// (request smuggling) is rejected.
+fn body_framing(headers: &[Header]) -> Result<BodyFraming, StatusCode> {
+    let bad_request = StatusCode(400);
+    let mut length = None;
+    for header in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
+        let value = header.value.as_str().trim();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad_request);
+        }
+        let value: usize = value.parse().map_err(|_| bad_request)?;
+        if length.map_or(false, |previous| previous != value) {
+            return Err(bad_request);
+        }
+        length = Some(value);
+    }
+    let mut codings = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"));
+    match (codings.next(), codings.next(), length) {
+        (None, _, None) => Ok(BodyFraming::Empty),
+        (None, _, Some(length)) => Ok(BodyFraming::Length(length)),
+        (Some(_), _, Some(_)) | (Some(_), Some(_), None) => Err(bad_request),
+        (Some(coding), None, None) => {
+            if coding.value.as_str().trim().eq_ignore_ascii_case("chunked") {
+                Ok(BodyFraming::Chunked)
+            } else {
+                Err(StatusCode(501))
+            }
+        }
+    }
 }
 
 impl From<IoError> for RequestCreationError {
@@ -151,22 +195,10 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+    let framing = body_framing(&headers).map_err(RequestCreationError::BadFraming)?;
+    let content_length = match framing {
+        BodyFraming::Length(length) => Some(length),
+        _ => None,
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -230,9 +262,7 @@ where
                 body_abandoned,
             )) as Box<dyn Read + Send + 'static>
         }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
+    } else if framing == BodyFraming::Chunked {
         let data_reader = FusedReader::new(Decoder::new(source_data));
         Box::new(BodyDrain::new(data_reader, None, body_abandoned))
             as Box<dyn Read + Send + 'static>

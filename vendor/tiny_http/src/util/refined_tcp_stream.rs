@@ -1,20 +1,17 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::external::SharedExternal;
 use crate::util::LiveConnection;
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
     Http(Connection),
     External(SharedExternal),
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    Https(SslStream),
 }
 
 impl Stream {
@@ -23,8 +20,6 @@ impl Stream {
         Ok(match self {
             Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone()?),
             Stream::External(external) => Stream::External(external.clone()),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
         })
     }
 }
@@ -46,8 +41,6 @@ impl Stream {
         match self {
             Stream::Http(_) => false,
             Stream::External(_) => true,
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(_) => true,
         }
     }
 
@@ -55,8 +48,13 @@ impl Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
             Stream::External(external) => Ok(external.peer_addr()),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Duration) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(Some(timeout)),
+            Stream::External(external) => external.set_read_timeout(Some(timeout)),
         }
     }
 
@@ -66,8 +64,6 @@ impl Stream {
             // A TLS session closes as a whole, and only once the write half is done.
             Stream::External(external) if how != Shutdown::Read => external.shutdown(),
             Stream::External(_) => Ok(()),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.shutdown(how),
         }
     }
 }
@@ -77,8 +73,6 @@ impl Read for Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.read(buf),
             Stream::External(external) => external.read(buf),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
     }
 }
@@ -88,8 +82,6 @@ impl Write for Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.write(buf),
             Stream::External(external) => external.write(buf),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
     }
 
@@ -97,8 +89,50 @@ impl Write for Stream {
         match self {
             Stream::Http(tcp_stream) => tcp_stream.flush(),
             Stream::External(external) => external.flush(),
-            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-            Stream::Https(ssl_stream) => ssl_stream.flush(),
+        }
+    }
+}
+
+/// How long reads on one connection may wait, steered by the request parser.
+///
+/// While a request head is read, every read is cut to the time left before the head's
+/// deadline, so a client trickling bytes cannot extend it; otherwise each read may wait
+/// `idle` (keep-alive wait and silence within a body).
+pub(crate) struct ReadPolicy {
+    head_deadline: Mutex<Option<Instant>>,
+    idle: Duration,
+}
+
+impl ReadPolicy {
+    pub(crate) fn new(idle: Duration) -> ReadPolicy {
+        ReadPolicy {
+            head_deadline: Mutex::new(None),
+            idle,
+        }
+    }
+
+    pub(crate) fn set_head_deadline(&self, deadline: Option<Instant>) {
+        *self
+            .head_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = deadline;
+    }
+
+    /// The wait allowed for the next read, or `TimedOut` when the head deadline has passed.
+    fn next_read_timeout(&self) -> IoResult<Duration> {
+        let deadline = *self
+            .head_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match deadline {
+            None => Ok(self.idle),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(left),
+                _ => Err(IoError::new(
+                    ErrorKind::TimedOut,
+                    "request head not received in time",
+                )),
+            },
         }
     }
 }
@@ -111,12 +145,16 @@ pub struct RefinedTcpStream {
     _live: Option<LiveConnection>,
     /// Set when a request body was given up: reads then see end of stream.
     body_abandoned: Arc<AtomicBool>,
+    read_policy: Arc<ReadPolicy>,
+    /// The socket's current read timeout, to skip setting it again.
+    applied_read_timeout: Option<Duration>,
 }
 
 impl RefinedTcpStream {
     pub(crate) fn new<S>(
         stream: S,
         live: LiveConnection,
+        read_policy: Arc<ReadPolicy>,
     ) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
     where
         S: Into<Stream>,
@@ -131,6 +169,8 @@ impl RefinedTcpStream {
             close_write: false,
             _live: None,
             body_abandoned: Arc::default(),
+            read_policy: read_policy.clone(),
+            applied_read_timeout: None,
         };
 
         let write = RefinedTcpStream {
@@ -139,6 +179,8 @@ impl RefinedTcpStream {
             close_write: true,
             _live: Some(live),
             body_abandoned: Arc::default(),
+            read_policy,
+            applied_read_timeout: None,
         };
 
         Ok((read, write))
@@ -152,6 +194,10 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    pub(crate) fn read_policy(&self) -> Arc<ReadPolicy> {
+        self.read_policy.clone()
     }
 
     /// The flag that makes reads end once a request body was given up.
@@ -185,7 +231,16 @@ impl Read for RefinedTcpStream {
         if self.body_abandoned.load(Ordering::Acquire) {
             return Ok(0);
         }
-        self.stream.read(buf)
+        let timeout = self.read_policy.next_read_timeout()?;
+        if self.applied_read_timeout != Some(timeout) {
+            self.stream.set_read_timeout(timeout)?;
+            self.applied_read_timeout = Some(timeout);
+        }
+        self.stream.read(buf).map_err(|e| match e.kind() {
+            // What a socket read timeout looks like on Unix.
+            ErrorKind::WouldBlock => IoError::new(ErrorKind::TimedOut, e),
+            _ => e,
+        })
     }
 }
 

@@ -1,48 +1,48 @@
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
 /// Manages a collection of threads.
 ///
-/// A new thread is created every time all the existing threads are full.
-/// Any idle thread will automatically die after a few seconds.
+/// A task goes to an idle thread only when one is free for it; otherwise a new thread is
+/// created, so a task never waits behind long-running ones (each task serves a connection
+/// for its whole life). Threads beyond `MIN_THREADS` exit after a few idle seconds.
 pub struct TaskPool {
     sharing: Arc<Sharing>,
 }
 
+type Task = Box<dyn FnMut() + Send>;
+
 struct Sharing {
-    // list of the tasks to be done by worker threads
-    todo: Mutex<VecDeque<Box<dyn FnMut() + Send>>>,
+    state: Mutex<State>,
 
-    // condvar that will be notified whenever a task is added to `todo`
+    // notified whenever a task is added to `todo` or the pool shuts down
     condvar: Condvar,
+}
 
-    // number of total worker threads running
-    active_tasks: AtomicUsize,
+struct State {
+    // tasks handed to idle threads that have not picked them up yet
+    todo: VecDeque<Task>,
 
-    // number of idle worker threads
-    waiting_tasks: AtomicUsize,
+    // threads waiting for a task; each queued task has one of them reserved
+    idle: usize,
+
+    // threads alive, busy or idle
+    threads: usize,
+
+    shutting_down: bool,
 }
 
 /// Minimum number of active threads.
-static MIN_THREADS: usize = 4;
+const MIN_THREADS: usize = 4;
 
-struct Registration<'a> {
-    nb: &'a AtomicUsize,
-}
+/// How long a thread above `MIN_THREADS` waits for a task before exiting.
+const IDLE_THREAD_LIFETIME: Duration = Duration::from_secs(5);
 
-impl<'a> Registration<'a> {
-    fn new(nb: &'a AtomicUsize) -> Registration<'a> {
-        nb.fetch_add(1, Ordering::Release);
-        Registration { nb }
-    }
-}
-
-impl<'a> Drop for Registration<'a> {
-    fn drop(&mut self) {
-        self.nb.fetch_sub(1, Ordering::Release);
+impl Sharing {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -50,10 +50,13 @@ impl TaskPool {
     pub fn new() -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
-                todo: Mutex::new(VecDeque::new()),
+                state: Mutex::new(State {
+                    todo: VecDeque::new(),
+                    idle: 0,
+                    threads: 0,
+                    shutting_down: false,
+                }),
                 condvar: Condvar::new(),
-                active_tasks: AtomicUsize::new(0),
-                waiting_tasks: AtomicUsize::new(0),
             }),
         };
 
@@ -66,72 +69,74 @@ impl TaskPool {
 
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
-    pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
-
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
-            self.add_thread(Some(code));
-        } else {
-            queue.push_back(code);
+    pub fn spawn(&self, code: Task) {
+        let mut state = self.sharing.lock();
+        if state.idle > state.todo.len() {
+            state.todo.push_back(code);
             self.sharing.condvar.notify_one();
+        } else {
+            drop(state);
+            self.add_thread(Some(code));
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    fn add_thread(&self, initial_fn: Option<Task>) {
         let sharing = self.sharing.clone();
+        sharing.lock().threads += 1;
 
-        thread::spawn(move || {
-            let sharing = sharing;
-            let _active_guard = Registration::new(&sharing.active_tasks);
-
+        let spawned = thread::Builder::new().spawn(move || {
             if let Some(mut f) = initial_fn {
                 f();
             }
-
-            loop {
-                let mut task: Box<dyn FnMut() + Send> = {
-                    let mut todo = sharing.todo.lock().unwrap();
-
-                    let task;
-                    loop {
-                        if let Some(poped_task) = todo.pop_front() {
-                            task = poped_task;
-                            break;
-                        }
-                        let _waiting_guard = Registration::new(&sharing.waiting_tasks);
-
-                        let received =
-                            if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                todo = sharing.condvar.wait(todo).unwrap();
-                                true
-                            } else {
-                                let (new_lock, waitres) = sharing
-                                    .condvar
-                                    .wait_timeout(todo, Duration::from_millis(5000))
-                                    .unwrap();
-                                todo = new_lock;
-                                !waitres.timed_out()
-                            };
-
-                        if !received && todo.is_empty() {
-                            return;
-                        }
-                    }
-
-                    task
-                };
-
+            while let Some(mut task) = Self::next_task(&sharing) {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            // The task (a connection) is dropped with the closure, which closes it.
+            log::error!("cannot start a connection thread: {}", e);
+            self.sharing.lock().threads -= 1;
+        }
+    }
+
+    /// Waits for a task; `None` when this thread should exit.
+    fn next_task(sharing: &Sharing) -> Option<Task> {
+        let mut state = sharing.lock();
+        loop {
+            if let Some(task) = state.todo.pop_front() {
+                return Some(task);
+            }
+            if state.shutting_down {
+                state.threads -= 1;
+                return None;
+            }
+            state.idle += 1;
+            let timed_out = if state.threads <= MIN_THREADS {
+                state = sharing
+                    .condvar
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+                false
+            } else {
+                let (new_state, wait) = sharing
+                    .condvar
+                    .wait_timeout(state, IDLE_THREAD_LIFETIME)
+                    .unwrap_or_else(PoisonError::into_inner);
+                state = new_state;
+                wait.timed_out()
+            };
+            state.idle -= 1;
+            if timed_out && state.todo.is_empty() {
+                state.threads -= 1;
+                return None;
+            }
+        }
     }
 }
 
 impl Drop for TaskPool {
     fn drop(&mut self) {
-        self.sharing
-            .active_tasks
-            .store(999_999_999, Ordering::Release);
+        self.sharing.lock().shutting_down = true;
         self.sharing.condvar.notify_all();
     }
 }
