@@ -115,7 +115,9 @@ fn run(config: Config) -> Result<(), String> {
     let server = Arc::new(
         tiny_http::Server::from_listener_with_limits(http, limits).map_err(|e| format!("cannot start the HTTP server: {e}"))?,
     );
-    tls::spawn_listener(https, tls::server_config(Arc::clone(&current)), Arc::clone(&server), config.tls_handshake_timeout);
+    let https_listener =
+        tls::spawn_listener(https, tls::server_config(Arc::clone(&current)), Arc::clone(&server), config.tls_handshake_timeout)
+            .map_err(|e| format!("cannot start the HTTPS accept loop: {e}"))?;
 
     let mut proxy_config = ProxyConfig::from_config(&config);
     proxy_config.http_port = http_addr.port();
@@ -128,7 +130,7 @@ fn run(config: Config) -> Result<(), String> {
     while !shutdown::requested() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    drain(&config, &admin, &server);
+    drain(&config, &admin, &server, &https_listener);
     if let Some(handle) = &status_handle {
         handle.release();
     }
@@ -139,11 +141,12 @@ fn run(config: Config) -> Result<(), String> {
 /// Readiness fails at once; listeners keep accepting for `--shutdown-delay`
 /// so load balancers notice; then accepting stops and open connections get
 /// up to `--shutdown-grace` to finish.
-fn drain(config: &Config, admin: &Admin, server: &tiny_http::Server) {
+fn drain(config: &Config, admin: &Admin, server: &tiny_http::Server, https: &tls::HttpsListener) {
     admin.draining.store(true, Ordering::Relaxed);
     log::info!("shutdown requested: /readyz now fails; accepting for {:?} more", config.shutdown_delay);
     std::thread::sleep(config.shutdown_delay);
     server.stop_accepting();
+    https.stop_accepting();
     let deadline = Instant::now() + config.shutdown_grace;
     while server.num_connections() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

@@ -65,7 +65,8 @@ fn start_edge(backend_port: u16) -> Edge {
     let server = Arc::new(tiny_http::Server::from_listener_with_limits(plain, tiny_http::Limits::default()).expect("server"));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind https");
     let https = listener.local_addr().expect("addr");
-    tls::spawn_listener(listener, tls::server_config(Arc::clone(&current)), Arc::clone(&server), PATIENCE);
+    tls::spawn_listener(listener, tls::server_config(Arc::clone(&current)), Arc::clone(&server), PATIENCE)
+        .expect("HTTPS accept loop starts");
     let config = ProxyConfig { http_port: http.port(), https_port: https.port(), ..test_config() };
     let workers = spawn_workers(Arc::clone(&server), current, Arc::new(config), Arc::new(|_: &Outcome| {}));
     Edge { http, https, server, workers, leaf: issued.leaf }
