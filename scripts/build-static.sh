@@ -12,7 +12,7 @@
 # linked with crt-static. Name lookups need /etc files a chroot or scratch
 # image does not have, so everything is addressed by IP.
 set -euo pipefail
-: "${STACK_HTTP_PORT:=38080}" "${STACK_HTTPS_PORT:=38443}" "${STACK_ADMIN_PORT:=38254}"
+: "${STACK_HTTP_PORT:=0}" "${STACK_HTTPS_PORT:=0}" "${STACK_ADMIN_PORT:=0}"
 source "$(dirname "$0")/lib/stack.sh"
 
 TARGET=x86_64-unknown-linux-gnu
@@ -67,6 +67,12 @@ note "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/static-
 [[ "$answer" == "200 alpha GET /static-check" ]] || {
     stack_show_log ingressd
     die "the chrooted ingressd did not proxy the request"
+}
+answer="$(stack_https demo.example.com /static-tls-check)"
+note "curl --resolve demo.example.com:$STACK_HTTPS_PORT:127.0.0.1 --cacert demo.crt https://demo.example.com:$STACK_HTTPS_PORT/static-tls-check -> $answer"
+[[ "$answer" == "200 alpha GET /static-tls-check" ]] || {
+    stack_show_log ingressd
+    die "the chrooted ingressd did not serve HTTPS"
 }
 
 echo

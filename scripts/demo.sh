@@ -5,7 +5,8 @@
 #
 #   bash scripts/demo.sh
 #
-# Ports: STACK_HTTP_PORT (18080), STACK_HTTPS_PORT (18443), STACK_ADMIN_PORT (18254).
+# Ports: STACK_HTTP_PORT (18080), STACK_HTTPS_PORT (18443), STACK_ADMIN_PORT (18254);
+# set them to 0 to let the kernel choose free ones.
 set -euo pipefail
 source "$(dirname "$0")/lib/stack.sh"
 
@@ -14,7 +15,11 @@ stack_require_tools
 stack_build
 stack_start_dependencies
 
-say "Starting ingressd on 127.0.0.1:$STACK_HTTP_PORT (HTTP), :$STACK_HTTPS_PORT (HTTPS), :$STACK_ADMIN_PORT (admin)"
+if ((STACK_HTTP_PORT && STACK_HTTPS_PORT && STACK_ADMIN_PORT)); then
+    say "Starting ingressd on 127.0.0.1:$STACK_HTTP_PORT (HTTP), :$STACK_HTTPS_PORT (HTTPS), :$STACK_ADMIN_PORT (admin)"
+else
+    say "Starting ingressd on loopback ports the kernel picks"
+fi
 stack_start_ingressd
 note "waiting for /readyz (at most ${STACK_READY_SECONDS} s): ready once every watched kind is listed"
 stack_wait_ready
@@ -30,6 +35,7 @@ show "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/" "$(st
 show "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/api/orders" "$(stack_http demo.example.com /api/orders)"
 show "curl -H 'Host: demo.example.com' http://127.0.0.1:$STACK_HTTP_PORT/apiary  (a Prefix matches whole segments)" "$(stack_http demo.example.com /apiary)"
 show "curl -H 'Host: nobody.example.com' http://127.0.0.1:$STACK_HTTP_PORT/  (no rule for this host)" "$(stack_http nobody.example.com /)"
+show "curl -H 'Host: nginx.example.com' http://127.0.0.1:$STACK_HTTP_PORT/  (Ingress demo/not-ours has class nginx)" "$(stack_http nginx.example.com /)"
 
 say "A wildcard host (Ingress demo/apps: *.apps.example.com -> beta)"
 show "curl -H 'Host: shop.apps.example.com' http://127.0.0.1:$STACK_HTTP_PORT/cart" "$(stack_http shop.apps.example.com /cart)"
@@ -47,7 +53,8 @@ else
     die "the change was not routed within ${STACK_CHANGE_SECONDS} s (last answer: $STACK_LAST_OUTPUT)"
 fi
 
-say "Metrics (curl http://127.0.0.1:$STACK_ADMIN_PORT/metrics | grep ingressd_)"
-curl -s --max-time 5 "http://127.0.0.1:$STACK_ADMIN_PORT/metrics" | grep '^ingressd_' | head -n 25 | sed 's/^/    /'
+say "Metrics (curl http://127.0.0.1:$STACK_ADMIN_PORT/metrics | grep ingressd_), counters still at 0 left out"
+curl -s --max-time 5 "http://127.0.0.1:$STACK_ADMIN_PORT/metrics" | grep '^ingressd_' | grep -v '_total{[^}]*} 0$' |
+    head -n 40 | sed 's/^/    /'
 
 say "Done. Stopping everything this demo started."

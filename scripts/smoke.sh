@@ -4,10 +4,10 @@
 #
 #   bash scripts/smoke.sh
 #
-# Uses ports 28080, 28443 and 28254 unless STACK_*_PORT say otherwise, so it
-# can run next to the demo.
+# ingressd binds ports the kernel picks (unless STACK_*_PORT say otherwise),
+# so the smoke test never collides with a demo or anything else running.
 set -euo pipefail
-: "${STACK_HTTP_PORT:=28080}" "${STACK_HTTPS_PORT:=28443}" "${STACK_ADMIN_PORT:=28254}"
+: "${STACK_HTTP_PORT:=0}" "${STACK_HTTPS_PORT:=0}" "${STACK_ADMIN_PORT:=0}"
 source "$(dirname "$0")/lib/stack.sh"
 
 PASSED=0
@@ -52,9 +52,11 @@ check "unknown host is 404" "404" "$(stack_http nobody.example.com /)"
 check "host match ignores case and port" "200 alpha GET /" "$(stack_http DEMO.example.com:80 /)"
 check "wildcard host *.apps.example.com" "200 beta GET /cart" "$(stack_http shop.apps.example.com /cart)"
 check "wildcard covers exactly one label" "404" "$(stack_http a.b.apps.example.com /)"
-headers="$(curl -s --max-time 5 -D - -o /dev/null -H 'Host: demo.example.com' "http://127.0.0.1:$STACK_HTTP_PORT/")"
-check_contains "backend response headers come back" "X-Backend: alpha" "$headers"
-check_contains "the backend sees the client's Host" "X-Seen-Host: demo.example.com" "$headers"
+check "an Ingress of another class is ignored" "404" "$(stack_http nginx.example.com /)"
+# Header names are case-insensitive (ingressd's upstream client lower-cases them).
+headers="$(curl -s --max-time 5 -D - -o /dev/null -H 'Host: demo.example.com' "http://127.0.0.1:$STACK_HTTP_PORT/" | tr -d '\r' | tr '[:upper:]' '[:lower:]')"
+check_contains "backend response headers come back" "x-backend: alpha" "$headers"
+check_contains "the backend sees the client's Host" "x-seen-host: demo.example.com" "$headers"
 check "HTTPS by SNI with the Secret's certificate" "200 alpha GET /secure" "$(stack_https demo.example.com /secure)"
 check "HTTPS /api goes to beta" "200 beta GET /api" "$(stack_https demo.example.com /api)"
 
@@ -62,6 +64,11 @@ stack_edit_shop_ingress
 stack_poll_until "$STACK_CHANGE_SECONDS" "200 beta" stack_http demo.example.com / || true
 check "a PUT Ingress is routed within ${STACK_CHANGE_SECONDS} s" "200 beta GET /" "$STACK_LAST_OUTPUT"
 check "the unchanged /api rule still routes" "200 beta GET /api/x" "$(stack_http demo.example.com /api/x)"
+
+stack_api DELETE /apis/networking.k8s.io/v1/namespaces/demo/ingresses/apps >/dev/null || die "the API refused to delete Ingress demo/apps"
+stack_poll_until "$STACK_CHANGE_SECONDS" "404" stack_http shop.apps.example.com / || true
+check "a deleted Ingress stops routing within ${STACK_CHANGE_SECONDS} s" "404" "$STACK_LAST_OUTPUT"
+check "other Ingresses keep routing after a delete" "200 beta GET /" "$(stack_http demo.example.com /)"
 
 metrics="$(curl -s --max-time 5 "http://127.0.0.1:$STACK_ADMIN_PORT/metrics")"
 check_contains "/metrics has ingressd_ series" "ingressd_" "$metrics"

@@ -94,6 +94,21 @@ pub struct Config {
     pub access_log: AccessLog,
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
+    /// Addresses written to Ingress status instead of the nodes' host IPs.
+    pub publish_status_addresses: Vec<String>,
+    /// Labels of ingressd's own pods, whose nodes' IPs are published.
+    pub pod_selector: String,
+    /// Name of the Lease that elects the one status writer.
+    pub election_id: String,
+    /// Namespace of the Lease; `None` means POD_NAMESPACE, then `default`.
+    pub election_namespace: Option<String>,
+    pub lease_duration: Duration,
+    pub lease_renew_deadline: Duration,
+    pub lease_retry_period: Duration,
+    /// POD_NAME from the downward API: the election identity.
+    pub pod_name: Option<String>,
+    /// POD_NAMESPACE from the downward API: where ingressd's pods and Lease live.
+    pub pod_namespace: Option<String>,
 }
 
 /// What the command line asked for.
@@ -148,6 +163,13 @@ const FLAGS: &[Flag] = &[
     flag("access-log", "text|json|off", "text", "one line per request on stdout"),
     flag("shutdown-delay", "SECONDS", "5", "after SIGTERM, keep accepting this long while /readyz says 503"),
     flag("shutdown-grace", "SECONDS", "30", "then wait this long for in-flight requests"),
+    flag("publish-status-address", "ADDR,...", "host IPs of ready ingressd pods", "IPs or hostnames written to Ingress status.loadBalancer"),
+    flag("pod-selector", "SELECTOR", "app.kubernetes.io/name=ingressd", "label selector of ingressd's pods in POD_NAMESPACE"),
+    flag("election-id", "NAME", "ingressd-leader", "Lease electing the one replica that writes Ingress status"),
+    flag("election-namespace", "NS", "$POD_NAMESPACE, else default", "namespace of the election Lease"),
+    flag("lease-duration", "SECONDS", "15", "a Lease not renewed for this long may be taken over"),
+    flag("lease-renew-deadline", "SECONDS", "10", "a leader that could not renew for this long stops writing"),
+    flag("lease-retry-period", "SECONDS", "2", "how often the Lease is renewed or tried"),
 ];
 
 /// A command-line mistake; `main` prints it on one line and exits 2.
@@ -246,6 +268,15 @@ impl Config {
             access_log: AccessLog::Text,
             shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
+            publish_status_addresses: Vec::new(),
+            pod_selector: "app.kubernetes.io/name=ingressd".into(),
+            election_id: "ingressd-leader".into(),
+            election_namespace: None,
+            lease_duration: Duration::from_secs(15),
+            lease_renew_deadline: Duration::from_secs(10),
+            lease_retry_period: Duration::from_secs(2),
+            pod_name: env("POD_NAME").filter(|v| !v.is_empty()),
+            pod_namespace: env("POD_NAMESPACE").filter(|v| !v.is_empty()),
         }
     }
 
@@ -343,6 +374,15 @@ impl Config {
             }
             "shutdown-delay" => self.shutdown_delay = seconds(name, v)?,
             "shutdown-grace" => self.shutdown_grace = seconds(name, v)?,
+            "publish-status-address" => {
+                self.publish_status_addresses = v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect()
+            }
+            "pod-selector" => self.pod_selector = v.to_string(),
+            "election-id" => self.election_id = v.to_string(),
+            "election-namespace" => self.election_namespace = Some(v.to_string()).filter(|n| !n.is_empty()),
+            "lease-duration" => self.lease_duration = seconds(name, v)?,
+            "lease-renew-deadline" => self.lease_renew_deadline = seconds(name, v)?,
+            "lease-retry-period" => self.lease_retry_period = seconds(name, v)?,
             _ => return Err(UsageError(format!("unknown flag --{name} (see --help)"))),
         }
         Ok(())

@@ -26,3 +26,4 @@ pub mod admin;
 pub mod shutdown;
 pub mod access_log;
 pub mod inspect;
+pub mod status;

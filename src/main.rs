@@ -15,6 +15,7 @@ use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
+use ingressd::status::{self, StatusConfig};
 use ingressd::{access_log, inspect, shutdown, tls};
 
 fn main() -> ExitCode {
@@ -56,6 +57,7 @@ fn run(config: Config) -> Result<(), String> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     shutdown::install();
 
+    let status_config = StatusConfig::from_config(&config, status::fallback_identity)?;
     let client = Arc::new(ApiClient::new(&config.apiserver, &config.ca_file, &config.token_file).map_err(|e| e.to_string())?);
     let current = Arc::new(Current::default());
     let cache_status = Arc::new(CacheStatus::default());
@@ -76,8 +78,26 @@ fn run(config: Config) -> Result<(), String> {
     }
     drop(events);
 
-    let sources: Vec<Arc<dyn MetricsSource>> = vec![watch_metrics, Arc::new(TlsMetrics(Arc::clone(&current)))];
-    let admin = Arc::new(Admin::new(Arc::clone(&current), cache_status, sources));
+    let mut sources: Vec<Arc<dyn MetricsSource>> = vec![watch_metrics, Arc::new(TlsMetrics(Arc::clone(&current)))];
+    let status_handle = match status_config {
+        Some(status_config) => {
+            let inputs = status::Inputs {
+                client: Arc::clone(&client),
+                current: Arc::clone(&current),
+                cache: Arc::clone(&cache_status),
+                route_config: route_config(&config),
+                stop: Arc::clone(&stop_watching),
+            };
+            let handle = status::spawn(status_config, inputs)?;
+            sources.push(Arc::clone(&handle.state) as Arc<dyn MetricsSource>);
+            Some(handle)
+        }
+        None => {
+            log::info!("Ingress status publishing off: neither POD_NAMESPACE nor --publish-status-address is set");
+            None
+        }
+    };
+    let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), sources));
     let admin_addr = admin::spawn(config.admin_addr, Arc::clone(&admin))?;
 
     let http = TcpListener::bind(config.http_addr).map_err(|e| format!("cannot listen on --http-addr {}: {e}", config.http_addr))?;
@@ -95,7 +115,9 @@ fn run(config: Config) -> Result<(), String> {
     let server = Arc::new(
         tiny_http::Server::from_listener_with_limits(http, limits).map_err(|e| format!("cannot start the HTTP server: {e}"))?,
     );
-    tls::spawn_listener(https, tls::server_config(Arc::clone(&current)), Arc::clone(&server), config.tls_handshake_timeout);
+    let https_listener =
+        tls::spawn_listener(https, tls::server_config(Arc::clone(&current)), Arc::clone(&server), config.tls_handshake_timeout)
+            .map_err(|e| format!("cannot start the HTTPS accept loop: {e}"))?;
 
     let mut proxy_config = ProxyConfig::from_config(&config);
     proxy_config.http_port = http_addr.port();
@@ -108,7 +130,10 @@ fn run(config: Config) -> Result<(), String> {
     while !shutdown::requested() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    drain(&config, &admin, &server);
+    drain(&config, &admin, &server, &https_listener);
+    if let Some(handle) = &status_handle {
+        handle.release();
+    }
     stop_watching.store(true, Ordering::Relaxed);
     Ok(())
 }
@@ -116,11 +141,12 @@ fn run(config: Config) -> Result<(), String> {
 /// Readiness fails at once; listeners keep accepting for `--shutdown-delay`
 /// so load balancers notice; then accepting stops and open connections get
 /// up to `--shutdown-grace` to finish.
-fn drain(config: &Config, admin: &Admin, server: &tiny_http::Server) {
+fn drain(config: &Config, admin: &Admin, server: &tiny_http::Server, https: &tls::HttpsListener) {
     admin.draining.store(true, Ordering::Relaxed);
     log::info!("shutdown requested: /readyz now fails; accepting for {:?} more", config.shutdown_delay);
     std::thread::sleep(config.shutdown_delay);
     server.stop_accepting();
+    https.stop_accepting();
     let deadline = Instant::now() + config.shutdown_grace;
     while server.num_connections() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -131,15 +157,19 @@ fn drain(config: &Config, admin: &Admin, server: &tiny_http::Server) {
     }
 }
 
-/// Compiles routes and certificates from each snapshot.
-fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
-    let route_config = RouteConfig {
+fn route_config(config: &Config) -> RouteConfig {
+    RouteConfig {
         ingress_class: config.ingress_class.clone(),
         controller_name: config.controller_name.clone(),
         watch_ingress_without_class: config.watch_ingress_without_class,
         default_backend_service: config.default_backend_service.clone(),
         upstream_mode: config.upstream_mode,
-    };
+    }
+}
+
+/// Compiles routes and certificates from each snapshot.
+fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
+    let route_config = route_config(config);
     let default_cert = config.default_ssl_certificate.clone();
     Box::new(move |snapshot, previous: &Generation| {
         for kind in Kind::ALL {

@@ -67,14 +67,35 @@ fn stages(text: &str) -> Vec<Stage> {
     stages
 }
 
-/// The workspace directories Cargo needs to resolve the root manifest: every
-/// workspace member and every path dependency or patch.
+/// The workspace paths Cargo needs to load the root manifest: every workspace
+/// member, every path dependency or patch, and the file of every explicitly
+/// declared target (`[[bench]]`, `[[test]]`, ...), because Cargo refuses the
+/// whole manifest when one of those files is missing.
 fn workspace_paths() -> Vec<String> {
     let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("Cargo.toml");
+    let default_dir = |section: &str| match section {
+        "[[bench]]" => Some("benches"),
+        "[[test]]" => Some("tests"),
+        "[[example]]" => Some("examples"),
+        "[[bin]]" => Some("src/bin"),
+        _ => None,
+    };
     let mut paths = Vec::new();
     let mut in_members = false;
+    let mut section = String::new();
+    let mut target: Option<(String, Option<String>)> = None;
+    let finish_target = |section: &str, target: &mut Option<(String, Option<String>)>, paths: &mut Vec<String>| {
+        if let (Some(dir), Some((name, path))) = (default_dir(section), target.take()) {
+            paths.push(path.unwrap_or_else(|| format!("{dir}/{name}.rs")));
+        }
+    };
     for line in manifest.lines() {
         let line = line.trim();
+        if line.starts_with('[') {
+            finish_target(&section, &mut target, &mut paths);
+            section = line.to_string();
+            continue;
+        }
         if line.starts_with("members") {
             in_members = true;
         }
@@ -88,12 +109,21 @@ fn workspace_paths() -> Vec<String> {
                 in_members = false;
             }
         }
-        if let Some(rest) = line.split("path = \"").nth(1) {
+        let value = |key: &str| line.strip_prefix(key).and_then(|rest| rest.split('"').nth(1)).map(str::to_string);
+        if default_dir(&section).is_some() {
+            if let Some(name) = value("name =") {
+                target.get_or_insert((String::new(), None)).0 = name;
+            }
+            if let Some(path) = value("path =") {
+                target.get_or_insert((String::new(), None)).1 = Some(path);
+            }
+        } else if let Some(rest) = line.split("path = \"").nth(1) {
             if let Some(path) = rest.split('"').next() {
                 paths.push(path.to_string());
             }
         }
     }
+    finish_target(&section, &mut target, &mut paths);
     paths.sort();
     paths.dedup();
     paths
@@ -212,6 +242,10 @@ fn the_workspace_list_covers_members_and_path_patches() {
     let paths = workspace_paths();
     assert!(paths.contains(&"tests/fakeapi".to_string()), "{paths:?}");
     assert!(paths.contains(&"vendor/tiny_http".to_string()), "{paths:?}");
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("Cargo.toml");
+    if manifest.contains("name = \"route_compile\"") {
+        assert!(paths.contains(&"benches/route_compile.rs".to_string()), "{paths:?}");
+    }
 }
 
 /// Each mutation breaks one rule; the check must notice every one of them, or
@@ -227,6 +261,7 @@ fn broken_variants_are_refused() {
         ("ENTRYPOINT [\"/ingressd\"]", "ENTRYPOINT /ingressd", "ENTRYPOINT"),
         ("COPY tests ./tests", "COPY tests/integration ./tests/integration", "tests/fakeapi"),
         ("COPY vendor ./vendor", "", "vendor/tiny_http"),
+        ("COPY benches ./benches", "", "benches/"),
         ("FROM scratch", "FROM debian:bookworm-slim", "not scratch"),
         (
             "COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/ingressd /ingressd",

@@ -25,6 +25,11 @@ fn an_in_flight_slow_request_completes_during_a_drain() {
         wait_until(Duration::from_millis(500), || ingressd.admin_get("/readyz").status == 503),
         "readiness fails at once"
     );
+    let refused = |addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err();
+    assert!(
+        wait_until(Duration::from_secs(1), || refused(ingressd.http) && refused(ingressd.https)),
+        "after --shutdown-delay both listeners are closed while the slow request is still in flight"
+    );
     let response = in_flight.join().expect("client thread").expect("the in-flight request is answered");
     assert_eq!(response.status, 200);
     assert_eq!(response.body_text(), "slow /report\n");

@@ -6,7 +6,7 @@
 mod proxy_support;
 mod tls_support;
 
-use std::io::BufReader;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -65,7 +65,8 @@ fn start_edge(backend_port: u16) -> Edge {
     let server = Arc::new(tiny_http::Server::from_listener_with_limits(plain, tiny_http::Limits::default()).expect("server"));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind https");
     let https = listener.local_addr().expect("addr");
-    tls::spawn_listener(listener, tls::server_config(Arc::clone(&current)), Arc::clone(&server), PATIENCE);
+    tls::spawn_listener(listener, tls::server_config(Arc::clone(&current)), Arc::clone(&server), PATIENCE)
+        .expect("HTTPS accept loop starts");
     let config = ProxyConfig { http_port: http.port(), https_port: https.port(), ..test_config() };
     let workers = spawn_workers(Arc::clone(&server), current, Arc::new(config), Arc::new(|_: &Outcome| {}));
     Edge { http, https, server, workers, leaf: issued.leaf }
@@ -107,4 +108,71 @@ fn large_bodies_through_the_proxy_over_one_tls_connection() {
         assert_eq!(response.status, 200);
         assert!(response.body == body, "round {round}: body differs");
     }
+}
+
+/// Answers the first request on each connection with 101 and a greeting, then
+/// echoes every byte; sends each request head it saw to `heads`.
+fn upgrade_echo_backend(heads: std::sync::mpsc::Sender<String>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let heads = heads.clone();
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+                let mut writer = stream.try_clone().expect("clone");
+                let mut reader = BufReader::new(stream);
+                let mut head = String::new();
+                while !head.ends_with("\r\n\r\n") {
+                    if reader.read_line(&mut head).unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                let _ = heads.send(head);
+                let switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nhello-from-upstream";
+                if writer.write_all(switch).is_err() {
+                    return;
+                }
+                let mut buffer = [0u8; 16 * 1024];
+                while let Ok(n @ 1..) = reader.read(&mut buffer) {
+                    if writer.write_all(&buffer[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn websocket_through_the_proxy_over_tls() {
+    let (heads, seen) = std::sync::mpsc::channel();
+    let edge = start_edge(upgrade_echo_backend(heads));
+    let mut tls = BufReader::new(connect(edge.https, Some(HOST), any_client()).expect("handshake"));
+    let upgrade = format!("GET /chat HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    tls.get_mut().write_all(upgrade.as_bytes()).expect("send upgrade");
+    tls.get_mut().flush().expect("flush");
+
+    let mut line = String::new();
+    tls.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
+    while line != "\r\n" {
+        line.clear();
+        tls.read_line(&mut line).expect("header line");
+    }
+    let mut greeting = [0u8; 19];
+    tls.read_exact(&mut greeting).expect("upstream bytes past its head");
+    assert_eq!(&greeting, b"hello-from-upstream");
+    for message in [b"ping".to_vec(), vec![0u8, 255, 13, 10], vec![b'x'; 100_000]] {
+        tls.get_mut().write_all(&message).expect("send");
+        tls.get_mut().flush().expect("flush");
+        let mut echo = vec![0; message.len()];
+        tls.read_exact(&mut echo).expect("echo");
+        assert!(echo == message, "echo of {} bytes", message.len());
+    }
+    let head = seen.recv_timeout(PATIENCE).expect("backend saw the upgrade").to_ascii_lowercase();
+    assert!(head.contains("x-forwarded-proto: https"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
 }

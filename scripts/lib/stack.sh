@@ -10,7 +10,7 @@
 STACK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STACK_PIDS=()
 
-# Ports ingressd listens on; override to run two stacks side by side.
+# Ports ingressd listens on; 0 lets the kernel choose (see stack_learn_ports).
 : "${STACK_HTTP_PORT:=18080}"
 : "${STACK_HTTPS_PORT:=18443}"
 : "${STACK_ADMIN_PORT:=18254}"
@@ -60,8 +60,9 @@ stack_init() {
     trap 'exit 143' TERM
 }
 
-# Installs curl and jq with apt-get when they are missing.
+# Installs curl and jq with apt-get when they are missing; cargo must be there.
 stack_require_tools() {
+    command -v cargo >/dev/null 2>&1 || die "cargo is needed to build ingressd (install Rust: https://rustup.rs)"
     local missing=() tool
     for tool in curl jq; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
@@ -174,13 +175,14 @@ stack_make_objects() {
 stack_start_apiserver() {
     API_TOKEN_FILE="$STACK_DIR/token"
     API_CA="$STACK_DIR/apiserver-ca.crt"
+    local ready="$STACK_DIR/apiserver.ready"
     (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$API_TOKEN_FILE")
-    stack_spawn apiserver "$STACK_BIN/fake-apiserver" --addr 127.0.0.1:0 --token "$(cat "$API_TOKEN_FILE")" \
-        --objects "$STACK_DIR/objects.json" --ca-out "$API_CA" --ready-file "$STACK_DIR/apiserver.ready"
-    stack_wait 10 "$STACK_LAST_PID" apiserver grep -q "listening on " "$STACK_DIR/apiserver.log"
-    stack_wait 10 "$STACK_LAST_PID" apiserver test -s "$API_CA"
-    API_URL="$(grep -o 'listening on [^ ]*' "$STACK_DIR/apiserver.log" | head -n 1 | cut -d' ' -f3)"
-    [[ -n "$API_URL" ]] || die "could not read the fake API server's URL"
+    stack_spawn apiserver "$STACK_BIN/fake-apiserver" --addr 127.0.0.1:0 --token-file "$API_TOKEN_FILE" \
+        --objects "$STACK_DIR/objects.json" --ca-out "$API_CA" --ready-file "$ready"
+    # The ready file holds the URL and is written after the CA file.
+    stack_wait 10 "$STACK_LAST_PID" apiserver test -s "$ready"
+    API_URL="$(tr -d '[:space:]' <"$ready")"
+    [[ "$API_URL" == https://* && -s "$API_CA" ]] || die "unexpected fake API server ready file: $API_URL"
     note "fake API server at $API_URL (HTTPS, bearer token)"
 }
 
@@ -198,7 +200,7 @@ stack_start_ingressd() {
     (($#)) && shift
     local port
     for port in "$STACK_HTTP_PORT" "$STACK_HTTPS_PORT" "$STACK_ADMIN_PORT"; do
-        stack_check_port_free "$port"
+        ((port == 0)) || stack_check_port_free "$port"
     done
     stack_spawn ingressd "${prefix[@]}" "${INGRESSD_BIN:-$STACK_BIN/ingressd}" \
         --apiserver "$API_URL" \
@@ -210,6 +212,25 @@ stack_start_ingressd() {
         --shutdown-delay 0 --shutdown-grace 2 \
         "$@"
     INGRESSD_PID="$STACK_LAST_PID"
+    if ((STACK_HTTP_PORT == 0 || STACK_HTTPS_PORT == 0 || STACK_ADMIN_PORT == 0)); then
+        stack_learn_ports
+    fi
+}
+
+# With port 0 the kernel picks free ports, so runs never collide with
+# anything else on the machine; ingressd logs the addresses it bound
+# ("listening: http=ADDR https=ADDR admin=ADDR").
+stack_learn_ports() {
+    local log="$STACK_DIR/ingressd.log"
+    stack_wait 15 "$INGRESSD_PID" ingressd grep -q 'listening: http=' "$log"
+    local line
+    line="$(grep -m 1 'listening: http=' "$log")"
+    STACK_HTTP_PORT="$(sed -n 's/.* http=[^ ]*:\([0-9]*\) .*/\1/p' <<<"$line")"
+    STACK_HTTPS_PORT="$(sed -n 's/.* https=[^ ]*:\([0-9]*\) .*/\1/p' <<<"$line")"
+    STACK_ADMIN_PORT="$(sed -n 's/.* admin=[^ ]*:\([0-9]*\).*/\1/p' <<<"$line")"
+    [[ -n "$STACK_HTTP_PORT" && -n "$STACK_HTTPS_PORT" && -n "$STACK_ADMIN_PORT" ]] ||
+        die "could not read ingressd's ports from: $line"
+    note "ingressd bound http=127.0.0.1:$STACK_HTTP_PORT https=127.0.0.1:$STACK_HTTPS_PORT admin=127.0.0.1:$STACK_ADMIN_PORT"
 }
 
 stack_is_ready() {

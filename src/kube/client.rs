@@ -14,7 +14,7 @@ use std::time::Duration;
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, BodyReader};
 
-use super::list::{api_path, decode_list_page, list_query, watch_query, ListPage};
+use super::list::{api_path, decode_list_page, encode, list_query, watch_query, ListPage};
 use super::token::Token;
 use super::watch_line::{LineSplitter, Status, MAX_LINE};
 use super::{Error, Kind};
@@ -31,6 +31,8 @@ pub const LIST_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const WATCH_READ_GRACE: Duration = Duration::from_secs(30);
 /// Largest list page body accepted (500 objects of etcd's 1.5 MiB maximum fit).
 const LIST_BODY_LIMIT: u64 = 1 << 30;
+/// Largest single object read or written by the generic JSON helpers.
+const OBJECT_BODY_LIMIT: u64 = 16 << 20;
 /// Largest error body read for its Status message.
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 
@@ -87,6 +89,7 @@ pub fn status_error(status: u16, retry_after: Option<&str>, body: &[u8]) -> Erro
         .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string());
     match status {
         401 => Error::Unauthorized,
+        409 => Error::Conflict(message),
         410 => Error::Expired(message),
         _ => Error::Http {
             status,
@@ -203,20 +206,90 @@ impl ApiClient {
         let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
             self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new(kind, response.into_body().into_reader()))
+        Ok(WatchStream::new(kind.name().to_string(), response.into_body().into_reader()))
+    }
+
+    /// GETs `path` (with its query, if any) and decodes the JSON body: for
+    /// objects outside the cached kinds (Leases, Pods) and for re-reads.
+    pub fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
+        let url = format!("{}{}", self.base, path);
+        let mut response = self.get(&url, |c| {
+            c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_recv_body(Some(LIST_BODY_TIMEOUT)).build()
+        })?;
+        let body = response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
+    }
+
+    /// POSTs `body` to a collection `path` (create); 409 means it exists.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
+        self.send_json(self.agent.post(format!("{}{path}", self.base)), path, body)
+    }
+
+    /// PUTs `body` to an object `path` (replace); 409 means its
+    /// `metadata.resourceVersion` is stale.
+    pub fn put_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, Error> {
+        self.send_json(self.agent.put(format!("{}{path}", self.base)), path, body)
+    }
+
+    fn send_json(
+        &self,
+        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
+        let bytes = serde_json::to_vec(body).map_err(|e| Error::Decode(format!("cannot encode {path}: {e}")))?;
+        let mut request = request.header("content-type", "application/json");
+        if let Some(authorization) = self.token.authorization() {
+            request = request.header("authorization", authorization);
+        }
+        let mut response = request
+            .config()
+            .timeout_recv_response(Some(RESPONSE_TIMEOUT))
+            .timeout_recv_body(Some(RESPONSE_TIMEOUT))
+            .build()
+            .send(&bytes[..])
+            .map_err(transport_error)?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = response.body_mut().with_config().limit(ERROR_BODY_LIMIT).read_to_vec().unwrap_or_default();
+            if status == 401 {
+                self.token.reload();
+            }
+            return Err(status_error(status, retry_after.as_deref(), &body));
+        }
+        let body = response.body_mut().with_config().limit(OBJECT_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
+        serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
+    }
+
+    /// Opens a watch on any collection `path`; `query` holds extra parameters
+    /// such as a `labelSelector` (already URL-encoded). The server ends it
+    /// after `timeout_seconds`.
+    pub fn watch_path(&self, path: &str, query: &str, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
+        let separator = if query.is_empty() { "" } else { "&" };
+        let url = format!(
+            "{}{path}?{query}{separator}watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}",
+            self.base,
+            encode(resource_version)
+        );
+        let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
+        let response =
+            self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
+        Ok(WatchStream::new(path.to_string(), response.into_body().into_reader()))
     }
 }
 
 /// The open body of a watch, read incrementally, never buffered whole.
 pub struct WatchStream {
-    kind: Kind,
+    /// Names the watched kind (or path) in log lines.
+    kind: String,
     reader: BodyReader<'static>,
     splitter: LineSplitter,
     chunk: Vec<u8>,
 }
 
 impl WatchStream {
-    fn new(kind: Kind, reader: BodyReader<'static>) -> WatchStream {
+    fn new(kind: String, reader: BodyReader<'static>) -> WatchStream {
         WatchStream { kind, reader, splitter: LineSplitter::new(MAX_LINE), chunk: vec![0; 64 * 1024] }
     }
 
@@ -226,7 +299,7 @@ impl WatchStream {
             match self.splitter.next_line() {
                 Some(Ok(line)) => return Ok(Some(line)),
                 Some(Err(too_long)) => {
-                    log::error!("{}: watch line longer than {} bytes skipped", self.kind.name(), too_long.limit);
+                    log::error!("{}: watch line longer than {} bytes skipped", self.kind, too_long.limit);
                     continue;
                 }
                 None => {}
@@ -234,7 +307,7 @@ impl WatchStream {
             let read = self.reader.read(&mut self.chunk).map_err(io_error)?;
             if read == 0 {
                 if self.splitter.buffered() > 0 {
-                    log::warn!("{}: watch ended inside a line; {} bytes dropped", self.kind.name(), self.splitter.buffered());
+                    log::warn!("{}: watch ended inside a line; {} bytes dropped", self.kind, self.splitter.buffered());
                 }
                 return Ok(None);
             }

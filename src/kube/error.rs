@@ -28,13 +28,17 @@ pub enum Error {
     Timeout(String),
     /// A response body was not the JSON the API promises.
     Decode(String),
+    /// HTTP 409 on a write: the object changed since it was read (stale
+    /// resourceVersion) or a create found it already there; re-read, then
+    /// decide again.
+    Conflict(String),
 }
 
 impl Error {
     /// Whether the error shows the API server itself was reached and answered.
     /// Used for the `api_reachable` gauge: a 403 or 410 still proves the server is up.
     pub fn server_answered(&self) -> bool {
-        matches!(self, Error::Http { .. } | Error::Expired(_) | Error::Unauthorized | Error::Decode(_))
+        matches!(self, Error::Http { .. } | Error::Expired(_) | Error::Unauthorized | Error::Decode(_) | Error::Conflict(_))
     }
 }
 
@@ -59,6 +63,7 @@ impl fmt::Display for Error {
             Error::Transport(m) => write!(f, "transport: {m}"),
             Error::Timeout(m) => write!(f, "timeout: {m}"),
             Error::Decode(m) => write!(f, "undecodable response: {m}"),
+            Error::Conflict(m) => write!(f, "conflict (409): {m}"),
         }
     }
 }

@@ -74,6 +74,32 @@ kube_object!(Ingress, IngressClass, Service, EndpointSlice, Secret);
 pub struct Ingress {
     pub metadata: ObjectMeta,
     pub spec: IngressSpec,
+    /// Read so the status publisher writes only when the published
+    /// addresses differ from what the API already holds.
+    pub status: Option<IngressStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressStatus {
+    pub load_balancer: IngressLoadBalancerStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressLoadBalancerStatus {
+    pub ingress: Vec<IngressLoadBalancerIngress>,
+}
+
+/// One address where the Ingress is served: an IP or a DNS name. `ports` is
+/// not decoded because ingressd never writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressLoadBalancerIngress {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

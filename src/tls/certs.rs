@@ -414,6 +414,7 @@ F05fe82Kx5mO/KFhw62MWYA=
                 rules: rule_hosts.iter().map(|h| IngressRule { host: Some(h.to_string()), http: None }).collect(),
                 ..IngressSpec::default()
             },
+            status: None,
         }
     }
 

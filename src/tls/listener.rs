@@ -5,9 +5,10 @@
 //! next accept.
 
 use std::io;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use rustls::ServerConfig;
@@ -37,25 +38,57 @@ impl tiny_http::ExternalStream for TlsStream {
     }
 }
 
-/// Serves HTTPS on `listener` through `server`, forever. Accept errors (a full
-/// descriptor table, an aborted connection) are logged and retried after a
-/// growing pause instead of ending the loop.
+/// The running HTTPS accept loop.
+pub struct HttpsListener {
+    stop: Arc<AtomicBool>,
+    addr: SocketAddr,
+}
+
+impl HttpsListener {
+    /// Closes the listening socket for a graceful drain; connections already
+    /// handed to tiny_http keep being served.
+    pub fn stop_accepting(&self) {
+        if self.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // The accept thread is blocked in accept(): one connection wakes it
+        // to see the flag. A failure means it is already gone.
+        let wake = match self.addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.addr.port()),
+            IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), self.addr.port()),
+            _ => self.addr,
+        };
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+    }
+}
+
+/// Serves HTTPS on `listener` through `server` until `stop_accepting`. Accept
+/// errors (a full descriptor table, an aborted connection) are logged and
+/// retried after a growing pause instead of ending the loop.
 pub fn spawn_listener(
     listener: TcpListener,
     config: Arc<ServerConfig>,
     server: Arc<tiny_http::Server>,
     handshake_timeout: Duration,
-) -> JoinHandle<()> {
+) -> io::Result<HttpsListener> {
+    let addr = listener.local_addr()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     thread::Builder::new()
         .name("https-accept".into())
-        .spawn(move || accept_loop(&listener, &config, &server, handshake_timeout))
-        // As with `thread::spawn`: only at startup, when the OS refuses a thread.
-        .expect("the HTTPS accept thread starts")
+        .spawn(move || accept_loop(&listener, &config, &server, handshake_timeout, &stopped))?;
+    Ok(HttpsListener { stop, addr })
 }
 
-fn accept_loop(listener: &TcpListener, config: &Arc<ServerConfig>, server: &tiny_http::Server, handshake_timeout: Duration) {
+fn accept_loop(
+    listener: &TcpListener,
+    config: &Arc<ServerConfig>,
+    server: &tiny_http::Server,
+    handshake_timeout: Duration,
+    stop: &AtomicBool,
+) {
     let mut backoff = FIRST_BACKOFF;
-    loop {
+    while !stop.load(Ordering::SeqCst) {
         let socket = match listener.accept() {
             Ok((socket, _)) => socket,
             Err(error) => {
@@ -65,6 +98,9 @@ fn accept_loop(listener: &TcpListener, config: &Arc<ServerConfig>, server: &tiny
                 continue;
             }
         };
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
         backoff = FIRST_BACKOFF;
         if let Err(error) = socket.set_nodelay(true) {
             log::debug!("tls: cannot set TCP_NODELAY: {error}");
@@ -74,4 +110,5 @@ fn accept_loop(listener: &TcpListener, config: &Arc<ServerConfig>, server: &tiny
             Err(error) => log::debug!("tls: dropping a connection that cannot be set up: {error}"),
         }
     }
+    log::info!("tls: stopped accepting");
 }

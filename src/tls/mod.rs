@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use certs::{CertEntry, CertSet};
 pub use config::server_config;
-pub use listener::spawn_listener;
+pub use listener::{spawn_listener, HttpsListener};
 pub use stream::TlsStream;
 
 /// Secrets rejected since start; `ingressd_tls_secret_errors_total`.

@@ -80,6 +80,13 @@ impl Ingressd {
     /// Starts ingressd on ephemeral loopback ports and waits (bounded) for
     /// the line announcing its bound addresses.
     pub fn start(api: &Api, extra: &[&str]) -> Ingressd {
+        Ingressd::start_with_env(api, extra, &[])
+    }
+
+    /// Like [`Ingressd::start`] with extra environment variables (such as
+    /// the downward API's POD_NAME and POD_NAMESPACE); those two are never
+    /// inherited from the test's own environment.
+    pub fn start_with_env(api: &Api, extra: &[&str], env: &[(&str, &str)]) -> Ingressd {
         let mut args: Vec<String> = vec![
             "--apiserver".into(),
             api.fake.url(),
@@ -97,12 +104,19 @@ impl Ingressd {
             "off".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Ingressd::start_args(&args)
+        Ingressd::start_args_env(&args, env)
     }
 
     pub fn start_args(args: &[String]) -> Ingressd {
+        Ingressd::start_args_env(args, &[])
+    }
+
+    fn start_args_env(args: &[String], env: &[(&str, &str)]) -> Ingressd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ingressd"))
             .args(args)
+            .env_remove("POD_NAME")
+            .env_remove("POD_NAMESPACE")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -10,6 +10,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An idle keep-alive connection is closed after this, so a forgotten client
@@ -85,12 +86,13 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let name: &'static str = Box::leak(options.name.into_boxed_str());
+    let name: Arc<str> = options.name.into();
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
+                let name = Arc::clone(&name);
                 std::thread::spawn(move || {
-                    if let Err(e) = serve_connection(stream, name) {
+                    if let Err(e) = serve_connection(stream, &name) {
                         if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::ConnectionReset) {
                             eprintln!("echo-backend {name}: connection error: {e}");
                         }
