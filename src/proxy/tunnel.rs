@@ -227,9 +227,11 @@ fn is_timeout(err: &io::Error) -> bool {
 
 /// Relays until either side closes or nothing moves for `idle`.
 ///
-/// Ending: upstream EOF or idle expiry shuts the upstream socket down and
-/// drops the client writer (the client sees the end); client EOF half-closes
-/// the upstream so its final bytes still come back.
+/// Ending: client EOF half-closes the upstream so its final bytes still come
+/// back. Upstream EOF or idle expiry shuts the upstream socket down and drops
+/// the client writer; tiny_http closes the client socket only once the raw
+/// reader is dropped too, which happens when the blocked client read returns
+/// (data, EOF, or its socket timeout, the server's idle timeout at the latest).
 fn start_relay(
     upstream: TcpStream,
     mut client_reader: Box<dyn Read + Send>,
