@@ -195,6 +195,15 @@ fn http10_client_gets_its_semantics() {
     assert_eq!(response.status, 200);
     assert!(response.header("transfer-encoding").is_none(), "no chunking towards HTTP/1.0");
     assert_eq!(response.text(), "hello");
+    assert_eq!(response.header("connection"), Some("close"));
+
+    let mut conn = connect(&proxy);
+    for _ in 0..2 {
+        send(&mut conn, b"GET / HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n");
+        let response = read_response(&mut conn, false);
+        assert_eq!((response.header("content-length"), response.text().as_str()), (Some("5"), "hello"));
+        assert_eq!(response.header("connection"), Some("keep-alive"));
+    }
 }
 
 #[test]

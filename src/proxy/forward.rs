@@ -326,18 +326,49 @@ fn stream_response(
     } else {
         parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
     };
-    let framing = Framing::for_response(client.head_request, status, content_length, client.http10);
+    let mut framing = Framing::for_response(client.head_request, status, content_length, client.http10);
+    let mut upstream = body.into_reader();
+    let mut prefetch_failure = None;
+    let mut prefetched = 0;
+    match framing {
+        Framing::Empty { .. } => {
+            // Reading the (empty) body to its end returns the upstream
+            // connection to the pool before the client sends its next request.
+            let _ = io::copy(&mut (&mut upstream).take(buffer.len() as u64), &mut io::sink());
+        }
+        Framing::UntilClose if !client.close => {
+            // An HTTP/1.0 keep-alive client cannot take chunks and its
+            // connection stays open, so a body that fits the buffer gets a length.
+            loop {
+                match upstream.read(&mut buffer[prefetched..]) {
+                    Ok(0) => {
+                        framing = Framing::Length(prefetched as u64);
+                        break;
+                    }
+                    Ok(read) => {
+                        prefetched += read;
+                        if prefetched == buffer.len() {
+                            break;
+                        }
+                    }
+                    Err(err) => {
+                        prefetch_failure = Some(err);
+                        break;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut writer = request.into_writer();
+    if let Some(err) = prefetch_failure {
+        log::warn!("{}{}: upstream {} failed before its body: {err}", outcome.host, outcome.path, outcome.upstream.as_deref().unwrap_or(""));
+        return bad_gateway_before_body(writer, client, outcome, started);
+    }
     let upstream_headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
     let kept = headers::downstream_response_headers(&upstream_headers, false);
     let head = wire::response_head(status, &kept, framing, client.close, client.http10);
 
-    let mut upstream = body.into_reader();
-    if let Framing::Empty { .. } = framing {
-        // Reading the (empty) body to its end returns the upstream connection
-        // to the pool before the client can send its next request.
-        let _ = io::copy(&mut (&mut upstream).take(buffer.len() as u64), &mut io::sink());
-    }
-    let mut writer = request.into_writer();
     // A sized body's head goes out with its first bytes (one segment for a
     // small response); a streamed body's head goes out at once.
     let mut unsent_head = Some(head);
@@ -356,7 +387,8 @@ fn stream_response(
     let mut body_sent = 0u64;
     let mut upstream_failed = false;
     loop {
-        let read = match upstream.read(buffer) {
+        let read = if prefetched > 0 { Ok(std::mem::take(&mut prefetched)) } else { upstream.read(buffer) };
+        let read = match read {
             Ok(0) => break,
             Ok(read) => read,
             Err(err) => {
@@ -396,13 +428,7 @@ fn stream_response(
         }
     }
     if unsent_head.is_some() {
-        // Nothing reached the client yet: a clean error is still possible.
-        let message = wire::simple_response(502, &[], "bad gateway", true, client.http10);
-        outcome.status = 502;
-        if writer.write_all(&message).and_then(|()| writer.flush()).is_ok() {
-            outcome.bytes_sent = message.len() as u64;
-        }
-        return finish(outcome, started);
+        return bad_gateway_before_body(writer, client, outcome, started);
     }
     let short = matches!(framing, Framing::Length(length) if length != body_sent);
     if upstream_failed || short {
@@ -414,6 +440,16 @@ fn stream_response(
             log::debug!("{}{}: client went away at the end of the body: {err}", outcome.host, outcome.path);
         }
         outcome.bytes_sent += wire::LAST_CHUNK.len() as u64;
+    }
+    finish(outcome, started)
+}
+
+/// Nothing of the upstream response reached the client yet: a clean 502 is still possible.
+fn bad_gateway_before_body(mut writer: Box<dyn Write + Send>, client: &ClientRequest, mut outcome: Outcome, started: Instant) -> Outcome {
+    let message = wire::simple_response(502, &[], "bad gateway", true, client.http10);
+    outcome.status = 502;
+    if writer.write_all(&message).and_then(|()| writer.flush()).is_ok() {
+        outcome.bytes_sent = message.len() as u64;
     }
     finish(outcome, started)
 }
