@@ -98,7 +98,7 @@ pub fn spawn_workers(
     server: Arc<tiny_http::Server>,
     current: Arc<Current>,
     config: Arc<ProxyConfig>,
-    observer: Arc<dyn Fn(&Outcome) + Send + Sync>,
+    observer: Observer,
 ) -> Vec<JoinHandle<()>> {
     let shared = Arc::new(Shared { current, agent: upstream::agent(&config), config });
     (0..shared.config.workers)
