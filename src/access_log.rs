@@ -149,6 +149,7 @@ mod tests {
             request_id: "abc".into(),
             ingress: Some(crate::kube::objects::ObjectKey::new("shop", "web")),
             service: Some("web".into()),
+            ..Default::default()
         }
     }
 

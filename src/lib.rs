@@ -26,4 +26,5 @@ pub mod admin;
 pub mod shutdown;
 pub mod access_log;
 pub mod inspect;
+pub mod metrics;
 pub mod status;

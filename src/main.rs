@@ -1,7 +1,7 @@
 //! The `ingressd` binary: parses the command line, starts every thread, and
 //! drains gracefully on SIGTERM.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
 use ingressd::status::{self, StatusConfig};
+use ingressd::metrics::RequestMetrics;
 use ingressd::{access_log, inspect, shutdown, tls};
 
 fn main() -> ExitCode {
@@ -62,23 +63,17 @@ fn run(config: Config) -> Result<(), String> {
     let current = Arc::new(Current::default());
     let cache_status = Arc::new(CacheStatus::default());
     let watch_metrics = Arc::new(WatchMetrics::new());
-    let (events, received) = crossbeam_channel::unbounded();
-    cache::spawn(received, Arc::clone(&current), compiler(&config, Arc::clone(&watch_metrics)), Arc::clone(&cache_status))
-        .map_err(|e| format!("cannot start the cache thread: {e}"))?;
     let stop_watching = Arc::new(AtomicBool::new(false));
-    for kind in Kind::ALL {
-        watcher::spawn(
-            kind,
-            Arc::clone(&client),
-            config.watch_namespace.clone(),
-            events.clone(),
-            Arc::clone(&watch_metrics),
-            Arc::clone(&stop_watching),
-        );
-    }
-    drop(events);
+    start_watching(&config, &client, &current, &cache_status, &watch_metrics, &stop_watching)?;
 
-    let mut sources: Vec<Arc<dyn MetricsSource>> = vec![watch_metrics, Arc::new(TlsMetrics(Arc::clone(&current)))];
+    let data_plane = DataPlane::start(&config, &current)?;
+    let request_metrics = Arc::new(RequestMetrics::default());
+    let mut sources: Vec<Arc<dyn MetricsSource>> = vec![
+        watch_metrics,
+        Arc::new(TlsMetrics(Arc::clone(&current))),
+        Arc::clone(&request_metrics) as Arc<dyn MetricsSource>,
+        Arc::new(ConnectionMetrics(Arc::clone(&data_plane.server))),
+    ];
     let status_handle = match status_config {
         Some(status_config) => {
             let inputs = status::Inputs {
@@ -100,37 +95,22 @@ fn run(config: Config) -> Result<(), String> {
     let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), sources));
     let admin_addr = admin::spawn(config.admin_addr, Arc::clone(&admin))?;
 
-    let http = TcpListener::bind(config.http_addr).map_err(|e| format!("cannot listen on --http-addr {}: {e}", config.http_addr))?;
-    let https = TcpListener::bind(config.https_addr).map_err(|e| format!("cannot listen on --https-addr {}: {e}", config.https_addr))?;
-    let http_addr = http.local_addr().map_err(|e| e.to_string())?;
-    let https_addr = https.local_addr().map_err(|e| e.to_string())?;
-    let limits = tiny_http::Limits {
-        max_connections: config.max_connections,
-        max_header_line: config.max_header_size,
-        max_headers: config.max_headers,
-        header_timeout: config.header_timeout,
-        idle_timeout: config.idle_timeout,
-        write_timeout: config.upstream_read_timeout.max(Duration::from_secs(10)),
-    };
-    let server = Arc::new(
-        tiny_http::Server::from_listener_with_limits(http, limits).map_err(|e| format!("cannot start the HTTP server: {e}"))?,
-    );
-    let https_listener =
-        tls::spawn_listener(https, tls::server_config(Arc::clone(&current)), Arc::clone(&server), config.tls_handshake_timeout)
-            .map_err(|e| format!("cannot start the HTTPS accept loop: {e}"))?;
-
-    let mut proxy_config = ProxyConfig::from_config(&config);
-    proxy_config.http_port = http_addr.port();
-    proxy_config.https_port = https_addr.port();
     let access = config.access_log;
-    let observer: proxy::Observer = Arc::new(move |outcome: &proxy::Outcome| access_log::write(outcome, access));
-    let workers = proxy::spawn_workers(Arc::clone(&server), Arc::clone(&current), Arc::new(proxy_config), observer);
-    log::info!("listening: http={http_addr} https={https_addr} admin={admin_addr} workers={}", workers.len());
+    let observer: proxy::Observer = Arc::new(move |outcome: &proxy::Outcome| {
+        request_metrics.observe(outcome);
+        access_log::write(outcome, access);
+    });
+    let workers = data_plane.serve(&config, &current, observer);
+    log::info!(
+        "listening: http={} https={} admin={admin_addr} workers={workers}",
+        data_plane.http_addr,
+        data_plane.https_addr
+    );
 
     while !shutdown::requested() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    drain(&config, &admin, &server, &https_listener);
+    drain(&config, &admin, &data_plane);
     if let Some(handle) = &status_handle {
         handle.release();
     }
@@ -138,15 +118,75 @@ fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
+/// Starts the cache thread and one watcher per kind.
+fn start_watching(
+    config: &Config,
+    client: &Arc<ApiClient>,
+    current: &Arc<Current>,
+    cache_status: &Arc<CacheStatus>,
+    watch_metrics: &Arc<WatchMetrics>,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), String> {
+    let (events, received) = crossbeam_channel::unbounded();
+    cache::spawn(received, Arc::clone(current), compiler(config, Arc::clone(watch_metrics)), Arc::clone(cache_status))
+        .map_err(|e| format!("cannot start the cache thread: {e}"))?;
+    for kind in Kind::ALL {
+        watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), Arc::clone(stop));
+    }
+    Ok(())
+}
+
+/// The listeners and the HTTP server the proxy workers read from.
+struct DataPlane {
+    server: Arc<tiny_http::Server>,
+    https: tls::HttpsListener,
+    http_addr: SocketAddr,
+    https_addr: SocketAddr,
+}
+
+impl DataPlane {
+    /// Binds both listeners; TLS sessions are fed into the same server.
+    fn start(config: &Config, current: &Arc<Current>) -> Result<DataPlane, String> {
+        let http = TcpListener::bind(config.http_addr).map_err(|e| format!("cannot listen on --http-addr {}: {e}", config.http_addr))?;
+        let https =
+            TcpListener::bind(config.https_addr).map_err(|e| format!("cannot listen on --https-addr {}: {e}", config.https_addr))?;
+        let http_addr = http.local_addr().map_err(|e| e.to_string())?;
+        let https_addr = https.local_addr().map_err(|e| e.to_string())?;
+        let limits = tiny_http::Limits {
+            max_connections: config.max_connections,
+            max_header_line: config.max_header_size,
+            max_headers: config.max_headers,
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            write_timeout: config.upstream_read_timeout.max(Duration::from_secs(10)),
+        };
+        let server = Arc::new(
+            tiny_http::Server::from_listener_with_limits(http, limits).map_err(|e| format!("cannot start the HTTP server: {e}"))?,
+        );
+        let https = tls::spawn_listener(https, tls::server_config(Arc::clone(current)), Arc::clone(&server), config.tls_handshake_timeout)
+            .map_err(|e| format!("cannot start the HTTPS accept loop: {e}"))?;
+        Ok(DataPlane { server, https, http_addr, https_addr })
+    }
+
+    /// Starts the proxy workers; returns how many run.
+    fn serve(&self, config: &Config, current: &Arc<Current>, observer: proxy::Observer) -> usize {
+        let mut proxy_config = ProxyConfig::from_config(config);
+        proxy_config.http_port = self.http_addr.port();
+        proxy_config.https_port = self.https_addr.port();
+        proxy::spawn_workers(Arc::clone(&self.server), Arc::clone(current), Arc::new(proxy_config), observer).len()
+    }
+}
+
 /// Readiness fails at once; listeners keep accepting for `--shutdown-delay`
 /// so load balancers notice; then accepting stops and open connections get
 /// up to `--shutdown-grace` to finish.
-fn drain(config: &Config, admin: &Admin, server: &tiny_http::Server, https: &tls::HttpsListener) {
+fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
+    let server = &data_plane.server;
     admin.draining.store(true, Ordering::Relaxed);
     log::info!("shutdown requested: /readyz now fails; accepting for {:?} more", config.shutdown_delay);
     std::thread::sleep(config.shutdown_delay);
     server.stop_accepting();
-    https.stop_accepting();
+    data_plane.https.stop_accepting();
     let deadline = Instant::now() + config.shutdown_grace;
     while server.num_connections() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -189,5 +229,22 @@ impl MetricsSource for TlsMetrics {
     fn render(&self, out: &mut String) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         tls::write_metrics(&self.0.load().certs, now, out);
+    }
+}
+
+/// Client connections held by the server and upstream connections held by
+/// the proxy's pool (idle or in use).
+struct ConnectionMetrics(Arc<tiny_http::Server>);
+
+impl MetricsSource for ConnectionMetrics {
+    fn render(&self, out: &mut String) {
+        out.push_str(&format!(
+            "# HELP ingressd_client_connections Client connections open (HTTP and HTTPS).\n\
+             # TYPE ingressd_client_connections gauge\ningressd_client_connections {}\n\
+             # HELP ingressd_upstream_connections Upstream connections open, idle in the pool or in use.\n\
+             # TYPE ingressd_upstream_connections gauge\ningressd_upstream_connections {}\n",
+            self.0.num_connections(),
+            proxy::upstream::open_connections()
+        ));
     }
 }

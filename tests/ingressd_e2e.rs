@@ -58,6 +58,16 @@ fn the_request_path_never_calls_the_api_server() {
     assert_eq!(get(ingressd.http, "/", "nowhere.example.com").map(|r| r.status).ok(), Some(404));
     assert_eq!(api.fake.total_requests(), before, "no API request was made while proxying");
     assert_eq!(backend.requests.load(std::sync::atomic::Ordering::SeqCst), 50);
+
+    let metric = |series: &str| ingressd.metric(series).unwrap_or(-1.0);
+    assert_eq!(metric("ingressd_requests_total{namespace=\"web\",ingress=\"site\",service=\"blue\",code_class=\"2xx\"}"), 50.0);
+    assert_eq!(metric("ingressd_requests_total{namespace=\"\",ingress=\"\",service=\"\",code_class=\"4xx\"}"), 1.0);
+    assert_eq!(metric("ingressd_request_duration_seconds_count{namespace=\"web\",ingress=\"site\"}"), 50.0);
+    assert_eq!(metric("ingressd_upstream_connect_errors_total"), 0.0);
+    assert!(metric("ingressd_client_connections") >= 0.0);
+    assert!(metric("ingressd_upstream_connections") >= 0.0);
+    let body = ingressd.admin_get("/metrics").body_text();
+    assert!(!body.contains("/49") && !body.contains("nowhere"), "no label comes from client input");
 }
 
 #[test]
@@ -109,4 +119,25 @@ fn keeps_serving_the_last_snapshot_when_the_api_goes_away() {
     assert_eq!(ingressd.admin_get("/healthz").status, 200);
     assert_eq!(ingressd.admin_get("/readyz").status, 200, "readiness stays green after the first sync");
     assert_eq!(body(&ingressd, "shop.example.com", "/still"), "200 blue /still");
+}
+
+#[test]
+fn a_dead_endpoint_is_skipped_and_counted() {
+    let api = Api::start();
+    let live = Backend::start("live");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port nobody listens on");
+    for object in service_for("web", "pair", live.addr) {
+        api.fake.create(object);
+    }
+    let mut dead_slice = common::endpoint_slice("web", "pair", &[dead]);
+    dead_slice["metadata"]["name"] = serde_json::json!("pair-dead");
+    api.fake.create(dead_slice);
+    api.fake.create(ingress("web", "site", &[("pair.example.com", "/", "pair")]));
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    for n in 0..6 {
+        assert_eq!(body(&ingressd, "pair.example.com", &format!("/{n}")), format!("200 live /{n}"));
+    }
+    assert!(ingressd.metric("ingressd_upstream_connect_errors_total").unwrap_or(0.0) >= 1.0);
+    assert!(ingressd.metric("ingressd_upstream_retries_total").unwrap_or(0.0) >= 1.0);
 }

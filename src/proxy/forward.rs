@@ -256,6 +256,7 @@ fn proxy(
         for attempt in 0..tries {
             let upstream = &upstreams[(first + attempt) % upstreams.len()];
             outcome.upstream = Some(upstream.authority.clone());
+            outcome.attempts += 1;
             let uri = format!("http://{}{}", upstream.authority, target.path_and_query);
             let reader = body.as_mut().map(|b| b as &mut dyn Read);
             let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length) {
@@ -268,9 +269,13 @@ fn proxy(
             let nothing_sent = body.as_ref().is_none_or(|b| b.received == 0);
             match sent {
                 Err(err) if is_connect_failure(&err) && nothing_sent && attempt + 1 < tries => {
+                    outcome.connect_errors += 1;
                     log::warn!("{}: connect to {} failed, trying the next endpoint: {err}", route.service, upstream.authority);
                 }
                 sent => {
+                    if matches!(&sent, Err(err) if is_connect_failure(err)) {
+                        outcome.connect_errors += 1;
+                    }
                     result = Some(sent);
                     break;
                 }
@@ -296,6 +301,7 @@ fn proxy(
             return reply(request, &client, outcome, started, 400, "incomplete request body", &[]);
         }
         (Some(Err(ureq::Error::Timeout(timeout))), None) => {
+            outcome.timed_out = true;
             log::warn!("{}: upstream {} timed out ({timeout:?})", route.service, outcome.upstream.as_deref().unwrap_or(""));
             return reply(request, client, outcome, started, 504, "upstream timed out", &[]);
         }

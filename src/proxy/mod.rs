@@ -75,6 +75,12 @@ pub struct Outcome {
     pub request_id: String,
     pub ingress: Option<ObjectKey>,
     pub service: Option<String>,
+    /// Upstream endpoints tried (more than one after connect failures).
+    pub attempts: u32,
+    /// Connection attempts to upstreams that failed.
+    pub connect_errors: u32,
+    /// The upstream did not answer within the response or read timeout (504).
+    pub timed_out: bool,
 }
 
 /// Observes every finished request (access log, metrics).

@@ -1,0 +1,176 @@
+//! Per-request metrics, fed by the proxy's outcome of every request.
+//!
+//! Label values come only from Ingress objects (namespace, name, Service)
+//! and from the status class, never from paths, hosts or anything else a
+//! client sends, so the number of series is bounded by the cluster's objects.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use crate::admin::MetricsSource;
+use crate::proxy::Outcome;
+
+/// Upper bounds of the request-duration histogram, in seconds.
+const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct RequestKey {
+    namespace: String,
+    ingress: String,
+    service: String,
+    class: &'static str,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: HashMap<RequestKey, u64>,
+    durations: HashMap<(String, String), Histogram>,
+    upstream_connect_errors: u64,
+    upstream_retries: u64,
+    upstream_timeouts: u64,
+}
+
+/// Request counters and latency histograms.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    counters: Mutex<Counters>,
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+impl RequestMetrics {
+    /// Counts one finished request.
+    pub fn observe(&self, outcome: &Outcome) {
+        let (namespace, ingress) = match &outcome.ingress {
+            Some(key) => (key.namespace.clone(), key.name.clone()),
+            None => (String::new(), String::new()),
+        };
+        let key = RequestKey {
+            namespace: namespace.clone(),
+            ingress: ingress.clone(),
+            service: outcome.service.clone().unwrap_or_default(),
+            class: status_class(outcome.status),
+        };
+        let seconds = outcome.duration.as_secs_f64();
+        let mut counters = match self.counters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *counters.requests.entry(key).or_insert(0) += 1;
+        let histogram = counters.durations.entry((namespace, ingress)).or_default();
+        for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+        counters.upstream_connect_errors += u64::from(outcome.connect_errors);
+        counters.upstream_retries += u64::from(outcome.attempts.saturating_sub(1));
+        counters.upstream_timeouts += u64::from(outcome.timed_out);
+    }
+}
+
+impl MetricsSource for RequestMetrics {
+    fn render(&self, out: &mut String) {
+        let counters = match self.counters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        out.push_str("# HELP ingressd_requests_total Requests answered, by Ingress, Service and status class.\n");
+        out.push_str("# TYPE ingressd_requests_total counter\n");
+        let mut requests: Vec<_> = counters.requests.iter().collect();
+        requests.sort();
+        for (k, n) in requests {
+            let _ = writeln!(
+                out,
+                "ingressd_requests_total{{namespace=\"{}\",ingress=\"{}\",service=\"{}\",code_class=\"{}\"}} {n}",
+                k.namespace, k.ingress, k.service, k.class
+            );
+        }
+        out.push_str("# HELP ingressd_request_duration_seconds Time from request head to the last byte sent, by Ingress.\n");
+        out.push_str("# TYPE ingressd_request_duration_seconds histogram\n");
+        let mut durations: Vec<_> = counters.durations.iter().collect();
+        durations.sort_by(|a, b| a.0.cmp(b.0));
+        for ((namespace, ingress), h) in durations {
+            let labels = format!("namespace=\"{namespace}\",ingress=\"{ingress}\"");
+            for (bound, n) in BUCKETS.iter().zip(h.buckets) {
+                let _ = writeln!(out, "ingressd_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}");
+            }
+            let _ = writeln!(out, "ingressd_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "ingressd_request_duration_seconds_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "ingressd_request_duration_seconds_count{{{labels}}} {}", h.count);
+        }
+        for (name, help, value) in [
+            ("ingressd_upstream_connect_errors_total", "Failed connection attempts to upstreams.", counters.upstream_connect_errors),
+            ("ingressd_upstream_retries_total", "Requests sent to another endpoint after a connect failure.", counters.upstream_retries),
+            ("ingressd_upstream_timeouts_total", "Upstream responses that timed out (504).", counters.upstream_timeouts),
+        ] {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::objects::ObjectKey;
+    use std::time::Duration;
+
+    fn outcome(status: u16, millis: u64) -> Outcome {
+        Outcome {
+            status,
+            duration: Duration::from_millis(millis),
+            ingress: Some(ObjectKey::new("web", "site")),
+            service: Some("blue".into()),
+            path: "/secret/customer/42".into(),
+            host: "attacker-chosen.example".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn counts_by_ingress_service_and_class_never_by_client_input() {
+        let metrics = RequestMetrics::default();
+        metrics.observe(&outcome(200, 3));
+        metrics.observe(&outcome(204, 30));
+        metrics.observe(&outcome(503, 2000));
+        metrics.observe(&Outcome { status: 404, ..Default::default() });
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains("ingressd_requests_total{namespace=\"web\",ingress=\"site\",service=\"blue\",code_class=\"2xx\"} 2\n"), "{out}");
+        assert!(out.contains("code_class=\"5xx\"} 1\n"), "{out}");
+        assert!(out.contains("ingressd_requests_total{namespace=\"\",ingress=\"\",service=\"\",code_class=\"4xx\"} 1\n"), "{out}");
+        assert!(out.contains("ingressd_request_duration_seconds_bucket{namespace=\"web\",ingress=\"site\",le=\"0.005\"} 1\n"), "{out}");
+        assert!(out.contains("ingressd_request_duration_seconds_bucket{namespace=\"web\",ingress=\"site\",le=\"+Inf\"} 3\n"), "{out}");
+        assert!(!out.contains("secret/customer") && !out.contains("attacker"), "{out}");
+    }
+
+    #[test]
+    fn upstream_failures_are_counted() {
+        let metrics = RequestMetrics::default();
+        metrics.observe(&Outcome { status: 200, connect_errors: 1, attempts: 2, ..Default::default() });
+        metrics.observe(&Outcome { status: 504, timed_out: true, attempts: 1, ..Default::default() });
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(out.contains("ingressd_upstream_connect_errors_total 1\n"), "{out}");
+        assert!(out.contains("ingressd_upstream_retries_total 1\n"), "{out}");
+        assert!(out.contains("ingressd_upstream_timeouts_total 1\n"), "{out}");
+    }
+}
