@@ -131,7 +131,8 @@ fn start_watching(
     cache::spawn(received, Arc::clone(current), compiler(config, Arc::clone(watch_metrics)), Arc::clone(cache_status))
         .map_err(|e| format!("cannot start the cache thread: {e}"))?;
     for kind in Kind::ALL {
-        watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), Arc::clone(stop));
+        watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), Arc::clone(stop))
+            .map_err(|e| format!("cannot start the {} watcher: {e}", kind.name()))?;
     }
     Ok(())
 }

@@ -187,7 +187,7 @@ fn list_then_watch_follows_the_protocol_step_by_step() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::Service, client, Some("ns".into()), tx, Arc::clone(&metrics), Arc::clone(&stop));
+    let watcher = spawn(Kind::Service, client, Some("ns".into()), tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
 
     let first = rx.recv_timeout(Duration::from_secs(5)).expect("first event");
     assert!(matches!(&first, Event::Replace(Kind::Service, objects) if names(objects) == ["a", "b"]), "{first:?}");
@@ -258,7 +258,7 @@ fn a_version_that_expires_at_once_does_not_relist_in_a_tight_loop() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::Service, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop));
+    let watcher = spawn(Kind::Service, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
 
     assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
     assert!(server.wait_for_requests(2, Duration::from_secs(5)));

@@ -86,7 +86,7 @@ impl Harness {
             .iter()
             .map(|kind| {
                 let namespace = namespace.map(str::to_string);
-                spawn(*kind, Arc::clone(&client), namespace, tx.clone(), Arc::clone(&metrics), Arc::clone(&stop))
+                spawn(*kind, Arc::clone(&client), namespace, tx.clone(), Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts")
             })
             .collect();
         Harness { api: Some(api), dir, rx, metrics, stop, threads }
@@ -328,7 +328,7 @@ fn a_certificate_from_another_ca_is_refused() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::Ingress, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop));
+    let watcher = spawn(Kind::Ingress, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
     let deadline = Instant::now() + Duration::from_secs(5);
     while metrics.api_errors(Kind::Ingress) == 0 {
         assert!(Instant::now() < deadline, "no error counted");
@@ -410,7 +410,7 @@ fn no_server_at_start_backs_off_until_it_appears() {
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop));
+    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
 
     let deadline = Instant::now() + Duration::from_secs(5);
     while metrics.api_errors(Kind::IngressClass) < 2 {

@@ -44,7 +44,7 @@ pub fn spawn(
     tx: Sender<Event>,
     metrics: Arc<WatchMetrics>,
     stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     // Cluster-scoped kinds ignore the namespace.
     let namespace = namespace.filter(|ns| !ns.is_empty() && kind != Kind::IngressClass);
     let rng = XorShift::from_time(kind as u64 + 1);
@@ -52,7 +52,6 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("watch-{}", kind.name()))
         .spawn(move || watcher.run())
-        .expect("the OS refused a thread for a watcher at startup")
 }
 
 /// How one watch request ended.
