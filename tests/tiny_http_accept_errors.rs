@@ -39,10 +39,23 @@ fn accept_loop_survives_running_out_of_file_descriptors() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut output = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut output).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut output).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut output)
+        .unwrap();
     assert!(status.success(), "child failed:\n{output}");
-    assert!(output.contains("emfile_child ... ok"), "child test did not run:\n{output}");
+    assert!(
+        output.contains("emfile_child ... ok"),
+        "child test did not run:\n{output}"
+    );
 }
 
 /// Runs only inside the child started above.
@@ -82,7 +95,9 @@ fn emfile_child() {
     fillers.pop();
     let mut client = connect(addr);
     client.write_all(request).unwrap();
-    client.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut byte = [0u8; 1];
     let starved = client.read(&mut byte);
     assert!(

@@ -16,7 +16,10 @@ fn describe(request: Request) {
     let body = format!(
         "secure={} remote={}",
         request.secure(),
-        request.remote_addr().map(|a| a.to_string()).unwrap_or_default()
+        request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
     );
     let _ = request.respond(tiny_http::Response::from_string(body));
 }
@@ -30,10 +33,15 @@ fn external_stream_is_served_secure_with_its_peer_address() {
     let mut client = connect(front);
     let local = client.local_addr().unwrap();
     for _ in 0..2 {
-        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let (head, body) = read_response(&mut client).unwrap();
         assert_eq!(status_of(&head), 200, "{head}");
-        assert_eq!(String::from_utf8(body).unwrap(), format!("secure=true remote={local}"));
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!("secure=true remote={local}")
+        );
     }
 }
 
@@ -43,9 +51,14 @@ fn plain_connection_is_not_secure() {
     spawn_workers(&server, 1, describe);
     let mut client = connect(addr);
     let local = client.local_addr().unwrap();
-    client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (_, body) = read_response(&mut client).unwrap();
-    assert_eq!(String::from_utf8(body).unwrap(), format!("secure=false remote={local}"));
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!("secure=false remote={local}")
+    );
 }
 
 #[test]
@@ -58,15 +71,29 @@ fn num_connections_counts_live_http_and_external_connections() {
     let mut plain = connect(addr);
     let mut external = connect(front);
     for client in [&mut plain, &mut external] {
-        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         read_response(client).unwrap();
     }
-    assert!(wait_until(|| server.num_connections() == 2), "{}", server.num_connections());
+    assert!(
+        wait_until(|| server.num_connections() == 2),
+        "{}",
+        server.num_connections()
+    );
 
     drop(plain);
-    assert!(wait_until(|| server.num_connections() == 1), "{}", server.num_connections());
+    assert!(
+        wait_until(|| server.num_connections() == 1),
+        "{}",
+        server.num_connections()
+    );
     drop(external);
-    assert!(wait_until(|| server.num_connections() == 0), "{}", server.num_connections());
+    assert!(
+        wait_until(|| server.num_connections() == 0),
+        "{}",
+        server.num_connections()
+    );
 }
 
 #[test]
@@ -74,7 +101,8 @@ fn stop_accepting_refuses_new_connections_and_keeps_live_ones() {
     let (server, addr) = start_server(Limits::default());
     spawn_workers(&server, 2, answer_ok);
     let mut live = connect(addr);
-    live.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    live.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     read_response(&mut live).unwrap();
 
     server.stop_accepting();
@@ -82,7 +110,8 @@ fn stop_accepting_refuses_new_connections_and_keeps_live_ones() {
         wait_until(|| TcpStream::connect(addr).is_err()),
         "the listener still accepts connections"
     );
-    live.write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    live.write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (head, _) = read_response(&mut live).unwrap();
     assert_eq!(status_of(&head), 200, "{head}");
 }
@@ -109,7 +138,9 @@ fn upgrade_and_echo(request: Request) {
         }
     });
     writer
-        .write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        )
         .unwrap();
     writer.flush().unwrap();
     // The reader thread is (most likely) blocked in read now; writing must still go through.
@@ -117,7 +148,11 @@ fn upgrade_and_echo(request: Request) {
     writer.write_all(b"hello").unwrap();
     writer.flush().unwrap();
     while let Ok(bytes) = echo_rx.recv() {
-        if writer.write_all(&bytes).and_then(|_| writer.flush()).is_err() {
+        if writer
+            .write_all(&bytes)
+            .and_then(|_| writer.flush())
+            .is_err()
+        {
             break;
         }
     }
@@ -128,7 +163,9 @@ fn check_upgrade(addr: SocketAddr) {
     let mut client = connect(addr);
     // "early" is sent with the head, so the server buffers it past the head.
     client
-        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly")
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly",
+        )
         .unwrap();
     let head = read_head(&mut client).unwrap();
     assert_eq!(status_of(&head), 101, "{head}");

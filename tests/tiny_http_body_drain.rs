@@ -27,7 +27,10 @@ fn huge_declared_body_left_unread_closes_the_connection_and_the_server_lives_on(
     let (head, body) = read_response(&mut client).unwrap();
     assert_eq!(status_of(&head), 200, "{head}");
     assert_eq!(body, b"/huge");
-    assert!(closed_by_peer(&mut client), "connection kept open after an abandoned body");
+    assert!(
+        closed_by_peer(&mut client),
+        "connection kept open after an abandoned body"
+    );
 
     let (head, body) = exchange(addr, b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!((status_of(&head), body.as_slice()), (200, &b"/after"[..]));
@@ -45,7 +48,9 @@ fn small_unread_body_is_drained_and_the_connection_reused() {
     let (_, body) = read_response(&mut client).unwrap();
     assert_eq!(body, b"/first");
 
-    client.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (head, body) = read_response(&mut client).unwrap();
     assert_eq!((status_of(&head), body.as_slice()), (200, &b"/second"[..]));
 }
@@ -67,10 +72,15 @@ fn unread_chunked_body_is_drained_not_parsed_as_the_next_request() {
     let (_, body) = read_response(&mut client).unwrap();
     assert_eq!(body, b"/first");
 
-    client.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (head, body) = read_response(&mut client).unwrap();
     assert_eq!(
-        (status_of(&head), String::from_utf8_lossy(&body).into_owned()),
+        (
+            status_of(&head),
+            String::from_utf8_lossy(&body).into_owned()
+        ),
         (200, "/second".to_owned())
     );
 }

@@ -39,7 +39,10 @@ fn head_lines_up_to_the_limit_are_accepted() {
 fn overlong_header_line_gets_431_and_close() {
     let (server, addr) = start_server(small_limits());
     spawn_workers(&server, 1, answer_ok);
-    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n", "a".repeat(1024 - 7));
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
+        "a".repeat(1024 - 7)
+    );
     assert_eq!(status_and_close(addr, request.into_bytes()), (431, true));
 }
 

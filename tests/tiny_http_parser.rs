@@ -66,7 +66,9 @@ fn malformed_heads_get_their_status_and_connection_close() {
     let mut wrong = Vec::new();
     for (name, request, status) in cases {
         let (head, closed) = head_and_close(addr, request.to_vec());
-        let says_close = head.to_ascii_lowercase().contains("\r\nconnection: close\r\n");
+        let says_close = head
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n");
         if status_of(&head) != *status || !says_close || !closed {
             wrong.push(format!(
                 "{name}: want {status} + Connection: close + closed, got {:?} closed={closed}",
@@ -82,7 +84,11 @@ fn well_formed_heads_are_served_with_the_right_body() {
     let (_server, addr) = echo_server();
     let cases: &[(&str, &[u8], &[u8])] = &[
         ("bare LF line endings", b"GET / HTTP/1.1\nHost: x\n\n", b""),
-        ("mixed line endings", b"POST / HTTP/1.1\r\nHost: x\nContent-Length: 2\r\n\nhi", b"hi"),
+        (
+            "mixed line endings",
+            b"POST / HTTP/1.1\r\nHost: x\nContent-Length: 2\r\n\nhi",
+            b"hi",
+        ),
         (
             "chunked",
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
@@ -98,7 +104,11 @@ fn well_formed_heads_are_served_with_the_right_body() {
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi",
             b"hi",
         ),
-        ("HTTP/1.0", b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi", b"hi"),
+        (
+            "HTTP/1.0",
+            b"POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi",
+            b"hi",
+        ),
     ];
     let mut wrong = Vec::new();
     for (name, request, body) in cases {

@@ -16,19 +16,26 @@ fn burst_of_keep_alive_connections_is_fully_answered(round: usize) {
     // All connections stay open (keep-alive) until every one has been answered.
     let mut clients: Vec<_> = (0..64).map(|_| connect(addr)).collect();
     for client in &mut clients {
-        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
     }
     // After the first miss the others get a short wait only, to keep a failing run short.
     let mut unanswered = 0;
     for client in &mut clients {
         if unanswered > 0 {
-            client.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
         }
         if read_response(client).is_err() {
             unanswered += 1;
         }
     }
-    assert_eq!(unanswered, 0, "round {round}: {unanswered} of 64 connections got no answer");
+    assert_eq!(
+        unanswered, 0,
+        "round {round}: {unanswered} of 64 connections got no answer"
+    );
 }
 
 #[test]

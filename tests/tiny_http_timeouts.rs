@@ -37,12 +37,17 @@ fn check_slowloris_is_cut(addr: std::net::SocketAddr) {
     let mut client = connect(addr);
     client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     // One header byte every 100 ms: each read succeeds, yet the whole head is late.
-    client.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let started = Instant::now();
     let mut received = Vec::new();
     let mut buf = [0u8; 256];
     let closed_after = loop {
-        assert!(started.elapsed() < Duration::from_secs(4), "head still being read after 4 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "head still being read after 4 s"
+        );
         if client.write_all(b"X").is_err() {
             break started.elapsed();
         }
@@ -53,7 +58,10 @@ fn check_slowloris_is_cut(addr: std::net::SocketAddr) {
             Err(_) => break started.elapsed(),
         }
     };
-    assert!(closed_after >= Duration::from_millis(800), "closed too early: {closed_after:?}");
+    assert!(
+        closed_after >= Duration::from_millis(800),
+        "closed too early: {closed_after:?}"
+    );
     let received = String::from_utf8_lossy(&received);
     assert!(
         received.is_empty() || received.starts_with("HTTP/1.1 408"),
@@ -67,10 +75,16 @@ fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     spawn_workers(&server, 1, answer_ok);
 
     let mut client = connect(addr);
-    client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     read_response(&mut client).unwrap();
     let started = Instant::now();
-    assert!(closed_by_peer(&mut client), "idle connection still open after {:?}", started.elapsed());
+    assert!(
+        closed_by_peer(&mut client),
+        "idle connection still open after {:?}",
+        started.elapsed()
+    );
     assert!(started.elapsed() >= Duration::from_millis(800));
 }
 
@@ -81,7 +95,9 @@ fn keep_alive_connection_waiting_less_than_the_idle_timeout_is_served() {
 
     let mut client = connect(addr);
     for _ in 0..3 {
-        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let (head, _) = read_response(&mut client).unwrap();
         assert_eq!(status_of(&head), 200);
         std::thread::sleep(Duration::from_millis(500));
@@ -108,7 +124,9 @@ fn second_small_write_is_not_held_back_by_nagle() {
     let mut latencies: Vec<Duration> = (0..11)
         .map(|_| {
             let started = Instant::now();
-            client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            client
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             let (_, body) = read_response(&mut client).unwrap();
             assert_eq!(body, b"ok");
             started.elapsed()
@@ -116,7 +134,11 @@ fn second_small_write_is_not_held_back_by_nagle() {
         .collect();
     latencies.sort();
     // Nagle plus delayed ACK holds the body about 40 ms on every exchange.
-    assert!(latencies[5] < Duration::from_millis(20), "median latency {:?}", latencies[5]);
+    assert!(
+        latencies[5] < Duration::from_millis(20),
+        "median latency {:?}",
+        latencies[5]
+    );
 }
 
 #[test]
@@ -129,11 +151,16 @@ fn write_to_a_client_that_never_reads_times_out() {
         let chunk = vec![b'a'; 1 << 20];
         let started = Instant::now();
         let outcome = (0..256).try_for_each(|_| writer.write_all(&chunk));
-        let _ = result_tx.lock().unwrap().send((outcome.is_err(), started.elapsed()));
+        let _ = result_tx
+            .lock()
+            .unwrap()
+            .send((outcome.is_err(), started.elapsed()));
     });
 
     let mut client = connect(addr);
-    client.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (failed, took) = result_rx
         .recv_timeout(PATIENCE)
         .expect("the handler is still blocked writing to a client that does not read");

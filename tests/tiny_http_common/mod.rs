@@ -29,13 +29,12 @@ where
         let server = Arc::downgrade(server);
         let handle = handle.clone();
         thread::spawn(move || loop {
-            let Some(server) = server.upgrade() else { return };
-            match server.recv_timeout(Duration::from_millis(50)) {
-                Ok(Some(request)) => {
-                    drop(server);
-                    handle(request)
-                }
-                Ok(None) | Err(_) => {}
+            let Some(server) = server.upgrade() else {
+                return;
+            };
+            if let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(50)) {
+                drop(server);
+                handle(request)
             }
         });
     }
@@ -86,7 +85,10 @@ pub fn read_response(stream: &mut impl Read) -> io::Result<(String, Vec<u8>)> {
 }
 
 pub fn status_of(head: &str) -> u16 {
-    head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
+    head.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Sends a request and reads its response on a fresh connection.
@@ -178,10 +180,11 @@ pub fn external_front(server: &Arc<Server>) -> SocketAddr {
     thread::spawn(move || {
         for stream in front.incoming() {
             let Ok(stream) = stream else { continue };
-            let Some(server) = server.upgrade() else { return };
+            let Some(server) = server.upgrade() else {
+                return;
+            };
             server.serve_stream(Box::new(PlainExternal(stream)));
         }
     });
     addr
 }
-

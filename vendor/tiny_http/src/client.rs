@@ -12,8 +12,8 @@ use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::RefinedTcpStream;
-use crate::Limits;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
+use crate::Limits;
 use crate::Request;
 
 /// A ClientConnection is an object that will store a socket to a client
@@ -106,7 +106,7 @@ impl ClientConnection {
 
     /// Reads the next line from self.next_header_source.
     ///
-    /// Reads until `CRLF` is reached. The next read will start
+    /// Reads until `LF` (after `CR` or bare) is reached. The next read will start
     ///  at the first byte of the new line.
     fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
@@ -152,8 +152,8 @@ impl ClientConnection {
 
             prev_byte_was_cr = byte == b'\r';
 
-            // +1: the line's '\r' is still in the buffer.
-            if buf.len() >= self.limits.max_header_line + 1 {
+            // `>`, not `>=`: the line's '\r' may still be in the buffer.
+            if buf.len() > self.limits.max_header_line {
                 return Err(ReadError::Rejected(StatusCode(431)));
             }
             buf.push(byte);
@@ -272,55 +272,52 @@ impl Iterator for ClientConnection {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::Rejected(status)) => {
-                    self.reject(status);
-                    return None;
+        let rq = match self.read() {
+            Err(ReadError::Rejected(status)) => {
+                self.reject(status);
+                return None;
+            }
+
+            Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+                // An idle keep-alive connection closes quietly; a slow head gets a 408.
+                if !self.awaiting_first_byte {
+                    self.reject(StatusCode(408));
                 }
+                return None; // closing the connection
+            }
 
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // An idle keep-alive connection closes quietly; a slow head gets a 408.
-                    if !self.awaiting_first_byte {
-                        self.reject(StatusCode(408));
-                    }
-                    return None; // closing the connection
-                }
+            Err(ReadError::ExpectationFailed) => {
+                self.reject(StatusCode(417));
+                return None; // TODO: should be recoverable, but needs handling in case of body
+            }
 
-                Err(ReadError::ExpectationFailed) => {
-                    self.reject(StatusCode(417));
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
+            Err(ReadError::ReadIoError(_)) => return None,
 
-                Err(ReadError::ReadIoError(_)) => return None,
+            Ok(rq) => rq,
+        };
 
-                Ok(rq) => rq,
-            };
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
 
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
-
-            // returning the request
-            return Some(rq);
-        }
+        Some(rq)
     }
 }
 
@@ -354,7 +351,9 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
     let bad_request = || ReadError::Rejected(StatusCode(400));
     let mut parts = line.split(' ');
     let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(method), Some(path), Some(version), None) if !method.is_empty() && !path.is_empty() => {
+        (Some(method), Some(path), Some(version), None)
+            if !method.is_empty() && !path.is_empty() =>
+        {
             (method, path, version)
         }
         _ => return Err(bad_request()),

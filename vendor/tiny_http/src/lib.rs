@@ -327,7 +327,11 @@ impl Server {
                     Err(e) => {
                         // Out of file descriptors, or a connection reset before it was accepted:
                         // the listener itself is fine, so wait a little and keep accepting.
-                        log::error!("Error accepting new client (retrying in {:?}): {}", backoff, e);
+                        log::error!(
+                            "Error accepting new client (retrying in {:?}): {}",
+                            backoff,
+                            e
+                        );
                         thread::sleep(backoff);
                         backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
                         continue;
@@ -340,9 +344,9 @@ impl Server {
                         continue;
                     }
                 };
-                let prepared = sock.set_nodelay().and_then(|_| {
-                    sock.set_write_timeout(Some(shared.limits.write_timeout))
-                });
+                let prepared = sock
+                    .set_nodelay()
+                    .and_then(|_| sock.set_write_timeout(Some(shared.limits.write_timeout)));
                 if let Err(e) = prepared {
                     log::warn!("cannot set up an accepted socket: {}", e);
                     continue;
@@ -384,9 +388,11 @@ impl Server {
             return;
         }
         match RefinedTcpStream::new(external, live, self.shared.read_policy()) {
-            Ok((read_closable, write_closable)) => self.shared.serve_client(
-                ClientConnection::new(write_closable, read_closable, limits.clone()),
-            ),
+            Ok((read_closable, write_closable)) => self.shared.serve_client(ClientConnection::new(
+                write_closable,
+                read_closable,
+                limits.clone(),
+            )),
             Err(e) => log::error!("cannot serve an external stream: {}", e),
         }
     }
@@ -488,8 +494,7 @@ fn refuse_busy(mut sock: Connection) {
 
 impl Shared {
     fn acquire_connection_slot(&self) -> Option<LiveConnection> {
-        let live =
-            LiveConnection::try_acquire(&self.live_connections, self.limits.max_connections);
+        let live = LiveConnection::try_acquire(&self.live_connections, self.limits.max_connections);
         if live.is_none() {
             log::warn!(
                 "refusing a connection: {} connections are live",

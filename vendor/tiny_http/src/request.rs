@@ -139,7 +139,7 @@ fn body_framing(headers: &[Header]) -> Result<BodyFraming, StatusCode> {
             return Err(bad_request);
         }
         let value: usize = value.parse().map_err(|_| bad_request)?;
-        if length.map_or(false, |previous| previous != value) {
+        if length.is_some_and(|previous| previous != value) {
             return Err(bad_request);
         }
         length = Some(value);

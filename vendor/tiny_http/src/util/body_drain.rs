@@ -27,7 +27,7 @@ impl<R: Read> BodyDrain<R> {
         if self.left == Some(0) {
             return true;
         }
-        if self.left.map_or(false, |left| left > MAX_DRAIN) {
+        if self.left.is_some_and(|left| left > MAX_DRAIN) {
             return false;
         }
         let mut buf = [0u8; 8 * 1024];

@@ -70,5 +70,4 @@ mod tests {
         org_reader.read_to_string(&mut string).unwrap();
         assert_eq!(string, " world");
     }
-
 }
