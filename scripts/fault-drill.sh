@@ -14,7 +14,8 @@
 #   scale-down         and shrinks back to 2
 #   kill-backend       a listed, ready backend dies: requests fail over
 #   malformed          a second client sends smuggling shapes, a bad request
-#                      line, an oversized header and a huge Content-Length
+#                      line, bare LF line ends, an HTTP/2.0 request line, an
+#                      oversized header and a huge Content-Length
 #   slowloris          a second client holds connections trickling their heads
 #
 # After each fault ingressd must be the same live process and route exactly
@@ -46,7 +47,7 @@ case "${1:-}" in
 esac
 
 FAULTS=()
-declare -A FAULT_NOTE
+declare -A FAULT_NOTE FAULT_SECONDS
 
 # run_fault NAME FUNCTION: labels the load with NAME, injects the fault, keeps
 # the load going for the phase (unless FUNCTION already spent it), then checks
@@ -64,6 +65,7 @@ run_fault() {
     fi
     drill_check_ingressd "$name" || true
     FAULTS+=("$name")
+    FAULT_SECONDS[$name]=$((SECONDS - started))
     FAULT_NOTE[$name]="$DRILL_NOTE"
     note "$DRILL_NOTE"
 }
@@ -240,6 +242,7 @@ sleep "$PHASE_SECONDS"
 drill_check_ingressd baseline || true
 FAULTS+=(baseline)
 FAULT_NOTE[baseline]="no fault"
+FAULT_SECONDS[baseline]="$PHASE_SECONDS"
 
 run_fault apiserver-restart fault_apiserver_restart
 run_fault drop-watches fault_drop_watches
@@ -264,10 +267,10 @@ fi
 say "Results"
 total_sent=0
 total_failed=0
-printf '    %-18s %6s %6s  %-8s %s\n' FAULT SENT FAILED BACKENDS SEEN
+printf '    %-18s %4s %6s %6s  %-8s %s\n' FAULT SECS SENT FAILED BACKENDS SEEN
 for fault in "${FAULTS[@]}"; do
     read -r sent failed backends <<<"$(drill_load_counts "$fault")"
-    printf '    %-18s %6d %6d  %-8s %s\n' "$fault" "$sent" "$failed" "$backends" "${FAULT_NOTE[$fault]}"
+    printf '    %-18s %4d %6d %6d  %-8s %s\n' "$fault" "${FAULT_SECONDS[$fault]}" "$sent" "$failed" "$backends" "${FAULT_NOTE[$fault]}"
     total_sent=$((total_sent + sent))
     total_failed=$((total_failed + failed))
     ((sent > 0)) || drill_fail "$fault: the load sent no request"

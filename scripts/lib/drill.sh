@@ -14,9 +14,10 @@ DRILL_SERVICE=web
 DRILL_SLICE=web-drill1
 # ingressd watches Ingresses, IngressClasses, Services, EndpointSlices and Secrets.
 DRILL_WATCH_KINDS=5
-# How long ingressd may take to reconnect its watches or to show an API change:
-# above its 30 s backoff cap, which back-to-back faults reach.
-: "${DRILL_RESYNC_SECONDS:=45}"
+# How long ingressd may take to reconnect its watches or to show an API change.
+# Back-to-back faults push its retry backoff to the 30 s cap, and one fault
+# can cost two retries (a broken stream, then a 401), hence 70.
+: "${DRILL_RESYNC_SECONDS:=70}"
 # Load: clients in parallel, each a curl per batch of keep-alive requests at this rate.
 : "${DRILL_LOAD_CLIENTS:=2}"
 : "${DRILL_LOAD_RATE:=25}"
@@ -213,15 +214,16 @@ drill_stop_load() {
     done
 }
 
-# drill_load_counts PHASE: "SENT FAILED BACKENDS" for the answers logged in PHASE.
+# drill_load_counts PHASE: "SENT FAILED BACKENDS" for the answers logged in
+# PHASE; BACKENDS lists the backends that answered, "-" for none.
 drill_load_counts() {
-    cat "$STACK_DIR"/load-*.log | awk -v phase="$1" '
-        $1 == phase { sent++; if ($2 != "200") failed++; else if ($3 != "-") seen[substr($3, 1, length($3) - 1)] = 1 }
-        END {
-            list = ""
-            for (b in seen) list = list (list == "" ? "" : ",") b
-            printf "%d %d %s\n", sent, failed, (list == "" ? "-" : list)
-        }'
+    local counts backends
+    counts="$(cat "$STACK_DIR"/load-*.log | awk -v phase="$1" '
+        $1 == phase { sent++; if ($2 != "200") failed++ }
+        END { printf "%d %d", sent, failed }')"
+    backends="$(cat "$STACK_DIR"/load-*.log | awk -v phase="$1" '$1 == phase && $2 == "200" && $3 != "-" { print substr($3, 1, length($3) - 1) }' |
+        sort -u | paste -sd, -)"
+    echo "$counts ${backends:--}"
 }
 
 # --- routes -----------------------------------------------------------------
@@ -339,18 +341,23 @@ drill_malformed_round() {
     printf 'two-cl=%s ' "$(drill_raw 'POST /load/cl HTTP/1.1\r\nHost: %s\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde' "$DRILL_HOST")"
     printf 'bad-line=%s ' "$(drill_raw 'GARBAGE\r\nHost: %s\r\n\r\n' "$DRILL_HOST")"
     printf 'huge-header=%s ' "$(drill_raw 'GET /load/big HTTP/1.1\r\nHost: %s\r\nX-Big: %s\r\n\r\n' "$DRILL_HOST" "$big")"
+    printf 'bare-lf=%s ' "$(drill_raw 'GET /load/lf HTTP/1.1\nHost: %s\n\n' "$DRILL_HOST")"
+    printf 'http2-line=%s ' "$(drill_raw 'GET /load/h2 HTTP/2.0\r\nHost: %s\r\n\r\n' "$DRILL_HOST")"
     printf 'huge-body=%s\n' "$(drill_raw 'POST /load/huge HTTP/1.1\r\nHost: %s\r\nContent-Length: 50000000000\r\n\r\nabc' "$DRILL_HOST")"
 }
 
 # What each shape may get: ingressd's own refusal or a closed connection.
 # Never a forward to a backend (a smuggling shape or an oversized head must
-# stop at the edge), never a hang.
+# stop at the edge; bare LF line ends are the one shape RFC 9112 lets a
+# server accept), never a hang.
 declare -A DRILL_MALFORMED_ALLOWED=(
     [cl+te]="400 closed"
     [te-identity]="400 501 closed"
     [two-cl]="400 closed"
     [bad-line]="400 closed"
     [huge-header]="431 400 closed"
+    [bare-lf]="200-forwarded 400 408 closed"
+    [http2-line]="400 505 408 closed"
     [huge-body]="413 closed"
 )
 
