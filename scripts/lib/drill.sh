@@ -61,7 +61,9 @@ drill_stop_pid() {
         while kill -0 "$pid" && ((SECONDS < deadline)); do
             sleep 0.05
         done
-        kill -KILL "$pid" || true
+        if kill -0 "$pid"; then
+            kill -KILL "$pid" || true
+        fi
         wait "$pid" || true
     } 2>/dev/null
     drill_forget_pid "$pid"
