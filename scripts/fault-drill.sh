@@ -279,7 +279,8 @@ done
 
 echo
 if ((${#DRILL_FAILURES[@]})); then
-    stack_show_log ingressd
+    echo "Problems (STACK_KEEP=1 keeps the logs):"
+    printf '  - %s\n' "${DRILL_FAILURES[@]}"
     printf 'fault-drill: FAIL: %d problem(s), %d of %d requests failed; first: %s\n' \
         "${#DRILL_FAILURES[@]}" "$total_failed" "$total_sent" "${DRILL_FAILURES[0]}"
     exit 1
