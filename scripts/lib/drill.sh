@@ -273,13 +273,15 @@ drill_routes_converge() {
 }
 
 # After every fault: the same ingressd process, alive, still routing the
-# drill host, and (bounded poll) routing exactly what the API holds.
+# drill host, and (bounded poll) routing exactly what the API holds. Sets
+# DRILL_INGRESSD_GONE when the process died.
 drill_check_ingressd() {
     local fault="$1" state
     state="$(awk '{print $3}' "/proc/$INGRESSD_PID/stat" 2>/dev/null)"
     if [[ -z "$state" || "$state" == Z ]] || ! kill -0 "$INGRESSD_PID" 2>/dev/null; then
         stack_show_log ingressd
         drill_fail "$fault: ingressd (PID $INGRESSD_PID) is gone"
+        DRILL_INGRESSD_GONE=1
         return 1
     fi
     local starttime
