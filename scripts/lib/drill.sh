@@ -440,6 +440,7 @@ drill_slowloris() {
             cut=$((cut + 1))
             slowest="$(awk -v a="$slowest" -v b="${outcome#* }" 'BEGIN { print (b > a ? b : a) }')"
             ;;
+        open\ *) drill_fail "slowloris connection $n: still open after ${outcome#* } s (header timeout ${DRILL_HEADER_TIMEOUT} s)" ;;
         *) drill_fail "slowloris connection $n: $outcome (expected closed or 408 within $limit s)" ;;
         esac
     done
