@@ -444,5 +444,7 @@ drill_slowloris() {
         *) drill_fail "slowloris connection $n: $outcome (expected closed or 408 within $limit s)" ;;
         esac
     done
-    DRILL_SLOWLORIS="$cut/$count cut off, slowest after ${slowest} s (header timeout ${DRILL_HEADER_TIMEOUT} s)"
+    DRILL_SLOWLORIS="$cut/$count cut off"
+    ((cut == 0)) || DRILL_SLOWLORIS+=", the last after ${slowest} s"
+    DRILL_SLOWLORIS+=" (header timeout ${DRILL_HEADER_TIMEOUT} s)"
 }
