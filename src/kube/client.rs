@@ -161,6 +161,11 @@ impl ApiClient {
         self.token.reload();
     }
 
+    /// See [`Token::generation`].
+    pub fn token_generation(&self) -> u64 {
+        self.token.generation()
+    }
+
     /// Sends a GET and returns the response only for a 2xx status.
     fn get(
         &self,

@@ -18,6 +18,8 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 struct State {
     value: Option<String>,
     read_at: Option<Instant>,
+    /// Bumped whenever a read finds a different token.
+    generation: u64,
 }
 
 /// A bearer token backed by a file.
@@ -59,7 +61,12 @@ impl Token {
         let mut state = self.lock();
         state.read_at = Some(Instant::now());
         match result {
-            Ok(Some(value)) => state.value = Some(value),
+            Ok(Some(value)) => {
+                if state.value.as_ref() != Some(&value) {
+                    state.generation += 1;
+                }
+                state.value = Some(value);
+            }
             Ok(None) if state.value.is_some() => {
                 log::warn!("token file {} is empty; keeping the previous token", self.path.display())
             }
@@ -67,6 +74,12 @@ impl Token {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && state.value.is_none() => {}
             Err(e) => log::warn!("cannot read token file {}: {e}; keeping the previous token", self.path.display()),
         }
+    }
+
+    /// Changes whenever a read found a different token, so a caller that got
+    /// a 401 can tell whether retrying at once has a chance.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
     }
 
     /// The `Authorization` header value, re-reading the file when the last
@@ -89,6 +102,20 @@ pub(crate) mod tests {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         std::env::temp_dir().join(format!("ingressd-kube-{}-{n}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn generation_changes_only_with_the_token() {
+        let path = temp_path("generation");
+        std::fs::write(&path, "one").expect("write");
+        let token = Token::new(&path);
+        let first = token.generation();
+        token.reload();
+        assert_eq!(token.generation(), first, "same token, same generation");
+        std::fs::write(&path, "two\n").expect("write");
+        token.reload();
+        assert_eq!(token.generation(), first + 1);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -103,6 +103,16 @@ impl Watcher {
         false
     }
 
+    /// A 401 after which the token file held a new token (the client re-read
+    /// it on the 401): retrying at once is what a rotation needs, not a backoff.
+    fn token_rotated(&self, error: &Error, generation_before: u64) -> bool {
+        let rotated = matches!(error, Error::Unauthorized) && self.client.token_generation() != generation_before;
+        if rotated {
+            log::info!("{}: the token file holds a new token; retrying at once", self.name());
+        }
+        rotated
+    }
+
     fn record_failure(&self, what: &str, error: &Error) {
         self.metrics.count_api_error(self.kind);
         self.metrics.set_api_reachable(error.server_answered());
@@ -138,6 +148,7 @@ impl Watcher {
                 }
                 watches_since_list += 1;
                 let started = Instant::now();
+                let token_before = self.client.token_generation();
                 let end = self.watch(&mut resource_version);
                 let lasted = started.elapsed();
                 if lasted >= HEALTHY_AFTER {
@@ -169,7 +180,7 @@ impl Watcher {
                     }
                     WatchEnd::Failed(error) => {
                         self.record_failure("watch", &error);
-                        if !self.back_off(error.retry_after()) {
+                        if !self.token_rotated(&error, token_before) && !self.back_off(error.retry_after()) {
                             return;
                         }
                     }
@@ -190,6 +201,7 @@ impl Watcher {
             if self.stopped() {
                 return None;
             }
+            let token_before = self.client.token_generation();
             match self.list_pages() {
                 Ok(listed) => {
                     self.metrics.set_api_reachable(true);
@@ -199,7 +211,7 @@ impl Watcher {
                 Err(_) if self.stopped() => return None,
                 Err(error) => {
                     self.record_failure("list", &error);
-                    if !self.back_off(error.retry_after()) {
+                    if !self.token_rotated(&error, token_before) && !self.back_off(error.retry_after()) {
                         return None;
                     }
                 }
