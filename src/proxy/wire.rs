@@ -30,7 +30,7 @@ pub fn parse_target(raw: &str) -> Option<Target> {
     } else {
         let scheme_len = ["http://", "https://"]
             .iter()
-            .find(|scheme| raw.len() >= scheme.len() && raw[..scheme.len()].eq_ignore_ascii_case(scheme))?
+            .find(|scheme| raw.as_bytes().get(..scheme.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(scheme.as_bytes())))?
             .len();
         let rest = &raw[scheme_len..];
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -218,6 +218,9 @@ mod tests {
             ("example.com:443", None),
             ("", None),
             ("relative", None),
+            // Found by fuzzing: a multi-byte character where the scheme would end.
+            ("httpsѼ/x", None),
+            ("Ѽ", None),
         ];
         for (raw, expected) in cases {
             let parsed = parse_target(raw);
