@@ -17,6 +17,7 @@
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
 
 pub mod cache;
+pub mod civil;
 pub mod config;
 pub mod kube;
 pub mod proxy;
