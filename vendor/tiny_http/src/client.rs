@@ -15,6 +15,7 @@ use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Limits;
 use crate::Request;
+use crate::ShutdownHandle;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -52,6 +53,9 @@ pub struct ClientConnection {
 
     limits: Limits,
 
+    /// Handed to every request so a handler can cut the connection.
+    shutdown: ShutdownHandle,
+
     /// True once a request was read: the next one is awaited for `idle_timeout`.
     served_any: bool,
 
@@ -84,6 +88,7 @@ impl ClientConnection {
         let external = read_socket.external();
         let body_abandoned = read_socket.body_abandoned();
         let read_policy = read_socket.read_policy();
+        let shutdown = read_socket.shutdown_handle();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -99,6 +104,7 @@ impl ClientConnection {
             body_abandoned,
             read_policy,
             limits,
+            shutdown,
             served_any: false,
             awaiting_first_byte: false,
         }
@@ -235,7 +241,8 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
                 request::RequestCreationError::BadFraming(status) => ReadError::Rejected(status),
             }
-        })?;
+        })?
+        .with_shutdown_handle(self.shutdown.clone());
 
         Ok(match &self.external {
             Some(external) => request.with_external(external.clone()),

@@ -115,6 +115,7 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use external::ExternalStream;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
+pub use shutdown::ShutdownHandle;
 pub use test::TestRequest;
 
 mod client;
@@ -123,6 +124,7 @@ mod connection;
 mod external;
 mod request;
 mod response;
+mod shutdown;
 mod test;
 mod util;
 

@@ -9,6 +9,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use crate::external::SharedExternal;
+use crate::shutdown::ShutdownHandle;
 use crate::util::{BodyDrain, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -79,6 +80,8 @@ pub struct Request {
 
     /// The shared stream when the connection came through `Server::serve_stream`.
     external: Option<SharedExternal>,
+
+    shutdown: ShutdownHandle,
 }
 
 struct NotifyOnDrop<R> {
@@ -286,6 +289,7 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         external: None,
+        shutdown: ShutdownHandle::default(),
     })
 }
 
@@ -339,6 +343,13 @@ impl Request {
     #[inline]
     pub fn remote_addr(&self) -> Option<&SocketAddr> {
         self.remote_addr.as_ref()
+    }
+
+    /// Ends the client connection from any thread, even after `into_writer` or `into_raw`:
+    /// for a response that cannot be completed, so the client sees it cut at once instead
+    /// of waiting for the idle timeout.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
     /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.
@@ -548,6 +559,11 @@ impl Request {
 
     pub(crate) fn with_external(mut self, external: SharedExternal) -> Self {
         self.external = Some(external);
+        self
+    }
+
+    pub(crate) fn with_shutdown_handle(mut self, shutdown: ShutdownHandle) -> Self {
+        self.shutdown = shutdown;
         self
     }
 

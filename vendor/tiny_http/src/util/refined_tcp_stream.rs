@@ -3,6 +3,8 @@ use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::shutdown::ShutdownHandle;
 use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
@@ -10,7 +12,8 @@ use crate::external::SharedExternal;
 use crate::util::LiveConnection;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    /// Shared with nothing but the weak reference of a `ShutdownHandle`.
+    Http(Arc<Connection>),
     External(SharedExternal),
 }
 
@@ -18,7 +21,7 @@ impl Stream {
     /// A second handle on the same connection; fails when no file descriptor is left.
     fn try_clone(&self) -> IoResult<Self> {
         Ok(match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone()?),
+            Stream::Http(tcp_stream) => Stream::Http(Arc::new(tcp_stream.try_clone()?)),
             Stream::External(external) => Stream::External(external.clone()),
         })
     }
@@ -32,7 +35,7 @@ impl From<SharedExternal> for Stream {
 
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
+        Stream::Http(Arc::new(tcp_stream))
     }
 }
 
@@ -41,6 +44,13 @@ impl Stream {
         match self {
             Stream::Http(_) => false,
             Stream::External(_) => true,
+        }
+    }
+
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        match self {
+            Stream::Http(tcp_stream) => ShutdownHandle::http(Arc::downgrade(tcp_stream)),
+            Stream::External(external) => ShutdownHandle::external(external.downgrade()),
         }
     }
 
@@ -71,7 +81,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).read(buf),
             Stream::External(external) => external.read(buf),
         }
     }
@@ -80,14 +90,14 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).write(buf),
             Stream::External(external) => external.write(buf),
         }
     }
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(tcp_stream) => (&**tcp_stream).flush(),
             Stream::External(external) => external.flush(),
         }
     }
@@ -194,6 +204,11 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Closes this connection from another thread without keeping it open.
+    pub(crate) fn shutdown_handle(&self) -> ShutdownHandle {
+        self.stream.shutdown_handle()
     }
 
     pub(crate) fn read_policy(&self) -> Arc<ReadPolicy> {
