@@ -366,6 +366,7 @@ fn stream_response(
         }
         _ => {}
     }
+    let cut = request.shutdown_handle();
     let mut writer = request.into_writer();
     if let Some(err) = prefetch_failure {
         log::warn!("{}{}: upstream {} failed before its body: {err}", outcome.host, outcome.path, outcome.upstream.as_deref().unwrap_or(""));
@@ -438,7 +439,9 @@ fn stream_response(
     }
     let short = matches!(framing, Framing::Length(length) if length != body_sent);
     if upstream_failed || short {
-        // The client must see a truncated body, never a clean end.
+        // The client must see a truncated body, never a clean end, and see it
+        // now: left open, the connection would wait for the idle timeout.
+        cut.shutdown();
         return finish(outcome, started);
     }
     if framing == Framing::Chunked {
