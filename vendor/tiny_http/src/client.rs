@@ -12,6 +12,7 @@ use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::RefinedTcpStream;
+use crate::util::{Drain, Parked};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Limits;
 use crate::Request;
@@ -61,6 +62,14 @@ pub struct ClientConnection {
 
     /// True while waiting for the first byte of a keep-alive connection's next request.
     awaiting_first_byte: bool,
+
+    drain: Arc<Drain>,
+
+    /// Held while `awaiting_first_byte`: a drain closes the connection meanwhile.
+    parked: Option<Parked>,
+
+    /// Set by a request whose response told the client the connection ends (draining).
+    response_said_close: Arc<AtomicBool>,
 }
 
 /// Error that can happen when reading a request.
@@ -81,6 +90,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         limits: Limits,
+        drain: Arc<Drain>,
     ) -> ClientConnection {
         // A client that disconnected right after connecting has no peer address any more.
         let remote_addr = read_socket.peer_addr().ok().flatten();
@@ -107,6 +117,9 @@ impl ClientConnection {
             shutdown,
             served_any: false,
             awaiting_first_byte: false,
+            drain,
+            parked: None,
+            response_said_close: Arc::default(),
         }
     }
 
@@ -133,6 +146,7 @@ impl ClientConnection {
             // The next request has started: from now on its whole head has `header_timeout`.
             if self.awaiting_first_byte {
                 self.awaiting_first_byte = false;
+                self.parked = None;
                 self.read_policy
                     .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
             }
@@ -169,10 +183,23 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        let request = self.read_request();
+        self.parked = None;
+        request
+    }
+
+    fn read_request(&mut self) -> Result<Request, ReadError> {
         // A new connection must send its whole head within `header_timeout`; a keep-alive one
         // may stay silent for `idle_timeout`, then gets `header_timeout` from its first byte.
         let now = Instant::now();
         if self.served_any {
+            self.parked = self.drain.park(&self.shutdown);
+            if self.parked.is_none() {
+                return Err(ReadError::ReadIoError(IoError::new(
+                    ErrorKind::ConnectionAborted,
+                    "server draining",
+                )));
+            }
             self.awaiting_first_byte = true;
             self.read_policy
                 .set_head_deadline(Some(now + self.limits.idle_timeout));
@@ -242,7 +269,11 @@ impl ClientConnection {
                 request::RequestCreationError::BadFraming(status) => ReadError::Rejected(status),
             }
         })?
-        .with_shutdown_handle(self.shutdown.clone());
+        .with_shutdown_handle(self.shutdown.clone())
+        .with_drain_flags(
+            self.drain.keep_alive_flag(),
+            self.response_said_close.clone(),
+        );
 
         Ok(match &self.external {
             Some(external) => request.with_external(external.clone()),
@@ -275,7 +306,7 @@ impl Iterator for ClientConnection {
     fn next(&mut self) -> Option<Request> {
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
+        if self.no_more_requests || self.response_said_close.load(Ordering::Acquire) {
             return None;
         }
 

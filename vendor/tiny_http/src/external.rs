@@ -3,7 +3,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -137,4 +137,19 @@ impl WeakExternal {
         }
     }
 
+    /// False when a read holds the stream's lock (it may hold it up to the idle timeout).
+    pub(crate) fn try_shutdown(&self) -> bool {
+        let Some(state) = self.0.upgrade() else {
+            return true;
+        };
+        let result = match state.stream.try_lock() {
+            Ok(stream) => stream.shutdown(),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().shutdown(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if let Err(e) = result {
+            log::debug!("shutting an external stream down failed: {}", e);
+        }
+        true
+    }
 }

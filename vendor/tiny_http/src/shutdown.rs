@@ -43,7 +43,8 @@ impl ShutdownHandle {
     /// write on the connection returns.
     ///
     /// For an external stream this waits for the stream's lock, which a raw reader holds
-    /// only for short slices and a parked connection not at all.
+    /// only for short slices, and nobody holds while the handler owns the request; only a
+    /// connection waiting for its next request holds it for long.
     pub fn shutdown(&self) {
         let result = match &self.target {
             Target::Detached => Ok(()),
@@ -55,6 +56,18 @@ impl ShutdownHandle {
         };
         if let Err(e) = result {
             log::debug!("shutting a client connection down failed: {}", e);
+        }
+    }
+
+    /// Like `shutdown`, but never waits: false when an external stream is busy (a read
+    /// holds its lock), so the caller must leave that connection to its timeouts.
+    pub(crate) fn try_shutdown(&self) -> bool {
+        match &self.target {
+            Target::External(external) => external.try_shutdown(),
+            _ => {
+                self.shutdown();
+                true
+            }
         }
     }
 }
