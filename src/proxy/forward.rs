@@ -323,6 +323,9 @@ fn stream_response(
     started: Instant,
     buffer: &mut [u8],
 ) -> Outcome {
+    // Asked right before the head goes out: once the server drains, the
+    // connection ends after a response that says so.
+    let client = &ClientRequest { close: client.close || request.server_draining(), ..*client };
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
     outcome.upstream_status = Some(status);
@@ -480,7 +483,7 @@ pub(super) fn reply(
     text: &str,
     extra_headers: &[(&str, &[u8])],
 ) -> Outcome {
-    let close = client.close || client.unread_body;
+    let close = client.close || client.unread_body || request.server_draining();
     let message = if client.head_request {
         wire::response_head(status, extra_headers, Framing::Empty { content_length: None }, close, client.http10)
     } else {
