@@ -34,7 +34,8 @@ fn closed_within_a_second(stream: &mut TcpStream) -> bool {
 }
 
 fn has_connection_close(head: &str) -> bool {
-    head.to_ascii_lowercase().contains("\r\nconnection: close\r\n")
+    head.to_ascii_lowercase()
+        .contains("\r\nconnection: close\r\n")
 }
 
 #[test]
@@ -48,10 +49,7 @@ fn stop_accepting_closes_a_connection_idle_between_requests() {
 
     server.stop_accepting();
     let started = Instant::now();
-    assert!(
-        closed_by_peer(&mut client),
-        "the idle connection is closed"
-    );
+    assert!(closed_by_peer(&mut client), "the idle connection is closed");
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(wait_until(|| server.num_connections() == 0));
 }
@@ -115,7 +113,11 @@ fn an_upgraded_connection_outlives_stop_accepting() {
             writer.flush().unwrap();
             let mut byte = [0u8; 1];
             while let Ok(1) = reader.read(&mut byte) {
-                if writer.write_all(&byte).and_then(|_| writer.flush()).is_err() {
+                if writer
+                    .write_all(&byte)
+                    .and_then(|_| writer.flush())
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -130,10 +132,15 @@ fn an_upgraded_connection_outlives_stop_accepting() {
     server.stop_accepting();
     client.write_all(b"z").unwrap();
     let mut echo = [0u8; 1];
-    client.read_exact(&mut echo).expect("the tunnel still works");
+    client
+        .read_exact(&mut echo)
+        .expect("the tunnel still works");
     assert_eq!(&echo, b"z");
     // The connection that woke the accept thread closes; the tunnel stays counted.
-    assert!(wait_until(|| server.num_connections() == 1), "the tunnel counts as live");
+    assert!(
+        wait_until(|| server.num_connections() == 1),
+        "the tunnel counts as live"
+    );
     client.shutdown(std::net::Shutdown::Write).unwrap();
     assert!(wait_until(|| server.num_connections() == 0));
 }
