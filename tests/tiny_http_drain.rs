@@ -55,6 +55,21 @@ fn stop_accepting_closes_a_connection_idle_between_requests() {
 }
 
 #[test]
+fn stop_accepting_closes_an_external_connection_idle_between_requests() {
+    let (server, _) = start_server(patient_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let mut client = connect(external_front(&server));
+    client.write_all(KEEP_ALIVE_GET).unwrap();
+    read_response(&mut client).unwrap();
+    // The connection thread is blocked reading the next head, holding the stream.
+    std::thread::sleep(Duration::from_millis(50));
+
+    server.stop_accepting();
+    assert!(closed_within_a_second(&mut client));
+    assert!(wait_until(|| server.num_connections() == 0));
+}
+
+#[test]
 fn a_connection_that_goes_idle_after_stop_accepting_is_closed() {
     let (server, addr) = start_server(patient_limits());
     let (release, released) = mpsc::channel::<()>();

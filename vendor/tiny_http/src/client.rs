@@ -146,7 +146,7 @@ impl ClientConnection {
             // The next request has started: from now on its whole head has `header_timeout`.
             if self.awaiting_first_byte {
                 self.awaiting_first_byte = false;
-                self.parked = None;
+                self.unpark();
                 self.read_policy
                     .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
             }
@@ -184,8 +184,13 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let request = self.read_request();
-        self.parked = None;
+        self.unpark();
         request
+    }
+
+    fn unpark(&mut self) {
+        self.parked = None;
+        self.read_policy.set_parked(false);
     }
 
     fn read_request(&mut self) -> Result<Request, ReadError> {
@@ -200,6 +205,7 @@ impl ClientConnection {
                     "server draining",
                 )));
             }
+            self.read_policy.set_parked(true);
             self.awaiting_first_byte = true;
             self.read_policy
                 .set_head_deadline(Some(now + self.limits.idle_timeout));

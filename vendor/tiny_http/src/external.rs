@@ -137,19 +137,19 @@ impl WeakExternal {
         }
     }
 
-    /// False when a read holds the stream's lock (it may hold it up to the idle timeout).
-    pub(crate) fn try_shutdown(&self) -> bool {
+    /// Does nothing while a read holds the stream's lock (it may hold it up to the idle
+    /// timeout).
+    pub(crate) fn try_shutdown(&self) {
         let Some(state) = self.0.upgrade() else {
-            return true;
+            return;
         };
         let result = match state.stream.try_lock() {
             Ok(stream) => stream.shutdown(),
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().shutdown(),
-            Err(TryLockError::WouldBlock) => return false,
+            Err(TryLockError::WouldBlock) => return,
         };
         if let Err(e) = result {
             log::debug!("shutting an external stream down failed: {}", e);
         }
-        true
     }
 }

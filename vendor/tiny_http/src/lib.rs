@@ -422,8 +422,6 @@ impl Server {
     /// connection waiting for its next request, now and as others finish their response.
     ///
     /// Requests in flight and upgraded connections are served to their end.
-    /// An external stream blocked reading its next request head cannot be closed from here
-    /// (its lock is held): it closes at the idle timeout.
     pub fn stop_accepting(&self) {
         if !self.shared.stop_accepting.swap(true, Relaxed) {
             self.wake_accept_thread();
@@ -532,7 +530,10 @@ impl Shared {
     }
 
     fn read_policy(&self) -> Arc<ReadPolicy> {
-        Arc::new(ReadPolicy::new(self.limits.idle_timeout))
+        Arc::new(ReadPolicy::new(
+            self.limits.idle_timeout,
+            self.drain.closing_idle_flag(),
+        ))
     }
 
     /// Hands a connection to a thread of its own that parses its requests into the queue.

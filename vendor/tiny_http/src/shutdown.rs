@@ -59,15 +59,12 @@ impl ShutdownHandle {
         }
     }
 
-    /// Like `shutdown`, but never waits: false when an external stream is busy (a read
-    /// holds its lock), so the caller must leave that connection to its timeouts.
-    pub(crate) fn try_shutdown(&self) -> bool {
+    /// Like `shutdown`, but never waits: an external stream whose lock a read holds is
+    /// left alone (a parked one notices the drain between its short reads).
+    pub(crate) fn try_shutdown(&self) {
         match &self.target {
             Target::External(external) => external.try_shutdown(),
-            _ => {
-                self.shutdown();
-                true
-            }
+            _ => self.shutdown(),
         }
     }
 }

@@ -12,6 +12,10 @@ pub(crate) struct Drain {
     /// Once set, every connection ends after its current response.
     keep_alive_ended: Arc<AtomicBool>,
     idle: Mutex<IdleConnections>,
+    /// Mirrors `IdleConnections::closing` for parked external streams, which check it
+    /// between short reads because a blocked read holds the stream they would be shut
+    /// down through.
+    closing_idle: Arc<AtomicBool>,
 }
 
 /// Connections parked between two requests, which nothing else would wake before their
@@ -38,25 +42,22 @@ impl Drain {
         self.keep_alive_ended.clone()
     }
 
+    pub(crate) fn closing_idle_flag(&self) -> Arc<AtomicBool> {
+        self.closing_idle.clone()
+    }
+
     /// Ends keep-alive, closes every parked connection now and every one parked later.
     pub(crate) fn close_idle(&self) {
         self.end_keep_alive();
         let parked = {
             let mut idle = self.idle();
             idle.closing = true;
+            self.closing_idle.store(true, Ordering::Release);
             std::mem::take(&mut idle.parked)
         };
-        let mut busy = 0;
         for handle in parked.values() {
-            if !handle.try_shutdown() {
-                busy += 1;
-            }
-        }
-        if busy > 0 {
-            log::info!(
-                "{} idle external connections are mid-read; they close at their idle timeout",
-                busy
-            );
+            // A busy external stream sees `closing_idle` after its current short read.
+            handle.try_shutdown();
         }
     }
 

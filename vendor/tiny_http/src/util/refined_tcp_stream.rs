@@ -111,14 +111,36 @@ impl Write for Stream {
 pub(crate) struct ReadPolicy {
     head_deadline: Mutex<Option<Instant>>,
     idle: Duration,
+    /// Set while the connection waits for its next request.
+    parked: AtomicBool,
+    /// Set by a drain: parked connections must close.
+    closing_idle: Arc<AtomicBool>,
 }
 
+/// Longest single wait of a parked external stream, whose blocked read holds the stream's
+/// lock so a drain cannot shut it down: it notices the drain after at most this long.
+const PARKED_EXTERNAL_READ_SLICE: Duration = Duration::from_millis(250);
+
 impl ReadPolicy {
-    pub(crate) fn new(idle: Duration) -> ReadPolicy {
+    pub(crate) fn new(idle: Duration, closing_idle: Arc<AtomicBool>) -> ReadPolicy {
         ReadPolicy {
             head_deadline: Mutex::new(None),
             idle,
+            parked: AtomicBool::new(false),
+            closing_idle,
         }
+    }
+
+    pub(crate) fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Release);
+    }
+
+    fn parked(&self) -> bool {
+        self.parked.load(Ordering::Acquire)
+    }
+
+    fn drain_closes_parked(&self) -> bool {
+        self.parked() && self.closing_idle.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_head_deadline(&self, deadline: Option<Instant>) {
@@ -246,16 +268,35 @@ impl Read for RefinedTcpStream {
         if self.body_abandoned.load(Ordering::Acquire) {
             return Ok(0);
         }
-        let timeout = self.read_policy.next_read_timeout()?;
-        if self.applied_read_timeout != Some(timeout) {
-            self.stream.set_read_timeout(timeout)?;
-            self.applied_read_timeout = Some(timeout);
+        let sliced = matches!(self.stream, Stream::External(_)) && self.read_policy.parked();
+        loop {
+            let mut timeout = self.read_policy.next_read_timeout()?;
+            if sliced {
+                timeout = timeout.min(PARKED_EXTERNAL_READ_SLICE);
+            }
+            if self.applied_read_timeout != Some(timeout) {
+                self.stream.set_read_timeout(timeout)?;
+                self.applied_read_timeout = Some(timeout);
+            }
+            match self.stream.read(buf) {
+                Err(e)
+                    if sliced
+                        && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    if self.read_policy.drain_closes_parked() {
+                        return Err(IoError::new(
+                            ErrorKind::ConnectionAborted,
+                            "server draining",
+                        ));
+                    }
+                }
+                // What a socket read timeout looks like on Unix.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Err(IoError::new(ErrorKind::TimedOut, e))
+                }
+                other => return other,
+            }
         }
-        self.stream.read(buf).map_err(|e| match e.kind() {
-            // What a socket read timeout looks like on Unix.
-            ErrorKind::WouldBlock => IoError::new(ErrorKind::TimedOut, e),
-            _ => e,
-        })
     }
 }
 
