@@ -135,3 +135,64 @@ fn a_keep_alive_request_during_the_delay_is_answered_with_connection_close() {
     let status = ingressd.wait_exit(Duration::from_secs(10)).expect("exits after the delay");
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// Answers one upgrade with a 101, then echoes every byte until the client side closes.
+fn echo_upgrade_backend() -> Backend {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
+    let addr = listener.local_addr().expect("backend addr");
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else { return };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+            line.clear();
+        }
+        if (&stream).write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n").is_err() {
+            return;
+        }
+        let mut buffer = [0u8; 1024];
+        while let Ok(read @ 1..) = reader.read(&mut buffer) {
+            if (&stream).write_all(&buffer[..read]).is_err() {
+                return;
+            }
+        }
+    });
+    Backend { addr, requests: Default::default() }
+}
+
+#[test]
+fn a_tunnel_in_flight_is_served_until_it_ends_within_the_grace() {
+    let api = Api::start();
+    let backend = echo_upgrade_backend();
+    api.serve_one_site("ws.example.com", "echo", &backend);
+    let mut ingressd = Ingressd::start(&api, &["--shutdown-delay", "0.2", "--shutdown-grace", "20"]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    let stream = TcpStream::connect(ingressd.http).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    let mut tunnel = BufReader::new(stream);
+    tunnel
+        .get_mut()
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .expect("sends the upgrade");
+    let mut status = String::new();
+    tunnel.read_line(&mut status).expect("a status line");
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let mut line = String::new();
+    while tunnel.read_line(&mut line).expect("the response head") > 0 && line != "\r\n" {
+        line.clear();
+    }
+
+    ingressd.signal("TERM");
+    let refused = |addr| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err();
+    assert!(wait_until(Duration::from_secs(2), || refused(ingressd.http)), "accepting stopped");
+    tunnel.get_mut().write_all(b"still-open").expect("sends through the tunnel");
+    let mut echo = [0u8; 10];
+    tunnel.read_exact(&mut echo).expect("the tunnel still relays during the drain");
+    assert_eq!(&echo, b"still-open");
+    assert!(ingressd.child.try_wait().expect("process status").is_none(), "the drain waits for the tunnel");
+
+    drop(tunnel);
+    let status = ingressd.wait_exit(Duration::from_secs(5)).expect("exits once the tunnel ended");
+    assert!(status.success(), "exit status {status:?}");
+}
