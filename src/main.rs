@@ -178,16 +178,21 @@ impl DataPlane {
     }
 }
 
-/// Readiness fails at once; listeners keep accepting for `--shutdown-delay`
-/// so load balancers notice; then accepting stops and open connections get
-/// up to `--shutdown-grace` to finish.
+/// Readiness fails at once and every response from then on says
+/// `Connection: close`, so clients move elsewhere; listeners keep accepting
+/// for `--shutdown-delay` so load balancers notice. Then accepting stops,
+/// connections idle between requests close, and requests and tunnels in
+/// flight get up to `--shutdown-grace` to finish.
 fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
     let server = &data_plane.server;
     admin.draining.store(true, Ordering::Relaxed);
+    server.end_keep_alive();
     log::info!("shutdown requested: /readyz now fails; accepting for {:?} more", config.shutdown_delay);
     std::thread::sleep(config.shutdown_delay);
-    server.stop_accepting();
+    // HTTPS first: a TLS session accepted after the server stopped would not
+    // be among the connections a drain closes when idle.
     data_plane.https.stop_accepting();
+    server.stop_accepting();
     let deadline = Instant::now() + config.shutdown_grace;
     while server.num_connections() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

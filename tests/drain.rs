@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{get, wait_until, Api, Backend, Ingressd};
@@ -52,4 +54,145 @@ fn new_connections_are_still_served_during_the_shutdown_delay() {
     assert_eq!(response.status, 200);
     let status = ingressd.wait_exit(Duration::from_secs(10)).expect("exits");
     assert!(status.success());
+}
+
+/// Reads one response with a Content-Length body from a kept-alive connection.
+fn read_sized_response(conn: &mut BufReader<TcpStream>) -> common::Response {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut line = Vec::new();
+        assert!(conn.read_until(b'\n', &mut line).expect("a response head") > 0, "closed before a response");
+        head.extend_from_slice(&line);
+    }
+    let response = common::parse_response(&head).expect("a well-formed head");
+    let length: usize = response.header("content-length").and_then(|v| v.parse().ok()).expect("a sized response");
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).expect("the whole body");
+    common::Response { body, ..response }
+}
+
+/// A client connection that sent one request and keeps the connection open.
+fn keep_alive_client(ingressd: &Ingressd) -> BufReader<TcpStream> {
+    let stream = TcpStream::connect(ingressd.http).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    let mut conn = BufReader::new(stream);
+    conn.get_mut().write_all(KEEP_ALIVE_GET).expect("sends");
+    let response = read_sized_response(&mut conn);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), None, "kept alive before the drain");
+    conn
+}
+
+const KEEP_ALIVE_GET: &[u8] = b"GET /keep HTTP/1.1\r\nHost: shop.example.com\r\n\r\n";
+
+/// True when the peer closes within `within` (EOF or reset).
+fn closed_within(conn: &mut BufReader<TcpStream>, within: Duration) -> bool {
+    conn.get_mut().set_read_timeout(Some(within)).expect("read timeout");
+    let mut rest = Vec::new();
+    match conn.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(err) => err.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+#[test]
+fn an_idle_keep_alive_connection_does_not_delay_the_exit() {
+    let api = Api::start();
+    let backend = Backend::start("blue");
+    api.serve_one_site("shop.example.com", "blue", &backend);
+    // The idle timeout and the grace are both far longer than the exit may take.
+    let mut ingressd = Ingressd::start(&api, &["--shutdown-delay", "0.2", "--shutdown-grace", "20", "--idle-timeout", "60"]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    let mut idle = keep_alive_client(&ingressd);
+
+    let signalled = Instant::now();
+    ingressd.signal("TERM");
+    let status = ingressd.wait_exit(Duration::from_secs(5)).expect("ingressd exits well before the grace ends");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(signalled.elapsed() >= Duration::from_millis(200), "listeners stayed up for --shutdown-delay");
+    assert!(closed_within(&mut idle, Duration::from_secs(1)), "the idle connection was closed");
+}
+
+#[test]
+fn a_keep_alive_request_during_the_delay_is_answered_with_connection_close() {
+    let api = Api::start();
+    let backend = Backend::start("blue");
+    api.serve_one_site("shop.example.com", "blue", &backend);
+    let mut ingressd = Ingressd::start(&api, &["--shutdown-delay", "3", "--shutdown-grace", "10", "--idle-timeout", "60"]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    let mut conn = keep_alive_client(&ingressd);
+
+    ingressd.signal("TERM");
+    assert!(wait_until(Duration::from_millis(500), || ingressd.admin_get("/readyz").status == 503));
+    let asked = Instant::now();
+    conn.get_mut().write_all(KEEP_ALIVE_GET).expect("sends on the kept-alive connection");
+    let response = read_sized_response(&mut conn);
+    assert_eq!((response.status, response.body_text().as_str()), (200, "blue /keep\n"));
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(closed_within(&mut conn, Duration::from_secs(1)), "the connection ends after that response");
+    assert!(asked.elapsed() < Duration::from_secs(2), "closed during the delay, not at its end");
+
+    let status = ingressd.wait_exit(Duration::from_secs(10)).expect("exits after the delay");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// Answers one upgrade with a 101, then echoes every byte until the client side closes.
+fn echo_upgrade_backend() -> Backend {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("backend binds");
+    let addr = listener.local_addr().expect("backend addr");
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else { return };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+        let mut reader = BufReader::new(&stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+            line.clear();
+        }
+        if (&stream).write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n").is_err() {
+            return;
+        }
+        let mut buffer = [0u8; 1024];
+        while let Ok(read @ 1..) = reader.read(&mut buffer) {
+            if (&stream).write_all(&buffer[..read]).is_err() {
+                return;
+            }
+        }
+    });
+    Backend { addr, requests: Default::default() }
+}
+
+#[test]
+fn a_tunnel_in_flight_is_served_until_it_ends_within_the_grace() {
+    let api = Api::start();
+    let backend = echo_upgrade_backend();
+    api.serve_one_site("ws.example.com", "echo", &backend);
+    let mut ingressd = Ingressd::start(&api, &["--shutdown-delay", "0.2", "--shutdown-grace", "20"]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    let stream = TcpStream::connect(ingressd.http).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    let mut tunnel = BufReader::new(stream);
+    tunnel
+        .get_mut()
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .expect("sends the upgrade");
+    let mut status = String::new();
+    tunnel.read_line(&mut status).expect("a status line");
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    let mut line = String::new();
+    while tunnel.read_line(&mut line).expect("the response head") > 0 && line != "\r\n" {
+        line.clear();
+    }
+
+    ingressd.signal("TERM");
+    let refused = |addr| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err();
+    assert!(wait_until(Duration::from_secs(2), || refused(ingressd.http)), "accepting stopped");
+    tunnel.get_mut().write_all(b"still-open").expect("sends through the tunnel");
+    let mut echo = [0u8; 10];
+    tunnel.read_exact(&mut echo).expect("the tunnel still relays during the drain");
+    assert_eq!(&echo, b"still-open");
+    assert!(ingressd.child.try_wait().expect("process status").is_none(), "the drain waits for the tunnel");
+
+    drop(tunnel);
+    let status = ingressd.wait_exit(Duration::from_secs(5)).expect("exits once the tunnel ended");
+    assert!(status.success(), "exit status {status:?}");
 }

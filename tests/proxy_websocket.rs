@@ -121,22 +121,56 @@ fn upgrade_to_a_dead_backend_is_502() {
     assert_eq!(read_response(&mut conn, false).status, 502);
 }
 
+/// Far above the bounds asserted on tunnels: a close by the server's idle
+/// timeout instead of the tunnel's own fails the test.
+fn patient_limits() -> tiny_http::Limits {
+    tiny_http::Limits { idle_timeout: Duration::from_secs(30), ..test_limits() }
+}
+
+/// Reads until the proxy closes the client connection; how long that took.
+fn time_to_close(conn: &mut BufReader<TcpStream>) -> Duration {
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    match conn.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "nothing after the idle close: {rest:?}"),
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "no close within {IO_TIMEOUT:?}"),
+    }
+    started.elapsed()
+}
+
 #[test]
 fn an_idle_tunnel_is_closed() {
     let (port, _) = upgrade_backend(SWITCH);
     let config = ProxyConfig { websocket_idle_timeout: Duration::from_millis(300), ..test_config() };
-    let proxy = start_proxy(&[rule("ws.test", "/", &[port])], config);
+    let proxy = start_proxy_with_limits(snapshot(&[rule("ws.test", "/", &[port])]), config, patient_limits());
     let mut conn = connect(&proxy);
     send(&mut conn, UPGRADE_REQUEST);
     let (line, _) = read_head(&mut conn).unwrap();
     assert!(line.starts_with("HTTP/1.1 101"));
     read_exactly(&mut conn, 19);
-    let started = Instant::now();
-    let mut rest = Vec::new();
-    let _ = conn.read_to_end(&mut rest);
-    let took = started.elapsed();
-    assert!(rest.is_empty());
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(5), "closed after {took:?}");
+    let took = time_to_close(&mut conn);
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(1500), "closed after {took:?}");
+}
+
+#[test]
+fn a_tunnel_whose_upstream_closes_is_closed_at_once() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        while read_head(&mut reader).is_none() {}
+        (&stream).write_all(SWITCH).unwrap();
+        stream.shutdown(std::net::Shutdown::Both).unwrap();
+    });
+    let proxy = start_proxy_with_limits(snapshot(&[rule("ws.test", "/", &[port])]), test_config(), patient_limits());
+    let mut conn = connect(&proxy);
+    send(&mut conn, UPGRADE_REQUEST);
+    let (line, _) = read_head(&mut conn).unwrap();
+    assert!(line.starts_with("HTTP/1.1 101"));
+    assert_eq!(read_exactly(&mut conn, 19), b"hello-from-upstream");
+    let took = time_to_close(&mut conn);
+    assert!(took < Duration::from_secs(1), "closed after {took:?}");
 }
 
 #[test]

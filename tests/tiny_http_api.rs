@@ -97,7 +97,7 @@ fn num_connections_counts_live_http_and_external_connections() {
 }
 
 #[test]
-fn stop_accepting_refuses_new_connections_and_keeps_live_ones() {
+fn stop_accepting_refuses_new_connections_and_closes_idle_ones() {
     let (server, addr) = start_server(Limits::default());
     spawn_workers(&server, 2, answer_ok);
     let mut live = connect(addr);
@@ -110,10 +110,9 @@ fn stop_accepting_refuses_new_connections_and_keeps_live_ones() {
         wait_until(|| TcpStream::connect(addr).is_err()),
         "the listener still accepts connections"
     );
-    live.write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let (head, _) = read_response(&mut live).unwrap();
-    assert_eq!(status_of(&head), 200, "{head}");
+    // Requests in flight are still answered (tests/tiny_http_drain.rs); a keep-alive
+    // connection between requests is closed so a drain need not wait for it.
+    assert!(closed_by_peer(&mut live), "the idle connection is closed");
 }
 
 /// Relays an upgraded connection: a 101, then the server speaks first ("hello") while its

@@ -323,6 +323,9 @@ fn stream_response(
     started: Instant,
     buffer: &mut [u8],
 ) -> Outcome {
+    // Asked right before the head goes out: once the server drains, the
+    // connection ends after a response that says so.
+    let client = &ClientRequest { close: client.close || request.server_draining(), ..*client };
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
     outcome.upstream_status = Some(status);
@@ -366,6 +369,7 @@ fn stream_response(
         }
         _ => {}
     }
+    let cut = request.shutdown_handle();
     let mut writer = request.into_writer();
     if let Some(err) = prefetch_failure {
         log::warn!("{}{}: upstream {} failed before its body: {err}", outcome.host, outcome.path, outcome.upstream.as_deref().unwrap_or(""));
@@ -438,7 +442,9 @@ fn stream_response(
     }
     let short = matches!(framing, Framing::Length(length) if length != body_sent);
     if upstream_failed || short {
-        // The client must see a truncated body, never a clean end.
+        // The client must see a truncated body, never a clean end, and see it
+        // now: left open, the connection would wait for the idle timeout.
+        cut.shutdown();
         return finish(outcome, started);
     }
     if framing == Framing::Chunked {
@@ -477,7 +483,7 @@ pub(super) fn reply(
     text: &str,
     extra_headers: &[(&str, &[u8])],
 ) -> Outcome {
-    let close = client.close || client.unread_body;
+    let close = client.close || client.unread_body || request.server_draining();
     let message = if client.head_request {
         wire::response_head(status, extra_headers, Framing::Empty { content_length: None }, close, client.http10)
     } else {

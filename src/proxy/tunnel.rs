@@ -155,6 +155,7 @@ pub(super) fn relay(
     let mut response_head = wire::response_head(head.status, &kept, wire::Framing::Empty { content_length: None }, false, false);
     response_head.extend_from_slice(&past_head);
 
+    let cut = request.shutdown_handle();
     let (client_reader, mut client_writer) = request.into_raw();
     if let Err(err) = client_writer.write_all(&response_head).and_then(|()| client_writer.flush()) {
         log::debug!("{}{}: client went away during the upgrade: {err}", outcome.host, outcome.path);
@@ -176,7 +177,8 @@ pub(super) fn relay(
         };
         return finish(outcome, started);
     }
-    start_relay(upstream, client_reader, client_writer, shared.config.websocket_idle_timeout, &outcome);
+    let client = ClientSide { reader: client_reader, writer: client_writer, cut };
+    start_relay(upstream, client, shared.config.websocket_idle_timeout, &outcome);
     finish(outcome, started)
 }
 
@@ -225,20 +227,23 @@ fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock)
 }
 
+/// The client's connection once handed over raw.
+struct ClientSide {
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+    /// Ends the client connection while the other relay thread is blocked
+    /// reading it.
+    cut: tiny_http::ShutdownHandle,
+}
+
 /// Relays until either side closes or nothing moves for `idle`.
 ///
 /// Ending: client EOF half-closes the upstream so its final bytes still come
-/// back. Upstream EOF or idle expiry shuts the upstream socket down and drops
-/// the client writer; tiny_http closes the client socket only once the raw
-/// reader is dropped too, which happens when the blocked client read returns
-/// (data, EOF, or its socket timeout, the server's idle timeout at the latest).
-fn start_relay(
-    upstream: TcpStream,
-    mut client_reader: Box<dyn Read + Send>,
-    mut client_writer: Box<dyn Write + Send>,
-    idle: Duration,
-    outcome: &Outcome,
-) {
+/// back. Upstream EOF, idle expiry, or a failed client write shut both
+/// sockets down at once: the thread blocked reading the client would
+/// otherwise hold it open until the server's idle timeout.
+fn start_relay(upstream: TcpStream, client: ClientSide, idle: Duration, outcome: &Outcome) {
+    let ClientSide { reader: mut client_reader, writer: mut client_writer, cut } = client;
     let activity = Arc::new(Activity { origin: Instant::now(), last_millis: AtomicU64::new(0), idle });
     let label = format!("{} {}", outcome.host, outcome.path);
     let upstream_reader = upstream.try_clone();
@@ -298,6 +303,8 @@ fn start_relay(
             }
         }
         let _ = upstream_reader.shutdown(Shutdown::Both);
+        drop(client_writer);
+        cut.shutdown();
     };
     for (name, relay) in [
         ("tunnel-up", Box::new(client_to_upstream) as Box<dyn FnOnce() + Send>),

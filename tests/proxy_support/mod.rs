@@ -311,6 +311,11 @@ pub fn start_proxy(rules: &[Rule], config: ProxyConfig) -> Proxy {
 
 /// A proxy serving routes compiled from `snapshot`.
 pub fn start_proxy_with(snapshot: Snapshot, config: ProxyConfig) -> Proxy {
+    start_proxy_with_limits(snapshot, config, test_limits())
+}
+
+/// A proxy whose server has `limits` instead of [`test_limits`].
+pub fn start_proxy_with_limits(snapshot: Snapshot, config: ProxyConfig, limits: tiny_http::Limits) -> Proxy {
     let table = routes::compile(&snapshot, &route_config());
     let current = Arc::new(Current::new(Generation {
         snapshot: Arc::new(snapshot),
@@ -319,7 +324,7 @@ pub fn start_proxy_with(snapshot: Snapshot, config: ProxyConfig) -> Proxy {
     }));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = Arc::new(tiny_http::Server::from_listener_with_limits(listener, test_limits()).unwrap());
+    let server = Arc::new(tiny_http::Server::from_listener_with_limits(listener, limits).unwrap());
     let config = ProxyConfig { http_port: addr.port(), ..config };
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let sink = outcomes.clone();

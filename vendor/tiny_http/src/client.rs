@@ -12,9 +12,11 @@ use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::RefinedTcpStream;
+use crate::util::{Drain, Parked};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Limits;
 use crate::Request;
+use crate::ShutdownHandle;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -52,11 +54,22 @@ pub struct ClientConnection {
 
     limits: Limits,
 
+    /// Handed to every request so a handler can cut the connection.
+    shutdown: ShutdownHandle,
+
     /// True once a request was read: the next one is awaited for `idle_timeout`.
     served_any: bool,
 
     /// True while waiting for the first byte of a keep-alive connection's next request.
     awaiting_first_byte: bool,
+
+    drain: Arc<Drain>,
+
+    /// Held while `awaiting_first_byte`: a drain closes the connection meanwhile.
+    parked: Option<Parked>,
+
+    /// Set by a request whose response told the client the connection ends (draining).
+    response_said_close: Arc<AtomicBool>,
 }
 
 /// Error that can happen when reading a request.
@@ -77,6 +90,7 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         limits: Limits,
+        drain: Arc<Drain>,
     ) -> ClientConnection {
         // A client that disconnected right after connecting has no peer address any more.
         let remote_addr = read_socket.peer_addr().ok().flatten();
@@ -84,6 +98,7 @@ impl ClientConnection {
         let external = read_socket.external();
         let body_abandoned = read_socket.body_abandoned();
         let read_policy = read_socket.read_policy();
+        let shutdown = read_socket.shutdown_handle();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -99,8 +114,12 @@ impl ClientConnection {
             body_abandoned,
             read_policy,
             limits,
+            shutdown,
             served_any: false,
             awaiting_first_byte: false,
+            drain,
+            parked: None,
+            response_said_close: Arc::default(),
         }
     }
 
@@ -127,6 +146,7 @@ impl ClientConnection {
             // The next request has started: from now on its whole head has `header_timeout`.
             if self.awaiting_first_byte {
                 self.awaiting_first_byte = false;
+                self.unpark();
                 self.read_policy
                     .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
             }
@@ -163,10 +183,29 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        let request = self.read_request();
+        self.unpark();
+        request
+    }
+
+    fn unpark(&mut self) {
+        self.parked = None;
+        self.read_policy.set_parked(false);
+    }
+
+    fn read_request(&mut self) -> Result<Request, ReadError> {
         // A new connection must send its whole head within `header_timeout`; a keep-alive one
         // may stay silent for `idle_timeout`, then gets `header_timeout` from its first byte.
         let now = Instant::now();
         if self.served_any {
+            self.parked = self.drain.park(&self.shutdown);
+            if self.parked.is_none() {
+                return Err(ReadError::ReadIoError(IoError::new(
+                    ErrorKind::ConnectionAborted,
+                    "server draining",
+                )));
+            }
+            self.read_policy.set_parked(true);
             self.awaiting_first_byte = true;
             self.read_policy
                 .set_head_deadline(Some(now + self.limits.idle_timeout));
@@ -235,7 +274,12 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
                 request::RequestCreationError::BadFraming(status) => ReadError::Rejected(status),
             }
-        })?;
+        })?
+        .with_shutdown_handle(self.shutdown.clone())
+        .with_drain_flags(
+            self.drain.keep_alive_flag(),
+            self.response_said_close.clone(),
+        );
 
         Ok(match &self.external {
             Some(external) => request.with_external(external.clone()),
@@ -268,7 +312,7 @@ impl Iterator for ClientConnection {
     fn next(&mut self) -> Option<Request> {
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
+        if self.no_more_requests || self.response_said_close.load(Ordering::Acquire) {
             return None;
         }
 

@@ -3,7 +3,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,11 @@ impl SharedExternal {
             .stream
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A reference for a `ShutdownHandle` that does not keep the stream open.
+    pub(crate) fn downgrade(&self) -> WeakExternal {
+        WeakExternal(Arc::downgrade(&self.state))
     }
 
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
@@ -117,5 +122,34 @@ impl SharedExternal {
 
     pub(crate) fn flush(&self) -> io::Result<()> {
         self.lock().flush()
+    }
+}
+
+/// An external stream as a `ShutdownHandle` sees it: gone once the server dropped it.
+#[derive(Clone)]
+pub(crate) struct WeakExternal(Weak<ExternalState>);
+
+impl WeakExternal {
+    pub(crate) fn shutdown(&self) -> io::Result<()> {
+        match self.0.upgrade() {
+            Some(state) => SharedExternal { state }.shutdown(),
+            None => Ok(()),
+        }
+    }
+
+    /// Does nothing while a read holds the stream's lock (it may hold it up to the idle
+    /// timeout).
+    pub(crate) fn try_shutdown(&self) {
+        let Some(state) = self.0.upgrade() else {
+            return;
+        };
+        let result = match state.stream.try_lock() {
+            Ok(stream) => stream.shutdown(),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().shutdown(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        if let Err(e) = result {
+            log::debug!("shutting an external stream down failed: {}", e);
+        }
     }
 }

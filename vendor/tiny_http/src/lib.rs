@@ -108,13 +108,14 @@ use client::ClientConnection;
 use connection::Connection;
 use external::SharedExternal;
 use util::refined_tcp_stream::ReadPolicy;
-use util::{LiveConnection, MessagesQueue, RefinedTcpStream, TaskPool};
+use util::{Drain, LiveConnection, MessagesQueue, RefinedTcpStream, TaskPool};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use external::ExternalStream;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
+pub use shutdown::ShutdownHandle;
 pub use test::TestRequest;
 
 mod client;
@@ -123,6 +124,7 @@ mod connection;
 mod external;
 mod request;
 mod response;
+mod shutdown;
 mod test;
 mod util;
 
@@ -161,6 +163,8 @@ struct Shared {
 
     /// Connections whose socket is still open, HTTP and external alike.
     live_connections: Arc<AtomicUsize>,
+
+    drain: Arc<Drain>,
 }
 
 /// Limits that make the server safe on an edge node.
@@ -311,6 +315,7 @@ impl Server {
             connection_threads: TaskPool::new(),
             limits,
             live_connections: Arc::new(AtomicUsize::new(0)),
+            drain: Arc::default(),
         });
 
         let inside_shared = shared.clone();
@@ -352,9 +357,14 @@ impl Server {
                     continue;
                 }
                 match RefinedTcpStream::new(sock, live, shared.read_policy()) {
-                    Ok((read_closable, write_closable)) => shared.serve_client(
-                        ClientConnection::new(write_closable, read_closable, shared.limits.clone()),
-                    ),
+                    Ok((read_closable, write_closable)) => {
+                        shared.serve_client(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            shared.limits.clone(),
+                            shared.drain.clone(),
+                        ))
+                    }
                     Err(e) => log::error!("Error setting up new client: {}", e),
                 }
             }
@@ -392,16 +402,31 @@ impl Server {
                 write_closable,
                 read_closable,
                 limits.clone(),
+                self.shared.drain.clone(),
             )),
             Err(e) => log::error!("cannot serve an external stream: {}", e),
         }
     }
 
-    /// Closes the listening socket for a graceful drain; live connections keep being served.
+    /// First step of a graceful drain, while the listener still accepts: from now on each
+    /// response says `Connection: close` and ends its connection, so keep-alive clients
+    /// move elsewhere.
+    ///
+    /// `respond()` does this itself; a handler writing its own head through `into_writer`
+    /// or `into_raw` asks `Request::server_draining`.
+    pub fn end_keep_alive(&self) {
+        self.shared.drain.end_keep_alive();
+    }
+
+    /// Closes the listening socket for a graceful drain, ends keep-alive, and closes every
+    /// connection waiting for its next request, now and as others finish their response.
+    ///
+    /// Requests in flight and upgraded connections are served to their end.
     pub fn stop_accepting(&self) {
         if !self.shared.stop_accepting.swap(true, Relaxed) {
             self.wake_accept_thread();
         }
+        self.shared.drain.close_idle();
     }
 
     /// Connects briefly to ourselves so the accept thread sees the stop flag.
@@ -505,7 +530,10 @@ impl Shared {
     }
 
     fn read_policy(&self) -> Arc<ReadPolicy> {
-        Arc::new(ReadPolicy::new(self.limits.idle_timeout))
+        Arc::new(ReadPolicy::new(
+            self.limits.idle_timeout,
+            self.drain.closing_idle_flag(),
+        ))
     }
 
     /// Hands a connection to a thread of its own that parses its requests into the queue.

@@ -4,11 +4,12 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 use std::fmt;
 use std::net::SocketAddr;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use crate::external::SharedExternal;
+use crate::shutdown::ShutdownHandle;
 use crate::util::{BodyDrain, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -79,6 +80,15 @@ pub struct Request {
 
     /// The shared stream when the connection came through `Server::serve_stream`.
     external: Option<SharedExternal>,
+
+    shutdown: ShutdownHandle,
+
+    /// Set once the server ends keep-alive for a graceful drain.
+    server_draining: Arc<AtomicBool>,
+
+    /// Set when this response tells the client the connection ends: the connection's
+    /// thread then stops after it.
+    said_close: Arc<AtomicBool>,
 }
 
 struct NotifyOnDrop<R> {
@@ -286,6 +296,9 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         external: None,
+        shutdown: ShutdownHandle::default(),
+        server_draining: Arc::default(),
+        said_close: Arc::default(),
     })
 }
 
@@ -339,6 +352,28 @@ impl Request {
     #[inline]
     pub fn remote_addr(&self) -> Option<&SocketAddr> {
         self.remote_addr.as_ref()
+    }
+
+    /// Ends the client connection from any thread, even after `into_writer` or `into_raw`:
+    /// for a response that cannot be completed, so the client sees it cut at once instead
+    /// of waiting for the idle timeout.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// True once the server is draining: this response must say `Connection: close`, and
+    /// once this returned true the server closes the connection after the response.
+    /// `respond()` does both itself.
+    ///
+    /// Ask just before writing the response head: a response that did not say close keeps
+    /// its connection (until `Server::stop_accepting` closes it idle), so a client is never
+    /// cut while it may be sending its next request on a connection it believes reusable.
+    pub fn server_draining(&self) -> bool {
+        let draining = self.server_draining.load(Ordering::Acquire);
+        if draining {
+            self.said_close.store(true, Ordering::Release);
+        }
+        draining
     }
 
     /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.
@@ -524,6 +559,11 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        let response = if self.server_draining() {
+            response.with_connection_close()
+        } else {
+            response
+        };
 
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
@@ -548,6 +588,21 @@ impl Request {
 
     pub(crate) fn with_external(mut self, external: SharedExternal) -> Self {
         self.external = Some(external);
+        self
+    }
+
+    pub(crate) fn with_shutdown_handle(mut self, shutdown: ShutdownHandle) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    pub(crate) fn with_drain_flags(
+        mut self,
+        server_draining: Arc<AtomicBool>,
+        said_close: Arc<AtomicBool>,
+    ) -> Self {
+        self.server_draining = server_draining;
+        self.said_close = said_close;
         self
     }
 

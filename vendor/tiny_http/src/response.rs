@@ -453,6 +453,14 @@ where
         Ok(())
     }
 
+    /// Tells the client the connection ends after this response (a draining server);
+    /// `add_header` refuses Connection headers because the server decides them.
+    pub(crate) fn with_connection_close(mut self) -> Self {
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        self
+    }
+
     /// Retrieves the current value of the `Response` status code
     pub fn status_code(&self) -> StatusCode {
         self.status_code

@@ -1,5 +1,6 @@
 pub use self::body_drain::BodyDrain;
 pub use self::custom_stream::CustomStream;
+pub(crate) use self::drain::{Drain, Parked};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 mod body_drain;
 mod custom_stream;
+mod drain;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;

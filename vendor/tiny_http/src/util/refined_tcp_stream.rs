@@ -3,6 +3,8 @@ use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::shutdown::ShutdownHandle;
 use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
@@ -10,7 +12,8 @@ use crate::external::SharedExternal;
 use crate::util::LiveConnection;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    /// Shared with nothing but the weak reference of a `ShutdownHandle`.
+    Http(Arc<Connection>),
     External(SharedExternal),
 }
 
@@ -18,7 +21,7 @@ impl Stream {
     /// A second handle on the same connection; fails when no file descriptor is left.
     fn try_clone(&self) -> IoResult<Self> {
         Ok(match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone()?),
+            Stream::Http(tcp_stream) => Stream::Http(Arc::new(tcp_stream.try_clone()?)),
             Stream::External(external) => Stream::External(external.clone()),
         })
     }
@@ -32,7 +35,7 @@ impl From<SharedExternal> for Stream {
 
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
+        Stream::Http(Arc::new(tcp_stream))
     }
 }
 
@@ -41,6 +44,13 @@ impl Stream {
         match self {
             Stream::Http(_) => false,
             Stream::External(_) => true,
+        }
+    }
+
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        match self {
+            Stream::Http(tcp_stream) => ShutdownHandle::http(Arc::downgrade(tcp_stream)),
+            Stream::External(external) => ShutdownHandle::external(external.downgrade()),
         }
     }
 
@@ -71,7 +81,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).read(buf),
             Stream::External(external) => external.read(buf),
         }
     }
@@ -80,14 +90,14 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).write(buf),
             Stream::External(external) => external.write(buf),
         }
     }
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(tcp_stream) => (&**tcp_stream).flush(),
             Stream::External(external) => external.flush(),
         }
     }
@@ -101,14 +111,36 @@ impl Write for Stream {
 pub(crate) struct ReadPolicy {
     head_deadline: Mutex<Option<Instant>>,
     idle: Duration,
+    /// Set while the connection waits for its next request.
+    parked: AtomicBool,
+    /// Set by a drain: parked connections must close.
+    closing_idle: Arc<AtomicBool>,
 }
 
+/// Longest single wait of a parked external stream, whose blocked read holds the stream's
+/// lock so a drain cannot shut it down: it notices the drain after at most this long.
+const PARKED_EXTERNAL_READ_SLICE: Duration = Duration::from_millis(250);
+
 impl ReadPolicy {
-    pub(crate) fn new(idle: Duration) -> ReadPolicy {
+    pub(crate) fn new(idle: Duration, closing_idle: Arc<AtomicBool>) -> ReadPolicy {
         ReadPolicy {
             head_deadline: Mutex::new(None),
             idle,
+            parked: AtomicBool::new(false),
+            closing_idle,
         }
+    }
+
+    pub(crate) fn set_parked(&self, parked: bool) {
+        self.parked.store(parked, Ordering::Release);
+    }
+
+    fn parked(&self) -> bool {
+        self.parked.load(Ordering::Acquire)
+    }
+
+    fn drain_closes_parked(&self) -> bool {
+        self.parked() && self.closing_idle.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_head_deadline(&self, deadline: Option<Instant>) {
@@ -196,6 +228,11 @@ impl RefinedTcpStream {
         self.stream.peer_addr()
     }
 
+    /// Closes this connection from another thread without keeping it open.
+    pub(crate) fn shutdown_handle(&self) -> ShutdownHandle {
+        self.stream.shutdown_handle()
+    }
+
     pub(crate) fn read_policy(&self) -> Arc<ReadPolicy> {
         self.read_policy.clone()
     }
@@ -231,16 +268,35 @@ impl Read for RefinedTcpStream {
         if self.body_abandoned.load(Ordering::Acquire) {
             return Ok(0);
         }
-        let timeout = self.read_policy.next_read_timeout()?;
-        if self.applied_read_timeout != Some(timeout) {
-            self.stream.set_read_timeout(timeout)?;
-            self.applied_read_timeout = Some(timeout);
+        let sliced = matches!(self.stream, Stream::External(_)) && self.read_policy.parked();
+        loop {
+            let mut timeout = self.read_policy.next_read_timeout()?;
+            if sliced {
+                timeout = timeout.min(PARKED_EXTERNAL_READ_SLICE);
+            }
+            if self.applied_read_timeout != Some(timeout) {
+                self.stream.set_read_timeout(timeout)?;
+                self.applied_read_timeout = Some(timeout);
+            }
+            match self.stream.read(buf) {
+                Err(e)
+                    if sliced
+                        && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    if self.read_policy.drain_closes_parked() {
+                        return Err(IoError::new(
+                            ErrorKind::ConnectionAborted,
+                            "server draining",
+                        ));
+                    }
+                }
+                // What a socket read timeout looks like on Unix.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Err(IoError::new(ErrorKind::TimedOut, e))
+                }
+                other => return other,
+            }
         }
-        self.stream.read(buf).map_err(|e| match e.kind() {
-            // What a socket read timeout looks like on Unix.
-            ErrorKind::WouldBlock => IoError::new(ErrorKind::TimedOut, e),
-            _ => e,
-        })
     }
 }
 
