@@ -133,20 +133,13 @@ impl Ingressd {
                 }
             }
         });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("ingressd did not announce its addresses"));
-            if let Some(rest) = line.split("listening: ").nth(1) {
-                let addr = |key: &str| -> SocketAddr {
-                    rest.split_whitespace()
-                        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-                };
-                return Ingressd { http: addr("http"), https: addr("https"), admin: addr("admin"), child, log: rx };
-            }
-        }
+        let announced = announced_addresses(&rx, Duration::from_secs(20));
+        let Some((http, https, admin)) = announced else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ingressd did not announce its addresses");
+        };
+        Ingressd { http, https, admin, child, log: rx }
     }
 
     /// Polls `/readyz` until it answers 200, at most `timeout`.
@@ -186,6 +179,20 @@ impl Drop for Ingressd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits for the `listening: http=… https=… admin=…` line.
+fn announced_addresses(lines: &mpsc::Receiver<String>, timeout: Duration) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
+        if let Some(rest) = line.split("listening: ").nth(1) {
+            let addr = |key: &str| -> Option<SocketAddr> {
+                rest.split_whitespace().find_map(|kv| kv.strip_prefix(&format!("{key}="))).and_then(|v| v.parse().ok())
+            };
+            return Some((addr("http")?, addr("https")?, addr("admin")?));
+        }
     }
 }
 
