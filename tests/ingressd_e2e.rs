@@ -141,3 +141,58 @@ fn a_dead_endpoint_is_skipped_and_counted() {
     assert!(ingressd.metric("ingressd_upstream_connect_errors_total").unwrap_or(0.0) >= 1.0);
     assert!(ingressd.metric("ingressd_upstream_retries_total").unwrap_or(0.0) >= 1.0);
 }
+
+#[test]
+fn service_and_endpoint_changes_reach_the_proxy_within_a_second() {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    let green = Backend::start("green");
+    api.serve_one_site("shop.example.com", "web", &blue);
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    assert_eq!(body(&ingressd, "shop.example.com", "/a"), "200 blue /a");
+
+    api.fake.apply(common::endpoint_slice("web", "web", &[green.addr]));
+    assert!(
+        wait_until(Duration::from_secs(1), || body(&ingressd, "shop.example.com", "/b") == "200 green /b"),
+        "an EndpointSlice change reaches the proxy within 1 s"
+    );
+    api.fake.apply(common::endpoint_slice("web", "web", &[]));
+    assert!(
+        wait_until(Duration::from_secs(1), || body(&ingressd, "shop.example.com", "/c").starts_with("503")),
+        "no ready endpoint answers 503"
+    );
+    api.fake.apply(common::endpoint_slice("web", "web", &[blue.addr]));
+    assert!(wait_until(Duration::from_secs(1), || body(&ingressd, "shop.example.com", "/d") == "200 blue /d"));
+    assert!(api.fake.delete("v1", "Service", "web", "web"));
+    assert!(
+        wait_until(Duration::from_secs(1), || body(&ingressd, "shop.example.com", "/e").starts_with("503")),
+        "a deleted Service answers 503"
+    );
+}
+
+#[test]
+fn the_route_inspector_shows_the_live_table() {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    api.serve_one_site("shop.example.com", "blue", &blue);
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+
+    let document: serde_json::Value = serde_json::from_slice(&ingressd.admin_get("/debug/routes").body).expect("JSON");
+    let route = &document["routes"][0];
+    assert_eq!(route["host"], "shop.example.com");
+    assert_eq!(route["ingress"], "web/site");
+    assert_eq!(route["endpoints"][0], blue.addr.to_string());
+
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_ingressd"))
+        .args(["routes", "--admin-addr", &ingressd.admin.to_string()])
+        .output()
+        .expect("ingressd routes runs");
+    assert!(printed.status.success());
+    let table = String::from_utf8_lossy(&printed.stdout);
+    assert!(table.starts_with("HOST"), "{table}");
+    assert!(table.contains("shop.example.com") && table.contains("web/site") && table.contains("blue:80"), "{table}");
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ingressd")).args(["routes"]).output().expect("runs");
+    assert_eq!(refused.status.code(), Some(2));
+}
