@@ -155,7 +155,8 @@ WORKER_FLAG=()
 [ -n "${WORKERS:-}" ] && WORKER_FLAG=(--workers "$WORKERS")
 "$ROOT/target/release/ingressd" --apiserver "$API_URL" --token-file /nonexistent --ca-file /nonexistent \
     --http-addr 127.0.0.1:$INGRESSD_PORT --https-addr 127.0.0.1:$INGRESSD_HTTPS_PORT \
-    --admin-addr 127.0.0.1:$INGRESSD_ADMIN_PORT --access-log off --log-level warn "${WORKER_FLAG[@]}" \
+    --admin-addr 127.0.0.1:$INGRESSD_ADMIN_PORT --access-log off --log-level warn \
+    --shutdown-delay 0 --shutdown-grace 2 "${WORKER_FLAG[@]}" \
     >"$WORK/logs/ingressd.log" 2>&1 &
 INGRESSD_PID=$!
 PIDS+=($INGRESSD_PID)
