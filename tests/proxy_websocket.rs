@@ -108,7 +108,7 @@ fn a_refused_upgrade_is_relayed_and_closed() {
     let proxy = start_proxy(&[rule("ws.test", "/", &[port])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, UPGRADE_REQUEST);
-    let response = read_response(&mut conn, false);
+    let response = read_response(&mut conn, false).expect("a response");
     assert_eq!((response.status, response.text().as_str()), (426, "nope"));
     assert_eq!(response.header("connection"), Some("close"));
 }
@@ -118,7 +118,7 @@ fn upgrade_to_a_dead_backend_is_502() {
     let proxy = start_proxy(&[rule("ws.test", "/", &[dead_port()])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, UPGRADE_REQUEST);
-    assert_eq!(read_response(&mut conn, false).status, 502);
+    assert_eq!(read_response(&mut conn, false).expect("a response").status, 502);
 }
 
 /// Far above the bounds asserted on tunnels: a close by the server's idle
@@ -159,7 +159,7 @@ fn a_tunnel_whose_upstream_closes_is_closed_at_once() {
     thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        while read_head(&mut reader).is_none() {}
+        while read_head(&mut reader).is_err() {}
         (&stream).write_all(SWITCH).unwrap();
         stream.shutdown(std::net::Shutdown::Both).unwrap();
     });

@@ -84,7 +84,7 @@ fn plain_http_redirects_and_https_reaches_the_backend() {
     socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let mut plain = BufReader::new(socket);
     proxy_support::send(&mut plain, format!("GET /cart?item=1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes());
-    let redirect = proxy_support::read_response(&mut plain, false);
+    let redirect = proxy_support::read_response(&mut plain, false).expect("a response");
     assert_eq!(redirect.status, 308);
     assert_eq!(redirect.header("location"), Some(format!("https://{HOST}:{}/cart?item=1", edge.https.port()).as_str()));
 
