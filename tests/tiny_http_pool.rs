@@ -28,7 +28,7 @@ fn burst_of_keep_alive_connections_is_fully_answered(round: usize) {
                 .set_read_timeout(Some(Duration::from_millis(100)))
                 .unwrap();
         }
-        if read_response(client).is_err() {
+        if read_sized_response(client).is_err() {
             unanswered += 1;
         }
     }
