@@ -2,12 +2,15 @@
 //! complete, and the process exits 0.
 
 mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{get, wait_until, Api, Backend, Ingressd};
+use common::{get, Api, Backend, Ingressd};
+use support::http::*;
+use support::wait::wait_until;
 
 #[test]
 fn an_in_flight_slow_request_completes_during_a_drain() {
@@ -57,8 +60,8 @@ fn new_connections_are_still_served_during_the_shutdown_delay() {
 }
 
 /// Reads one response with a Content-Length body from a kept-alive connection.
-fn read_sized_response(conn: &mut BufReader<TcpStream>) -> common::Response {
-    let response = common::http::read_response(conn, false).expect("a response");
+fn read_sized_response(conn: &mut BufReader<TcpStream>) -> Response {
+    let response = read_response(conn, false).expect("a response");
     assert!(response.header("content-length").is_some(), "a sized response: {:?}", response.headers);
     response
 }

@@ -2,10 +2,12 @@
 //! real backends: sync and readiness, live routing changes, API outages.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{get, ingress, service_for, wait_until, Api, Backend, Ingressd};
+use common::{get, ingress, service_for, Api, Backend, Ingressd};
+use support::wait::wait_until;
 
 fn body(ingressd: &Ingressd, host: &str, path: &str) -> String {
     match get(ingressd.http, path, host) {

@@ -2,12 +2,14 @@
 //! not at the server's idle timeout.
 
 mod proxy_support;
+mod support;
 
 use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
 
 use proxy_support::*;
+use support::http::*;
 
 /// Far above every bound asserted here: a close by the idle timeout fails.
 fn patient_limits() -> tiny_http::Limits {

@@ -2,6 +2,7 @@
 //! both ways, keep-alive, error statuses and their timing, failover, limits.
 
 mod proxy_support;
+mod support;
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpListener;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ingressd::proxy::ProxyConfig;
 use proxy_support::*;
+use support::http::*;
 
 #[test]
 fn routes_by_host_and_path() {

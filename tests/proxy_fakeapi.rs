@@ -3,6 +3,7 @@
 //! never calls the API server.
 
 mod proxy_support;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use fakeapi::{FakeApi, Options};
 use proxy_support::*;
 use serde_json::json;
+use support::http::*;
 
 /// Stops the binary however the test ends.
 struct Ingressd(Child);

@@ -3,6 +3,7 @@
 //! upstream in an ambiguous shape, or crash the process.
 
 mod proxy_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::thread;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use ingressd::proxy::ProxyConfig;
 use proxy_support::*;
+use support::http::*;
 
 #[test]
 fn slowloris_clients_do_not_block_others_and_are_cut() {

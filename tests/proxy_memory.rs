@@ -3,12 +3,14 @@
 //! other tests would disturb it.
 
 mod proxy_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 
 use proxy_support::*;
+use support::http::*;
 
 const TOTAL: usize = 256 << 20;
 const BLOCK: usize = 64 << 10;

@@ -3,6 +3,7 @@
 //! the idle timeout, and tunnels not holding proxy workers.
 
 mod proxy_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ingressd::proxy::ProxyConfig;
 use proxy_support::*;
+use support::http::*;
 
 const UPGRADE_REQUEST: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";

@@ -2,6 +2,7 @@
 //! loop for good. The server runs in a child process whose descriptor limit is lowered with
 //! the shell's `ulimit -n`, so the rest of the test suite keeps its descriptors.
 
+mod support;
 mod tiny_http_common;
 
 use std::fs::File;
@@ -9,6 +10,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::Limits;
 use tiny_http_common::*;
 

@@ -1,5 +1,6 @@
 //! The API added to the vendored tiny_http: limits, external streams, raw upgrade, drain.
 
+mod support;
 mod tiny_http_common;
 
 use std::io::{self, Read, Write};
@@ -8,6 +9,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 

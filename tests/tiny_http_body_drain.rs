@@ -1,10 +1,12 @@
 //! Fix 1: a request body the handler leaves unread is drained with a fixed buffer, or the
 //! connection is closed when too much is left (unpatched: allocates the remaining length).
 
+mod support;
 mod tiny_http_common;
 
 use std::io::Write;
 
+use support::http::*;
 use tiny_http::{Limits, Request, Response};
 use tiny_http_common::*;
 

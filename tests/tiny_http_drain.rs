@@ -2,6 +2,7 @@
 //! `stop_accepting` also closes connections idle between requests at once, while requests
 //! in flight are still answered.
 
+mod support;
 mod tiny_http_common;
 
 use std::io::{Read, Write};
@@ -9,6 +10,8 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 

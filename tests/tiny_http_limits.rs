@@ -1,9 +1,12 @@
 //! Fix 5: limits on head line length and header count (431), and on live connections (503).
 
+mod support;
 mod tiny_http_common;
 
 use std::io::Write;
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::Limits;
 use tiny_http_common::*;
 

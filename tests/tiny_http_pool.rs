@@ -1,6 +1,7 @@
 //! Fix 3: every new connection gets a thread when none is idle; none is queued behind
 //! long-lived keep-alive connections (unpatched: a burst leaves some unanswered).
 
+mod support;
 mod tiny_http_common;
 
 use std::io::Write;

@@ -1,12 +1,15 @@
 //! `Request::shutdown_handle`: a handler that cannot finish its response cuts the client
 //! connection at once instead of leaving it open until the idle timeout.
 
+mod support;
 mod tiny_http_common;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 

@@ -1,12 +1,14 @@
 //! Fix 4: TCP_NODELAY and read/write timeouts on accepted sockets, an idle keep-alive timeout,
 //! and a request-head deadline that a client trickling bytes cannot extend.
 
+mod support;
 mod tiny_http_common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::http::*;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 

@@ -1,6 +1,7 @@
 //! HTTPS end to end on loopback: real TCP, real rustls clients, the patched
 //! tiny_http serving `tls::TlsStream`s, certificates made by the tests.
 
+mod support;
 mod tls_support;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -14,6 +15,7 @@ use ingressd::cache::{Current, Generation, Snapshot};
 use ingressd::kube::objects::{Ingress, IngressSpec, IngressTls, ObjectKey, ObjectMeta, Secret};
 use ingressd::tls::{self, CertSet};
 use rustls::{AlertDescription, ClientConfig};
+use support::http::*;
 use tls_support::*;
 
 fn ingress(namespace: &str, name: &str, tls: &[(&[&str], &str)]) -> Ingress {

@@ -4,6 +4,7 @@
 
 #[path = "proxy_support/mod.rs"]
 mod proxy_support;
+mod support;
 mod tls_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,6 +18,7 @@ use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
 use ingressd::routes::{self, SSL_REDIRECT_ANNOTATION};
 use ingressd::tls::{self, CertSet};
 use proxy_support::{respond, route_config, rule, test_config, Backend};
+use support::http::*;
 use tls_support::*;
 
 const HOST: &str = "secure.example.com";
@@ -84,7 +86,7 @@ fn plain_http_redirects_and_https_reaches_the_backend() {
     socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let mut plain = BufReader::new(socket);
     proxy_support::send(&mut plain, format!("GET /cart?item=1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes());
-    let redirect = proxy_support::read_response(&mut plain, false).expect("a response");
+    let redirect = read_response(&mut plain, false).expect("a response");
     assert_eq!(redirect.status, 308);
     assert_eq!(redirect.header("location"), Some(format!("https://{HOST}:{}/cart?item=1", edge.https.port()).as_str()));
 

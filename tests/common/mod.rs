@@ -11,13 +11,8 @@ use std::time::{Duration, Instant};
 
 use fakeapi::{FakeApi, Options};
 
-#[path = "../support/http.rs"]
-pub mod http;
-#[path = "../support/wait.rs"]
-mod wait;
-
-pub use http::{parse_response, Response};
-pub use wait::wait_until;
+use crate::support::http::{parse_response, Response};
+use crate::support::wait::wait_until;
 
 pub const TOKEN: &str = "test-token-1";
 

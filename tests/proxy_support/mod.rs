@@ -18,13 +18,8 @@ use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
 use serde_json::json;
 
-#[path = "../support/http.rs"]
-mod http;
-#[path = "../support/wait.rs"]
-mod wait;
-
-pub use http::*;
-pub use wait::wait_until;
+use crate::support::http::{header, read_chunked, read_head, read_response, Response};
+use crate::support::wait::wait_until;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 

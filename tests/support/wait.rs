@@ -1,5 +1,7 @@
 //! Bounded polling shared by the test binaries: a condition that never holds
-//! fails the test after a set time instead of hanging the run.
+//! fails the test after a set time instead of hanging the run. Not every
+//! test binary polls.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 

@@ -9,15 +9,7 @@ use std::time::Duration;
 
 use tiny_http::{ExternalStream, Limits, Request, Server};
 
-#[path = "../support/http.rs"]
-mod http;
-#[path = "../support/wait.rs"]
-mod wait;
-
-pub use http::*;
-// Not every test binary polls.
-#[allow(unused_imports)]
-pub use wait::wait_until;
+use crate::support::http::{header, parse_head, read_raw_head, read_until_closed};
 
 /// Generous bound for anything that must happen; a hang shows up as a timeout of this length.
 pub const PATIENCE: Duration = Duration::from_secs(5);

@@ -12,10 +12,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{AlertDescription, ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
-#[path = "../support/http.rs"]
-mod http;
-
-pub use http::*;
+use crate::support::http::{read_response, Response};
 
 /// Bound for anything that must happen; a hang fails as a timeout of this length.
 pub const PATIENCE: Duration = Duration::from_secs(10);
