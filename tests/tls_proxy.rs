@@ -17,7 +17,7 @@ use ingressd::kube::objects::{Ingress, IngressTls, ObjectKey};
 use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
 use ingressd::routes::{self, SSL_REDIRECT_ANNOTATION};
 use ingressd::tls::{self, CertSet};
-use proxy_support::{respond, route_config, rule, test_config, Backend};
+use proxy_support::{respond, route_config, rule, stop_workers, test_config, Backend};
 use support::http::*;
 use tls_support::*;
 
@@ -33,12 +33,7 @@ struct Edge {
 
 impl Drop for Edge {
     fn drop(&mut self) {
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
+        stop_workers(&self.server, &mut self.workers);
     }
 }
 

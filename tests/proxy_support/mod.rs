@@ -227,12 +227,18 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
+        stop_workers(&self.server, &mut self.workers);
+    }
+}
+
+/// Wakes every worker blocked waiting for a request and waits for all of
+/// them to return, so no worker outlives the test that started it.
+pub fn stop_workers(server: &tiny_http::Server, workers: &mut Vec<thread::JoinHandle<()>>) {
+    for _ in workers.iter() {
+        server.unblock();
+    }
+    for worker in workers.drain(..) {
+        let _ = worker.join();
     }
 }
 
