@@ -2,12 +2,15 @@
 //! complete, and the process exits 0.
 
 mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{get, wait_until, Api, Backend, Ingressd};
+use common::{get, Api, Backend, Ingressd};
+use support::http::*;
+use support::wait::wait_until;
 
 #[test]
 fn an_in_flight_slow_request_completes_during_a_drain() {
@@ -34,7 +37,7 @@ fn an_in_flight_slow_request_completes_during_a_drain() {
     );
     let response = in_flight.join().expect("client thread").expect("the in-flight request is answered");
     assert_eq!(response.status, 200);
-    assert_eq!(response.body_text(), "slow /report\n");
+    assert_eq!(response.text(), "slow /report\n");
 
     let status = ingressd.wait_exit(Duration::from_secs(10)).expect("ingressd exits after the drain");
     assert!(status.success(), "exit status {status:?}");
@@ -57,18 +60,10 @@ fn new_connections_are_still_served_during_the_shutdown_delay() {
 }
 
 /// Reads one response with a Content-Length body from a kept-alive connection.
-fn read_sized_response(conn: &mut BufReader<TcpStream>) -> common::Response {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut line = Vec::new();
-        assert!(conn.read_until(b'\n', &mut line).expect("a response head") > 0, "closed before a response");
-        head.extend_from_slice(&line);
-    }
-    let response = common::parse_response(&head).expect("a well-formed head");
-    let length: usize = response.header("content-length").and_then(|v| v.parse().ok()).expect("a sized response");
-    let mut body = vec![0; length];
-    conn.read_exact(&mut body).expect("the whole body");
-    common::Response { body, ..response }
+fn read_sized_response(conn: &mut BufReader<TcpStream>) -> Response {
+    let response = read_response(conn, false).expect("a response");
+    assert!(response.header("content-length").is_some(), "a sized response: {:?}", response.headers);
+    response
 }
 
 /// A client connection that sent one request and keeps the connection open.
@@ -127,7 +122,7 @@ fn a_keep_alive_request_during_the_delay_is_answered_with_connection_close() {
     let asked = Instant::now();
     conn.get_mut().write_all(KEEP_ALIVE_GET).expect("sends on the kept-alive connection");
     let response = read_sized_response(&mut conn);
-    assert_eq!((response.status, response.body_text().as_str()), (200, "blue /keep\n"));
+    assert_eq!((response.status, response.text().as_str()), (200, "blue /keep\n"));
     assert_eq!(response.header("connection"), Some("close"));
     assert!(closed_within(&mut conn, Duration::from_secs(1)), "the connection ends after that response");
     assert!(asked.elapsed() < Duration::from_secs(2), "closed during the delay, not at its end");

@@ -2,14 +2,16 @@
 //! real backends: sync and readiness, live routing changes, API outages.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{get, ingress, service_for, wait_until, Api, Backend, Ingressd};
+use common::{get, ingress, service_for, Api, Backend, Ingressd};
+use support::wait::wait_until;
 
 fn body(ingressd: &Ingressd, host: &str, path: &str) -> String {
     match get(ingressd.http, path, host) {
-        Ok(r) => format!("{} {}", r.status, r.body_text().trim_end()),
+        Ok(r) => format!("{} {}", r.status, r.text().trim_end()),
         Err(e) => format!("error {e}"),
     }
 }
@@ -66,7 +68,7 @@ fn the_request_path_never_calls_the_api_server() {
     assert_eq!(metric("ingressd_upstream_connect_errors_total"), 0.0);
     assert!(metric("ingressd_client_connections") >= 0.0);
     assert!(metric("ingressd_upstream_connections") >= 0.0);
-    let body = ingressd.admin_get("/metrics").body_text();
+    let body = ingressd.admin_get("/metrics").text();
     assert!(!body.contains("/49") && !body.contains("nowhere"), "no label comes from client input");
 }
 

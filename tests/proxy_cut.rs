@@ -2,33 +2,18 @@
 //! not at the server's idle timeout.
 
 mod proxy_support;
+mod support;
 
-use std::io::{ErrorKind, Read};
 use std::net::Shutdown;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proxy_support::*;
+use support::http::*;
 
 /// Far above every bound asserted here: a close by the idle timeout fails.
 fn patient_limits() -> tiny_http::Limits {
     tiny_http::Limits { idle_timeout: Duration::from_secs(30), ..test_limits() }
-}
-
-/// Reads until the proxy closes; returns the bytes and how long the close took.
-fn read_until_closed(conn: &mut std::io::BufReader<std::net::TcpStream>) -> (Vec<u8>, Duration) {
-    let started = Instant::now();
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        match conn.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&buffer[..n]),
-            Err(err) if err.kind() == ErrorKind::ConnectionReset => break,
-            Err(err) => panic!("no close within {IO_TIMEOUT:?}: {err}"),
-        }
-    }
-    (received, started.elapsed())
 }
 
 #[test]
@@ -43,7 +28,7 @@ fn an_upstream_failing_mid_body_cuts_the_client_at_once() {
     let (line, headers) = read_head(&mut conn).expect("the response head");
     assert!(line.starts_with("HTTP/1.1 200"), "{line}");
     assert_eq!(header(&headers, "content-length"), Some("1000"));
-    let (body, took) = read_until_closed(&mut conn);
+    let (body, took) = read_until_closed(&mut conn).unwrap_or_else(|err| panic!("no close within {IO_TIMEOUT:?}: {err}"));
     assert_eq!(body.len(), 500, "the bytes the upstream sent, and no clean end");
     assert!(took < Duration::from_secs(1), "closed after {took:?}");
 }
@@ -60,7 +45,7 @@ fn a_chunked_upstream_failing_mid_body_cuts_the_client_at_once() {
     send(&mut conn, b"GET /chunks HTTP/1.1\r\nHost: cut.test\r\n\r\n");
     let (line, _) = read_head(&mut conn).expect("the response head");
     assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    let (body, took) = read_until_closed(&mut conn);
+    let (body, took) = read_until_closed(&mut conn).unwrap_or_else(|err| panic!("no close within {IO_TIMEOUT:?}: {err}"));
     assert!(!body.ends_with(b"0\r\n\r\n"), "no last chunk after a failure: {body:?}");
     assert!(took < Duration::from_secs(1), "closed after {took:?}");
 }

@@ -2,6 +2,7 @@
 //! both ways, keep-alive, error statuses and their timing, failover, limits.
 
 mod proxy_support;
+mod support;
 
 use std::io::{BufRead, Read, Write};
 use std::net::TcpListener;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ingressd::proxy::ProxyConfig;
 use proxy_support::*;
+use support::http::*;
 
 #[test]
 fn routes_by_host_and_path() {
@@ -40,7 +42,7 @@ fn absolute_form_target_routes_by_its_authority() {
     let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, b"GET http://a.test/x?y HTTP/1.1\r\nHost: ignored.test\r\n\r\n");
-    assert_eq!(read_response(&mut conn, false).status, 200);
+    assert_eq!(read_response(&mut conn, false).expect("a response").status, 200);
     assert_eq!(backend.last().target, "/x?y");
     assert_eq!(backend.last().header("host"), Some("a.test"), "the target's authority replaces Host");
 }
@@ -56,7 +58,7 @@ fn backend_sees_the_header_rules() {
           Proxy-Authorization: secret\r\nTE: trailers\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\
           X-Forwarded-Proto: https\r\nCookie: a=1\r\n\r\n",
     );
-    let response = read_response(&mut conn, false);
+    let response = read_response(&mut conn, false).expect("a response");
     assert_eq!(response.status, 200);
     assert!(response.header("x-request-id").is_none(), "request id is for the upstream");
     let seen = backend.last();
@@ -105,7 +107,7 @@ fn one_mebibyte_bodies_both_ways() {
     let mut conn = connect(&proxy);
     send(&mut conn, format!("POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
     send(&mut conn, &body);
-    let response = read_response(&mut conn, false);
+    let response = read_response(&mut conn, false).expect("a response");
     assert_eq!(response.status, 200);
     assert!(response.body == body, "echoed body differs");
     assert_eq!(backend.last().header("content-length"), Some("1048576"));
@@ -126,7 +128,7 @@ fn chunked_upload_is_streamed_upstream() {
         expected.extend_from_slice(&chunk);
     }
     send(&mut conn, b"0\r\n\r\n");
-    let response = read_response(&mut conn, false);
+    let response = read_response(&mut conn, false).expect("a response");
     assert_eq!(response.status, 200);
     assert!(response.body == expected, "echoed chunked body differs");
     let seen = backend.last();
@@ -168,15 +170,15 @@ fn keep_alive_reuses_client_and_upstream_connections() {
     let mut conn = connect(&proxy);
     for _ in 0..5 {
         send(&mut conn, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
-        let response = read_response(&mut conn, false);
+        let response = read_response(&mut conn, false).expect("a response");
         assert_eq!(response.status, 200);
         assert!(response.header("connection").is_none_or(|c| !c.eq_ignore_ascii_case("close")));
     }
     send(&mut conn, b"HEAD / HTTP/1.1\r\nHost: a.test\r\n\r\n");
-    let head = read_response(&mut conn, true);
+    let head = read_response(&mut conn, true).expect("a response");
     assert_eq!((head.status, head.header("content-length")), (200, Some("2")));
     send(&mut conn, b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
-    let last = read_response(&mut conn, false);
+    let last = read_response(&mut conn, false).expect("a response");
     assert_eq!(last.header("connection"), Some("close"));
     let mut rest = Vec::new();
     assert_eq!(conn.read_to_end(&mut rest).unwrap(), 0, "connection closed after Connection: close");
@@ -191,7 +193,7 @@ fn http10_client_gets_its_semantics() {
     let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, b"GET / HTTP/1.0\r\nHost: a.test\r\n\r\n");
-    let response = read_response(&mut conn, false);
+    let response = read_response(&mut conn, false).expect("a response");
     assert_eq!(response.status, 200);
     assert!(response.header("transfer-encoding").is_none(), "no chunking towards HTTP/1.0");
     assert_eq!(response.text(), "hello");
@@ -200,7 +202,7 @@ fn http10_client_gets_its_semantics() {
     let mut conn = connect(&proxy);
     for _ in 0..2 {
         send(&mut conn, b"GET / HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n");
-        let response = read_response(&mut conn, false);
+        let response = read_response(&mut conn, false).expect("a response");
         assert_eq!((response.header("content-length"), response.text().as_str()), (Some("5"), "hello"));
         assert_eq!(response.header("connection"), Some("keep-alive"));
     }
@@ -245,7 +247,7 @@ fn body_size_limit() {
     let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], ProxyConfig { max_body_size: 2000, ..test_config() });
     let mut conn = connect(&proxy);
     send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2001\r\n\r\n");
-    assert_eq!(read_response(&mut conn, false).status, 413);
+    assert_eq!(read_response(&mut conn, false).expect("a response").status, 413);
     assert!(backend.received.lock().unwrap().is_empty(), "the upstream was not contacted");
 
     let mut conn = connect(&proxy);
@@ -259,7 +261,7 @@ fn body_size_limit() {
     }
     if !aborted {
         let _ = conn.get_mut().write_all(b"0\r\n\r\n");
-        let response = read_response(&mut conn, false);
+        let response = read_response(&mut conn, false).expect("a response");
         assert_eq!(response.status, 413);
     }
     assert!(backend.received.lock().unwrap().is_empty(), "no complete oversized body reached the upstream");
@@ -292,7 +294,7 @@ fn bad_requests_get_400() {
     ] {
         let mut conn = connect(&proxy);
         send(&mut conn, raw);
-        assert_eq!(read_response(&mut conn, false).status, 400, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(read_response(&mut conn, false).expect("a response").status, 400, "{:?}", String::from_utf8_lossy(raw));
     }
 }
 
@@ -302,7 +304,7 @@ fn an_empty_sized_body_keeps_its_content_length() {
     let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n");
-    assert_eq!(read_response(&mut conn, false).status, 200);
+    assert_eq!(read_response(&mut conn, false).expect("a response").status, 200);
     assert_eq!(backend.last().header("content-length"), Some("0"));
 }
 

@@ -3,6 +3,7 @@
 //! upstream in an ambiguous shape, or crash the process.
 
 mod proxy_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::thread;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use ingressd::proxy::ProxyConfig;
 use proxy_support::*;
+use support::http::*;
 
 #[test]
 fn slowloris_clients_do_not_block_others_and_are_cut() {
@@ -61,7 +63,7 @@ fn oversized_heads_are_refused_without_blocking_others() {
     let _ = long_line.get_mut().write_all(&vec![b'a'; 100 * 1024]);
     let _ = long_line.get_mut().write_all(b"\r\n\r\n");
     assert_eq!(get(&proxy, "a.test", "/").status, 200);
-    assert_eq!(read_response(&mut long_line, false).status, 431);
+    assert_eq!(read_response(&mut long_line, false).expect("a response").status, 431);
 
     let mut many = connect(&proxy);
     let mut head = b"GET / HTTP/1.1\r\nHost: a.test\r\n".to_vec();
@@ -70,7 +72,7 @@ fn oversized_heads_are_refused_without_blocking_others() {
     }
     head.extend_from_slice(b"\r\n");
     let _ = many.get_mut().write_all(&head);
-    assert_eq!(read_response(&mut many, false).status, 431);
+    assert_eq!(read_response(&mut many, false).expect("a response").status, 431);
     assert!(backend.received.lock().unwrap().len() == 1, "only the normal request reached the backend");
 }
 
@@ -87,7 +89,7 @@ fn smuggling_shapes_are_rejected() {
     ] {
         let mut conn = connect(&proxy);
         send(&mut conn, raw);
-        let status = read_response(&mut conn, false).status;
+        let status = read_response(&mut conn, false).expect("a response").status;
         assert!((400..=505).contains(&status) && status != 404, "{status} for {:?}", String::from_utf8_lossy(raw));
     }
     assert!(backend.received.lock().unwrap().is_empty(), "an ambiguous request reached the upstream");
@@ -96,7 +98,7 @@ fn smuggling_shapes_are_rejected() {
     // it forwards) but must get an answer.
     let mut conn = connect(&proxy);
     send(&mut conn, b"GET / HTTP/1.1\nHost: a.test\n\n");
-    assert!(matches!(read_response(&mut conn, false).status, 200 | 400));
+    assert!(matches!(read_response(&mut conn, false).expect("a response").status, 200 | 400));
 }
 
 #[test]
@@ -105,7 +107,7 @@ fn a_huge_content_length_without_a_body_does_not_crash() {
     let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 50000000000\r\n\r\n");
-    assert_eq!(read_response(&mut conn, false).status, 413);
+    assert_eq!(read_response(&mut conn, false).expect("a response").status, 413);
 
     let unlimited = start_proxy(&[rule("a.test", "/", &[backend.port()])], ProxyConfig { max_body_size: 0, workers: 1, ..test_config() });
     let mut conn = connect(&unlimited);

@@ -3,12 +3,14 @@
 //! other tests would disturb it.
 
 mod proxy_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 
 use proxy_support::*;
+use support::http::*;
 
 const TOTAL: usize = 256 << 20;
 const BLOCK: usize = 64 << 10;
@@ -29,7 +31,7 @@ fn serve_streaming(stream: TcpStream) {
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut out = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
-    while let Some((line, headers)) = read_head(&mut reader) {
+    while let Ok((line, headers)) = read_head(&mut reader) {
         if line.starts_with("GET ") {
             let length: usize = line.split(' ').nth(1).and_then(|t| t.trim_start_matches('/').parse().ok()).unwrap_or(0);
             let _ = out.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {length}\r\n\r\n").as_bytes());
@@ -91,7 +93,7 @@ fn upload(conn: &mut BufReader<TcpStream>, length: usize) {
         send(conn, b"\r\n");
     }
     send(conn, b"0\r\n\r\n");
-    let response = read_response(conn, false);
+    let response = read_response(conn, false).expect("a response");
     assert_eq!((response.status, response.text()), (200, length.to_string()));
 }
 

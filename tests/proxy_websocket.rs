@@ -3,6 +3,7 @@
 //! the idle timeout, and tunnels not holding proxy workers.
 
 mod proxy_support;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ingressd::proxy::ProxyConfig;
 use proxy_support::*;
+use support::http::*;
 
 const UPGRADE_REQUEST: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -108,7 +110,7 @@ fn a_refused_upgrade_is_relayed_and_closed() {
     let proxy = start_proxy(&[rule("ws.test", "/", &[port])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, UPGRADE_REQUEST);
-    let response = read_response(&mut conn, false);
+    let response = read_response(&mut conn, false).expect("a response");
     assert_eq!((response.status, response.text().as_str()), (426, "nope"));
     assert_eq!(response.header("connection"), Some("close"));
 }
@@ -118,7 +120,7 @@ fn upgrade_to_a_dead_backend_is_502() {
     let proxy = start_proxy(&[rule("ws.test", "/", &[dead_port()])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, UPGRADE_REQUEST);
-    assert_eq!(read_response(&mut conn, false).status, 502);
+    assert_eq!(read_response(&mut conn, false).expect("a response").status, 502);
 }
 
 /// Far above the bounds asserted on tunnels: a close by the server's idle
@@ -159,7 +161,7 @@ fn a_tunnel_whose_upstream_closes_is_closed_at_once() {
     thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        while read_head(&mut reader).is_none() {}
+        while read_head(&mut reader).is_err() {}
         (&stream).write_all(SWITCH).unwrap();
         stream.shutdown(std::net::Shutdown::Both).unwrap();
     });

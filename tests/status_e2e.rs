@@ -4,11 +4,13 @@
 //! ingressd's own pods.
 
 mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{ingress, wait_until, Api, Ingressd};
+use common::{ingress, Api, Ingressd};
 use serde_json::{json, Value};
+use support::wait::wait_until;
 
 const INGRESS_API: &str = "networking.k8s.io/v1";
 const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ingress/leases/ingressd-leader";

@@ -3,6 +3,7 @@
 //! re-read and retried; 409 maps to `Error::Conflict`.
 
 mod common;
+mod support;
 
 use common::{ingress, Api};
 use ingressd::kube::client::ApiClient;

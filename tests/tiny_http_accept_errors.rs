@@ -2,6 +2,7 @@
 //! loop for good. The server runs in a child process whose descriptor limit is lowered with
 //! the shell's `ulimit -n`, so the rest of the test suite keeps its descriptors.
 
+mod support;
 mod tiny_http_common;
 
 use std::fs::File;
@@ -9,6 +10,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::Limits;
 use tiny_http_common::*;
 
@@ -75,7 +78,7 @@ fn emfile_child() {
     // Once this connection is closed, the accept thread is blocked in accept() again.
     let (head, _) = exchange(addr, request).unwrap();
     assert_eq!(status_of(&head), 200);
-    assert!(wait_until(|| server.num_connections() == 0));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 
     let mut fillers = Vec::new();
     while let Ok(file) = File::open("/dev/null") {
@@ -88,7 +91,7 @@ fn emfile_child() {
     fillers.truncate(fillers.len() - 2);
     let mut kept_open = connect(addr);
     kept_open.write_all(request).unwrap();
-    let (head, _) = read_response(&mut kept_open).unwrap();
+    let (head, _) = read_sized_response(&mut kept_open).unwrap();
     assert_eq!(status_of(&head), 200, "{head}");
 
     // Connection B waits in the backlog: every accept() fails with EMFILE meanwhile.
@@ -109,7 +112,7 @@ fn emfile_child() {
     // Descriptors come back: the pending connection and new ones are served.
     drop(fillers);
     client.set_read_timeout(Some(PATIENCE)).unwrap();
-    let (head, _) = read_response(&mut client).unwrap();
+    let (head, _) = read_sized_response(&mut client).unwrap();
     assert_eq!(status_of(&head), 200, "{head}");
     let (head, _) = exchange(addr, request).unwrap();
     assert_eq!(status_of(&head), 200, "{head}");

@@ -1,5 +1,6 @@
 //! The API added to the vendored tiny_http: limits, external streams, raw upgrade, drain.
 
+mod support;
 mod tiny_http_common;
 
 use std::io::{self, Read, Write};
@@ -8,6 +9,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 
@@ -36,7 +39,7 @@ fn external_stream_is_served_secure_with_its_peer_address() {
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
-        let (head, body) = read_response(&mut client).unwrap();
+        let (head, body) = read_sized_response(&mut client).unwrap();
         assert_eq!(status_of(&head), 200, "{head}");
         assert_eq!(
             String::from_utf8(body).unwrap(),
@@ -54,7 +57,7 @@ fn plain_connection_is_not_secure() {
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let (_, body) = read_response(&mut client).unwrap();
+    let (_, body) = read_sized_response(&mut client).unwrap();
     assert_eq!(
         String::from_utf8(body).unwrap(),
         format!("secure=false remote={local}")
@@ -74,23 +77,23 @@ fn num_connections_counts_live_http_and_external_connections() {
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
-        read_response(client).unwrap();
+        read_sized_response(client).unwrap();
     }
     assert!(
-        wait_until(|| server.num_connections() == 2),
+        wait_until(PATIENCE, || server.num_connections() == 2),
         "{}",
         server.num_connections()
     );
 
     drop(plain);
     assert!(
-        wait_until(|| server.num_connections() == 1),
+        wait_until(PATIENCE, || server.num_connections() == 1),
         "{}",
         server.num_connections()
     );
     drop(external);
     assert!(
-        wait_until(|| server.num_connections() == 0),
+        wait_until(PATIENCE, || server.num_connections() == 0),
         "{}",
         server.num_connections()
     );
@@ -103,11 +106,11 @@ fn stop_accepting_refuses_new_connections_and_closes_idle_ones() {
     let mut live = connect(addr);
     live.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    read_response(&mut live).unwrap();
+    read_sized_response(&mut live).unwrap();
 
     server.stop_accepting();
     assert!(
-        wait_until(|| TcpStream::connect(addr).is_err()),
+        wait_until(PATIENCE, || TcpStream::connect(addr).is_err()),
         "the listener still accepts connections"
     );
     // Requests in flight are still answered (tests/tiny_http_drain.rs); a keep-alive
@@ -166,7 +169,7 @@ fn check_upgrade(addr: SocketAddr) {
             b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly",
         )
         .unwrap();
-    let head = read_head(&mut client).unwrap();
+    let head = read_raw_head(&mut client).unwrap();
     assert_eq!(status_of(&head), 101, "{head}");
     let mut got = [0u8; 10];
     client.read_exact(&mut got).unwrap();

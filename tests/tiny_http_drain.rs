@@ -2,6 +2,7 @@
 //! `stop_accepting` also closes connections idle between requests at once, while requests
 //! in flight are still answered.
 
+mod support;
 mod tiny_http_common;
 
 use std::io::{Read, Write};
@@ -9,6 +10,8 @@ use std::net::TcpStream;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 
@@ -44,14 +47,14 @@ fn stop_accepting_closes_a_connection_idle_between_requests() {
     spawn_workers(&server, 1, answer_ok);
     let mut client = connect(addr);
     client.write_all(KEEP_ALIVE_GET).unwrap();
-    let (head, _) = read_response(&mut client).unwrap();
+    let (head, _) = read_sized_response(&mut client).unwrap();
     assert!(!has_connection_close(&head), "{}", head);
 
     server.stop_accepting();
     let started = Instant::now();
     assert!(closed_by_peer(&mut client), "the idle connection is closed");
     assert!(started.elapsed() < Duration::from_secs(1));
-    assert!(wait_until(|| server.num_connections() == 0));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 }
 
 #[test]
@@ -60,13 +63,13 @@ fn stop_accepting_closes_an_external_connection_idle_between_requests() {
     spawn_workers(&server, 1, answer_ok);
     let mut client = connect(external_front(&server));
     client.write_all(KEEP_ALIVE_GET).unwrap();
-    read_response(&mut client).unwrap();
+    read_sized_response(&mut client).unwrap();
     // The connection thread is blocked reading the next head, holding the stream.
     std::thread::sleep(Duration::from_millis(50));
 
     server.stop_accepting();
     assert!(closed_within_a_second(&mut client));
-    assert!(wait_until(|| server.num_connections() == 0));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 }
 
 #[test]
@@ -80,15 +83,15 @@ fn a_connection_that_goes_idle_after_stop_accepting_is_closed() {
     });
     let mut client = connect(addr);
     client.write_all(KEEP_ALIVE_GET).unwrap();
-    assert!(wait_until(|| server.num_connections() == 1));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 1));
 
     server.stop_accepting();
     release.send(()).unwrap();
-    let (head, body) = read_response(&mut client).expect("the request in flight is answered");
+    let (head, body) = read_sized_response(&mut client).expect("the request in flight is answered");
     assert_eq!((status_of(&head), &body[..]), (200, &b"ok"[..]));
     assert!(has_connection_close(&head), "{}", head);
     assert!(closed_within_a_second(&mut client));
-    assert!(wait_until(|| server.num_connections() == 0));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 }
 
 #[test]
@@ -101,12 +104,12 @@ fn after_end_keep_alive_each_response_closes_its_connection() {
     });
     let mut client = connect(addr);
     client.write_all(KEEP_ALIVE_GET).unwrap();
-    read_response(&mut client).unwrap();
+    read_sized_response(&mut client).unwrap();
     assert!(!draining.recv_timeout(PATIENCE).unwrap());
 
     server.end_keep_alive();
     client.write_all(KEEP_ALIVE_GET).unwrap();
-    let (head, body) = read_response(&mut client).unwrap();
+    let (head, body) = read_sized_response(&mut client).unwrap();
     assert_eq!((status_of(&head), &body[..]), (200, &b"ok"[..]));
     assert!(has_connection_close(&head), "{}", head);
     assert!(draining.recv_timeout(PATIENCE).unwrap());
@@ -142,7 +145,7 @@ fn an_upgraded_connection_outlives_stop_accepting() {
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
         .unwrap();
-    assert_eq!(status_of(&read_head(&mut client).unwrap()), 101);
+    assert_eq!(status_of(&read_raw_head(&mut client).unwrap()), 101);
 
     server.stop_accepting();
     client.write_all(b"z").unwrap();
@@ -153,9 +156,9 @@ fn an_upgraded_connection_outlives_stop_accepting() {
     assert_eq!(&echo, b"z");
     // The connection that woke the accept thread closes; the tunnel stays counted.
     assert!(
-        wait_until(|| server.num_connections() == 1),
+        wait_until(PATIENCE, || server.num_connections() == 1),
         "the tunnel counts as live"
     );
     client.shutdown(std::net::Shutdown::Write).unwrap();
-    assert!(wait_until(|| server.num_connections() == 0));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 }

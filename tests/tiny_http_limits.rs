@@ -1,9 +1,12 @@
 //! Fix 5: limits on head line length and header count (431), and on live connections (503).
 
+mod support;
 mod tiny_http_common;
 
 use std::io::Write;
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::Limits;
 use tiny_http_common::*;
 
@@ -83,17 +86,17 @@ fn connections_over_the_cap_get_503_and_close() {
     let mut held: Vec<_> = (0..2).map(|_| connect(addr)).collect();
     for client in &mut held {
         client.write_all(request).unwrap();
-        read_response(client).unwrap();
+        read_sized_response(client).unwrap();
     }
     assert_eq!(server.num_connections(), 2);
 
     let mut refused = connect(addr);
-    let head = read_head(&mut refused).unwrap();
+    let head = read_raw_head(&mut refused).unwrap();
     assert_eq!(status_of(&head), 503, "{head}");
     assert!(closed_by_peer(&mut refused));
 
     drop(held.pop());
-    assert!(wait_until(|| server.num_connections() == 1));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 1));
     let (head, _) = exchange(addr, request).unwrap();
     assert_eq!(status_of(&head), 200, "{head}");
 }

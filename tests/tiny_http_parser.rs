@@ -3,8 +3,10 @@
 //! their status and `Connection: close`, then the connection closes (unpatched: some hang,
 //! some are served with a guessed framing, some close silently).
 
+mod support;
 mod tiny_http_common;
 
+use support::http::*;
 use tiny_http::{Limits, Request, Response};
 use tiny_http_common::*;
 

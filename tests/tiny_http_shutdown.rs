@@ -1,12 +1,15 @@
 //! `Request::shutdown_handle`: a handler that cannot finish its response cuts the client
 //! connection at once instead of leaving it open until the idle timeout.
 
+mod support;
 mod tiny_http_common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::http::*;
+use support::wait::wait_until;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 
@@ -30,41 +33,30 @@ fn half_a_body(request: Request) {
     handle.shutdown();
 }
 
-/// Reads until the peer closes; returns what arrived and how long the close took.
-fn read_until_closed(addr: SocketAddr) -> (Vec<u8>, Duration) {
+/// Sends a GET and reads until the peer closes; returns what arrived and how long the close took.
+fn get_until_closed(addr: SocketAddr) -> (Vec<u8>, Duration) {
     let mut client = connect(addr);
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let started = Instant::now();
-    let mut received = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match client.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("no close within {:?}: {}", PATIENCE, e),
-        }
-    }
-    (received, started.elapsed())
+    read_until_closed(&mut client).unwrap_or_else(|e| panic!("no close within {:?}: {}", PATIENCE, e))
 }
 
 #[test]
 fn a_cut_response_closes_the_connection_at_once() {
     let (server, addr) = start_server(patient_limits());
     spawn_workers(&server, 1, half_a_body);
-    let (received, took) = read_until_closed(addr);
+    let (received, took) = get_until_closed(addr);
     assert!(received.ends_with(b"0123456789"), "{:?}", received);
     assert!(took < Duration::from_secs(1), "closed after {:?}", took);
-    assert!(wait_until(|| server.num_connections() == 0));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 }
 
 #[test]
 fn a_cut_response_closes_an_external_stream_at_once() {
     let (server, _) = start_server(patient_limits());
     spawn_workers(&server, 1, half_a_body);
-    let (received, took) = read_until_closed(external_front(&server));
+    let (received, took) = get_until_closed(external_front(&server));
     assert!(received.ends_with(b"0123456789"), "{:?}", received);
     assert!(took < Duration::from_secs(1), "closed after {:?}", took);
 }
@@ -81,9 +73,9 @@ fn a_handle_outliving_its_connection_does_nothing() {
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let (head, body) = read_response(&mut client).unwrap();
+    let (head, body) = read_sized_response(&mut client).unwrap();
     assert_eq!((status_of(&head), &body[..]), (200, &b"ok"[..]));
-    assert!(wait_until(|| server.num_connections() == 0));
+    assert!(wait_until(PATIENCE, || server.num_connections() == 0));
     let handle = handles.recv_timeout(PATIENCE).unwrap();
     handle.shutdown();
 }

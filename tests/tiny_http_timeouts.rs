@@ -1,12 +1,14 @@
 //! Fix 4: TCP_NODELAY and read/write timeouts on accepted sockets, an idle keep-alive timeout,
 //! and a request-head deadline that a client trickling bytes cannot extend.
 
+mod support;
 mod tiny_http_common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::http::*;
 use tiny_http::{Limits, Request};
 use tiny_http_common::*;
 
@@ -78,7 +80,7 @@ fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    read_response(&mut client).unwrap();
+    read_sized_response(&mut client).unwrap();
     let started = Instant::now();
     assert!(
         closed_by_peer(&mut client),
@@ -98,7 +100,7 @@ fn keep_alive_connection_waiting_less_than_the_idle_timeout_is_served() {
         client
             .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
-        let (head, _) = read_response(&mut client).unwrap();
+        let (head, _) = read_sized_response(&mut client).unwrap();
         assert_eq!(status_of(&head), 200);
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -127,7 +129,7 @@ fn second_small_write_is_not_held_back_by_nagle() {
             client
                 .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                 .unwrap();
-            let (_, body) = read_response(&mut client).unwrap();
+            let (_, body) = read_sized_response(&mut client).unwrap();
             assert_eq!(body, b"ok");
             started.elapsed()
         })

@@ -1,6 +1,7 @@
 //! HTTPS end to end on loopback: real TCP, real rustls clients, the patched
 //! tiny_http serving `tls::TlsStream`s, certificates made by the tests.
 
+mod support;
 mod tls_support;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -14,6 +15,7 @@ use ingressd::cache::{Current, Generation, Snapshot};
 use ingressd::kube::objects::{Ingress, IngressSpec, IngressTls, ObjectKey, ObjectMeta, Secret};
 use ingressd::tls::{self, CertSet};
 use rustls::{AlertDescription, ClientConfig};
+use support::http::*;
 use tls_support::*;
 
 fn ingress(namespace: &str, name: &str, tls: &[(&[&str], &str)]) -> Ingress {
@@ -316,15 +318,10 @@ fn an_upgraded_connection_relays_both_ways_over_tls() {
     let head = "GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
     tls.get_mut().write_all(head.as_bytes()).expect("write head");
     tls.get_mut().flush().expect("flush");
-    let mut line = String::new();
-    tls.read_line(&mut line).expect("status line");
+    let (line, _) = read_head(&mut tls).expect("the response head");
     assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
-    while line != "\r\n" {
-        line.clear();
-        tls.read_line(&mut line).expect("header line");
-    }
     // The server writes while its reader half waits for us: the halves do not block each other.
-    line.clear();
+    let mut line = String::new();
     tls.read_line(&mut line).expect("server speaks first");
     assert_eq!(line, "hello\n");
     for message in ["ping\n", "second message\n"] {

@@ -4,6 +4,7 @@
 
 #[path = "proxy_support/mod.rs"]
 mod proxy_support;
+mod support;
 mod tls_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +17,8 @@ use ingressd::kube::objects::{Ingress, IngressTls, ObjectKey};
 use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
 use ingressd::routes::{self, SSL_REDIRECT_ANNOTATION};
 use ingressd::tls::{self, CertSet};
-use proxy_support::{respond, route_config, rule, test_config, Backend};
+use proxy_support::{respond, route_config, rule, stop_workers, test_config, Backend};
+use support::http::*;
 use tls_support::*;
 
 const HOST: &str = "secure.example.com";
@@ -31,12 +33,7 @@ struct Edge {
 
 impl Drop for Edge {
     fn drop(&mut self) {
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
+        stop_workers(&self.server, &mut self.workers);
     }
 }
 
@@ -84,7 +81,7 @@ fn plain_http_redirects_and_https_reaches_the_backend() {
     socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let mut plain = BufReader::new(socket);
     proxy_support::send(&mut plain, format!("GET /cart?item=1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes());
-    let redirect = proxy_support::read_response(&mut plain, false);
+    let redirect = read_response(&mut plain, false).expect("a response");
     assert_eq!(redirect.status, 308);
     assert_eq!(redirect.header("location"), Some(format!("https://{HOST}:{}/cart?item=1", edge.https.port()).as_str()));
 
@@ -155,13 +152,8 @@ fn websocket_through_the_proxy_over_tls() {
     tls.get_mut().write_all(upgrade.as_bytes()).expect("send upgrade");
     tls.get_mut().flush().expect("flush");
 
-    let mut line = String::new();
-    tls.read_line(&mut line).expect("status line");
+    let (line, _) = read_head(&mut tls).expect("the response head");
     assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
-    while line != "\r\n" {
-        line.clear();
-        tls.read_line(&mut line).expect("header line");
-    }
     let mut greeting = [0u8; 19];
     tls.read_exact(&mut greeting).expect("upstream bytes past its head");
     assert_eq!(&greeting, b"hello-from-upstream");

@@ -39,6 +39,19 @@ pub(super) struct ClientRequest {
     pub unread_body: bool,
 }
 
+/// A request whose route is known, with what the plain forwarder and the
+/// upgrade tunnel both need to send it upstream and to report it.
+pub(super) struct RoutedRequest<'a> {
+    pub client: ClientRequest,
+    pub target: Target,
+    pub upstream_head: UpstreamRequestHeaders,
+    /// The route's endpoints; never empty.
+    pub upstreams: &'a [Upstream],
+    pub route: &'a Route,
+    pub outcome: Outcome,
+    pub started: Instant,
+}
+
 /// Handles one request and reports what happened.
 /// `buffer` is the worker's copy buffer, reused from request to request.
 pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Instant, buffer: &mut [u8]) -> Outcome {
@@ -122,7 +135,8 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     };
 
     if upstream_head.upgrade {
-        return tunnel::relay(shared, request, &client, &target, upstream_head, upstreams, route, outcome, started);
+        let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
+        return tunnel::relay(shared, request, routed);
     }
 
     let declared_length = request.body_length().map(|n| n as u64);
@@ -131,7 +145,8 @@ pub(crate) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let client = ClientRequest { close: true, ..client };
         return reply(request, &client, outcome, started, 413, "request body too large", &[]);
     }
-    proxy(shared, request, &client, &target, upstream_head, upstreams, route, outcome, started, buffer)
+    let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
+    proxy(shared, request, routed, buffer)
 }
 
 /// Why the client's request body stopped.
@@ -220,21 +235,10 @@ fn exchange(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn proxy(
-    shared: &Shared,
-    mut request: tiny_http::Request,
-    client: &ClientRequest,
-    target: &Target,
-    upstream_head: UpstreamRequestHeaders,
-    upstreams: &[Upstream],
-    route: &Route,
-    mut outcome: Outcome,
-    started: Instant,
-    buffer: &mut [u8],
-) -> Outcome {
+fn proxy(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest, buffer: &mut [u8]) -> Outcome {
+    let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started } = routed;
     let Ok(method) = http::Method::from_bytes(outcome.method.as_bytes()) else {
-        return reply(request, client, outcome, started, 400, "bad method", &[]);
+        return reply(request, &client, outcome, started, 400, "bad method", &[]);
     };
     let declared_length = request.body_length().map(|n| n as u64);
     let has_body = client.unread_body;
@@ -263,7 +267,7 @@ fn proxy(
                 Ok(sent) => sent,
                 Err(err) => {
                     log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
-                    return reply(request, client, outcome, started, 400, "bad request", &[]);
+                    return reply(request, &client, outcome, started, 400, "bad request", &[]);
                 }
             };
             let nothing_sent = body.as_ref().is_none_or(|b| b.received == 0);
@@ -286,7 +290,7 @@ fn proxy(
             body_finished = body.finished;
         }
     }
-    let client = &ClientRequest { unread_body: has_body && !body_finished, ..*client };
+    let client = &ClientRequest { unread_body: has_body && !body_finished, ..client };
 
     let response = match (result, body_failure) {
         (Some(Ok(response)), _) => response,

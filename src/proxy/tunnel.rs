@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::forward::{reply, ClientRequest};
-use super::headers::{self, UpstreamRequestHeaders};
-use super::wire::{self, Target};
+use super::forward::{reply, ClientRequest, RoutedRequest};
+use super::headers;
+use super::wire;
 use super::{Outcome, Shared};
 use crate::routes::{Route, Upstream};
 
@@ -108,19 +108,9 @@ fn handshake(shared: &Shared, stream: &mut TcpStream, request_head: &[u8]) -> Re
 }
 
 /// Relays an upgrade request; the returned outcome describes the handshake.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn relay(
-    shared: &Shared,
-    request: tiny_http::Request,
-    client: &ClientRequest,
-    target: &Target,
-    upstream_head: UpstreamRequestHeaders,
-    upstreams: &[Upstream],
-    route: &Route,
-    mut outcome: Outcome,
-    started: Instant,
-) -> Outcome {
-    let client = &ClientRequest { close: true, ..*client };
+pub(super) fn relay(shared: &Shared, request: tiny_http::Request, routed: RoutedRequest) -> Outcome {
+    let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started } = routed;
+    let client = &ClientRequest { close: true, ..client };
     let mut upstream = match connect(shared, upstreams, route, &mut outcome) {
         Ok(stream) => stream,
         Err(err) => {

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use fakeapi::{FakeApi, Options};
 
+use crate::support::http::{parse_response, Response};
+use crate::support::wait::wait_until;
+
 pub const TOKEN: &str = "test-token-1";
 
 /// A fake API server with one valid token, plus files ingressd reads.
@@ -153,20 +156,18 @@ impl Ingressd {
 
     /// One metric sample's value, by its full series name (with labels).
     pub fn metric(&self, series: &str) -> Option<f64> {
-        let body = self.admin_get("/metrics").body_text();
+        let body = self.admin_get("/metrics").text();
         body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
     }
 
     /// Waits for the process to exit, at most `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        let mut exited = None;
+        wait_until(timeout, || {
+            exited = self.child.try_wait().ok().flatten();
+            exited.is_some()
+        });
+        exited
     }
 
     pub fn signal(&self, signal: &str) {
@@ -196,38 +197,6 @@ fn announced_addresses(lines: &mpsc::Receiver<String>, timeout: Duration) -> Opt
     }
 }
 
-/// Polls `check` every 10 ms until it holds, at most `timeout`.
-pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A parsed HTTP/1.1 response.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
 /// GET with a given Host header over a fresh connection (`Connection: close`).
 pub fn get(addr: SocketAddr, path: &str, host: &str) -> std::io::Result<Response> {
     request(addr, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
@@ -241,40 +210,6 @@ pub fn request(addr: SocketAddr, raw: &str) -> std::io::Result<Response> {
     let mut bytes = Vec::new();
     stream.read_to_end(&mut bytes)?;
     parse_response(&bytes)
-}
-
-pub fn parse_response(bytes: &[u8]) -> std::io::Result<Response> {
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
-    let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("no status"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let raw = &bytes[end + 4..];
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(raw).ok_or_else(|| bad("bad chunking"))? } else { raw.to_vec() };
-    Ok(Response { status, headers, body })
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.split(';').next()?.trim(), 16).ok()?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
-    }
 }
 
 /// A loopback HTTP backend answering `NAME PATH` to every request, one

@@ -5,18 +5,21 @@
 //! Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ingressd::cache::{Current, Generation, Snapshot};
 use ingressd::kube::objects::{EndpointSlice, Ingress, ObjectKey, Service};
 use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
 use serde_json::json;
+
+use crate::support::http::{header, read_chunked, read_head, read_response, Response};
+use crate::support::wait::wait_until;
 
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,7 +36,7 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
     pub fn has(&self, name: &str) -> bool {
         self.header(name).is_some()
@@ -102,47 +105,6 @@ pub fn respond_sized(out: &mut TcpStream, status: u16, headers: &[(&str, &str)],
     let _ = out.write_all(head.as_bytes()).and_then(|()| out.write_all(body));
 }
 
-pub fn read_head(reader: &mut impl BufRead) -> Option<(String, Vec<(String, String)>)> {
-    let mut first = String::new();
-    if reader.read_line(&mut first).ok()? == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (n, v) = line.split_once(':')?;
-        headers.push((n.trim().to_string(), v.trim().to_string()));
-    }
-    Some((first.trim_end().to_string(), headers))
-}
-
-pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-}
-
-/// Reads a chunked body to its end.
-pub fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size).ok()?;
-        let size = usize::from_str_radix(size.trim(), 16).ok()?;
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk).ok()?;
-        if size == 0 {
-            return Some(body);
-        }
-        body.extend_from_slice(&chunk[..size]);
-    }
-}
-
 /// Test backends keep bodies in memory; a larger declared body drops the connection.
 pub const MAX_BACKEND_BODY: usize = 64 << 20;
 
@@ -150,14 +112,14 @@ pub fn serve_backend_connection(stream: TcpStream, handler: Handler, log: Arc<Mu
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut out = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
-    while let Some((line, headers)) = read_head(&mut reader) {
+    while let Ok((line, headers)) = read_head(&mut reader) {
         let mut parts = line.split(' ');
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
         let body = if header(&headers, "transfer-encoding").is_some() {
             match read_chunked(&mut reader) {
-                Some(body) => body,
-                None => return,
+                Ok(body) => body,
+                Err(_) => return,
             }
         } else {
             let length: usize = header(&headers, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -256,26 +218,27 @@ impl Proxy {
     /// The outcomes once `count` requests were reported (the observer runs
     /// after the response is written, so a client may be faster).
     pub fn wait_outcomes(&self, count: usize) -> Vec<Outcome> {
-        let deadline = Instant::now() + IO_TIMEOUT;
-        loop {
-            let outcomes = self.outcomes.lock().unwrap().clone();
-            if outcomes.len() >= count || Instant::now() > deadline {
-                assert_eq!(outcomes.len(), count, "outcomes reported");
-                return outcomes;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(IO_TIMEOUT, || self.outcomes.lock().unwrap().len() >= count);
+        let outcomes = self.outcomes.lock().unwrap().clone();
+        assert_eq!(outcomes.len(), count, "outcomes reported");
+        outcomes
     }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
+        stop_workers(&self.server, &mut self.workers);
+    }
+}
+
+/// Wakes every worker blocked waiting for a request and waits for all of
+/// them to return, so no worker outlives the test that started it.
+pub fn stop_workers(server: &tiny_http::Server, workers: &mut Vec<thread::JoinHandle<()>>) {
+    for _ in workers.iter() {
+        server.unblock();
+    }
+    for worker in workers.drain(..) {
+        let _ = worker.join();
     }
 }
 
@@ -339,21 +302,6 @@ pub fn start_proxy_with_limits(snapshot: Snapshot, config: ProxyConfig, limits: 
 
 // ---------------------------------------------------------------- clients
 
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        header(&self.headers, name)
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
 pub fn connect(proxy: &Proxy) -> BufReader<TcpStream> {
     connect_to(proxy.addr)
 }
@@ -369,28 +317,8 @@ pub fn send(conn: &mut BufReader<TcpStream>, raw: &[u8]) {
     conn.get_mut().write_all(raw).unwrap();
 }
 
-/// Reads one response; `head_request` means no body follows.
-pub fn read_response(conn: &mut BufReader<TcpStream>, head_request: bool) -> Response {
-    let (line, headers) = read_head(conn).expect("a response head");
-    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    let body = if head_request || status == 204 || status == 304 {
-        Vec::new()
-    } else if header(&headers, "transfer-encoding").is_some() {
-        read_chunked(conn).expect("a complete chunked body")
-    } else if let Some(length) = header(&headers, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-        let mut body = vec![0; length];
-        conn.read_exact(&mut body).expect("the whole body");
-        body
-    } else {
-        let mut body = Vec::new();
-        conn.read_to_end(&mut body).expect("a body ended by close");
-        body
-    };
-    Response { status, headers, body }
-}
-
 pub fn get(proxy: &Proxy, host: &str, target: &str) -> Response {
     let mut conn = connect(proxy);
     send(&mut conn, format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes());
-    read_response(&mut conn, false)
+    read_response(&mut conn, false).expect("a response")
 }

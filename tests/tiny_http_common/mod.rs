@@ -5,9 +5,11 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tiny_http::{ExternalStream, Limits, Request, Server};
+
+use crate::support::http::{header, parse_head, read_raw_head, read_until_closed};
 
 /// Generous bound for anything that must happen; a hang shows up as a timeout of this length.
 pub const PATIENCE: Duration = Duration::from_secs(5);
@@ -52,50 +54,21 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Reads a response head (through the blank line); errors on timeout or EOF.
-pub fn read_head(stream: &mut impl Read) -> io::Result<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("EOF after {:?}", String::from_utf8_lossy(&head)),
-            ));
-        }
-        head.push(byte[0]);
-    }
-    Ok(String::from_utf8_lossy(&head).into_owned())
-}
-
-/// Reads one response with a Content-Length body, returns (head, body).
-pub fn read_response(stream: &mut impl Read) -> io::Result<(String, Vec<u8>)> {
-    let head = read_head(stream)?;
-    let length = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
+/// Reads one response with a Content-Length body (none without one), returns (head, body).
+pub fn read_sized_response(stream: &mut impl Read) -> io::Result<(String, Vec<u8>)> {
+    let head = read_raw_head(stream)?;
+    let (_, headers) = parse_head(&head)?;
+    let length = header(&headers, "content-length").and_then(|value| value.parse::<usize>().ok()).unwrap_or(0);
     let mut body = vec![0; length];
     stream.read_exact(&mut body)?;
     Ok((head, body))
-}
-
-pub fn status_of(head: &str) -> u16 {
-    head.split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Sends a request and reads its response on a fresh connection.
 pub fn exchange(addr: SocketAddr, request: &[u8]) -> io::Result<(String, Vec<u8>)> {
     let mut stream = connect(addr);
     stream.write_all(request)?;
-    read_response(&mut stream)
+    read_sized_response(&mut stream)
 }
 
 /// Sends `request` from another thread (the server may stop reading and close early);
@@ -106,7 +79,7 @@ pub fn head_and_close(addr: SocketAddr, request: Vec<u8>) -> (String, bool) {
     let sending = thread::spawn(move || {
         let _ = writer.write_all(&request);
     });
-    let head = read_head(&mut client).unwrap_or_default();
+    let head = read_raw_head(&mut client).unwrap_or_default();
     let closed = closed_by_peer(&mut client);
     drop(client);
     sending.join().unwrap();
@@ -116,27 +89,7 @@ pub fn head_and_close(addr: SocketAddr, request: Vec<u8>) -> (String, bool) {
 /// True once the peer closed: read returns EOF or a reset within `PATIENCE`.
 pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-/// Polls `condition` until it holds or `PATIENCE` runs out.
-pub fn wait_until(mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    condition()
+    read_until_closed(stream).is_ok()
 }
 
 /// A plain TCP connection fed in through `serve_stream`, as a TLS session would be.

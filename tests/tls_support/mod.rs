@@ -2,7 +2,7 @@
 //! the API serves them, and a rustls client speaking raw HTTP/1.1.
 #![allow(dead_code)]
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,8 @@ use ingressd::kube::objects::{ObjectMeta, Secret};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{AlertDescription, ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+use crate::support::http::{read_response, Response};
 
 /// Bound for anything that must happen; a hang fails as a timeout of this length.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -140,18 +142,6 @@ pub fn alert_of(error: &io::Error) -> Option<AlertDescription> {
     }
 }
 
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
 /// A POST with a Content-Length body; the response must be sized.
 pub fn request(tls: &mut BufReader<Tls>, host: &str, path: &str, body: &[u8]) -> io::Result<Response> {
     send_request(tls, "POST", host, path, body)
@@ -163,27 +153,10 @@ pub fn send_request(tls: &mut BufReader<Tls>, method: &str, host: &str, path: &s
     tls.get_mut().write_all(head.as_bytes())?;
     tls.get_mut().write_all(body)?;
     tls.get_mut().flush()?;
-    let mut line = String::new();
-    tls.read_line(&mut line)?;
-    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        tls.read_line(&mut line)?;
-        let trimmed = line.trim_end();
-        if trimmed.is_empty() {
-            break;
-        }
-        let (name, value) = trimmed.split_once(':').ok_or_else(|| io::Error::other("bad header"))?;
-        headers.push((name.trim().to_string(), value.trim().to_string()));
+    let response = read_response(tls, method == "HEAD")?;
+    if response.header("content-length").is_none() {
+        return Err(io::Error::other("no content-length"));
     }
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or_else(|| io::Error::other("no content-length"))?;
-    let mut body = vec![0; length];
-    tls.read_exact(&mut body)?;
-    Ok(Response { status, headers, body })
+    Ok(response)
 }
 
