@@ -17,9 +17,6 @@ use super::wire::{self, Framing, Target};
 use super::{tunnel, Outcome, Shared};
 use crate::routes::{Backend, Route, Upstream};
 
-/// At most this many endpoints are tried per request, and only while the
-/// request has not started to go out (connect failures).
-pub(super) const MAX_TRIES: usize = 3;
 
 /// Upstream body reads go through one buffer of this size per worker.
 pub(super) const COPY_BUFFER: usize = 64 * 1024;
@@ -243,7 +240,8 @@ fn proxy(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest
     let declared_length = request.body_length().map(|n| n as u64);
     let has_body = client.unread_body;
     let first = route.next_upstream.fetch_add(1, Ordering::Relaxed);
-    let tries = upstreams.len().min(MAX_TRIES);
+    let order = shared.hold_down.order(upstreams, first, Instant::now());
+    let tries = order.as_slice().len();
 
     let mut body_failure = None;
     let mut body_finished = false;
@@ -257,8 +255,8 @@ fn proxy(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest
             finished: false,
             failure: None,
         });
-        for attempt in 0..tries {
-            let upstream = &upstreams[(first + attempt) % upstreams.len()];
+        for (attempt, &index) in order.as_slice().iter().enumerate() {
+            let upstream = &upstreams[index];
             outcome.upstream = Some(upstream.authority.clone());
             outcome.attempts += 1;
             let uri = format!("http://{}{}", upstream.authority, target.path_and_query);
@@ -274,11 +272,15 @@ fn proxy(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest
             match sent {
                 Err(err) if is_connect_failure(&err) && nothing_sent && attempt + 1 < tries => {
                     outcome.connect_errors += 1;
+                    shared.hold_down.refused(upstream, Instant::now());
                     log::warn!("{}: connect to {} failed, trying the next endpoint: {err}", route.service, upstream.authority);
                 }
                 sent => {
                     if matches!(&sent, Err(err) if is_connect_failure(err)) {
                         outcome.connect_errors += 1;
+                        shared.hold_down.refused(upstream, Instant::now());
+                    } else {
+                        shared.hold_down.answered(upstream);
                     }
                     result = Some(sent);
                     break;

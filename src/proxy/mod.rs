@@ -4,11 +4,13 @@
 //!
 //! - [`headers`] and [`wire`]: pure header rewriting and HTTP framing.
 //! - [`upstream`]: the shared ureq Agent.
+//! - [`holddown`]: endpoints that refused a connection are tried last for a while.
 //! - [`forward`]: one request, from lookup to the last body byte.
 //! - [`tunnel`]: protocol upgrades (WebSocket) relayed over raw sockets.
 
 pub mod forward;
 pub mod headers;
+pub mod holddown;
 pub mod tunnel;
 pub mod upstream;
 pub mod wire;
@@ -91,6 +93,7 @@ pub(crate) struct Shared {
     pub current: Arc<Current>,
     pub config: Arc<ProxyConfig>,
     pub agent: ureq::Agent,
+    pub hold_down: holddown::HoldDown,
 }
 
 /// The message tiny_http's `recv` fails with once `Server::unblock` was
@@ -106,7 +109,7 @@ pub fn spawn_workers(
     config: Arc<ProxyConfig>,
     observer: Observer,
 ) -> Vec<JoinHandle<()>> {
-    let shared = Arc::new(Shared { current, agent: upstream::agent(&config), config });
+    let shared = Arc::new(Shared { current, agent: upstream::agent(&config), hold_down: Default::default(), config });
     (0..shared.config.workers)
         .filter_map(|index| {
             let server = Arc::clone(&server);

@@ -55,15 +55,21 @@ fn resolve(authority: &str) -> io::Result<SocketAddr> {
 /// Connects to the first endpoint that accepts, starting at the round-robin position.
 fn connect(shared: &Shared, upstreams: &[Upstream], route: &Route, outcome: &mut Outcome) -> Result<TcpStream, TunnelError> {
     let first = route.next_upstream.fetch_add(1, Ordering::Relaxed);
-    let tries = upstreams.len().min(super::forward::MAX_TRIES);
+    let order = shared.hold_down.order(upstreams, first, Instant::now());
     let mut last_error = io::Error::new(io::ErrorKind::NotConnected, "no endpoint tried");
-    for attempt in 0..tries {
-        let upstream = &upstreams[(first + attempt) % upstreams.len()];
+    for &index in order.as_slice() {
+        let upstream = &upstreams[index];
         outcome.upstream = Some(upstream.authority.clone());
+        outcome.attempts += 1;
         match resolve(&upstream.authority).and_then(|addr| TcpStream::connect_timeout(&addr, shared.config.connect_timeout)) {
-            Ok(stream) => return Ok(stream),
+            Ok(stream) => {
+                shared.hold_down.answered(upstream);
+                return Ok(stream);
+            }
             Err(err) => {
                 log::warn!("{}: tunnel connect to {} failed: {err}", route.service, upstream.authority);
+                outcome.connect_errors += 1;
+                shared.hold_down.refused(upstream, Instant::now());
                 last_error = err;
             }
         }
