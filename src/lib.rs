@@ -3,10 +3,12 @@
 //! # Module map
 //!
 //! ```text
-//! kube::watch (thread per kind) --events--> cache (one thread)
+//! kube::watcher (thread per kind) --events--> cache (one thread)
 //!     --compiles--> routes::RouteTable + tls::CertSet --publishes--> cache::Current
 //! proxy workers --Current::load--> routes lookup --> ureq upstream
-//! admin: /healthz /readyz /metrics
+//! tls::listener --TLS sessions--> the same tiny_http server and workers
+//! status (leader only) --Current::load--> Ingress status through the API
+//! admin: /healthz /readyz /metrics /debug/routes
 //! ```
 //!
 //! - [`config`]: the command line, a contract with operators and tests.
@@ -15,17 +17,20 @@
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
 //! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
+//! - [`status`]: leader election and Ingress status publishing.
+//! - [`admin`], [`metrics`], [`inspect`]: probes, Prometheus text, the route inspector.
+//! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
 
+pub mod access_log;
+pub mod admin;
 pub mod cache;
 pub mod civil;
 pub mod config;
+pub mod inspect;
 pub mod kube;
+pub mod metrics;
 pub mod proxy;
 pub mod routes;
-pub mod tls;
-pub mod admin;
 pub mod shutdown;
-pub mod access_log;
-pub mod inspect;
-pub mod metrics;
 pub mod status;
+pub mod tls;

@@ -230,7 +230,7 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl StatusHandle {
     /// At shutdown: stop writing and hand the Lease to a follower now rather
-    /// than after the lease duration. Waits at most [`RELEASE_TIMEOUT`].
+    /// than after the lease duration. Waits at most `RELEASE_TIMEOUT`.
     pub fn release(&self) {
         let elector = Arc::clone(&self.elector);
         let (done, finished) = crossbeam_channel::bounded(1);
