@@ -3,6 +3,7 @@
 
 mod common;
 mod support;
+mod tls_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -190,4 +191,46 @@ fn a_tunnel_in_flight_is_served_until_it_ends_within_the_grace() {
     drop(tunnel);
     let status = ingressd.wait_exit(Duration::from_secs(5)).expect("exits once the tunnel ended");
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn an_idle_https_keep_alive_connection_does_not_delay_the_exit() {
+    let api = Api::start();
+    let backend = Backend::start("blue");
+    api.serve_one_site("shop.example.com", "blue", &backend);
+    let ca = fakeapi::certs::Ca::new("drain-ca");
+    let issued = ca.issue("shop.example.com", &["shop.example.com"]);
+    api.fake.create(fakeapi::certs::tls_secret("web", "shop-tls", &issued));
+    let mut site = api.fake.get("networking.k8s.io/v1", "Ingress", "web", "site").expect("the site Ingress");
+    site["spec"]["tls"] = serde_json::json!([{"hosts": ["shop.example.com"], "secretName": "shop-tls"}]);
+    api.fake.apply(site);
+    let mut ingressd = Ingressd::start(&api, &["--shutdown-delay", "0.2", "--shutdown-grace", "20", "--idle-timeout", "60"]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+
+    let mut tls = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            tls = tls_support::connect(ingressd.https, Some("shop.example.com"), tls_support::any_client()).ok();
+            tls.is_some()
+        }),
+        "the certificate is served"
+    );
+    let mut tls = tls.expect("connected");
+    tls.write_all(KEEP_ALIVE_GET).expect("sends over TLS");
+    let mut reader = BufReader::new(&mut tls);
+    let response = read_response(&mut reader, false).expect("a response over TLS");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "blue /keep\n");
+
+    let signalled = Instant::now();
+    ingressd.signal("TERM");
+    let status = ingressd.wait_exit(Duration::from_secs(5)).expect("ingressd exits well before the grace ends");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    let mut rest = Vec::new();
+    let closed = match reader.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(err) => matches!(err.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof),
+    };
+    assert!(closed, "the idle TLS connection was closed");
 }
