@@ -70,6 +70,10 @@ fn the_request_path_never_calls_the_api_server() {
     assert!(metric("ingressd_upstream_connections") >= 0.0);
     let body = ingressd.admin_get("/metrics").text();
     assert!(!body.contains("/49") && !body.contains("nowhere"), "no label comes from client input");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    for family in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split_whitespace().next()) {
+        assert!(readme.contains(&format!("`{family}")), "README documents the metric {family}");
+    }
 }
 
 #[test]
