@@ -3,13 +3,13 @@
 //! It runs on its own listener and threads so a saturated proxy never makes
 //! the kubelet's probes time out.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::cache::{CacheStatus, Current};
 use crate::kube::metrics::WatchMetrics;
+use crate::prometheus::{self, Type};
 
 /// Anything that contributes lines to `/metrics`.
 pub trait MetricsSource: Send + Sync {
@@ -58,31 +58,27 @@ impl Admin {
     fn metrics(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
         let generation = self.current.load();
-        let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
-        };
-        gauge(&mut out, "ingressd_ready", "1 when every kind has been listed and no drain is under way.", u64::from(self.ready()));
-        gauge(&mut out, "ingressd_route_table_routes", "Routes in the current table.", generation.routes.len() as u64);
         let micros = self.cache.last_compile_micros.load(Ordering::Relaxed);
-        let _ = write!(
-            out,
-            "# HELP ingressd_route_table_compile_seconds_last Seconds the last route table compile took.\n\
-             # TYPE ingressd_route_table_compile_seconds_last gauge\n\
-             ingressd_route_table_compile_seconds_last {}.{:06}\n",
-            micros / 1_000_000,
-            micros % 1_000_000
-        );
-        let _ = write!(
-            out,
-            "# HELP ingressd_route_table_compiles_total Route table compiles.\n# TYPE ingressd_route_table_compiles_total counter\ningressd_route_table_compiles_total {}\n",
-            self.cache.compiles.load(Ordering::Relaxed)
-        );
-        gauge(
-            &mut out,
-            "ingressd_last_change_timestamp_seconds",
-            "Unix time of the last change applied to the route table.",
-            self.cache.last_change_unix.load(Ordering::Relaxed),
-        );
+        let families = [
+            ("ingressd_ready", Type::Gauge, "1 when every kind has been listed and no drain is under way.", u64::from(self.ready()).to_string()),
+            ("ingressd_route_table_routes", Type::Gauge, "Routes in the current table.", generation.routes.len().to_string()),
+            (
+                "ingressd_route_table_compile_seconds_last",
+                Type::Gauge,
+                "Seconds the last route table compile took.",
+                format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000),
+            ),
+            ("ingressd_route_table_compiles_total", Type::Counter, "Route table compiles.", self.cache.compiles.load(Ordering::Relaxed).to_string()),
+            (
+                "ingressd_last_change_timestamp_seconds",
+                Type::Gauge,
+                "Unix time of the last change applied to the route table.",
+                self.cache.last_change_unix.load(Ordering::Relaxed).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            prometheus::single(&mut out, name, kind, help, value);
+        }
         for source in &self.sources {
             source.render(&mut out);
         }

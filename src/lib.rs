@@ -18,7 +18,8 @@
 //! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
 //! - [`status`]: leader election and Ingress status publishing.
-//! - [`admin`], [`metrics`], [`inspect`]: probes, Prometheus text, the route inspector.
+//! - [`admin`], [`metrics`], [`prometheus`], [`inspect`]: probes, per-request
+//!   metrics, the text format they share, the route inspector.
 //! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
 
 pub mod access_log;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod inspect;
 pub mod kube;
 pub mod metrics;
+pub mod prometheus;
 pub mod proxy;
 pub mod routes;
 pub mod shutdown;

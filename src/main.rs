@@ -17,6 +17,7 @@ use ingressd::proxy::{self, ProxyConfig};
 use ingressd::routes::{self, RouteConfig};
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
+use ingressd::prometheus::{self, Type};
 use ingressd::{access_log, inspect, shutdown, tls};
 
 fn main() -> ExitCode {
@@ -244,13 +245,9 @@ struct ConnectionMetrics(Arc<tiny_http::Server>);
 
 impl MetricsSource for ConnectionMetrics {
     fn render(&self, out: &mut String) {
-        out.push_str(&format!(
-            "# HELP ingressd_client_connections Client connections open (HTTP and HTTPS).\n\
-             # TYPE ingressd_client_connections gauge\ningressd_client_connections {}\n\
-             # HELP ingressd_upstream_connections Upstream connections open, idle in the pool or in use.\n\
-             # TYPE ingressd_upstream_connections gauge\ningressd_upstream_connections {}\n",
-            self.0.num_connections(),
-            proxy::upstream::open_connections()
-        ));
+        let client = self.0.num_connections();
+        prometheus::single(out, "ingressd_client_connections", Type::Gauge, "Client connections open (HTTP and HTTPS).", client);
+        let upstream = proxy::upstream::open_connections();
+        prometheus::single(out, "ingressd_upstream_connections", Type::Gauge, "Upstream connections open, idle in the pool or in use.", upstream);
     }
 }

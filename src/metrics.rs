@@ -5,10 +5,10 @@
 //! client sends, so the number of series is bounded by the cluster's objects.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use crate::admin::MetricsSource;
+use crate::prometheus::{self, Type};
 use crate::proxy::Outcome;
 
 /// Upper bounds of the request-duration histogram, in seconds.
@@ -93,36 +93,40 @@ impl MetricsSource for RequestMetrics {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        out.push_str("# HELP ingressd_requests_total Requests answered, by Ingress, Service and status class.\n");
-        out.push_str("# TYPE ingressd_requests_total counter\n");
+        const REQUESTS: &str = "ingressd_requests_total";
+        prometheus::header(out, REQUESTS, Type::Counter, "Requests answered, by Ingress, Service and status class.");
         let mut requests: Vec<_> = counters.requests.iter().collect();
         requests.sort();
         for (k, n) in requests {
-            let _ = writeln!(
-                out,
-                "ingressd_requests_total{{namespace=\"{}\",ingress=\"{}\",service=\"{}\",code_class=\"{}\"}} {n}",
-                k.namespace, k.ingress, k.service, k.class
-            );
+            let labels = [("namespace", k.namespace.as_str()), ("ingress", &k.ingress), ("service", &k.service), ("code_class", k.class)];
+            prometheus::sample(out, REQUESTS, &labels, n);
         }
-        out.push_str("# HELP ingressd_request_duration_seconds Time from request head to the last byte sent, by Ingress.\n");
-        out.push_str("# TYPE ingressd_request_duration_seconds histogram\n");
+        prometheus::header(
+            out,
+            "ingressd_request_duration_seconds",
+            Type::Histogram,
+            "Time from request head to the last byte sent, by Ingress.",
+        );
         let mut durations: Vec<_> = counters.durations.iter().collect();
         durations.sort_by(|a, b| a.0.cmp(b.0));
         for ((namespace, ingress), h) in durations {
-            let labels = format!("namespace=\"{namespace}\",ingress=\"{ingress}\"");
+            let by_ingress = [("namespace", namespace.as_str()), ("ingress", ingress.as_str())];
             for (bound, n) in BUCKETS.iter().zip(h.buckets) {
-                let _ = writeln!(out, "ingressd_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {n}");
+                let le = bound.to_string();
+                let labels = [by_ingress[0], by_ingress[1], ("le", le.as_str())];
+                prometheus::sample(out, "ingressd_request_duration_seconds_bucket", &labels, n);
             }
-            let _ = writeln!(out, "ingressd_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "ingressd_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "ingressd_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let labels = [by_ingress[0], by_ingress[1], ("le", "+Inf")];
+            prometheus::sample(out, "ingressd_request_duration_seconds_bucket", &labels, h.count);
+            prometheus::sample(out, "ingressd_request_duration_seconds_sum", &by_ingress, h.sum);
+            prometheus::sample(out, "ingressd_request_duration_seconds_count", &by_ingress, h.count);
         }
         for (name, help, value) in [
             ("ingressd_upstream_connect_errors_total", "Failed connection attempts to upstreams.", counters.upstream_connect_errors),
             ("ingressd_upstream_retries_total", "Requests sent to another endpoint after a connect failure.", counters.upstream_retries),
             ("ingressd_upstream_timeouts_total", "Upstream responses that timed out (504).", counters.upstream_timeouts),
         ] {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+            prometheus::single(out, name, Type::Counter, help, value);
         }
     }
 }

@@ -3,10 +3,10 @@
 //! Plain atomics, so watchers never block on a lock to count and a scrape
 //! never blocks a watcher.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::Kind;
+use crate::prometheus::{self, Type};
 
 /// One set of counters per watched kind.
 #[derive(Debug, Default)]
@@ -50,22 +50,22 @@ fn unix_now() -> u64 {
 }
 
 /// Name, type, help text and reader of each per-kind series, in render order.
-type Series = (&'static str, &'static str, &'static str, fn(&KindMetrics) -> &AtomicU64);
+type Series = (&'static str, Type, &'static str, fn(&KindMetrics) -> &AtomicU64);
 const SERIES: &[Series] = &[
-    ("ingressd_watch_list_requests_total", "counter", "List requests sent to the API server.", |m| &m.list_requests),
-    ("ingressd_watch_requests_total", "counter", "Watch requests sent to the API server.", |m| &m.watch_requests),
-    ("ingressd_watch_restarts_total", "counter", "Watches re-established after their stream ended or failed.", |m| {
+    ("ingressd_watch_list_requests_total", Type::Counter, "List requests sent to the API server.", |m| &m.list_requests),
+    ("ingressd_watch_requests_total", Type::Counter, "Watch requests sent to the API server.", |m| &m.watch_requests),
+    ("ingressd_watch_restarts_total", Type::Counter, "Watches re-established after their stream ended or failed.", |m| {
         &m.watch_restarts
     }),
-    ("ingressd_watch_relists_total", "counter", "Complete relists after the first list (expired resource version).", |m| {
+    ("ingressd_watch_relists_total", Type::Counter, "Complete relists after the first list (expired resource version).", |m| {
         &m.relists
     }),
-    ("ingressd_watch_events_total", "counter", "Watch events received, bookmarks included.", |m| &m.events),
-    ("ingressd_watch_api_errors_total", "counter", "Failed list or watch requests.", |m| &m.api_errors),
-    ("ingressd_watch_last_event_timestamp_seconds", "gauge", "Unix time of the last watch event or list.", |m| {
+    ("ingressd_watch_events_total", Type::Counter, "Watch events received, bookmarks included.", |m| &m.events),
+    ("ingressd_watch_api_errors_total", Type::Counter, "Failed list or watch requests.", |m| &m.api_errors),
+    ("ingressd_watch_last_event_timestamp_seconds", Type::Gauge, "Unix time of the last watch event or list.", |m| {
         &m.last_event_unix
     }),
-    ("ingressd_watch_objects", "gauge", "Objects held in the cache.", |m| &m.objects),
+    ("ingressd_watch_objects", Type::Gauge, "Objects held in the cache.", |m| &m.objects),
 ];
 
 impl WatchMetrics {
@@ -169,16 +169,14 @@ impl WatchMetrics {
     /// Appends every series in the Prometheus text exposition format.
     pub fn render(&self, out: &mut String) {
         for (name, kind_of_metric, help, field) in SERIES {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind_of_metric}");
+            prometheus::header(out, name, *kind_of_metric, help);
             for kind in Kind::ALL {
-                let value = field(self.of(kind)).load(Ordering::Relaxed);
-                let _ = writeln!(out, "{name}{{kind=\"{}\"}} {value}", kind.name());
+                prometheus::sample(out, name, &[("kind", kind.name())], field(self.of(kind)).load(Ordering::Relaxed));
             }
         }
-        let _ = writeln!(out, "# HELP ingressd_api_reachable Whether the last request reached the API server (1) or not (0).");
-        let _ = writeln!(out, "# TYPE ingressd_api_reachable gauge");
-        let _ = writeln!(out, "ingressd_api_reachable {}", i64::from(self.api_reachable() == Some(true)));
+        let reachable = i64::from(self.api_reachable() == Some(true));
+        let help = "Whether the last request reached the API server (1) or not (0).";
+        prometheus::single(out, "ingressd_api_reachable", Type::Gauge, help, reachable);
     }
 }
 

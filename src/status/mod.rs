@@ -26,12 +26,12 @@ mod pods;
 mod publisher;
 pub mod writer;
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::admin::MetricsSource;
+use crate::prometheus::{self, Type};
 use crate::cache::{CacheStatus, Current};
 use crate::config::Config;
 use crate::kube::client::ApiClient;
@@ -198,13 +198,13 @@ impl StatusState {
 impl MetricsSource for StatusState {
     fn render(&self, out: &mut String) {
         let series = [
-            ("ingressd_leader", "gauge", "Whether this replica holds the status Lease and writes Ingress status (1) or not (0).", u64::from(self.is_leading())),
-            ("ingressd_status_writes_total", "counter", "Ingress status writes that succeeded.", self.writes.load(Ordering::Relaxed)),
-            ("ingressd_status_write_errors_total", "counter", "Ingress status writes that failed (after conflict retries).", self.write_errors.load(Ordering::Relaxed)),
-            ("ingressd_status_evaluations_total", "counter", "Times the leader compared desired and current Ingress status.", self.evaluations.load(Ordering::Relaxed)),
+            ("ingressd_leader", Type::Gauge, "Whether this replica holds the status Lease and writes Ingress status (1) or not (0).", u64::from(self.is_leading())),
+            ("ingressd_status_writes_total", Type::Counter, "Ingress status writes that succeeded.", self.writes.load(Ordering::Relaxed)),
+            ("ingressd_status_write_errors_total", Type::Counter, "Ingress status writes that failed (after conflict retries).", self.write_errors.load(Ordering::Relaxed)),
+            ("ingressd_status_evaluations_total", Type::Counter, "Times the leader compared desired and current Ingress status.", self.evaluations.load(Ordering::Relaxed)),
         ];
         for (name, kind, help, value) in series {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            prometheus::single(out, name, kind, help, value);
         }
     }
 }

@@ -37,22 +37,21 @@ pub fn secret_errors_total() -> u64 {
 /// so an alert can fire before clients start failing. The default
 /// certificate has `host=""`.
 pub fn write_metrics(certs: &CertSet, now_unix: i64, out: &mut String) {
-    use std::fmt::Write as _;
-    let _ = writeln!(out, "# HELP ingressd_tls_secret_errors_total TLS Secret versions rejected (unparsable or mismatched certificate or key).");
-    let _ = writeln!(out, "# TYPE ingressd_tls_secret_errors_total counter");
-    let _ = writeln!(out, "ingressd_tls_secret_errors_total {}", secret_errors_total());
-    let _ = writeln!(out, "# HELP ingressd_tls_certificate_expiry_seconds Seconds until a served certificate's notAfter.");
-    let _ = writeln!(out, "# TYPE ingressd_tls_certificate_expiry_seconds gauge");
+    use crate::prometheus::{self, Type};
+    prometheus::single(
+        out,
+        "ingressd_tls_secret_errors_total",
+        Type::Counter,
+        "TLS Secret versions rejected (unparsable or mismatched certificate or key).",
+        secret_errors_total(),
+    );
+    const EXPIRY: &str = "ingressd_tls_certificate_expiry_seconds";
+    prometheus::header(out, EXPIRY, Type::Gauge, "Seconds until a served certificate's notAfter.");
     for entry in certs.entries() {
-        let host = label_value(entry.host.as_deref().unwrap_or(""));
-        let secret = label_value(&entry.secret.to_string());
-        let _ = writeln!(out, "ingressd_tls_certificate_expiry_seconds{{host=\"{host}\",secret=\"{secret}\"}} {}", entry.not_after - now_unix);
+        let secret = entry.secret.to_string();
+        let labels = [("host", entry.host.as_deref().unwrap_or("")), ("secret", secret.as_str())];
+        prometheus::sample(out, EXPIRY, &labels, entry.not_after - now_unix);
     }
-}
-
-/// Escapes a Prometheus label value (backslash, quote, newline).
-fn label_value(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Why a TLS Secret could not be used. Messages never contain key material.
