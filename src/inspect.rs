@@ -7,8 +7,7 @@
 //! material (only Secret names and expiry times).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -157,37 +156,18 @@ pub fn main(args: &[String]) -> ExitCode {
 }
 
 fn fetch(addr: SocketAddr) -> Result<Value, String> {
-    let timeout = Duration::from_secs(5);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream
-        .write_all(format!("GET /debug/routes HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream.take(64 << 20).read_to_end(&mut response).map_err(|e| e.to_string())?;
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no HTTP response")?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(head.lines().next().unwrap_or("").to_string());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .proxy(None)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut response = agent.get(format!("http://{addr}/debug/routes")).call().map_err(|e| e.to_string())?;
+    if response.status() != 200 {
+        return Err(format!("/debug/routes answered {}", response.status()));
     }
-    let body = &response[split + 4..];
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body)? } else { body.to_vec() };
+    let body = response.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| format!("not inspector JSON: {e}"))
-}
-
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let end = raw.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunk")?;
-        let size_text = std::str::from_utf8(&raw[..end]).map_err(|_| "bad chunk size")?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).map_err(|_| "bad chunk size")?;
-        raw = &raw[end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(raw.get(..size).ok_or("truncated chunk")?);
-        raw = raw.get(size + 2..).ok_or("truncated chunk")?;
-    }
 }
 
 #[cfg(test)]
@@ -232,11 +212,5 @@ mod tests {
         let text = table(&document);
         assert!(text.starts_with("HOST"), "{text}");
         assert!(text.contains("shop.example.com") && text.contains("web/late"), "{text}");
-    }
-
-    #[test]
-    fn chunked_bodies_are_reassembled() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(), Ok(&b"abcde"[..]));
-        assert!(dechunk(b"5\r\nab").is_err());
     }
 }
