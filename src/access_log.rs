@@ -30,35 +30,42 @@ pub fn format(outcome: &Outcome, format: AccessLog, now: SystemTime) -> Option<S
             escape_text(&outcome.request_id),
         )),
         AccessLog::Json => {
-            let mut line = String::with_capacity(256);
-            line.push('{');
-            let mut field = |name: &str, value: &str, quoted: bool| {
-                if line.len() > 1 {
-                    line.push(',');
-                }
-                let _ = write!(line, "\"{name}\":");
-                if quoted {
-                    escape_json(value, &mut line);
-                } else {
-                    line.push_str(value);
-                }
+            let line = JsonLine {
+                time: &time,
+                client: &client,
+                host: &outcome.host,
+                method: &outcome.method,
+                path: &outcome.path,
+                status: outcome.status,
+                bytes_sent: outcome.bytes_sent,
+                duration_ms: (millis * 1000.0).round() / 1000.0,
+                upstream,
+                upstream_status: outcome.upstream_status.map_or_else(|| serde_json::json!("-"), serde_json::Value::from),
+                request_id: &outcome.request_id,
+                ingress: &ingress,
             };
-            field("time", &time, true);
-            field("client", &client, true);
-            field("host", &outcome.host, true);
-            field("method", &outcome.method, true);
-            field("path", &outcome.path, true);
-            field("status", &outcome.status.to_string(), false);
-            field("bytes_sent", &outcome.bytes_sent.to_string(), false);
-            field("duration_ms", &format!("{millis:.3}"), false);
-            field("upstream", upstream, true);
-            field("upstream_status", &upstream_status, outcome.upstream_status.is_none());
-            field("request_id", &outcome.request_id, true);
-            field("ingress", &ingress, true);
-            line.push('}');
-            Some(line)
+            serde_json::to_string(&line).ok()
         }
     }
+}
+
+/// One JSON access-log line; serde escapes every control character, so the
+/// line stays one line, and keeps the fields in this order.
+#[derive(serde::Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    client: &'a str,
+    host: &'a str,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    bytes_sent: u64,
+    duration_ms: f64,
+    upstream: &'a str,
+    /// The upstream's status, or "-" when no upstream answered.
+    upstream_status: serde_json::Value,
+    request_id: &'a str,
+    ingress: &'a str,
 }
 
 /// Writes the line for `outcome` to stdout (one `write` so lines from
@@ -86,20 +93,6 @@ fn escape_text(value: &str) -> String {
     out
 }
 
-fn escape_json(value: &str, out: &mut String) {
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
 
 /// `2026-11-25T10:00:00.123Z` from a system time, without a date crate.
 pub fn rfc3339(time: SystemTime) -> String {
@@ -163,6 +156,12 @@ mod tests {
         assert_eq!(value["path"], "/a\r\nFAKE 200 \"x\"\u{1b}[31m\u{e9}");
         assert_eq!(value["status"], 200);
         assert_eq!(value["ingress"], "shop/web");
+        assert_eq!(value["upstream_status"], 200);
+        assert_eq!(value["duration_ms"], 1.5);
+        let unanswered = format(&Outcome::default(), AccessLog::Json, SystemTime::now()).expect("line");
+        let unanswered: serde_json::Value = serde_json::from_str(&unanswered).expect("valid JSON");
+        assert_eq!(unanswered["upstream_status"], "-");
+        assert_eq!(unanswered["ingress"], "-");
     }
 
     #[test]
