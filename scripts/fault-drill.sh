@@ -124,16 +124,21 @@ fault_apiserver_restart() {
     DRILL_NOTE="down ${OUTAGE_SECONDS} s, watches back $back s after the kill; $DELTA_TEXT"
 }
 
-fault_drop_watches() {
-    metrics_mark
+# drop_watches_until_back FAULT: drops every watch, waits (bounded) until
+# ingressd has them open again, and sets BACK to the seconds that took.
+drop_watches_until_back() {
     local started
     started="$(drill_now)"
-    drill_fake drop-watches >/dev/null || drill_fail "drop-watches: the fake API server did not answer"
+    drill_fake drop-watches >/dev/null || drill_fail "$1: drop-watches did not answer"
     drill_wait_watches || true
-    local back
-    back="$(drill_since "$started")"
+    BACK="$(drill_since "$started")"
+}
+
+fault_drop_watches() {
+    metrics_mark
+    drop_watches_until_back drop-watches
     metrics_delta
-    DRILL_NOTE="watches back after $back s; $DELTA_TEXT"
+    DRILL_NOTE="watches back after $BACK s; $DELTA_TEXT"
 }
 
 fault_compact() {
@@ -145,13 +150,11 @@ fault_compact() {
     local started
     started="$(drill_now)"
     drill_fake compact >/dev/null || drill_fail "compact: the fake API server did not answer"
-    drill_fake drop-watches >/dev/null || drill_fail "compact: drop-watches did not answer"
-    drill_wait_watches || true
+    drop_watches_until_back compact
     wait_for_relist compact
-    local back
-    back="$(drill_since "$started")"
+    BACK="$(drill_since "$started")"
     metrics_delta
-    DRILL_NOTE="watches back after $back s; $DELTA_TEXT"
+    DRILL_NOTE="watches back after $BACK s; $DELTA_TEXT"
     ((DELTA_RELISTS > 0)) || drill_fail "compact: no watch was answered 410 and relisted ($DRILL_NOTE)"
 }
 
@@ -167,14 +170,9 @@ fault_token_rotation() {
     status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$API_CA" \
         -H "Authorization: Bearer $old" "$API_URL/api/v1/namespaces/$DRILL_NAMESPACE/services")" || true
     [[ "$status" == 401 ]] || drill_fail "token-rotation: the revoked token still gets $status"
-    local started
-    started="$(drill_now)"
-    drill_fake drop-watches >/dev/null || drill_fail "token-rotation: drop-watches did not answer"
-    drill_wait_watches || true
-    local back
-    back="$(drill_since "$started")"
+    drop_watches_until_back token-rotation
     metrics_delta
-    DRILL_NOTE="old token now 401, watches back with the new one after $back s; $DELTA_TEXT"
+    DRILL_NOTE="old token now 401, watches back with the new one after $BACK s; $DELTA_TEXT"
 }
 
 # drill_apply FILE: creates or replaces the object(s) in FILE through the fake's control.
