@@ -207,8 +207,15 @@ drill_start_load() {
 # Lets each client finish its batch (bounded by curl's --max-time), then stops it.
 drill_stop_load() {
     touch "$STACK_DIR/load.stop"
-    local pid deadline=$((SECONDS + 10))
-    for pid in "${DRILL_LOAD_PIDS[@]}"; do
+    drill_await_pids 10 "${DRILL_LOAD_PIDS[@]}"
+}
+
+# drill_await_pids SECONDS PID...: waits until every PID has exited, all
+# within SECONDS, then stops whichever is still running.
+drill_await_pids() {
+    local pid deadline=$((SECONDS + $1))
+    shift
+    for pid in "$@"; do
         while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
             sleep 0.1
         done
@@ -425,13 +432,7 @@ drill_slowloris() {
         stack_spawn "slow-$n" drill_slowloris_one "$STACK_DIR/slow-$n.result" "$limit"
         pids+=("$STACK_LAST_PID")
     done
-    local pid deadline=$((SECONDS + limit + 5))
-    for pid in "${pids[@]}"; do
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-            sleep 0.1
-        done
-        drill_stop_pid "$pid" TERM
-    done
+    drill_await_pids $((limit + 5)) "${pids[@]}"
     local outcome cut=0 slowest=0
     for ((n = 1; n <= count; n++)); do
         outcome="$(cat "$STACK_DIR/slow-$n.result" 2>/dev/null)" || outcome="no result"
