@@ -471,7 +471,8 @@ fn bad_gateway_before_body(mut writer: Box<dyn Write + Send>, client: &ClientReq
     finish(outcome, started)
 }
 
-fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
+/// Stamps the request's duration on its outcome.
+pub(super) fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
     outcome.duration = started.elapsed();
     outcome
 }

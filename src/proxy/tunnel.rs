@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::forward::{reply, ClientRequest, RoutedRequest};
+use super::forward::{finish, reply, ClientRequest, RoutedRequest};
 use super::headers;
 use super::wire;
 use super::{Outcome, Shared};
@@ -176,11 +176,6 @@ pub(super) fn relay(shared: &Shared, request: tiny_http::Request, routed: Routed
     let client = ClientSide { reader: client_reader, writer: client_writer, cut };
     start_relay(upstream, client, shared.config.websocket_idle_timeout, &outcome);
     finish(outcome, started)
-}
-
-fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
-    outcome.duration = started.elapsed();
-    outcome
 }
 
 /// Copies until the source ends or fails; returns the bytes copied.
