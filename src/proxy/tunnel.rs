@@ -79,10 +79,7 @@ fn connect(shared: &Shared, upstreams: &[Upstream], route: &Route, outcome: &mut
 
 /// Sends the request head and reads the response head; returns it with any bytes read past it.
 fn handshake(shared: &Shared, stream: &mut TcpStream, request_head: &[u8]) -> Result<(wire::ResponseHead, Vec<u8>), TunnelError> {
-    let io_error = |err: io::Error| match err.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TunnelError::Timeout,
-        _ => TunnelError::BadResponse(err.to_string()),
-    };
+    let io_error = |err: io::Error| if is_timeout(&err) { TunnelError::Timeout } else { TunnelError::BadResponse(err.to_string()) };
     let _ = stream.set_nodelay(true);
     stream.set_write_timeout(Some(shared.config.read_timeout)).map_err(io_error)?;
     stream.set_read_timeout(Some(shared.config.response_timeout)).map_err(io_error)?;
