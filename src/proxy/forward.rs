@@ -268,20 +268,19 @@ fn proxy(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest
                     return reply(request, &client, outcome, started, 400, "bad request", &[]);
                 }
             };
+            let connect_failed = matches!(&sent, Err(err) if is_connect_failure(err));
+            if connect_failed {
+                outcome.connect_errors += 1;
+                shared.hold_down.refused(upstream, Instant::now());
+            } else {
+                shared.hold_down.answered(upstream);
+            }
             let nothing_sent = body.as_ref().is_none_or(|b| b.received == 0);
             match sent {
-                Err(err) if is_connect_failure(&err) && nothing_sent && attempt + 1 < tries => {
-                    outcome.connect_errors += 1;
-                    shared.hold_down.refused(upstream, Instant::now());
+                Err(err) if connect_failed && nothing_sent && attempt + 1 < tries => {
                     log::warn!("{}: connect to {} failed, trying the next endpoint: {err}", route.service, upstream.authority);
                 }
                 sent => {
-                    if matches!(&sent, Err(err) if is_connect_failure(err)) {
-                        outcome.connect_errors += 1;
-                        shared.hold_down.refused(upstream, Instant::now());
-                    } else {
-                        shared.hold_down.answered(upstream);
-                    }
                     result = Some(sent);
                     break;
                 }
@@ -472,7 +471,8 @@ fn bad_gateway_before_body(mut writer: Box<dyn Write + Send>, client: &ClientReq
     finish(outcome, started)
 }
 
-fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
+/// Stamps the request's duration on its outcome.
+pub(super) fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
     outcome.duration = started.elapsed();
     outcome
 }

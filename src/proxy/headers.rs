@@ -27,7 +27,7 @@ pub struct ClientSide<'a> {
 impl ClientSide<'_> {
     /// Whether the direct peer may speak for the original client through X-Forwarded-*.
     fn peer_is_trusted(&self) -> bool {
-        self.peer.is_some_and(|ip| self.trusted_proxies.iter().any(|cidr| cidr.contains(ip)))
+        self.peer.is_some_and(|ip| self.is_trusted(ip))
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::forward::{reply, ClientRequest, RoutedRequest};
+use super::forward::{finish, reply, ClientRequest, RoutedRequest};
 use super::headers;
 use super::wire;
 use super::{Outcome, Shared};
@@ -79,10 +79,7 @@ fn connect(shared: &Shared, upstreams: &[Upstream], route: &Route, outcome: &mut
 
 /// Sends the request head and reads the response head; returns it with any bytes read past it.
 fn handshake(shared: &Shared, stream: &mut TcpStream, request_head: &[u8]) -> Result<(wire::ResponseHead, Vec<u8>), TunnelError> {
-    let io_error = |err: io::Error| match err.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TunnelError::Timeout,
-        _ => TunnelError::BadResponse(err.to_string()),
-    };
+    let io_error = |err: io::Error| if is_timeout(&err) { TunnelError::Timeout } else { TunnelError::BadResponse(err.to_string()) };
     let _ = stream.set_nodelay(true);
     stream.set_write_timeout(Some(shared.config.read_timeout)).map_err(io_error)?;
     stream.set_read_timeout(Some(shared.config.response_timeout)).map_err(io_error)?;
@@ -176,11 +173,6 @@ pub(super) fn relay(shared: &Shared, request: tiny_http::Request, routed: Routed
     let client = ClientSide { reader: client_reader, writer: client_writer, cut };
     start_relay(upstream, client, shared.config.websocket_idle_timeout, &outcome);
     finish(outcome, started)
-}
-
-fn finish(mut outcome: Outcome, started: Instant) -> Outcome {
-    outcome.duration = started.elapsed();
-    outcome
 }
 
 /// Copies until the source ends or fails; returns the bytes copied.

@@ -434,14 +434,7 @@ impl Request {
             }
         }
         let reader = self.extract_reader_impl();
-        let writer = self.extract_writer_impl();
-        let writer = match self.notify_when_responded.take() {
-            Some(sender) => Box::new(NotifyOnDrop {
-                sender,
-                inner: writer,
-            }) as Box<dyn Write + Send>,
-            None => writer,
-        };
+        let writer = self.extract_notifying_writer();
         (reader, writer)
     }
 
@@ -500,6 +493,11 @@ impl Request {
     /// Therefore you should always destroy the `Writer` as soon as possible.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
+        self.extract_notifying_writer()
+    }
+
+    /// Extracts the response writer; dropping it tells the connection the response is done.
+    fn extract_notifying_writer(&mut self) -> Box<dyn Write + Send + 'static> {
         let writer = self.extract_writer_impl();
         if let Some(sender) = self.notify_when_responded.take() {
             let writer = NotifyOnDrop {
