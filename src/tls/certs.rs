@@ -20,7 +20,7 @@ use rustls::sign::CertifiedKey;
 use super::{base64, der, Error, SECRET_ERRORS};
 use crate::cache::Snapshot;
 use crate::kube::objects::{Ingress, ObjectKey, Secret};
-use crate::routes::normalize_host;
+use crate::routes::{normalize_host, wildcard_parent};
 
 /// One served certificate, as metrics and the route inspector see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,10 +134,7 @@ impl CertSet {
     pub fn resolve(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let by_name = server_name.map(normalize_host).and_then(|name| {
             // A handshake costs far more than this allocation.
-            self.exact.get(&name).or_else(|| {
-                let (_, parent) = name.split_once('.')?;
-                self.wildcard.get(parent)
-            })
+            self.exact.get(&name).or_else(|| self.wildcard.get(wildcard_parent(&name)?))
         });
         by_name.or(self.default.as_ref()).map(|cert| Arc::clone(&cert.certified))
     }
