@@ -55,11 +55,7 @@ impl<'a> BackendResolver<'a> {
             (None, Some(name)) if !name.is_empty() => Some(PortRef::Name(name.clone())),
             _ => None,
         };
-        let service_port = match &port {
-            Some(PortRef::Number(n)) => n.to_string(),
-            Some(PortRef::Name(name)) => name.clone(),
-            None => String::new(),
-        };
+        let service_port = port.as_ref().map(PortRef::to_string).unwrap_or_default();
         let backend = match port {
             Some(port) => self.resolve_service(namespace, &service.name, port, ingress),
             None => {

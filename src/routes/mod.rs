@@ -47,6 +47,7 @@ use crate::kube::objects::ObjectKey;
 
 pub use compile::{compile, SSL_REDIRECT_ANNOTATION};
 pub use host::normalize_host;
+pub(crate) use host::wildcard_parent;
 pub use table::RouteTable;
 
 /// Where routed traffic goes: Service endpoints (the default) or the ClusterIP.

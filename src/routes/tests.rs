@@ -38,10 +38,7 @@ impl Cluster {
 
     /// One host with `(path, pathType)` pairs, all to service `svc:80`.
     fn paths(&mut self, name: &str, host: Option<&str>, paths: &[(&str, &str)]) -> &mut Self {
-        let paths: Vec<Value> = paths
-            .iter()
-            .map(|(path, path_type)| json!({"path": path, "pathType": path_type, "backend": backend("svc", 80)}))
-            .collect();
+        let paths: Vec<Value> = paths.iter().map(|(path, path_type)| path_rule(path, path_type, backend("svc", 80))).collect();
         self.rules(name, "2024-01-01T00:00:00Z", json!([{"host": host, "http": {"paths": paths}}]))
     }
 

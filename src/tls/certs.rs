@@ -20,7 +20,7 @@ use rustls::sign::CertifiedKey;
 use super::{base64, der, Error, SECRET_ERRORS};
 use crate::cache::Snapshot;
 use crate::kube::objects::{Ingress, ObjectKey, Secret};
-use crate::routes::normalize_host;
+use crate::routes::{normalize_host, wildcard_parent};
 
 /// One served certificate, as metrics and the route inspector see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,10 +134,7 @@ impl CertSet {
     pub fn resolve(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let by_name = server_name.map(normalize_host).and_then(|name| {
             // A handshake costs far more than this allocation.
-            self.exact.get(&name).or_else(|| {
-                let (_, parent) = name.split_once('.')?;
-                self.wildcard.get(parent)
-            })
+            self.exact.get(&name).or_else(|| self.wildcard.get(wildcard_parent(&name)?))
         });
         by_name.or(self.default.as_ref()).map(|cert| Arc::clone(&cert.certified))
     }
@@ -300,6 +297,8 @@ pub fn certified_key(
 
 #[cfg(test)]
 mod tests {
+    use fakeapi::certs::base64;
+
     use super::*;
     use crate::kube::objects::{IngressRule, IngressSpec, IngressTls, ObjectMeta};
 
@@ -336,24 +335,8 @@ F05fe82Kx5mO/KFhw62MWYA=
 -----END PRIVATE KEY-----
 ";
 
-    fn base64_encode(bytes: &[u8]) -> String {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let bits = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(bits >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
     fn pem(label: &str, der: &[u8]) -> String {
-        let body = base64_encode(der);
+        let body = base64(der);
         let lines: Vec<&str> = body.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).expect("ascii")).collect();
         format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
     }
@@ -390,8 +373,8 @@ F05fe82Kx5mO/KFhw62MWYA=
             type_: "kubernetes.io/tls".into(),
             ..Secret::default()
         };
-        secret.data.insert("tls.crt".into(), base64_encode(cert_pem.as_bytes()));
-        secret.data.insert("tls.key".into(), base64_encode(key_pem.as_bytes()));
+        secret.data.insert("tls.crt".into(), base64(cert_pem.as_bytes()));
+        secret.data.insert("tls.key".into(), base64(key_pem.as_bytes()));
         Arc::new(secret)
     }
 

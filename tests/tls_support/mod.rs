@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fakeapi::certs::base64;
 use ingressd::kube::objects::{ObjectMeta, Secret};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -49,26 +50,14 @@ impl Ca {
     }
 }
 
-pub fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let bits = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(bits >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
-}
-
 pub fn secret(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Arc<Secret> {
     let mut secret = Secret {
         metadata: ObjectMeta { namespace: namespace.into(), name: name.into(), ..ObjectMeta::default() },
         type_: "kubernetes.io/tls".into(),
         ..Secret::default()
     };
-    secret.data.insert("tls.crt".into(), base64_encode(cert_pem.as_bytes()));
-    secret.data.insert("tls.key".into(), base64_encode(key_pem.as_bytes()));
+    secret.data.insert("tls.crt".into(), base64(cert_pem.as_bytes()));
+    secret.data.insert("tls.key".into(), base64(key_pem.as_bytes()));
     Arc::new(secret)
 }
 
