@@ -222,8 +222,8 @@ fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
         for kind in Kind::ALL {
             watch_metrics.set_objects(kind, snapshot.count(kind));
         }
-        let routes = routes::compile(snapshot, &route_config);
         let served = routes::served_ingresses(snapshot, &route_config);
+        let routes = routes::compile_served(snapshot, &served, &route_config);
         let certs = tls::CertSet::compile(snapshot, &served, default_cert.as_ref(), &previous.certs);
         Generation { snapshot: Arc::clone(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }
     })

@@ -37,7 +37,12 @@ struct Candidate<'a> {
 
 /// Compiles a snapshot; problems are logged once per compile.
 pub fn compile(snapshot: &Snapshot, config: &RouteConfig) -> RouteTable {
-    let served = served_ingresses(snapshot, config);
+    compile_served(snapshot, &served_ingresses(snapshot, config), config)
+}
+
+/// Compiles the Ingresses already chosen by [`served_ingresses`] (oldest
+/// first), for a caller that needs that list for certificates too.
+pub fn compile_served(snapshot: &Snapshot, served: &[&Ingress], config: &RouteConfig) -> RouteTable {
     let mut resolver = BackendResolver::new(snapshot, config.upstream_mode);
     let mut by_host: HashMap<HostPattern, Vec<Candidate<'_>>> = HashMap::new();
     for (age_rank, ingress) in served.iter().enumerate() {
@@ -85,7 +90,7 @@ pub fn compile(snapshot: &Snapshot, config: &RouteConfig) -> RouteTable {
         }
     }
 
-    table.default_backend = default_backend(&served, config, &mut resolver, &mut conflicts);
+    table.default_backend = default_backend(served, config, &mut resolver, &mut conflicts);
     conflicts.sort_by(|(a_rank, a), (b_rank, b)| (a_rank, &a.host, &a.path).cmp(&(b_rank, &b.host, &b.path)));
     table.conflicts = conflicts.into_iter().map(|(_, conflict)| conflict).collect();
     for conflict in &table.conflicts {
