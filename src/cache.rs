@@ -113,10 +113,10 @@ impl Store {
             Event::Replace(kind, objects) => {
                 clear(snapshot, kind);
                 for object in objects {
-                    if object_kind(&object) == kind {
+                    if object.kind() == kind {
                         place(snapshot, object, true);
                     } else {
-                        log::error!("a {} list carried a {} object; ignored", kind.name(), object_kind(&object).name());
+                        log::error!("a {} list carried a {} object; ignored", kind.name(), object.kind().name());
                     }
                 }
                 self.synced.insert(kind);
@@ -131,16 +131,6 @@ impl Store {
 
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
-    }
-}
-
-fn object_kind(object: &Object) -> Kind {
-    match object {
-        Object::Ingress(_) => Kind::Ingress,
-        Object::IngressClass(_) => Kind::IngressClass,
-        Object::Service(_) => Kind::Service,
-        Object::EndpointSlice(_) => Kind::EndpointSlice,
-        Object::Secret(_) => Kind::Secret,
     }
 }
 
