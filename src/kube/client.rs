@@ -172,11 +172,21 @@ impl ApiClient {
         url: &str,
         configure: impl FnOnce(ureq::config::ConfigBuilder<ureq::typestate::RequestScope<ureq::typestate::WithoutBody>>) -> ureq::RequestBuilder<ureq::typestate::WithoutBody>,
     ) -> Result<ureq::http::Response<ureq::Body>, Error> {
-        let mut request = self.agent.get(url);
-        if let Some(authorization) = self.token.authorization() {
-            request = request.header("authorization", authorization);
+        let response = configure(self.authorized(self.agent.get(url)).config()).call().map_err(transport_error)?;
+        self.success(response)
+    }
+
+    /// Adds the bearer token, when there is one.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match self.token.authorization() {
+            Some(authorization) => request.header("authorization", authorization),
+            None => request,
         }
-        let mut response = configure(request.config()).call().map_err(transport_error)?;
+    }
+
+    /// The response of a 2xx status; any other becomes the [`Error`] that
+    /// [`status_error`] maps it to, after re-reading the token on a 401.
+    fn success(&self, mut response: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>, Error> {
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(response);
@@ -243,26 +253,15 @@ impl ApiClient {
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, Error> {
         let bytes = serde_json::to_vec(body).map_err(|e| Error::Decode(format!("cannot encode {path}: {e}")))?;
-        let mut request = request.header("content-type", "application/json");
-        if let Some(authorization) = self.token.authorization() {
-            request = request.header("authorization", authorization);
-        }
-        let mut response = request
+        let response = self
+            .authorized(request.header("content-type", "application/json"))
             .config()
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             .timeout_recv_body(Some(RESPONSE_TIMEOUT))
             .build()
             .send(&bytes[..])
             .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        if !(200..300).contains(&status) {
-            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-            let body = response.body_mut().with_config().limit(ERROR_BODY_LIMIT).read_to_vec().unwrap_or_default();
-            if status == 401 {
-                self.token.reload();
-            }
-            return Err(status_error(status, retry_after.as_deref(), &body));
-        }
+        let mut response = self.success(response)?;
         let body = response.body_mut().with_config().limit(OBJECT_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
     }
