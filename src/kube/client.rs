@@ -14,7 +14,7 @@ use std::time::Duration;
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, BodyReader};
 
-use super::list::{api_path, decode_list_page, encode, list_query, watch_query, ListPage};
+use super::list::{api_path, decode_list_page, list_query, watch_parameters, watch_query, ListPage};
 use super::token::Token;
 use super::watch_line::{LineSplitter, Status, MAX_LINE};
 use super::{Error, Kind};
@@ -202,11 +202,15 @@ impl ApiClient {
     /// Fetches one page of `kind`'s list.
     pub fn list_page(&self, kind: Kind, namespace: Option<&str>, continue_token: Option<&str>) -> Result<ListPage, Error> {
         let url = format!("{}{}?{}", self.base, api_path(kind, namespace), list_query(kind, None, continue_token));
-        let mut response = self.get(&url, |c| {
+        decode_list_page(kind, &self.get_body(&url)?)
+    }
+
+    /// GETs `url` and reads the whole body, within the list timeouts and size limit.
+    fn get_body(&self, url: &str) -> Result<Vec<u8>, Error> {
+        let mut response = self.get(url, |c| {
             c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_recv_body(Some(LIST_BODY_TIMEOUT)).build()
         })?;
-        let body = response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
-        decode_list_page(kind, &body)
+        response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)
     }
 
     /// Opens a watch from `resource_version`; the server ends it after
@@ -218,20 +222,23 @@ impl ApiClient {
             api_path(kind, namespace),
             watch_query(kind, None, resource_version, timeout_seconds)
         );
+        self.open_watch(&url, timeout_seconds, kind.name())
+    }
+
+    /// Opens the watch at `url`, which asks the server to end it after
+    /// `timeout_seconds`; reads time out only after that plus the grace.
+    /// `name` names the watch in log lines.
+    fn open_watch(&self, url: &str, timeout_seconds: u64, name: &str) -> Result<WatchStream, Error> {
         let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
-            self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new(kind.name().to_string(), response.into_body().into_reader()))
+            self.get(url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
+        Ok(WatchStream::new(name.to_string(), response.into_body().into_reader()))
     }
 
     /// GETs `path` (with its query, if any) and decodes the JSON body: for
     /// objects outside the cached kinds (Leases, Pods) and for re-reads.
     pub fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
-        let url = format!("{}{}", self.base, path);
-        let mut response = self.get(&url, |c| {
-            c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_recv_body(Some(LIST_BODY_TIMEOUT)).build()
-        })?;
-        let body = response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
+        let body = self.get_body(&format!("{}{}", self.base, path))?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
     }
 
@@ -271,15 +278,8 @@ impl ApiClient {
     /// after `timeout_seconds`.
     pub fn watch_path(&self, path: &str, query: &str, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
         let separator = if query.is_empty() { "" } else { "&" };
-        let url = format!(
-            "{}{path}?{query}{separator}watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}",
-            self.base,
-            encode(resource_version)
-        );
-        let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
-        let response =
-            self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new(path.to_string(), response.into_body().into_reader()))
+        let url = format!("{}{path}?{query}{separator}{}", self.base, watch_parameters(resource_version, timeout_seconds));
+        self.open_watch(&url, timeout_seconds, path)
     }
 }
 
