@@ -3,6 +3,8 @@
 //! hand on a real socket (chunk boundaries inside JSON lines, garbage lines,
 //! keep-alive blank lines, ERROR 410, expired continue tokens).
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::watcher::spawn;
 use ingressd::kube::{Event, Kind, Object};
+use support::wait::wait_until;
 
 /// What the server answers to one request.
 enum Reply {
@@ -119,14 +122,7 @@ impl ScriptedServer {
     }
 
     fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while self.requests().len() < n {
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        true
+        wait_until(timeout, || self.requests().len() >= n)
     }
 }
 
@@ -202,11 +198,7 @@ fn list_then_watch_follows_the_protocol_step_by_step() {
     assert!(server.wait_for_requests(9, Duration::from_secs(5)));
     assert!(eighth_at.elapsed() >= Duration::from_millis(400), "no backoff after an empty watch");
     stop.store(true, Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !watcher.is_finished() {
-        assert!(Instant::now() < deadline, "watcher ignores stop");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
 
     let requests = server.requests();
     let targets: Vec<&str> = requests.iter().take(8).map(|(t, _)| t.as_str()).collect();
@@ -266,11 +258,7 @@ fn a_version_that_expires_at_once_does_not_relist_in_a_tight_loop() {
     assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
     assert!(expired_at.elapsed() >= Duration::from_millis(400), "relisted without backing off");
     stop.store(true, Ordering::Relaxed);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !watcher.is_finished() {
-        assert!(Instant::now() < deadline, "watcher ignores stop");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
     let requests = server.requests();
     assert!(requests[1].0.starts_with("/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=7&"));
     assert_eq!(requests[2].0, "/api/v1/services?limit=500");

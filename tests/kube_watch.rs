@@ -1,5 +1,7 @@
 //! The five watchers against the fake API server over real HTTPS on loopback.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::watcher::{api_path, spawn};
 use ingressd::kube::{Event, Kind, Object};
 use serde_json::{json, Value};
+use support::wait::wait_until;
 
 const TOKEN: &str = "first-token";
 
@@ -217,11 +220,11 @@ fn dropped_watches_resume_without_relisting() {
     let watches = h.watch_counts();
 
     h.api().drop_watches();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while h.watch_counts().iter().zip(&watches).any(|(now, before)| now <= before) {
-        assert!(Instant::now() < deadline, "watches not re-established: {:?} vs {watches:?}", h.watch_counts());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_until(Duration::from_secs(5), || h.watch_counts().iter().zip(&watches).all(|(now, before)| now > before)),
+        "watches not re-established: {:?} vs {watches:?}",
+        h.watch_counts()
+    );
     h.wait_for_all_watches();
     h.api().create(ingress("shop", "after-drop", "new.example"));
     assert!(h.wait_for(Duration::from_secs(2), |e| is_upsert_of(e, Kind::Ingress, "shop/after-drop")).is_some());
@@ -308,11 +311,12 @@ fn server_gone_after_sync_counts_errors_without_panicking() {
     h.initial_sync(Duration::from_secs(5));
     h.wait_for_all_watches();
     drop(h.api.take());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while h.metrics.api_reachable() != Some(false) || Kind::ALL.iter().any(|k| h.metrics.api_errors(*k) == 0) {
-        assert!(Instant::now() < deadline, "errors not counted after the server went away");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            h.metrics.api_reachable() == Some(false) && Kind::ALL.iter().all(|k| h.metrics.api_errors(*k) > 0)
+        }),
+        "errors not counted after the server went away"
+    );
     assert!(h.threads.iter().all(|t| !t.is_finished()), "watchers keep retrying");
     // Nothing reaches the cache that would drop the routes it holds.
     assert!(h.rx.try_iter().all(|e| !matches!(e, Event::Replace(..) | Event::Delete(_))));
@@ -412,11 +416,7 @@ fn no_server_at_start_backs_off_until_it_appears() {
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while metrics.api_errors(Kind::IngressClass) < 2 {
-        assert!(Instant::now() < deadline, "refused connections not retried");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(wait_until(Duration::from_secs(5), || metrics.api_errors(Kind::IngressClass) >= 2), "refused connections not retried");
     assert_eq!(metrics.api_reachable(), Some(false));
     assert!(rx.try_recv().is_err());
 
@@ -435,10 +435,6 @@ fn no_server_at_start_backs_off_until_it_appears() {
     assert_eq!(metrics.api_reachable(), Some(true));
     stop.store(true, Ordering::Relaxed);
     drop(api);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !watcher.is_finished() {
-        assert!(Instant::now() < deadline, "watcher ignores stop");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,8 @@
 //! Jitter keeps the watchers of many edge nodes from hitting a recovering API
 //! server in lockstep.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The first delay before jitter.
 pub const INITIAL: Duration = Duration::from_millis(800);
@@ -12,6 +13,21 @@ pub const INITIAL: Duration = Duration::from_millis(800);
 pub const MAXIMUM: Duration = Duration::from_secs(30);
 /// A watch that stayed up this long proves the API healthy again.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
+/// How often a stop-aware sleep looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Sleeps up to `duration`, waking early when `stop` is set.
+pub fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
+    let deadline = Instant::now() + duration;
+    while !stop.load(Ordering::Relaxed) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(STOP_POLL));
+    }
+}
 
 /// A small xorshift64* generator: good enough for jitter, no `rand` crate.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, BodyReader};
 
-use super::list::{api_path, decode_list_page, encode, list_query, watch_query, ListPage};
+use super::list::{api_path, decode_list_page, list_query, watch_parameters, watch_query, ListPage};
 use super::token::Token;
 use super::watch_line::{LineSplitter, Status, MAX_LINE};
 use super::{Error, Kind};
@@ -172,11 +172,21 @@ impl ApiClient {
         url: &str,
         configure: impl FnOnce(ureq::config::ConfigBuilder<ureq::typestate::RequestScope<ureq::typestate::WithoutBody>>) -> ureq::RequestBuilder<ureq::typestate::WithoutBody>,
     ) -> Result<ureq::http::Response<ureq::Body>, Error> {
-        let mut request = self.agent.get(url);
-        if let Some(authorization) = self.token.authorization() {
-            request = request.header("authorization", authorization);
+        let response = configure(self.authorized(self.agent.get(url)).config()).call().map_err(transport_error)?;
+        self.success(response)
+    }
+
+    /// Adds the bearer token, when there is one.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match self.token.authorization() {
+            Some(authorization) => request.header("authorization", authorization),
+            None => request,
         }
-        let mut response = configure(request.config()).call().map_err(transport_error)?;
+    }
+
+    /// The response of a 2xx status; any other becomes the [`Error`] that
+    /// [`status_error`] maps it to, after re-reading the token on a 401.
+    fn success(&self, mut response: ureq::http::Response<ureq::Body>) -> Result<ureq::http::Response<ureq::Body>, Error> {
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             return Ok(response);
@@ -192,11 +202,15 @@ impl ApiClient {
     /// Fetches one page of `kind`'s list.
     pub fn list_page(&self, kind: Kind, namespace: Option<&str>, continue_token: Option<&str>) -> Result<ListPage, Error> {
         let url = format!("{}{}?{}", self.base, api_path(kind, namespace), list_query(kind, None, continue_token));
-        let mut response = self.get(&url, |c| {
+        decode_list_page(kind, &self.get_body(&url)?)
+    }
+
+    /// GETs `url` and reads the whole body, within the list timeouts and size limit.
+    fn get_body(&self, url: &str) -> Result<Vec<u8>, Error> {
+        let mut response = self.get(url, |c| {
             c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_recv_body(Some(LIST_BODY_TIMEOUT)).build()
         })?;
-        let body = response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
-        decode_list_page(kind, &body)
+        response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)
     }
 
     /// Opens a watch from `resource_version`; the server ends it after
@@ -208,20 +222,23 @@ impl ApiClient {
             api_path(kind, namespace),
             watch_query(kind, None, resource_version, timeout_seconds)
         );
+        self.open_watch(&url, timeout_seconds, kind.name())
+    }
+
+    /// Opens the watch at `url`, which asks the server to end it after
+    /// `timeout_seconds`; reads time out only after that plus the grace.
+    /// `name` names the watch in log lines.
+    fn open_watch(&self, url: &str, timeout_seconds: u64, name: &str) -> Result<WatchStream, Error> {
         let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
-            self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new(kind.name().to_string(), response.into_body().into_reader()))
+            self.get(url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
+        Ok(WatchStream::new(name.to_string(), response.into_body().into_reader()))
     }
 
     /// GETs `path` (with its query, if any) and decodes the JSON body: for
     /// objects outside the cached kinds (Leases, Pods) and for re-reads.
     pub fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
-        let url = format!("{}{}", self.base, path);
-        let mut response = self.get(&url, |c| {
-            c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_recv_body(Some(LIST_BODY_TIMEOUT)).build()
-        })?;
-        let body = response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
+        let body = self.get_body(&format!("{}{}", self.base, path))?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
     }
 
@@ -243,26 +260,15 @@ impl ApiClient {
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, Error> {
         let bytes = serde_json::to_vec(body).map_err(|e| Error::Decode(format!("cannot encode {path}: {e}")))?;
-        let mut request = request.header("content-type", "application/json");
-        if let Some(authorization) = self.token.authorization() {
-            request = request.header("authorization", authorization);
-        }
-        let mut response = request
+        let response = self
+            .authorized(request.header("content-type", "application/json"))
             .config()
             .timeout_recv_response(Some(RESPONSE_TIMEOUT))
             .timeout_recv_body(Some(RESPONSE_TIMEOUT))
             .build()
             .send(&bytes[..])
             .map_err(transport_error)?;
-        let status = response.status().as_u16();
-        if !(200..300).contains(&status) {
-            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-            let body = response.body_mut().with_config().limit(ERROR_BODY_LIMIT).read_to_vec().unwrap_or_default();
-            if status == 401 {
-                self.token.reload();
-            }
-            return Err(status_error(status, retry_after.as_deref(), &body));
-        }
+        let mut response = self.success(response)?;
         let body = response.body_mut().with_config().limit(OBJECT_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
     }
@@ -272,15 +278,8 @@ impl ApiClient {
     /// after `timeout_seconds`.
     pub fn watch_path(&self, path: &str, query: &str, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
         let separator = if query.is_empty() { "" } else { "&" };
-        let url = format!(
-            "{}{path}?{query}{separator}watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}",
-            self.base,
-            encode(resource_version)
-        );
-        let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
-        let response =
-            self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new(path.to_string(), response.into_body().into_reader()))
+        let url = format!("{}{path}?{query}{separator}{}", self.base, watch_parameters(resource_version, timeout_seconds));
+        self.open_watch(&url, timeout_seconds, path)
     }
 }
 

@@ -81,12 +81,14 @@ pub fn list_query(kind: Kind, label_selector: Option<&str>, continue_token: Opti
 
 /// The query string (without `?`) of a watch from `resource_version`.
 pub fn watch_query(kind: Kind, label_selector: Option<&str>, resource_version: &str, timeout_seconds: u64) -> String {
-    let mut query = format!(
-        "watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}",
-        encode(resource_version)
-    );
+    let mut query = watch_parameters(resource_version, timeout_seconds);
     selectors(kind, label_selector, &mut query);
     query
+}
+
+/// The parameters every watch request carries, of any collection.
+pub fn watch_parameters(resource_version: &str, timeout_seconds: u64) -> String {
+    format!("watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}", encode(resource_version))
 }
 
 /// One decoded page of a list response.

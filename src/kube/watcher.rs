@@ -17,7 +17,7 @@ use crossbeam_channel::Sender;
 
 pub use super::list::{api_path, API_RESOURCES};
 
-use super::backoff::{Backoff, XorShift, HEALTHY_AFTER, MAXIMUM};
+use super::backoff::{sleep_unless_stopped, Backoff, XorShift, HEALTHY_AFTER, MAXIMUM};
 use super::client::ApiClient;
 use super::list::{ListAccumulator, ListProgress};
 use super::metrics::WatchMetrics;
@@ -31,8 +31,6 @@ const WATCH_TIMEOUT_SECONDS: std::ops::Range<u64> = 300..600;
 const QUICK_END: Duration = Duration::from_secs(1);
 /// A continue token that keeps expiring means the list cannot be paged now.
 const MAX_LIST_RESTARTS: u32 = 3;
-/// How often a backoff sleep looks at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Starts the watcher thread of `kind`. It ends when `stop` is set (checked
 /// between requests; a blocked watch read ends at its per-read timeout) or
@@ -92,15 +90,8 @@ impl Watcher {
     /// it with Retry-After (capped like any delay); false when stopped meanwhile.
     fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
         let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
-        let deadline = Instant::now() + delay;
-        while !self.stopped() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            std::thread::sleep(left.min(STOP_POLL));
-        }
-        false
+        sleep_unless_stopped(delay, &self.stop);
+        !self.stopped()
     }
 
     /// A 401 after which the token file held a new token (the client re-read

@@ -47,6 +47,16 @@ impl Elector {
         format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", self.namespace)
     }
 
+    fn lease_path(&self) -> String {
+        format!("{}/{}", self.collection_path(), self.name)
+    }
+
+    /// GETs and decodes the Lease at `path`.
+    fn read_lease(&self, path: &str) -> Result<Lease, Error> {
+        let value = self.client.get_json(path)?;
+        serde_json::from_value::<Lease>(value).map_err(|e| Error::Decode(format!("Lease {path}: {e}")))
+    }
+
     pub(super) fn run(&self) {
         let mut last_holder = String::new();
         // A lasting failure (RBAC, missing namespace) is logged once per change, not every retry.
@@ -103,11 +113,9 @@ impl Elector {
         self.released.store(true, Ordering::Relaxed);
         self.state.resign();
         let _io = lock(&self.lease_io);
-        let path = format!("{}/{}", self.collection_path(), self.name);
+        let path = self.lease_path();
         let released = self
-            .client
-            .get_json(&path)
-            .and_then(|v| serde_json::from_value::<Lease>(v).map_err(|e| Error::Decode(format!("Lease {path}: {e}"))))
+            .read_lease(&path)
             .and_then(|lease| match election::release(microtime::now_micros(SystemTime::now()), &lease, &self.identity) {
                 Some(Action::Update { resource_version, spec }) => self
                     .client
@@ -124,9 +132,9 @@ impl Elector {
 
     /// One read-decide-write round; returns the action that was carried out.
     fn try_once(&self) -> Result<Action, Error> {
-        let path = format!("{}/{}", self.collection_path(), self.name);
-        let lease = match self.client.get_json(&path) {
-            Ok(value) => Some(serde_json::from_value::<Lease>(value).map_err(|e| Error::Decode(format!("Lease {path}: {e}")))?),
+        let path = self.lease_path();
+        let lease = match self.read_lease(&path) {
+            Ok(lease) => Some(lease),
             Err(Error::Http { status: 404, .. }) => None,
             Err(e) => return Err(e),
         };

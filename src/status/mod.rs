@@ -34,6 +34,7 @@ use crate::admin::MetricsSource;
 use crate::prometheus::{self, Type};
 use crate::cache::{CacheStatus, Current};
 use crate::config::Config;
+use crate::kube::backoff::sleep_unless_stopped;
 use crate::kube::client::ApiClient;
 use crate::kube::objects::IngressLoadBalancerIngress;
 use crate::routes::RouteConfig;
@@ -274,18 +275,6 @@ pub fn spawn(config: StatusConfig, inputs: Inputs) -> Result<StatusHandle, Strin
     let publisher = publisher::Publisher::new(inputs, Arc::clone(&state));
     thread("status-publisher").spawn(move || publisher.run()).map_err(spawn_error)?;
     Ok(StatusHandle { state, elector })
-}
-
-/// Sleeps up to `duration`, waking early when `stop` is set.
-fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
-    let deadline = Instant::now() + duration;
-    while !stop.load(Ordering::Relaxed) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
-    }
 }
 
 #[cfg(test)]
