@@ -76,6 +76,9 @@ fn served_ingresses_get_the_address_foreign_ones_keep_theirs_and_departed_ones_a
     assert!(published(&api, "web", "unclaimed").is_empty());
     assert_eq!(api.fake.request_count(&status_path("web", "foreign")), 0);
     assert_eq!(api.fake.request_count(&status_path("web", "unclaimed")), 0);
+    // The counter moves once the PUT's response is back, a moment after the
+    // fake API already shows the write.
+    wait_until(Duration::from_secs(2), || metric(&ingressd, "ingressd_status_writes_total") == 2.0);
     assert_eq!(metric(&ingressd, "ingressd_status_writes_total"), 2.0);
     assert_eq!(metric(&ingressd, "ingressd_leader"), 1.0);
 }
