@@ -13,7 +13,8 @@
 //!
 //! - [`config`]: the command line, a contract with operators and tests.
 //! - [`kube`]: API objects, the HTTP client, list-then-watch.
-//! - [`cache`]: owns the objects, publishes immutable generations.
+//! - [`store`]: the watched objects by kind, and snapshots of them.
+//! - [`cache`]: the thread that owns the store, compiles and publishes immutable generations.
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
 //! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
@@ -35,4 +36,5 @@ pub mod proxy;
 pub mod routes;
 pub mod shutdown;
 pub mod status;
+pub mod store;
 pub mod tls;
