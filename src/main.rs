@@ -12,7 +12,7 @@ use ingressd::cache::{self, CacheStatus, CompileConfig, Current};
 use ingressd::config::{Command, Config};
 use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
-use ingressd::kube::{watcher, Kind};
+use ingressd::kube::{probe, watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
 use ingressd::routes::RouteConfig;
 use ingressd::status::{self, StatusConfig};
@@ -119,7 +119,8 @@ fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the cache thread and one watcher per kind.
+/// Starts the cache thread, one watcher per kind, and the probe that ends
+/// their backoff when the API server answers again.
 fn start_watching(
     config: &Config,
     client: &Arc<ApiClient>,
@@ -136,6 +137,7 @@ fn start_watching(
         watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), Arc::clone(stop))
             .map_err(|e| format!("cannot start the {} watcher: {e}", kind.name()))?;
     }
+    probe::spawn(Arc::clone(client), Arc::clone(stop)).map_err(|e| format!("cannot start the API probe: {e}"))?;
     Ok(())
 }
 

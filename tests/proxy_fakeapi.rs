@@ -122,3 +122,73 @@ fn requests_never_reach_the_api_server() {
     let other_requests = (api.total_requests() - total_before) - (watch_requests() - watches_before);
     assert_eq!(other_requests, 0, "API requests other than watch restarts while serving");
 }
+
+/// Waits until the fake API has answered `count` more requests than `before`
+/// (an injected failure is consumed by the first request that arrives).
+fn wait_for_requests(api: &FakeApi, before: usize, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.total_requests() < before + count {
+        assert!(Instant::now() < deadline, "the injected failures were not consumed");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ten faults in a row, of every kind an API server shows (dropped streams,
+/// 500, 503, 410 Expired, connection refused), push every watcher deep into
+/// backoff; once the server answers again, a change written then is routed
+/// within the bound, because the probe wakes every sleeping watcher.
+#[test]
+fn after_ten_mixed_faults_a_change_is_routed_soon_after_the_api_answers_again() {
+    let backend = Backend::text("from-backend");
+    let api = FakeApi::start(Options { tls: false, objects: objects(backend.port()), ..Options::default() }).expect("fake API");
+    let addr_of_api = api.addr();
+    let (_ingressd, addr) = start_ingressd(&api.url());
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while get_at(addr, "app.test") != Some(200) {
+        assert!(Instant::now() < deadline, "the route never became ready");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(api.wait_for_watches(5, IO_TIMEOUT), "every kind is watched");
+
+    // Faults 1-9: dropped streams, 500 and 503 answers, 410 Expired.
+    api.drop_watches();
+    for (count, status) in [(1, 500), (1, 503)] {
+        let before = api.total_requests();
+        api.fail_next(count, status);
+        wait_for_requests(&api, before, count);
+    }
+    api.compact();
+    api.drop_watches();
+    api.drop_watches();
+    for (count, status) in [(2, 500), (1, 503), (1, 410)] {
+        let before = api.total_requests();
+        api.fail_next(count, status);
+        wait_for_requests(&api, before, count);
+    }
+    // Fault 10: the server is gone and connections are refused, long enough
+    // for several more failures of every kind.
+    let objects: Vec<_> = [("networking.k8s.io/v1", "Ingress"), ("v1", "Service"), ("discovery.k8s.io/v1", "EndpointSlice")]
+        .iter()
+        .flat_map(|(api_version, kind)| api.list(api_version, kind))
+        .collect();
+    let last_version = api.resource_version();
+    drop(api);
+    thread::sleep(Duration::from_secs(12));
+
+    let api = FakeApi::start(Options { addr: addr_of_api, tls: false, objects, ..Options::default() }).expect("fake API restarts");
+    let recovered = Instant::now();
+    api.create(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "late", "namespace": "default"},
+        "spec": {"ingressClassName": "ingressd", "rules": [{"host": "late.test", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}));
+    // The restarted server's versions start past the old ones (they count
+    // milliseconds); expiring them all makes every watcher relist.
+    assert!(api.resource_version() > last_version);
+    api.compact();
+    let bound = Duration::from_secs(15);
+    while get_at(addr, "late.test") != Some(200) {
+        assert!(recovered.elapsed() < bound, "not routed {bound:?} after the API server answered again");
+        thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("routed {:?} after the API server answered again", recovered.elapsed());
+}

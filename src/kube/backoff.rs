@@ -1,18 +1,29 @@
-//! Exponential backoff with jitter for API retries.
+//! Exponential backoff with jitter for API retries, and the probe that ends
+//! every backoff at once when the API server answers again.
 //!
-//! Pure: the random source is a seeded [`XorShift`], so tests pin the delays.
-//! Jitter keeps the watchers of many edge nodes from hitting a recovering API
-//! server in lockstep.
+//! Pure: the random source is a seeded [`XorShift`] and time is passed in, so
+//! tests pin the delays and run the recovery bound on a fake clock. Jitter
+//! keeps the watchers of many edge nodes from hitting a recovering API server
+//! in lockstep.
+//!
+//! Why a probe: a watcher that failed ten times sleeps up to 30 s, and
+//! nothing it does can notice sooner that the server is back. One cheap
+//! `GET /version` every 3 to 4 s while anyone sleeps bounds the time from
+//! "the API answers" to "every kind is current" by the probe interval plus
+//! one list, at one request per interval per node.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The first delay before jitter.
 pub const INITIAL: Duration = Duration::from_millis(800);
 /// No delay ever exceeds this, jitter included.
 pub const MAXIMUM: Duration = Duration::from_secs(30);
-/// A watch that stayed up this long proves the API healthy again.
-pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// Probes run no more often than this while anyone backs off.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(3);
+/// Jitter stretches each probe interval by up to a third: 3 to 4 s.
+const PROBE_JITTER: f64 = 1.0 / 3.0;
 
 /// How often a stop-aware sleep looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
@@ -109,6 +120,149 @@ impl Backoff {
     }
 }
 
+/// When to probe the API server, on a caller's clock (`now` is the time
+/// since any fixed origin). Pure; the probe thread owns one.
+#[derive(Debug, Clone)]
+pub struct ProbeSchedule {
+    next: Option<Duration>,
+    rng: XorShift,
+}
+
+/// What the probe thread does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeStep {
+    /// Nobody backs off: wait until someone does.
+    Idle,
+    /// Wait until this time (or until nobody backs off any more).
+    WaitUntil(Duration),
+    /// Probe now, then report with [`ProbeSchedule::probed`].
+    Probe,
+}
+
+impl ProbeSchedule {
+    pub fn new(rng: XorShift) -> ProbeSchedule {
+        ProbeSchedule { next: None, rng }
+    }
+
+    /// The first probe comes one jittered interval after backing off began,
+    /// so a single quick retry that works costs no probe at all.
+    pub fn step(&mut self, now: Duration, backing_off: bool) -> ProbeStep {
+        if !backing_off {
+            self.next = None;
+            return ProbeStep::Idle;
+        }
+        match self.next {
+            Some(at) if now >= at => ProbeStep::Probe,
+            Some(at) => ProbeStep::WaitUntil(at),
+            None => {
+                let at = now + self.interval();
+                self.next = Some(at);
+                ProbeStep::WaitUntil(at)
+            }
+        }
+    }
+
+    /// A probe finished at `now` (whatever its outcome): the next one is a
+    /// jittered interval later.
+    pub fn probed(&mut self, now: Duration) {
+        self.next = Some(now + self.interval());
+    }
+
+    fn interval(&mut self) -> Duration {
+        PROBE_INTERVAL.mul_f64(1.0 + PROBE_JITTER * self.rng.next_unit())
+    }
+}
+
+/// Where watchers sleep out their backoff, so one successful probe can wake
+/// them all. Shared by every user of one API client.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    state: Mutex<RecoveryState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct RecoveryState {
+    /// Threads inside [`Recovery::sleep`].
+    sleeping: usize,
+    /// Bumped by every successful probe.
+    wakes: u64,
+}
+
+/// Why a backoff sleep ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// The delay passed.
+    Elapsed,
+    /// A probe found the API server answering.
+    ApiAnswers,
+    /// Stop was set.
+    Stopped,
+}
+
+impl Recovery {
+    fn lock(&self) -> MutexGuard<'_, RecoveryState> {
+        // Plain counters, valid after a panic elsewhere.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sleeps up to `delay`; a successful probe or `stop` ends it early.
+    pub fn sleep(&self, delay: Duration, stop: &AtomicBool) -> Woke {
+        let deadline = Instant::now() + delay;
+        let mut state = self.lock();
+        let wakes = state.wakes;
+        state.sleeping += 1;
+        self.changed.notify_all();
+        let woke = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Woke::Stopped;
+            }
+            if state.wakes != wakes {
+                break Woke::ApiAnswers;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Woke::Elapsed;
+            }
+            state = match self.changed.wait_timeout(state, left.min(STOP_POLL)) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        };
+        state.sleeping -= 1;
+        woke
+    }
+
+    /// How many threads sleep out a backoff now.
+    pub fn sleeping(&self) -> usize {
+        self.lock().sleeping
+    }
+
+    /// Ends every backoff sleep now; returns how many there were.
+    pub fn wake_all(&self) -> usize {
+        let mut state = self.lock();
+        state.wakes += 1;
+        self.changed.notify_all();
+        state.sleeping
+    }
+
+    /// Waits up to `timeout` for someone to start backing off (or for stop).
+    pub fn wait_for_sleepers(&self, timeout: Duration, stop: &AtomicBool) {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        while state.sleeping == 0 && !stop.load(Ordering::Relaxed) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            state = match self.changed.wait_timeout(state, left.min(STOP_POLL)) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +314,90 @@ mod tests {
         let in_range: Vec<u64> = (0..1000).map(|_| rng.range(300, 600)).collect();
         assert!(in_range.iter().all(|v| (300..600).contains(v)));
         assert_eq!(rng.range(5, 5), 5);
+    }
+
+    /// The recovery bound on a fake clock: however many failures came
+    /// before (so however long the backoff), once the API answers at time
+    /// `up`, the watcher's next attempt starts within 5 s: its own backoff
+    /// expires, or the probe (running while it sleeps) finds the API and
+    /// wakes it. The first successful attempt then resets the backoff.
+    #[test]
+    fn a_watcher_retries_within_five_seconds_of_the_api_answering() {
+        let bound = Duration::from_secs(5);
+        let mut worst = Duration::ZERO;
+        for seed in 1..300u64 {
+            let mut rng = XorShift::new(seed);
+            let failures_before = rng.range(0, 20) as u32;
+            let up = Duration::from_millis(rng.range(0, 120_000));
+            let mut backoff = Backoff::new(XorShift::new(seed * 7));
+            for _ in 0..failures_before {
+                backoff.next_delay();
+            }
+            let mut probe = ProbeSchedule::new(XorShift::new(seed * 13));
+            // The watcher fails at t = 0 and keeps failing until `up`.
+            let mut now = Duration::ZERO;
+            let retried_at = loop {
+                let wake_at = now + backoff.next_delay();
+                // The probe runs while the watcher sleeps; a probe at or after `up` wakes it.
+                let mut t = now;
+                let woken = loop {
+                    match probe.step(t, true) {
+                        ProbeStep::Probe if t >= up => break Some(t),
+                        ProbeStep::Probe => probe.probed(t),
+                        ProbeStep::WaitUntil(at) if at >= wake_at => break None,
+                        ProbeStep::WaitUntil(at) => t = at,
+                        ProbeStep::Idle => unreachable!("a watcher backs off"),
+                    }
+                };
+                now = woken.unwrap_or(wake_at);
+                if now >= up {
+                    break now;
+                }
+            };
+            let late = retried_at - up;
+            assert!(late <= bound, "seed {seed}: {failures_before} failures, API up at {up:?}, retried {late:?} later");
+            worst = worst.max(late);
+        }
+        assert!(worst > Duration::from_secs(3), "the probe interval sets the bound: worst {worst:?}");
+    }
+
+    #[test]
+    fn the_probe_waits_an_interval_idles_when_nobody_backs_off_and_keeps_its_pace() {
+        let mut probe = ProbeSchedule::new(XorShift::new(3));
+        assert_eq!(probe.step(Duration::ZERO, false), ProbeStep::Idle);
+        let ProbeStep::WaitUntil(first) = probe.step(Duration::from_secs(10), true) else { panic!("waits first") };
+        assert!(first >= Duration::from_secs(13) && first < Duration::from_secs(14), "{first:?}");
+        assert_eq!(probe.step(first, true), ProbeStep::Probe);
+        probe.probed(first);
+        let ProbeStep::WaitUntil(second) = probe.step(first, true) else { panic!("paced") };
+        assert!(second - first >= PROBE_INTERVAL, "no more often than every 3 s");
+        assert_eq!(probe.step(second, false), ProbeStep::Idle);
+        let ProbeStep::WaitUntil(again) = probe.step(second, true) else { panic!("starts over") };
+        assert!(again > second);
+    }
+
+    #[test]
+    fn wake_all_ends_every_backoff_sleep_at_once() {
+        let recovery = std::sync::Arc::new(Recovery::default());
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let sleepers: Vec<_> = (0..3)
+            .map(|_| {
+                let (recovery, stop) = (std::sync::Arc::clone(&recovery), std::sync::Arc::clone(&stop));
+                std::thread::spawn(move || recovery.sleep(Duration::from_secs(30), &stop))
+            })
+            .collect();
+        recovery.wait_for_sleepers(Duration::from_secs(5), &stop);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while recovery.sleeping() < 3 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert_eq!(recovery.wake_all(), 3);
+        for sleeper in sleepers {
+            assert_eq!(sleeper.join().expect("sleeper"), Woke::ApiAnswers);
+        }
+        assert_eq!(recovery.sleeping(), 0);
+        assert_eq!(recovery.sleep(Duration::from_millis(1), &stop), Woke::Elapsed);
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(recovery.sleep(Duration::from_secs(30), &stop), Woke::Stopped);
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, BodyReader};
 
+use super::backoff::Recovery;
 use super::list::{api_path, decode_list_page, list_query, watch_parameters, watch_query, ListPage};
 use super::token::Token;
 use super::watch_line::{LineSplitter, Status, MAX_LINE};
@@ -42,6 +43,7 @@ pub struct ApiClient {
     base: String,
     token: Token,
     watch_read_grace: Duration,
+    recovery: Recovery,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -142,7 +144,7 @@ impl ApiClient {
                 .build();
             config = config.tls_config(tls);
         }
-        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file), watch_read_grace: WATCH_READ_GRACE })
+        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file), watch_read_grace: WATCH_READ_GRACE, recovery: Recovery::default() })
     }
 
     /// Replaces [`WATCH_READ_GRACE`]: a shorter grace finds dead connections
@@ -164,6 +166,21 @@ impl ApiClient {
     /// See [`Token::generation`].
     pub fn token_generation(&self) -> u64 {
         self.token.generation()
+    }
+
+    /// Where every user of this client sleeps out its backoff, so one
+    /// successful [`probe`](Self::probe) can end them all.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// `GET /version`: the cheapest request that proves the server answers
+    /// authenticated requests (every authenticated client may read it).
+    pub fn probe(&self) -> Result<(), Error> {
+        let url = format!("{}/version", self.base);
+        let mut response = self.get(&url, |c| c.timeout_recv_response(Some(CONNECT_TIMEOUT)).timeout_recv_body(Some(CONNECT_TIMEOUT)).build())?;
+        response.body_mut().with_config().limit(ERROR_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
+        Ok(())
     }
 
     /// Sends a GET and returns the response only for a 2xx status.

@@ -20,6 +20,7 @@ mod error;
 pub mod list;
 pub mod metrics;
 pub mod objects;
+pub mod probe;
 pub mod token;
 pub mod watch_line;
 pub mod watcher;

@@ -6,7 +6,10 @@
 //! - every event (bookmarks included) advances the resourceVersion, so a
 //!   watch that ends cleanly resumes where it stopped, without a relist;
 //! - only a 410 (expired resourceVersion) forces a relist;
-//! - failures back off with jitter; a watch that stayed up a minute resets it.
+//! - failures back off with jitter; a successful list, or a watch that
+//!   delivered an event, proves the server healthy and resets the backoff;
+//! - a backoff sleep ends early when the probe finds the API answering
+//!   (see [`super::probe`]), so recovery never waits out a 30 s delay.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use crossbeam_channel::Sender;
 
 pub use super::list::{api_path, API_RESOURCES};
 
-use super::backoff::{sleep_unless_stopped, Backoff, XorShift, HEALTHY_AFTER, MAXIMUM};
+use super::backoff::{Backoff, Woke, XorShift, MAXIMUM};
 use super::client::ApiClient;
 use super::list::{ListAccumulator, ListProgress};
 use super::metrics::WatchMetrics;
@@ -87,11 +90,19 @@ impl Watcher {
     }
 
     /// Sleeps for the next backoff delay, or longer when the server asked for
-    /// it with Retry-After (capped like any delay); false when stopped meanwhile.
+    /// it with Retry-After (capped like any delay), unless the probe finds
+    /// the API answering first; false when stopped meanwhile.
     fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
         let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
-        sleep_unless_stopped(delay, &self.stop);
-        !self.stopped()
+        log::info!("{}: retrying in {:.1}s (failure {} in a row)", self.name(), delay.as_secs_f64(), self.backoff.failures());
+        match self.client.recovery().sleep(delay, &self.stop) {
+            Woke::Stopped => false,
+            Woke::ApiAnswers => {
+                log::info!("{}: the API server answers again; retrying now", self.name());
+                true
+            }
+            Woke::Elapsed => !self.stopped(),
+        }
     }
 
     /// A 401 after which the token file held a new token (the client re-read
@@ -142,9 +153,6 @@ impl Watcher {
                 let token_before = self.client.token_generation();
                 let end = self.watch(&mut resource_version);
                 let lasted = started.elapsed();
-                if lasted >= HEALTHY_AFTER {
-                    self.backoff.reset();
-                }
                 match end {
                     WatchEnd::Finished => return,
                     WatchEnd::Expired(message) => {
@@ -195,6 +203,7 @@ impl Watcher {
             let token_before = self.client.token_generation();
             match self.list_pages() {
                 Ok(listed) => {
+                    self.backoff.reset();
                     self.metrics.set_api_reachable(true);
                     self.metrics.mark_fresh(self.kind);
                     return Some(listed);
@@ -265,6 +274,10 @@ impl Watcher {
             };
             events += 1;
             self.metrics.count_event(self.kind);
+            if events == 1 && !matches!(event, WatchEvent::Error(_)) {
+                // The server streams again: the next failure starts the backoff over.
+                self.backoff.reset();
+            }
             let to_cache = match event {
                 WatchEvent::Added(object) | WatchEvent::Modified(object) => {
                     advance(resource_version, &object);

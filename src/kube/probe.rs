@@ -1,0 +1,44 @@
+//! The probe thread: while anyone sleeps out a backoff, it asks the API
+//! server `GET /version` every 3 to 4 s, and wakes every sleeper as soon as
+//! one answer comes back (see [`super::backoff`] for why and the bound).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::backoff::{ProbeSchedule, ProbeStep, XorShift};
+use super::client::ApiClient;
+
+/// How long the idle probe waits for a sleeper before looking at stop again.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// Starts the probe thread; it ends when `stop` is set.
+pub fn spawn(client: Arc<ApiClient>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("api-probe".into()).spawn(move || run(&client, &stop))
+}
+
+fn run(client: &ApiClient, stop: &AtomicBool) {
+    let recovery = client.recovery();
+    let origin = Instant::now();
+    let mut schedule = ProbeSchedule::new(XorShift::from_time(0x7072_6f62));
+    while !stop.load(Ordering::Relaxed) {
+        match schedule.step(origin.elapsed(), recovery.sleeping() > 0) {
+            ProbeStep::Idle => recovery.wait_for_sleepers(IDLE_WAIT, stop),
+            ProbeStep::WaitUntil(at) => super::backoff::sleep_unless_stopped(at.saturating_sub(origin.elapsed()), stop),
+            ProbeStep::Probe => {
+                let result = client.probe();
+                schedule.probed(origin.elapsed());
+                match result {
+                    Ok(()) => {
+                        let woken = recovery.wake_all();
+                        if woken > 0 {
+                            log::info!("the API server answers again: {woken} backing-off watchers retry now");
+                        }
+                    }
+                    Err(error) => log::debug!("API probe failed: {error}"),
+                }
+            }
+        }
+    }
+}
