@@ -43,7 +43,7 @@ fn cluster(ingresses: usize) -> Snapshot {
         .expect("slice json");
         snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
         snapshot.services.insert(service.metadata.key(), Arc::new(service));
-        snapshot.endpoint_slices.insert(slice.metadata.key(), Arc::new(slice));
+        snapshot.insert(ingressd::kube::Object::EndpointSlice(slice));
     }
     snapshot
 }

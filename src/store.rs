@@ -3,9 +3,16 @@
 //!
 //! Below both `routes` and `tls` (which read snapshots) and `cache` (which
 //! owns the store), so none of them import each other for it.
+//!
+//! The maps are persistent (`imbl::OrdMap`, B-trees whose nodes are shared
+//! between versions): publishing a snapshot and then changing one object
+//! copies a path of a few nodes, not the whole kind, so a change costs
+//! O(log n) however many objects there are.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use crate::kube::objects::{EndpointSlice, Ingress, IngressClass, KubeObject, ObjectKey, Secret, Service};
 use crate::kube::{Event, Kind, Object};
@@ -13,11 +20,16 @@ use crate::kube::{Event, Kind, Object};
 /// Every watched object, by kind, at one instant.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
-    pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
-    pub services: BTreeMap<ObjectKey, Arc<Service>>,
-    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
-    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
+    pub ingresses: OrdMap<ObjectKey, Arc<Ingress>>,
+    pub ingress_classes: OrdMap<ObjectKey, Arc<IngressClass>>,
+    pub services: OrdMap<ObjectKey, Arc<Service>>,
+    /// Private so that every insertion goes through the store's index below
+    /// ([`Snapshot::insert`] for hand-built snapshots).
+    endpoint_slices: OrdMap<ObjectKey, Arc<EndpointSlice>>,
+    pub secrets: OrdMap<ObjectKey, Arc<Secret>>,
+    /// EndpointSlice keys by the key of the Service they belong to (their
+    /// `kubernetes.io/service-name` label), kept up to date by the store.
+    slices_by_service: OrdMap<ObjectKey, Vec<ObjectKey>>,
 }
 
 /// Applies watcher events to the objects. Pure: the cache thread owns one.
@@ -29,20 +41,28 @@ pub struct Store {
 
 /// Inserts or removes one object in the map of its kind.
 fn place(snapshot: &mut Snapshot, object: Object, present: bool) {
-    fn put<T: KubeObject>(map: &mut BTreeMap<ObjectKey, Arc<T>>, object: T, present: bool) {
+    fn put<T: KubeObject>(map: &mut OrdMap<ObjectKey, Arc<T>>, object: T, present: bool) -> Option<Arc<T>> {
         let key = object.metadata().key();
         if present {
-            map.insert(key, Arc::new(object));
+            map.insert(key, Arc::new(object))
         } else {
-            map.remove(&key);
+            map.remove(&key)
         }
     }
     match object {
-        Object::Ingress(o) => put(&mut snapshot.ingresses, o, present),
-        Object::IngressClass(o) => put(&mut snapshot.ingress_classes, o, present),
-        Object::Service(o) => put(&mut snapshot.services, o, present),
-        Object::EndpointSlice(o) => put(&mut snapshot.endpoint_slices, o, present),
-        Object::Secret(o) => put(&mut snapshot.secrets, o, present),
+        Object::Ingress(o) => drop(put(&mut snapshot.ingresses, o, present)),
+        Object::IngressClass(o) => drop(put(&mut snapshot.ingress_classes, o, present)),
+        Object::Service(o) => drop(put(&mut snapshot.services, o, present)),
+        Object::EndpointSlice(o) => {
+            let key = o.metadata.key();
+            if let Some(old) = put(&mut snapshot.endpoint_slices, o, present) {
+                snapshot.unindex_slice(&old, &key);
+            }
+            if let Some(new) = snapshot.endpoint_slices.get(&key).cloned() {
+                snapshot.index_slice(&new, key);
+            }
+        }
+        Object::Secret(o) => drop(put(&mut snapshot.secrets, o, present)),
     }
 }
 
@@ -51,7 +71,10 @@ fn clear(snapshot: &mut Snapshot, kind: Kind) {
         Kind::Ingress => snapshot.ingresses.clear(),
         Kind::IngressClass => snapshot.ingress_classes.clear(),
         Kind::Service => snapshot.services.clear(),
-        Kind::EndpointSlice => snapshot.endpoint_slices.clear(),
+        Kind::EndpointSlice => {
+            snapshot.endpoint_slices.clear();
+            snapshot.slices_by_service.clear();
+        }
         Kind::Secret => snapshot.secrets.clear(),
     }
 }
@@ -90,6 +113,45 @@ impl Store {
 }
 
 impl Snapshot {
+    /// Adds an object as [`Store::apply`] would, for tests and tools that
+    /// build a snapshot by hand.
+    pub fn insert(&mut self, object: Object) {
+        place(self, object, true);
+    }
+
+    pub fn endpoint_slices(&self) -> &OrdMap<ObjectKey, Arc<EndpointSlice>> {
+        &self.endpoint_slices
+    }
+
+    /// The EndpointSlices of the Service `service` (namespace and name).
+    pub fn slices_of(&self, service: &ObjectKey) -> impl Iterator<Item = &Arc<EndpointSlice>> {
+        let keys = self.slices_by_service.get(service).map(Vec::as_slice).unwrap_or_default();
+        keys.iter().filter_map(|key| self.endpoint_slices.get(key))
+    }
+
+    fn index_slice(&mut self, slice: &EndpointSlice, key: ObjectKey) {
+        if let Some(service) = slice.service_name() {
+            let service = ObjectKey::new(&slice.metadata.namespace, service);
+            let keys = self.slices_by_service.entry(service).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
+                keys.sort();
+            }
+        }
+    }
+
+    fn unindex_slice(&mut self, slice: &EndpointSlice, key: &ObjectKey) {
+        if let Some(service) = slice.service_name() {
+            let service = ObjectKey::new(&slice.metadata.namespace, service);
+            if let Some(keys) = self.slices_by_service.get_mut(&service) {
+                keys.retain(|k| k != key);
+                if keys.is_empty() {
+                    self.slices_by_service.remove(&service);
+                }
+            }
+        }
+    }
+
     /// Object count per kind, for metrics.
     pub fn count(&self, kind: Kind) -> usize {
         match kind {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::store::Snapshot;
-use crate::kube::objects::{EndpointSlice, IngressBackend, ObjectKey, Service, ServicePort};
+use crate::kube::objects::{IngressBackend, ObjectKey, ServicePort};
 
 use super::{Backend, PortRef, RouteError, Upstream, UpstreamMode};
 
@@ -16,31 +16,19 @@ pub(crate) struct ResolvedBackend {
     pub(crate) backend: Backend,
 }
 
-/// Services and EndpointSlices indexed once per compile, plus every
-/// resolution made so far: many routes share a backend, and a broken backend
-/// is logged once per compile rather than once per route.
+/// Resolves backends through the snapshot's maps and its slice index (no
+/// per-compile index, so resolving one backend costs O(log n)), remembering
+/// every resolution made so far: many routes share a backend, and a broken
+/// backend is logged once per compile rather than once per route.
 pub(crate) struct BackendResolver<'a> {
-    services: HashMap<(&'a str, &'a str), &'a Service>,
-    /// By namespace and the slice's `kubernetes.io/service-name` label.
-    slices: HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    snapshot: &'a Snapshot,
     mode: UpstreamMode,
     resolved: HashMap<(&'a str, &'a str, PortRef), Result<Vec<Upstream>, RouteError>>,
 }
 
 impl<'a> BackendResolver<'a> {
     pub(crate) fn new(snapshot: &'a Snapshot, mode: UpstreamMode) -> BackendResolver<'a> {
-        let services = snapshot
-            .services
-            .values()
-            .map(|s| ((s.metadata.namespace.as_str(), s.metadata.name.as_str()), s.as_ref()))
-            .collect();
-        let mut slices: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
-        for slice in snapshot.endpoint_slices.values() {
-            if let Some(service) = slice.service_name() {
-                slices.entry((slice.metadata.namespace.as_str(), service)).or_default().push(slice);
-            }
-        }
-        BackendResolver { services, slices, mode, resolved: HashMap::new() }
+        BackendResolver { snapshot, mode, resolved: HashMap::new() }
     }
 
     /// Resolves an Ingress backend in `namespace` (the Ingress's own).
@@ -84,7 +72,7 @@ impl<'a> BackendResolver<'a> {
 
     fn upstreams(&self, namespace: &str, name: &str, port: &PortRef) -> Result<Vec<Upstream>, RouteError> {
         let key = || ObjectKey::new(namespace, name);
-        let service = self.services.get(&(namespace, name)).ok_or_else(|| RouteError::ServiceNotFound { service: key() })?;
+        let service = self.snapshot.services.get(&key()).ok_or_else(|| RouteError::ServiceNotFound { service: key() })?;
         let service_port = service.spec.ports.iter().find(|p| match port {
             PortRef::Number(n) => p.port == *n,
             PortRef::Name(wanted) => p.name.as_deref() == Some(wanted.as_str()),
@@ -107,15 +95,15 @@ impl<'a> BackendResolver<'a> {
                 return Ok(vec![authority(ip, service_port.port)]);
             }
         }
-        Ok(self.ready_endpoints(namespace, name, service_port))
+        Ok(self.ready_endpoints(&key(), service_port))
     }
 
     /// The ready endpoint addresses of a Service port, deduplicated and sorted
     /// so that an unchanged set compiles to the same round-robin order.
-    fn ready_endpoints(&self, namespace: &str, name: &str, service_port: &ServicePort) -> Vec<Upstream> {
+    fn ready_endpoints(&self, service: &ObjectKey, service_port: &ServicePort) -> Vec<Upstream> {
         let port_name = service_port.name.as_deref().unwrap_or("");
         let mut upstreams = Vec::new();
-        for slice in self.slices.get(&(namespace, name)).into_iter().flatten() {
+        for slice in self.snapshot.slices_of(service) {
             let Some(port) = slice.ports.iter().find(|p| p.name.as_deref().unwrap_or("") == port_name).and_then(|p| p.port)
             else {
                 continue;

@@ -88,7 +88,8 @@ mod tests {
     }
 
     fn serves(classes: &[(ObjectKey, Arc<IngressClass>)], config: &RouteConfig, ingress: &Ingress) -> bool {
-        let snapshot = Snapshot { ingress_classes: classes.iter().cloned().collect(), ..Snapshot::default() };
+        let mut snapshot = Snapshot::default();
+        snapshot.ingress_classes = classes.iter().cloned().collect();
         ClassSelector::new(&snapshot, config).serves(ingress)
     }
 

@@ -56,7 +56,7 @@ impl Cluster {
 
     fn slice(&mut self, value: Value) -> &mut Self {
         let slice: EndpointSlice = serde_json::from_value(value).expect("slice json");
-        self.snapshot.endpoint_slices.insert(slice.metadata.key(), Arc::new(slice));
+        self.snapshot.insert(crate::kube::Object::EndpointSlice(slice));
         self
     }
 

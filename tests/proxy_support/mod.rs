@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ingressd::cache::{self, CompileConfig, Current, Generation};
 use ingressd::kube::objects::{EndpointSlice, Ingress, ObjectKey, Service};
+use ingressd::kube::Object;
 use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
 use ingressd::routes::RouteConfig;
 use ingressd::store::Snapshot;
@@ -186,7 +187,7 @@ pub fn snapshot(rules: &[Rule]) -> Snapshot {
                 "ports": [{"name": "http", "port": port, "protocol": "TCP"}]
             }))
             .unwrap();
-            snapshot.endpoint_slices.insert(ObjectKey::new("default", &name), Arc::new(slice));
+            snapshot.insert(Object::EndpointSlice(slice));
         }
     }
     let ingress: Ingress = serde_json::from_value(json!({
