@@ -14,8 +14,8 @@ use crossbeam_channel::Receiver;
 
 use crate::kube::metrics::WatchMetrics;
 use crate::kube::objects::ObjectKey;
-use crate::kube::{Event, Kind};
-use crate::routes::{self, RouteConfig, RouteTable};
+use crate::kube::{Event, Kind, Object};
+use crate::routes::{self, Changes, RouteCompiler, RouteConfig, RouteTable};
 use crate::store::{Snapshot, Store};
 use crate::tls::CertSet;
 
@@ -74,6 +74,71 @@ pub fn compile(snapshot: &Arc<Snapshot>, config: &CompileConfig, previous: &Gene
     Generation { snapshot: Arc::clone(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }
 }
 
+/// The cache thread's compiler: routes are kept up to date by parts (see
+/// [`RouteCompiler`]), certificates are compiled again only when an Ingress
+/// or a Secret changed, and whatever a change did not touch is shared with
+/// the previous generation. Equal to [`compile`] on the same snapshot (the
+/// property test below checks it).
+#[derive(Debug)]
+pub struct Compiler {
+    config: CompileConfig,
+    routes: Option<RouteCompiler>,
+}
+
+impl Compiler {
+    pub fn new(config: CompileConfig) -> Compiler {
+        Compiler { config, routes: None }
+    }
+
+    /// The generation for `snapshot`, which differs from the one `previous`
+    /// was made from by `changes`.
+    pub fn update(&mut self, snapshot: &Arc<Snapshot>, changes: &Changes, previous: &Generation) -> Generation {
+        let first = self.routes.is_none();
+        let compiler = match &mut self.routes {
+            Some(compiler) => {
+                compiler.update(snapshot, changes);
+                compiler
+            }
+            None => self.routes.insert(RouteCompiler::new(snapshot, &self.config.routes)),
+        };
+        let routes_changed = first || changes.everything || !changes.ingresses.is_empty() || !changes.services.is_empty();
+        let routes = if routes_changed { Arc::new(compiler.table().clone()) } else { Arc::clone(&previous.routes) };
+        let certs = if first || changes.touches_certificates() {
+            let served = compiler.tls_ingresses(snapshot);
+            Arc::new(CertSet::compile(snapshot, &served, self.config.default_certificate.as_ref(), &previous.certs))
+        } else {
+            Arc::clone(&previous.certs)
+        };
+        Generation { snapshot: Arc::clone(snapshot), routes, certs }
+    }
+}
+
+/// Notes what `event` touches, before the store applies it (an
+/// EndpointSlice that moves to another Service touches both).
+pub fn record(snapshot: &Snapshot, event: &Event, changes: &mut Changes) {
+    let object = match event {
+        Event::Replace(..) => {
+            changes.everything = true;
+            return;
+        }
+        Event::Upsert(object) | Event::Delete(object) => object,
+    };
+    match object {
+        Object::Ingress(ingress) => drop(changes.ingresses.insert(ingress.metadata.key())),
+        Object::IngressClass(_) => changes.everything = true,
+        Object::Service(service) => drop(changes.services.insert(service.metadata.key())),
+        Object::EndpointSlice(slice) => {
+            let old = snapshot.endpoint_slices().get(&slice.metadata.key());
+            for owner in [Some(slice), old.map(|o| o.as_ref())].into_iter().flatten() {
+                if let Some(service) = owner.service_name() {
+                    changes.services.insert(ObjectKey::new(&owner.metadata.namespace, service));
+                }
+            }
+        }
+        Object::Secret(_) => changes.secrets = true,
+    }
+}
+
 /// What the cache thread reports about itself.
 #[derive(Debug, Default)]
 pub struct CacheStatus {
@@ -99,9 +164,13 @@ pub fn spawn(
         .name("cache".into())
         .spawn(move || {
             let mut store = Store::default();
+            let mut compiler = Compiler::new(config);
             while let Ok(first) = rx.recv() {
+                let mut changes = Changes::default();
+                record(store.snapshot(), &first, &mut changes);
                 store.apply(first);
                 while let Ok(next) = rx.try_recv() {
+                    record(store.snapshot(), &next, &mut changes);
                     store.apply(next);
                 }
                 let started = Instant::now();
@@ -109,7 +178,7 @@ pub fn spawn(
                 for kind in Kind::ALL {
                     watch_metrics.set_objects(kind, store.snapshot().count(kind));
                 }
-                let generation = compile(store.snapshot(), &config, &previous);
+                let generation = compiler.update(store.snapshot(), &changes, &previous);
                 current.store(generation);
                 status.last_compile_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 status.compiles.fetch_add(1, Ordering::Relaxed);
@@ -151,5 +220,215 @@ mod tests {
         assert!(status.synced.load(Ordering::Relaxed));
         assert_eq!(current.load().snapshot.ingresses.len(), 1);
         assert!(status.compiles.load(Ordering::Relaxed) >= 1);
+    }
+
+    /// Incremental equals full: random event sequences applied through
+    /// [`Compiler::update`] give, after every batch, the same routes (in
+    /// match order, with their backends), the same conflict winners and the
+    /// same certificates as [`compile`] of the same snapshot. A seeded
+    /// generator, so a failure names the seed and step that reproduce it.
+    #[test]
+    fn incremental_compiles_equal_full_compiles() {
+        use crate::kube::backoff::XorShift;
+        use crate::routes::{PortRef, UpstreamMode};
+
+        let certs = [random_cert(&["h0.test", "*.w.test"]), random_cert(&["h1.test"])];
+        for seed in 1..=40u64 {
+            let mut rng = XorShift::new(seed);
+            let routes = RouteConfig {
+                ingress_class: "ingressd".into(),
+                controller_name: "ingressd.io/c".into(),
+                watch_ingress_without_class: rng.range(0, 2) == 0,
+                default_backend_service: (rng.range(0, 2) == 0).then(|| (ObjectKey::new("a", "s0"), PortRef::Number(80))),
+                upstream_mode: if rng.range(0, 4) == 0 { UpstreamMode::ClusterIp } else { UpstreamMode::Endpoints },
+            };
+            let config = CompileConfig { routes, default_certificate: (rng.range(0, 2) == 0).then(|| ObjectKey::new("a", "tls0")) };
+            let mut store = Store::default();
+            let mut compiler = Compiler::new(config.clone());
+            let mut current = Arc::new(Generation::default());
+            for step in 0..150 {
+                let mut changes = Changes::default();
+                for _ in 0..rng.range(1, 4) {
+                    let event = random_event(&mut rng, &certs);
+                    record(store.snapshot(), &event, &mut changes);
+                    store.apply(event);
+                }
+                let incremental = compiler.update(store.snapshot(), &changes, &current);
+                let full = compile(store.snapshot(), &config, &current);
+                assert_eq!(dump(&incremental), dump(&full), "seed {seed}, step {step}, after {changes:?}");
+                current = Arc::new(incremental);
+            }
+        }
+    }
+
+    /// Untouched hosts are shared with the previous generation, and a route
+    /// keeps its round-robin position when its Service's endpoints change.
+    #[test]
+    fn new_generations_share_untouched_hosts_and_keep_round_robin_positions() {
+        use serde_json::json;
+        let ingress = |name: &str, host: &str, service: &str| {
+            Object::Ingress(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": name}, "spec": {"ingressClassName": "ingressd", "rules": [
+                {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]}})).expect("ingress"))
+        };
+        let service = |name: &str| Object::Service(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": name}, "spec": {"ports": [{"port": 80}]}})).expect("service"));
+        let slice = |service: &str, address: &str| {
+            Object::EndpointSlice(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": service, "labels": {"kubernetes.io/service-name": service}},
+                "ports": [{"port": 8080}], "endpoints": [{"addresses": [address]}]})).expect("slice"))
+        };
+        let config = CompileConfig { routes: RouteConfig { ingress_class: "ingressd".into(), ..Default::default() }, default_certificate: None };
+        let mut store = Store::default();
+        let mut compiler = Compiler::new(config);
+        let mut apply = |events: Vec<Event>, previous: &Generation| {
+            let mut changes = Changes::default();
+            for event in events {
+                record(store.snapshot(), &event, &mut changes);
+                store.apply(event);
+            }
+            compiler.update(store.snapshot(), &changes, previous)
+        };
+        let first = apply(
+            vec![Event::Replace(Kind::Ingress, vec![ingress("one", "one.test", "s1"), ingress("two", "two.test", "s2")]), Event::Upsert(service("s1")), Event::Upsert(service("s2"))],
+            &Generation::default(),
+        );
+        let position = |generation: &Generation, host: &str| generation.routes.lookup(host, "/").expect("routed").next_upstream.load(Ordering::Relaxed);
+        for _ in 0..3 {
+            first.routes.lookup("one.test", "/").expect("routed").next_upstream.fetch_add(1, Ordering::Relaxed);
+        }
+        let second = apply(vec![Event::Upsert(slice("s2", "10.0.0.2"))], &first);
+        assert!(std::ptr::eq(first.routes.lookup("one.test", "/").expect("one"), second.routes.lookup("one.test", "/").expect("one")), "an untouched host is shared");
+        assert_eq!(position(&second, "one.test"), 3);
+        let third = apply(vec![Event::Upsert(slice("s1", "10.0.0.1"))], &second);
+        assert_eq!(third.routes.lookup("one.test", "/").expect("one").ready_upstreams(), 1, "the new endpoint is used");
+        assert_eq!(position(&third, "one.test"), 3, "the position survives an endpoint change");
+        let fourth = apply(vec![Event::Upsert(ingress("three", "one.test", "s2"))], &third);
+        assert_eq!(position(&fourth, "one.test"), 3, "and a recompile of its host");
+    }
+
+    /// Everything a generation serves, in a comparable form.
+    fn dump(generation: &Generation) -> (Vec<String>, Vec<crate::routes::Conflict>, Vec<crate::tls::CertEntry>) {
+        let routes = generation
+            .routes
+            .routes()
+            .iter()
+            .map(|r| format!("{:?}", (&r.host, &r.path, r.path_type, &r.ingress, &r.service, &r.service_port, &r.backend, r.ssl_redirect)))
+            .collect();
+        (routes, generation.routes.conflicts(), generation.certs.entries().to_vec())
+    }
+
+    fn random_cert(hosts: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>()).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn base64(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..4 {
+                out.push(if i <= chunk.len() { char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]) } else { '=' });
+            }
+        }
+        out
+    }
+
+    fn pick<'a, T>(rng: &mut crate::kube::backoff::XorShift, items: &'a [T]) -> &'a T {
+        &items[rng.range(0, items.len() as u64) as usize]
+    }
+
+    /// One Upsert, Delete or (rarely) Replace over a small universe of
+    /// names, hosts, paths and Services, so that claims collide often.
+    fn random_event(rng: &mut crate::kube::backoff::XorShift, certs: &[(String, String)]) -> Event {
+        use serde_json::json;
+        let ns = *pick(rng, &["a", "b"]);
+        let object = match rng.range(0, 10) {
+            0..=3 => {
+                let backend = |rng: &mut crate::kube::backoff::XorShift| {
+                    let port = match rng.range(0, 4) {
+                        0 => json!({"name": "http"}),
+                        1 => json!({"number": 81}),
+                        2 => json!({}),
+                        _ => json!({"number": 80}),
+                    };
+                    json!({"service": {"name": *pick(rng, &["s0", "s1", "s2"]), "port": port}})
+                };
+                let rules: Vec<_> = (0..rng.range(0, 3))
+                    .map(|_| {
+                        let paths: Vec<_> = (0..rng.range(1, 3))
+                            .map(|_| {
+                                let (path, path_type) = *pick(rng, &[("/", "Prefix"), ("/x", "Prefix"), ("/x/", "Prefix"), ("/x", "Exact"), ("/x", "ImplementationSpecific"), ("", "ImplementationSpecific"), ("x", "Prefix")]);
+                                json!({"path": path, "pathType": path_type, "backend": backend(rng)})
+                            })
+                            .collect();
+                        let host = *pick(rng, &[Some("h0.test"), Some("h1.test"), Some("*.w.test"), Some("x.w.test"), None, Some("bad host")]);
+                        json!({"host": host, "http": {"paths": paths}})
+                    })
+                    .collect();
+                let mut spec = json!({"rules": rules});
+                if let Some(class) = *pick(rng, &[Some("ingressd"), Some("ingressd"), Some("other"), None]) {
+                    spec["ingressClassName"] = json!(class);
+                }
+                if rng.range(0, 4) == 0 {
+                    spec["defaultBackend"] = backend(rng);
+                }
+                if rng.range(0, 3) == 0 {
+                    let options: [&[&str]; 3] = [&["h0.test"], &[], &["*.w.test", "h1.test"]];
+                    let hosts = *pick(rng, &options);
+                    spec["tls"] = json!([{"hosts": hosts, "secretName": *pick(rng, &["tls0", "tls1"])}]);
+                }
+                let annotations = if rng.range(0, 3) == 0 { json!({"ingressd.io/ssl-redirect": "true"}) } else { json!({}) };
+                let created = *pick(rng, &["", "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"]);
+                let name = *pick(rng, &["i0", "i1", "i2", "i3", "i4"]);
+                Object::Ingress(serde_json::from_value(json!({
+                    "metadata": {"namespace": ns, "name": name, "creationTimestamp": created, "annotations": annotations},
+                    "spec": spec
+                })).expect("ingress"))
+            }
+            4 | 5 => {
+                let ports = if rng.range(0, 3) == 0 { json!([{"port": 81}]) } else { json!([{"name": "http", "port": 80}]) };
+                let cluster_ip = *pick(rng, &["10.96.0.1", "None"]);
+                Object::Service(serde_json::from_value(json!({
+                    "metadata": {"namespace": ns, "name": *pick(rng, &["s0", "s1", "s2"])},
+                    "spec": {"clusterIP": cluster_ip, "ports": ports}
+                })).expect("service"))
+            }
+            6 | 7 => {
+                let endpoints: Vec<_> = (0..rng.range(0, 3))
+                    .map(|_| json!({"addresses": [format!("10.0.0.{}", rng.range(1, 5))], "conditions": {"ready": rng.range(0, 4) != 0}}))
+                    .collect();
+                Object::EndpointSlice(serde_json::from_value(json!({
+                    "metadata": {"namespace": ns, "name": *pick(rng, &["e0", "e1", "e2", "e3"]),
+                        "labels": {"kubernetes.io/service-name": *pick(rng, &["s0", "s1", "s2"])}},
+                    "ports": [{"name": "http", "port": 8080}],
+                    "endpoints": endpoints
+                })).expect("slice"))
+            }
+            8 => {
+                let (cert, key) = match rng.range(0, 3) {
+                    0 => ("garbage".to_string(), "garbage".to_string()),
+                    n => certs[n as usize - 1].clone(),
+                };
+                Object::Secret(serde_json::from_value(json!({
+                    "metadata": {"namespace": ns, "name": *pick(rng, &["tls0", "tls1"])},
+                    "type": "kubernetes.io/tls",
+                    "data": {"tls.crt": base64(cert.as_bytes()), "tls.key": base64(key.as_bytes())}
+                })).expect("secret"))
+            }
+            _ => {
+                let annotations = if rng.range(0, 2) == 0 { json!({"ingressclass.kubernetes.io/is-default-class": "true"}) } else { json!({}) };
+                let class = *pick(rng, &["ingressd", "other"]);
+                Object::IngressClass(serde_json::from_value(json!({
+                    "metadata": {"name": class, "annotations": annotations},
+                    "spec": {"controller": "ingressd.io/c"}
+                })).expect("class"))
+            }
+        };
+        match rng.range(0, 20) {
+            0 => Event::Replace(object.kind(), vec![object]),
+            1..=5 => Event::Delete(object),
+            _ => Event::Upsert(object),
+        }
     }
 }

@@ -13,6 +13,7 @@ use super::{Backend, PortRef, RouteError, Upstream, UpstreamMode};
 pub(crate) struct ResolvedBackend {
     pub(crate) service: String,
     pub(crate) service_port: String,
+    pub(crate) port: Option<PortRef>,
     pub(crate) backend: Backend,
 }
 
@@ -36,7 +37,7 @@ impl<'a> BackendResolver<'a> {
         let Some(service) = &backend.service else {
             let error = if backend.resource.is_some() { RouteError::ResourceBackend } else { RouteError::NoBackend };
             log::warn!("ingress {ingress}: backend unavailable: {error}");
-            return ResolvedBackend { service: String::new(), service_port: String::new(), backend: Backend::Unavailable(error.to_string()) };
+            return ResolvedBackend { service: String::new(), service_port: String::new(), port: None, backend: Backend::Unavailable(error.to_string()) };
         };
         let port = match (service.port.number, &service.port.name) {
             (Some(number), _) => Some(PortRef::Number(number)),
@@ -44,7 +45,7 @@ impl<'a> BackendResolver<'a> {
             _ => None,
         };
         let service_port = port.as_ref().map(PortRef::to_string).unwrap_or_default();
-        let backend = match port {
+        let backend = match port.clone() {
             Some(port) => self.resolve_service(namespace, &service.name, port, ingress),
             None => {
                 let error = RouteError::NoServicePort { service: ObjectKey::new(namespace, &service.name) };
@@ -52,7 +53,7 @@ impl<'a> BackendResolver<'a> {
                 Backend::Unavailable(error.to_string())
             }
         };
-        ResolvedBackend { service: service.name.clone(), service_port, backend }
+        ResolvedBackend { service: service.name.clone(), service_port, port, backend }
     }
 
     /// Resolves a Service port directly, as `--default-backend-service` names one.

@@ -7,7 +7,8 @@
 //! - [`class`]: which Ingresses are ours.
 //! - `host`, `path`: normalisation, validation and matching.
 //! - `backend`: Service and EndpointSlice resolution.
-//! - `compile`: merging every served Ingress into one table, oldest first.
+//! - `compile`: merging served Ingresses into a table, one host at a time, oldest first.
+//! - `incremental`: recompiling only the hosts a change touched.
 //! - `table`: the lookup.
 //!
 //! # Choices the Ingress spec leaves open
@@ -35,18 +36,21 @@ pub mod class;
 mod backend;
 mod compile;
 mod host;
+mod incremental;
 mod path;
 mod table;
 #[cfg(test)]
 mod tests;
 
 use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use crate::store::Snapshot;
 use crate::kube::objects::ObjectKey;
 
 pub use compile::{compile, compile_served, SSL_REDIRECT_ANNOTATION};
 pub use host::normalize_host;
+pub use incremental::{Changes, RouteCompiler};
 pub(crate) use host::wildcard_parent;
 pub use table::RouteTable;
 
@@ -93,7 +97,7 @@ pub struct Upstream {
 }
 
 /// What a matched route forwards to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Backend {
     /// Ready upstreams; empty means "answer 503".
     Upstreams(Vec<Upstream>),
@@ -122,7 +126,7 @@ impl PathType {
 }
 
 /// The result of a lookup.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Route {
     /// The Ingress this route came from (for metrics, logs and the inspector);
     /// empty for the `--default-backend-service` route.
@@ -130,12 +134,16 @@ pub struct Route {
     pub service: String,
     /// The Service port as the Ingress named it, for display.
     pub service_port: String,
+    /// The same port as resolved, when the backend names a Service and a
+    /// port: an endpoint change re-resolves it without compiling the route.
+    pub(crate) port: Option<PortRef>,
     pub backend: Backend,
     /// Plain-HTTP requests to this route answer 308 to https
     /// (`ingressd.io/ssl-redirect: "true"` on a TLS host).
     pub ssl_redirect: bool,
-    /// Round-robin position, shared by every worker.
-    pub next_upstream: AtomicUsize,
+    /// Round-robin position, shared by every worker, and carried over to the
+    /// next generation's route to the same backend.
+    pub next_upstream: Arc<AtomicUsize>,
     /// The rule's host as matched: lower-case, `*.example.com` for a
     /// wildcard, "" for a rule without host and for the default backend.
     pub host: String,

@@ -1,10 +1,19 @@
 //! The compiled table and the per-request lookup.
+//!
+//! Hosts are kept in persistent hash maps (`imbl::HashMap`) of `Arc`ed
+//! per-host route lists: a new generation that recompiled a few hosts shares
+//! every other host with the one before (cloning the table is O(1), replacing
+//! a host O(log n)), and a published table is never changed.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use super::host::{wildcard_parent, with_normalized_host};
+use imbl::HashMap;
+
+use super::compile::Age;
+use super::host::{wildcard_parent, with_normalized_host, HostPattern};
 use super::path::{strip_query, PathMatcher};
 use super::{Conflict, Route};
+use crate::kube::objects::ObjectKey;
 
 /// One route with the matcher that selects it.
 #[derive(Debug)]
@@ -13,20 +22,43 @@ pub(crate) struct PathRoute {
     pub(crate) route: Route,
 }
 
-/// The compiled, immutable routing table.
-///
-/// Every host's routes are sorted longest path first, `Exact` before `Prefix`
-/// at equal length, so the first match is the right one.
+/// One host's routes, sorted longest path first, `Exact` before `Prefix` at
+/// equal length, so the first match is the right one; and the claims on it
+/// that lost to an older Ingress.
 #[derive(Debug, Default)]
+pub(crate) struct HostRoutes {
+    pub(crate) routes: Vec<PathRoute>,
+    pub(crate) conflicts: Vec<(Age, Conflict)>,
+}
+
+impl HostRoutes {
+    /// The round-robin position of this host's route on `matcher` from the
+    /// same Ingress to the same backend, to carry over into a recompiled route.
+    pub(crate) fn position_of(
+        &self,
+        matcher: &PathMatcher,
+        ingress: &ObjectKey,
+        resolved: &super::backend::ResolvedBackend,
+    ) -> Option<Arc<std::sync::atomic::AtomicUsize>> {
+        self.routes
+            .iter()
+            .find(|r| r.matcher == *matcher && r.route.ingress == *ingress && r.route.service == resolved.service && r.route.service_port == resolved.service_port)
+            .map(|r| Arc::clone(&r.route.next_upstream))
+    }
+}
+
+/// The compiled, immutable routing table.
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
     /// By lower-case host.
-    pub(crate) exact: HashMap<String, Vec<PathRoute>>,
+    pub(crate) exact: HashMap<String, Arc<HostRoutes>>,
     /// By the parent domain of `*.parent`.
-    pub(crate) wildcard: HashMap<String, Vec<PathRoute>>,
+    pub(crate) wildcard: HashMap<String, Arc<HostRoutes>>,
     /// Rules without a host.
-    pub(crate) any_host: Vec<PathRoute>,
-    pub(crate) default_backend: Option<Route>,
-    pub(crate) conflicts: Vec<Conflict>,
+    pub(crate) any_host: Arc<HostRoutes>,
+    pub(crate) default_backend: Option<Arc<Route>>,
+    /// Ingresses whose `defaultBackend` lost to an older one.
+    pub(crate) default_conflicts: Vec<(Age, Conflict)>,
 }
 
 fn first_match<'t>(routes: &'t [PathRoute], path: &str) -> Option<&'t Route> {
@@ -45,21 +77,44 @@ impl RouteTable {
         with_normalized_host(host, |host| {
             self.exact
                 .get(host)
-                .and_then(|routes| first_match(routes, path))
+                .and_then(|host| first_match(&host.routes, path))
                 .or_else(|| {
                     let routes = self.wildcard.get(wildcard_parent(host)?)?;
-                    first_match(routes, path)
+                    first_match(&routes.routes, path)
                 })
-                .or_else(|| first_match(&self.any_host, path))
-                .or(self.default_backend.as_ref())
+                .or_else(|| first_match(&self.any_host.routes, path))
+                .or(self.default_backend.as_deref())
         })
+    }
+
+    /// A host's routes in service, if it has any.
+    pub(crate) fn host(&self, host: &HostPattern) -> Option<&Arc<HostRoutes>> {
+        match host {
+            HostPattern::Exact(name) => self.exact.get(name.as_str()),
+            HostPattern::Wildcard(parent) => self.wildcard.get(parent.as_str()),
+            HostPattern::Any => Some(&self.any_host),
+        }
+    }
+
+    /// Replaces a host's routes; a host left without routes or conflicts is removed.
+    pub(crate) fn set_host(&mut self, host: HostPattern, routes: HostRoutes) {
+        let empty = routes.routes.is_empty() && routes.conflicts.is_empty();
+        match host {
+            HostPattern::Exact(name) if empty => drop(self.exact.remove(name.as_str())),
+            HostPattern::Exact(name) => drop(self.exact.insert(name, Arc::new(routes))),
+            HostPattern::Wildcard(parent) if empty => drop(self.wildcard.remove(parent.as_str())),
+            HostPattern::Wildcard(parent) => drop(self.wildcard.insert(parent, Arc::new(routes))),
+            HostPattern::Any => self.any_host = Arc::new(routes),
+        }
+    }
+
+    fn hosts(&self) -> impl Iterator<Item = &Arc<HostRoutes>> {
+        self.exact.values().chain(self.wildcard.values()).chain(std::iter::once(&self.any_host))
     }
 
     /// The number of routes (host, path) in the table, default backend included.
     pub fn len(&self) -> usize {
-        self.exact.values().chain(self.wildcard.values()).map(Vec::len).sum::<usize>()
-            + self.any_host.len()
-            + usize::from(self.default_backend.is_some())
+        self.hosts().map(|h| h.routes.len()).sum::<usize>() + usize::from(self.default_backend.is_some())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -69,24 +124,27 @@ impl RouteTable {
     /// Every route for the inspector, by host then in match order (rules
     /// without host last but one, the default backend last).
     pub fn routes(&self) -> Vec<&Route> {
-        let mut hosts: Vec<&Vec<PathRoute>> = self.exact.values().chain(self.wildcard.values()).collect();
-        hosts.sort_by(|a, b| host_of(a).cmp(host_of(b)));
+        let mut hosts: Vec<&Arc<HostRoutes>> = self.exact.values().chain(self.wildcard.values()).filter(|h| !h.routes.is_empty()).collect();
+        hosts.sort_by(|a, b| host_of(&a.routes).cmp(host_of(&b.routes)));
         hosts
             .into_iter()
             .chain(std::iter::once(&self.any_host))
-            .flat_map(|routes| routes.iter().map(|r| &r.route))
-            .chain(self.default_backend.as_ref())
+            .flat_map(|host| host.routes.iter().map(|r| &r.route))
+            .chain(self.default_backend.as_deref())
             .collect()
     }
 
-    /// Claims that lost to an older Ingress, in the order compile met them.
-    pub fn conflicts(&self) -> &[Conflict] {
-        &self.conflicts
+    /// Claims that lost to an older Ingress: the loser oldest first, then by
+    /// host and path.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        let mut all: Vec<&(Age, Conflict)> = self.hosts().flat_map(|h| h.conflicts.iter()).chain(&self.default_conflicts).collect();
+        all.sort_by(|(a_age, a), (b_age, b)| (a_age, &a.host, &a.path).cmp(&(b_age, &b.host, &b.path)));
+        all.into_iter().map(|(_, conflict)| conflict.clone()).collect()
     }
 
     /// The route for requests no rule matches.
     pub fn default_backend(&self) -> Option<&Route> {
-        self.default_backend.as_ref()
+        self.default_backend.as_deref()
     }
 }
 

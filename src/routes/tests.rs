@@ -217,7 +217,8 @@ fn many_ingresses_merge_and_the_oldest_claim_wins() {
     let table = cluster.table();
     assert_eq!(table.lookup("foo.com", "/").map(|r| r.service.as_str()), Some("old"));
     assert_eq!(table.lookup("foo.com", "/other").map(|r| r.service.as_str()), Some("other"), "non-conflicting paths merge");
-    let losers: Vec<&str> = table.conflicts().iter().map(|c| c.loser.name.as_str()).collect();
+    let conflicts = table.conflicts();
+    let losers: Vec<&str> = conflicts.iter().map(|c| c.loser.name.as_str()).collect();
     assert_eq!(losers, ["a-tie", "b-tie", "young"], "oldest first, then by name");
     assert!(table.conflicts().iter().all(|c| c.winner.name == "old" && c.host == "foo.com"));
     assert_eq!(table.conflicts()[0].path_type, Some(PathType::ImplementationSpecific));

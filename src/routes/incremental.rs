@@ -1,0 +1,247 @@
+//! Keeping a [`RouteTable`] up to date change by change.
+//!
+//! A host's routes depend only on the served Ingresses with rules on it and
+//! on the Services those name, so the compiler keeps three indexes: host →
+//! Ingresses (oldest first), Service → Ingresses naming it, Ingress → its
+//! hosts and Services. An Ingress change recompiles the hosts it had and
+//! has; a Service or EndpointSlice change resolves again only the backends
+//! of the routes to that Service (their matchers, order and conflicts stay
+//! as they are); nothing else is looked at. Every other host
+//! keeps its `Arc` (and with it the round-robin position of its routes), and
+//! the new table shares them with the one in service. An IngressClass change
+//! or a relist (which may have changed anything) compiles everything.
+//!
+//! Incremental equals full: the property test in `tests.rs` applies random
+//! event sequences both ways and compares the tables.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::kube::objects::{Ingress, ObjectKey};
+use crate::store::Snapshot;
+
+use super::backend::BackendResolver;
+use super::class::ClassSelector;
+use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, Age};
+use super::host::HostPattern;
+use super::table::{HostRoutes, PathRoute, RouteTable};
+use super::{served_ingresses, RouteConfig, UpstreamMode};
+
+/// What a batch of events touched, collected by the cache thread.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    /// Anything may have changed (a relist, an IngressClass): compile all.
+    pub everything: bool,
+    pub ingresses: BTreeSet<ObjectKey>,
+    /// Services changed themselves or in their EndpointSlices.
+    pub services: BTreeSet<ObjectKey>,
+    /// A TLS Secret changed: certificates, not routes.
+    pub secrets: bool,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.ingresses.is_empty() && self.services.is_empty() && !self.secrets
+    }
+
+    /// Whether certificates must be compiled again.
+    pub fn touches_certificates(&self) -> bool {
+        self.everything || self.secrets || !self.ingresses.is_empty()
+    }
+}
+
+/// What the compiler remembers of one served Ingress.
+#[derive(Debug, Clone)]
+struct Served {
+    age: Age,
+    hosts: Vec<HostPattern>,
+    services: Vec<ObjectKey>,
+    has_default: bool,
+    has_tls: bool,
+}
+
+impl Served {
+    fn of(ingress: &Ingress) -> Served {
+        let namespace = &ingress.metadata.namespace;
+        let mut services: Vec<ObjectKey> = ingress
+            .spec
+            .rules
+            .iter()
+            .filter_map(|rule| rule.http.as_ref())
+            .flat_map(|http| &http.paths)
+            .map(|path| &path.backend)
+            .chain(&ingress.spec.default_backend)
+            .filter_map(|backend| backend.service.as_ref())
+            .map(|service| ObjectKey::new(namespace, &service.name))
+            .collect();
+        services.sort();
+        services.dedup();
+        Served {
+            age: Age::of(ingress),
+            hosts: rule_hosts(ingress),
+            services,
+            has_default: ingress.spec.default_backend.is_some(),
+            has_tls: !ingress.spec.tls.is_empty(),
+        }
+    }
+}
+
+/// The route table and the indexes that let it change by parts.
+#[derive(Debug, Default)]
+pub struct RouteCompiler {
+    config: RouteConfig,
+    table: RouteTable,
+    served: HashMap<ObjectKey, Served>,
+    by_host: HashMap<HostPattern, BTreeSet<Age>>,
+    by_service: HashMap<ObjectKey, HashSet<ObjectKey>>,
+    /// Served Ingresses with a `defaultBackend`, oldest first.
+    with_default: BTreeSet<Age>,
+    /// Served Ingresses with TLS entries, oldest first: all certificates need.
+    with_tls: BTreeSet<Age>,
+}
+
+impl RouteCompiler {
+    /// Compiles everything from `snapshot`.
+    pub fn new(snapshot: &Snapshot, config: &RouteConfig) -> RouteCompiler {
+        let served = served_ingresses(snapshot, config);
+        let mut compiler = RouteCompiler { config: config.clone(), table: compile_served(snapshot, &served, config), ..Default::default() };
+        for ingress in served {
+            compiler.index(ingress.metadata.key(), Served::of(ingress));
+        }
+        compiler
+    }
+
+    /// The table in service; cloning it is cheap and shares every host.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
+    }
+
+    /// Served Ingresses with TLS entries, oldest first: what certificates
+    /// are compiled from (the others claim no host for a certificate).
+    pub fn tls_ingresses<'s>(&self, snapshot: &'s Snapshot) -> Vec<&'s Ingress> {
+        self.with_tls.iter().filter_map(|age| snapshot.ingresses.get(&age.key)).map(|i| i.as_ref()).collect()
+    }
+
+    /// Brings the table up to `snapshot`, which differs from the last one by
+    /// `changes`; returns how many hosts were recompiled.
+    pub fn update(&mut self, snapshot: &Snapshot, changes: &Changes) -> usize {
+        if changes.everything {
+            *self = RouteCompiler::new(snapshot, &self.config);
+            return self.by_host.len();
+        }
+        let mut dirty: HashSet<HostPattern> = HashSet::new();
+        let mut default_dirty = !changes.services.is_empty();
+        let config = self.config.clone();
+        let selector = ClassSelector::new(snapshot, &config);
+        for key in &changes.ingresses {
+            if let Some(old) = self.unindex(key) {
+                default_dirty |= old.has_default;
+                dirty.extend(old.hosts);
+            }
+            if let Some(ingress) = snapshot.ingresses.get(key).filter(|i| selector.serves(i)) {
+                let served = Served::of(ingress);
+                default_dirty |= served.has_default;
+                dirty.extend(served.hosts.iter().cloned());
+                self.index(key.clone(), served);
+            }
+        }
+        // Hosts whose paths did not change but whose Services did only need
+        // those backends resolved again.
+        let mut rebind: HashSet<HostPattern> = HashSet::new();
+        for service in &changes.services {
+            for ingress in self.by_service.get(service).into_iter().flatten() {
+                rebind.extend(self.served[ingress].hosts.iter().filter(|h| !dirty.contains(*h)).cloned());
+            }
+        }
+        for host in rebind {
+            if let Some(previous) = self.table.host(&host).cloned() {
+                self.table.set_host(host, rebind_backends(&previous, snapshot, &changes.services, config.upstream_mode));
+            }
+        }
+
+        let mut resolver = BackendResolver::new(snapshot, config.upstream_mode);
+        let recompiled = dirty.len();
+        for host in dirty {
+            let ingresses: Vec<&Ingress> = self
+                .by_host
+                .get(&host)
+                .into_iter()
+                .flatten()
+                .filter_map(|age| snapshot.ingresses.get(&age.key))
+                .map(|i| i.as_ref())
+                .collect();
+            let previous = self.table.host(&host).cloned();
+            let routes = compile_one_host(&host, &ingresses, &mut resolver, previous.as_deref());
+            self.table.set_host(host, routes);
+        }
+        if default_dirty {
+            let with_default = self.with_default.iter().filter_map(|age| snapshot.ingresses.get(&age.key)).map(|i| i.as_ref());
+            let previous = self.table.default_backend.clone();
+            let (route, conflicts) = default_backend(with_default, &config, &mut resolver, previous.as_deref());
+            self.table.default_backend = route;
+            self.table.default_conflicts = conflicts;
+        }
+        recompiled
+    }
+
+    fn index(&mut self, key: ObjectKey, served: Served) {
+        for host in &served.hosts {
+            self.by_host.entry(host.clone()).or_default().insert(served.age.clone());
+        }
+        for service in &served.services {
+            self.by_service.entry(service.clone()).or_default().insert(key.clone());
+        }
+        if served.has_default {
+            self.with_default.insert(served.age.clone());
+        }
+        if served.has_tls {
+            self.with_tls.insert(served.age.clone());
+        }
+        self.served.insert(key, served);
+    }
+
+    fn unindex(&mut self, key: &ObjectKey) -> Option<Served> {
+        let served = self.served.remove(key)?;
+        for host in &served.hosts {
+            if let Some(ages) = self.by_host.get_mut(host) {
+                ages.remove(&served.age);
+                if ages.is_empty() {
+                    self.by_host.remove(host);
+                }
+            }
+        }
+        for service in &served.services {
+            if let Some(keys) = self.by_service.get_mut(service) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_service.remove(service);
+                }
+            }
+        }
+        self.with_default.remove(&served.age);
+        self.with_tls.remove(&served.age);
+        Some(served)
+    }
+}
+
+/// A copy of `host` whose routes to a Service in `services` are resolved
+/// again; the matchers, order and conflicts are kept as they are, and every
+/// route keeps its round-robin position.
+fn rebind_backends(host: &HostRoutes, snapshot: &Snapshot, services: &BTreeSet<ObjectKey>, mode: UpstreamMode) -> HostRoutes {
+    let mut resolver = BackendResolver::new(snapshot, mode);
+    let routes = host
+        .routes
+        .iter()
+        .map(|path_route| {
+            let old = &path_route.route;
+            let mut route = old.clone();
+            if let Some(port) = &old.port {
+                let namespace = old.ingress.namespace.as_str();
+                if services.contains(&ObjectKey::new(namespace, &old.service)) {
+                    route.backend = resolver.resolve_service(namespace, &old.service, port.clone(), &old.ingress);
+                }
+            }
+            PathRoute { matcher: path_route.matcher.clone(), route }
+        })
+        .collect();
+    HostRoutes { routes, conflicts: host.conflicts.clone() }
+}
