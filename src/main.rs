@@ -57,7 +57,7 @@ fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot start logging: {e}"))?;
     // ureq's TLS setup looks for a process-wide provider; ours is ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    shutdown::install();
+    let signals = shutdown::install().map_err(|e| format!("cannot install the signal handlers: {e}"))?;
 
     let status_config = StatusConfig::from_config(&config, status::fallback_identity)?;
     let client = Arc::new(ApiClient::new(&config.apiserver, &config.ca_file, &config.token_file).map_err(|e| e.to_string())?);
@@ -108,9 +108,9 @@ fn run(config: Config) -> Result<(), String> {
         data_plane.https_addr
     );
 
-    while !shutdown::requested() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Blocks until SIGTERM or SIGINT; a channel whose sender is gone would
+    // mean the signal thread died, and then draining is the safe way out.
+    let _ = signals.recv();
     drain(&config, &admin, &data_plane);
     if let Some(handle) = &status_handle {
         handle.release();
