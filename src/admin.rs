@@ -79,6 +79,7 @@ impl Admin {
         for (name, kind, help, value) in families {
             prometheus::single(&mut out, name, kind, help, value);
         }
+        self.cache.render_cpu(&mut out);
         for source in &self.sources {
             source.render(&mut out);
         }

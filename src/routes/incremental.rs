@@ -34,18 +34,14 @@ pub struct Changes {
     pub ingresses: BTreeSet<ObjectKey>,
     /// Services changed themselves or in their EndpointSlices.
     pub services: BTreeSet<ObjectKey>,
-    /// A TLS Secret changed: certificates, not routes.
-    pub secrets: bool,
+    /// TLS Secrets that changed: certificates, not routes.
+    pub secrets: BTreeSet<ObjectKey>,
 }
 
 impl Changes {
-    pub fn is_empty(&self) -> bool {
-        !self.everything && self.ingresses.is_empty() && self.services.is_empty() && !self.secrets
-    }
-
-    /// Whether certificates must be compiled again.
-    pub fn touches_certificates(&self) -> bool {
-        self.everything || self.secrets || !self.ingresses.is_empty()
+    /// Whether the route table may differ.
+    pub fn touches_routes(&self) -> bool {
+        self.everything || !self.ingresses.is_empty() || !self.services.is_empty()
     }
 }
 
@@ -122,12 +118,14 @@ impl RouteCompiler {
     }
 
     /// Brings the table up to `snapshot`, which differs from the last one by
-    /// `changes`; returns how many hosts were recompiled.
-    pub fn update(&mut self, snapshot: &Snapshot, changes: &Changes) -> usize {
+    /// `changes`; returns whether an Ingress with TLS entries (before or
+    /// after the change) was among them, so certificates need compiling.
+    pub fn update(&mut self, snapshot: &Snapshot, changes: &Changes) -> bool {
         if changes.everything {
             *self = RouteCompiler::new(snapshot, &self.config);
-            return self.by_host.len();
+            return true;
         }
+        let mut tls_changed = false;
         let mut dirty: HashSet<HostPattern> = HashSet::new();
         let mut default_dirty = !changes.services.is_empty();
         let config = self.config.clone();
@@ -135,11 +133,13 @@ impl RouteCompiler {
         for key in &changes.ingresses {
             if let Some(old) = self.unindex(key) {
                 default_dirty |= old.has_default;
+                tls_changed |= old.has_tls;
                 dirty.extend(old.hosts);
             }
             if let Some(ingress) = snapshot.ingresses.get(key).filter(|i| selector.serves(i)) {
                 let served = Served::of(ingress);
                 default_dirty |= served.has_default;
+                tls_changed |= served.has_tls;
                 dirty.extend(served.hosts.iter().cloned());
                 self.index(key.clone(), served);
             }
@@ -159,7 +159,6 @@ impl RouteCompiler {
         }
 
         let mut resolver = BackendResolver::new(snapshot, config.upstream_mode);
-        let recompiled = dirty.len();
         for host in dirty {
             let ingresses: Vec<&Ingress> = self
                 .by_host
@@ -180,7 +179,7 @@ impl RouteCompiler {
             self.table.default_backend = route;
             self.table.default_conflicts = conflicts;
         }
-        recompiled
+        tls_changed
     }
 
     fn index(&mut self, key: ObjectKey, served: Served) {

@@ -129,6 +129,11 @@ impl CertSet {
         set
     }
 
+    /// Whether this set was compiled from (or looked for) the Secret `key`.
+    pub fn names(&self, key: &ObjectKey) -> bool {
+        self.secrets.contains_key(key)
+    }
+
     /// The certificate for a handshake: exact host, then a wildcard one label
     /// deep, then the default certificate. `None` fails the handshake.
     pub fn resolve(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
