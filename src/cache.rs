@@ -187,6 +187,23 @@ impl CacheStatus {
     }
 }
 
+/// Hands memory freed after a (re)list back to the OS. Decoding a list
+/// allocates every page's JSON tree across the watcher threads' malloc
+/// arenas; glibc keeps what they freed, so without this the RSS after sync
+/// counts the decoding peak, not what the cache holds.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 /// This thread's CPU time so far (`CLOCK_THREAD_CPUTIME_ID`). Declared here
 /// rather than pulling in the libc crate for one function, as `shutdown`
 /// does for `signal`; std already links the C library it lives in.
@@ -247,6 +264,9 @@ pub fn spawn(
                 status.last_change_unix.store(now, Ordering::Relaxed);
                 if store.synced() && !status.synced.swap(true, Ordering::Relaxed) {
                     log::info!("every kind listed: ready");
+                }
+                if changes.everything {
+                    release_free_memory();
                 }
             }
         })

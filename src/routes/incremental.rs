@@ -87,8 +87,10 @@ pub struct RouteCompiler {
     config: RouteConfig,
     table: RouteTable,
     served: HashMap<ObjectKey, Served>,
-    by_host: HashMap<HostPattern, BTreeSet<Age>>,
-    by_service: HashMap<ObjectKey, HashSet<ObjectKey>>,
+    /// Sorted vectors, not sets: nearly every host and Service has one
+    /// Ingress, and a one-element B-tree node costs over 500 bytes.
+    by_host: HashMap<HostPattern, Vec<Age>>,
+    by_service: HashMap<ObjectKey, Vec<ObjectKey>>,
     /// Served Ingresses with a `defaultBackend`, oldest first.
     with_default: BTreeSet<Age>,
     /// Served Ingresses with TLS entries, oldest first: all certificates need.
@@ -184,10 +186,10 @@ impl RouteCompiler {
 
     fn index(&mut self, key: ObjectKey, served: Served) {
         for host in &served.hosts {
-            self.by_host.entry(host.clone()).or_default().insert(served.age.clone());
+            insert_sorted(self.by_host.entry(host.clone()).or_default(), served.age.clone());
         }
         for service in &served.services {
-            self.by_service.entry(service.clone()).or_default().insert(key.clone());
+            insert_sorted(self.by_service.entry(service.clone()).or_default(), key.clone());
         }
         if served.has_default {
             self.with_default.insert(served.age.clone());
@@ -202,7 +204,7 @@ impl RouteCompiler {
         let served = self.served.remove(key)?;
         for host in &served.hosts {
             if let Some(ages) = self.by_host.get_mut(host) {
-                ages.remove(&served.age);
+                ages.retain(|age| *age != served.age);
                 if ages.is_empty() {
                     self.by_host.remove(host);
                 }
@@ -210,7 +212,7 @@ impl RouteCompiler {
         }
         for service in &served.services {
             if let Some(keys) = self.by_service.get_mut(service) {
-                keys.remove(key);
+                keys.retain(|k| k != key);
                 if keys.is_empty() {
                     self.by_service.remove(service);
                 }
@@ -219,6 +221,12 @@ impl RouteCompiler {
         self.with_default.remove(&served.age);
         self.with_tls.remove(&served.age);
         Some(served)
+    }
+}
+
+fn insert_sorted<T: Ord>(items: &mut Vec<T>, item: T) {
+    if let Err(at) = items.binary_search(&item) {
+        items.insert(at, item);
     }
 }
 
