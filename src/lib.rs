@@ -11,6 +11,7 @@
 //! admin: /healthz /readyz /metrics /debug/routes
 //! ```
 //!
+//! - [`annotations`]: ingress-nginx and ingressd annotation names, and what ingressd does with each.
 //! - [`config`]: the command line, a contract with operators and tests.
 //! - [`kube`]: API objects, the HTTP client, list-then-watch.
 //! - [`cache`]: owns the objects, publishes immutable generations.
@@ -23,6 +24,7 @@
 //! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
 
 pub mod access_log;
+pub mod annotations;
 pub mod admin;
 pub mod cache;
 pub mod civil;

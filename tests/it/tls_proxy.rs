@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use ingressd::cache::{Current, Generation};
 use ingressd::kube::objects::{Ingress, IngressTls, ObjectKey};
 use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
-use ingressd::routes::{self, SSL_REDIRECT_ANNOTATION};
+use ingressd::routes;
 use ingressd::tls::{self, CertSet};
 use proxy_support::{respond, route_config, rule, stop_workers, test_config, Backend};
 use support::http::*;
@@ -44,7 +44,7 @@ fn start_edge(backend_port: u16) -> Edge {
     let mut snapshot = proxy_support::snapshot(&[rule(HOST, "/", &[backend_port])]);
     let web = ObjectKey::new("default", "web");
     let mut ingress = Ingress::clone(&snapshot.ingresses[&web]);
-    ingress.metadata.annotations.insert(SSL_REDIRECT_ANNOTATION.into(), "true".into());
+    ingress.metadata.annotations.insert("ingressd.io/ssl-redirect".into(), "true".into());
     ingress.spec.tls = vec![IngressTls { hosts: vec![HOST.into()], secret_name: Some("secure-tls".into()) }];
     snapshot.ingresses.insert(web, Arc::new(ingress));
     let secret = secret("default", "secure-tls", &issued.cert_pem, &issued.key_pem);
