@@ -14,7 +14,7 @@ use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
-use ingressd::routes::{self, RouteConfig};
+use ingressd::routes;
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
 use ingressd::prometheus::{self, Type};
@@ -81,7 +81,7 @@ fn run(config: Config) -> Result<(), String> {
                 client: Arc::clone(&client),
                 current: Arc::clone(&current),
                 cache: Arc::clone(&cache_status),
-                route_config: route_config(&config),
+                route_config: config.route_config(),
                 stop: Arc::clone(&stop_watching),
             };
             let handle = status::spawn(status_config, inputs)?;
@@ -204,19 +204,9 @@ fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
     }
 }
 
-fn route_config(config: &Config) -> RouteConfig {
-    RouteConfig {
-        ingress_class: config.ingress_class.clone(),
-        controller_name: config.controller_name.clone(),
-        watch_ingress_without_class: config.watch_ingress_without_class,
-        default_backend_service: config.default_backend_service.clone(),
-        upstream_mode: config.upstream_mode,
-    }
-}
-
 /// Compiles routes and certificates from each snapshot.
 fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
-    let route_config = route_config(config);
+    let route_config = config.route_config();
     let default_cert = config.default_ssl_certificate.clone();
     Box::new(move |snapshot, previous: &Generation| {
         for kind in Kind::ALL {
