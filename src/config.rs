@@ -408,7 +408,7 @@ impl Config {
     pub fn help() -> String {
         let mut out = String::from(
             "ingressd: Kubernetes Ingress controller and HTTP(S) reverse proxy\n\n\
-             usage: ingressd [FLAGS]\n       ingressd routes --admin-addr ADDR\n\nflags:\n",
+             usage: ingressd [FLAGS]\n       ingressd routes --admin-addr ADDR\n       ingressd migrate-check [--file PATH] [FLAGS]\n\nflags:\n",
         );
         for f in FLAGS {
             let head = match f.value {

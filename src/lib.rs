@@ -21,6 +21,7 @@
 //! - [`status`]: leader election and Ingress status publishing.
 //! - [`admin`], [`metrics`], [`prometheus`], [`inspect`]: probes, per-request
 //!   metrics, the text format they share, the route inspector.
+//! - [`migrate`]: `ingressd migrate-check`, what moving from ingress-nginx changes.
 //! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
 
 pub mod access_log;
@@ -32,6 +33,7 @@ pub mod config;
 pub mod inspect;
 pub mod kube;
 pub mod metrics;
+pub mod migrate;
 pub mod prometheus;
 pub mod proxy;
 pub mod routes;

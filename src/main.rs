@@ -18,12 +18,14 @@ use ingressd::routes;
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
 use ingressd::prometheus::{self, Type};
-use ingressd::{access_log, inspect, shutdown, tls};
+use ingressd::{access_log, inspect, migrate, shutdown, tls};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("routes") {
-        return inspect::main(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("routes") => return inspect::main(&args[1..]),
+        Some("migrate-check") => return migrate::main(&args[1..]),
+        _ => {}
     }
     let env = |k: &str| std::env::var(k).ok();
     match Config::parse(args, &env) {

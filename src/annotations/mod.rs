@@ -22,33 +22,22 @@ pub fn value<'a>(annotations: &'a BTreeMap<String, String>, name: &str) -> Optio
     under(INGRESSD_PREFIX).or_else(|| under(NGINX_PREFIX))
 }
 
-/// An annotation an Ingress carries that ingressd does not apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unapplied {
-    /// The key as written, prefix included.
-    pub key: String,
-    /// Why it has no effect.
-    pub reason: &'static str,
-    /// Refused (a snippet) rather than merely ignored.
-    pub refused: bool,
-}
-
 const UNKNOWN: &str = "not an ingress-nginx annotation ingressd knows; check the spelling";
 
+/// What ingressd does with an annotation key; `None` for keys under neither
+/// prefix, which are not ingressd's to judge. A name ingress-nginx never had
+/// is ignored (most likely a typo).
+pub fn support(key: &str) -> Option<Support> {
+    let name = key.strip_prefix(NGINX_PREFIX).or_else(|| key.strip_prefix(INGRESSD_PREFIX))?;
+    Some(entry(name).map_or(Support::Ignored(UNKNOWN), |e| e.support))
+}
+
 /// Every annotation under either prefix that ingressd does not apply, in key order.
-pub fn unapplied(annotations: &BTreeMap<String, String>) -> Vec<Unapplied> {
+pub fn unapplied(annotations: &BTreeMap<String, String>) -> Vec<(&str, Support)> {
     annotations
         .keys()
-        .filter_map(|key| {
-            let name = key.strip_prefix(NGINX_PREFIX).or_else(|| key.strip_prefix(INGRESSD_PREFIX))?;
-            let (reason, refused) = match entry(name).map(|e| e.support) {
-                Some(Support::Honoured) => return None,
-                Some(Support::Ignored(why)) => (why, false),
-                Some(Support::Refused(why)) => (why, true),
-                None => (UNKNOWN, false),
-            };
-            Some(Unapplied { key: key.clone(), reason, refused })
-        })
+        .filter_map(|key| Some((key.as_str(), support(key)?)))
+        .filter(|(_, support)| *support != Support::Honoured)
         .collect()
 }
 
@@ -99,17 +88,17 @@ mod tests {
             ("nginx.ingress.kubernetes.io/rewrite-targt", "/"),
             ("kubernetes.io/ingress.class", "ingressd"),
         ]);
-        let found = unapplied(&annotations);
-        let keys: Vec<(&str, bool)> = found.iter().map(|u| (u.key.as_str(), u.refused)).collect();
+        let labels: Vec<(&str, &str)> = unapplied(&annotations).into_iter().map(|(key, support)| (key, support.label())).collect();
         assert_eq!(
-            keys,
+            labels,
             [
-                ("ingressd.io/proxy-buffering", false),
-                ("nginx.ingress.kubernetes.io/configuration-snippet", true),
-                ("nginx.ingress.kubernetes.io/rewrite-targt", false),
+                ("ingressd.io/proxy-buffering", "ignored"),
+                ("nginx.ingress.kubernetes.io/configuration-snippet", "refused"),
+                ("nginx.ingress.kubernetes.io/rewrite-targt", "ignored"),
             ]
         );
-        assert_eq!(found[2].reason, UNKNOWN);
+        assert_eq!(support("nginx.ingress.kubernetes.io/rewrite-targt"), Some(Support::Ignored(UNKNOWN)));
+        assert_eq!(support("kubernetes.io/ingress.class"), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod ingressd_e2e;
 mod kube_scripted;
 mod kube_watch;
 mod manifests;
+mod migrate_check;
 mod proxy_cut;
 mod proxy_e2e;
 mod proxy_fakeapi;
