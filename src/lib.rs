@@ -17,6 +17,7 @@
 //! - [`cache`]: owns the objects, publishes immutable generations.
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
 //! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
+//! - [`proxy_protocol`]: the PROXY protocol header an L4 load balancer sends first.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
 //! - [`status`]: leader election and Ingress status publishing.
 //! - [`admin`], [`metrics`], [`prometheus`], [`inspect`]: probes, per-request
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod prometheus;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod routes;
 pub mod shutdown;
 pub mod status;
