@@ -14,7 +14,8 @@
 //! - [`annotations`]: ingress-nginx and ingressd annotation names, and what ingressd does with each.
 //! - [`config`]: the command line, a contract with operators and tests.
 //! - [`kube`]: API objects, the HTTP client, list-then-watch.
-//! - [`cache`]: owns the objects, publishes immutable generations.
+//! - [`store`]: the watched objects by kind, and snapshots of them.
+//! - [`cache`]: the thread that owns the store, compiles and publishes immutable generations.
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
 //! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
 //! - [`proxy_protocol`]: the PROXY protocol header an L4 load balancer sends first.
@@ -41,4 +42,5 @@ pub mod proxy_protocol;
 pub mod routes;
 pub mod shutdown;
 pub mod status;
+pub mod store;
 pub mod tls;

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ingressd::admin::{self, Admin, MetricsSource};
-use ingressd::cache::{self, CacheStatus, Compiler, Current, Generation};
+use ingressd::cache::{self, CacheStatus, CompileConfig, Current};
 use ingressd::config::{Command, Config};
 use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
-use ingressd::routes;
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
 use ingressd::prometheus::{self, Type};
@@ -131,7 +130,8 @@ fn start_watching(
     stop: &Arc<AtomicBool>,
 ) -> Result<(), String> {
     let (events, received) = crossbeam_channel::unbounded();
-    cache::spawn(received, Arc::clone(current), compiler(config, Arc::clone(watch_metrics)), Arc::clone(cache_status))
+    let compile_config = CompileConfig { routes: config.route_config(), default_certificate: config.default_ssl_certificate.clone() };
+    cache::spawn(received, Arc::clone(current), compile_config, Arc::clone(cache_status), Arc::clone(watch_metrics))
         .map_err(|e| format!("cannot start the cache thread: {e}"))?;
     for kind in Kind::ALL {
         watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), Arc::clone(stop))
@@ -204,21 +204,6 @@ fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
         0 => log::info!("drained; exiting"),
         n => log::warn!("shutdown grace over with {n} connections open; exiting"),
     }
-}
-
-/// Compiles routes and certificates from each snapshot.
-fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
-    let route_config = config.route_config();
-    let default_cert = config.default_ssl_certificate.clone();
-    Box::new(move |snapshot, previous: &Generation| {
-        for kind in Kind::ALL {
-            watch_metrics.set_objects(kind, snapshot.count(kind));
-        }
-        let served = routes::served_ingresses(snapshot, &route_config);
-        let routes = routes::compile_served(snapshot, &served, &route_config);
-        let certs = tls::CertSet::compile(snapshot, &served, default_cert.as_ref(), &previous.certs);
-        Generation { snapshot: Arc::clone(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }
-    })
 }
 
 /// Certificate metrics from the live set.

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use crate::annotations::{self, catalogue::Support};
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::config::{Command, Config};
 use crate::kube::client::ApiClient;
 use crate::kube::objects::{Ingress, IngressClass};

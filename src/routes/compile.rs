@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 
 use crate::annotations;
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey};
 
 use super::backend::{BackendResolver, ResolvedBackend};

@@ -42,7 +42,7 @@ mod tests;
 
 use std::sync::atomic::AtomicUsize;
 
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::kube::objects::ObjectKey;
 
 pub use compile::{compile, compile_served};

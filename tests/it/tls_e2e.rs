@@ -11,12 +11,17 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ingressd::cache::{Current, Generation, Snapshot};
+use ingressd::cache::{self, CompileConfig, Current};
 use ingressd::kube::objects::{Ingress, IngressSpec, IngressTls, ObjectKey, ObjectMeta, Secret};
-use ingressd::tls::{self, CertSet};
+use ingressd::routes::RouteConfig;
+use ingressd::store::Snapshot;
+use ingressd::tls;
 use rustls::{AlertDescription, ClientConfig};
 use support::http::*;
 use tls_support::*;
+
+/// The class every Ingress here names and the harness serves.
+const CLASS: &str = "ingressd";
 
 fn ingress(namespace: &str, name: &str, tls: &[(&[&str], &str)]) -> Ingress {
     Ingress {
@@ -27,6 +32,7 @@ fn ingress(namespace: &str, name: &str, tls: &[(&[&str], &str)]) -> Ingress {
             ..ObjectMeta::default()
         },
         spec: IngressSpec {
+            ingress_class_name: Some(CLASS.into()),
             tls: tls
                 .iter()
                 .map(|(hosts, secret)| IngressTls { hosts: hosts.iter().map(|h| h.to_string()).collect(), secret_name: Some(secret.to_string()) })
@@ -76,10 +82,12 @@ impl Harness {
         Harness { addr, current, stop }
     }
 
-    fn publish(&self, snapshot: Snapshot, served: &[&Ingress], default_cert: Option<&ObjectKey>) {
+    /// Publishes a generation of `secrets` and `ingresses`, compiled as the cache thread does.
+    fn publish(&self, secrets: &[&Arc<Secret>], ingresses: &[&Ingress], default_cert: Option<&ObjectKey>) {
         let previous = self.current.load();
-        let certs = CertSet::compile(&snapshot, served, default_cert, &previous.certs);
-        self.current.store(Generation { snapshot: Arc::new(snapshot), routes: Default::default(), certs: Arc::new(certs) });
+        let routes = RouteConfig { ingress_class: CLASS.into(), controller_name: "ingressd.io/ingress-controller".into(), ..Default::default() };
+        let config = CompileConfig { routes, default_certificate: default_cert.cloned() };
+        self.current.store(cache::compile(&Arc::new(snapshot(secrets, ingresses)), &config, &previous));
     }
 }
 
@@ -133,10 +141,13 @@ fn tunnel(request: tiny_http::Request) {
     }
 }
 
-fn snapshot(secrets: &[&Arc<Secret>]) -> Snapshot {
+fn snapshot(secrets: &[&Arc<Secret>], ingresses: &[&Ingress]) -> Snapshot {
     let mut snapshot = Snapshot::default();
     for secret in secrets {
         snapshot.secrets.insert(secret.metadata.key(), Arc::clone(secret));
+    }
+    for ingress in ingresses {
+        snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(Ingress::clone(ingress)));
     }
     snapshot
 }
@@ -151,7 +162,7 @@ fn sni_picks_the_certificate_of_each_host() {
     let (sa, sb) = (secret("web", "a-tls", &a.cert_pem, &a.key_pem), secret("shop", "b-tls", &b.cert_pem, &b.key_pem));
     let ia = ingress("web", "a", &[(&["a.example.com"], "a-tls")]);
     let ib = ingress("shop", "b", &[(&["B.Example.com"], "b-tls")]);
-    harness.publish(snapshot(&[&sa, &sb]), &[&ia, &ib], None);
+    harness.publish(&[&sa, &sb], &[&ia, &ib], None);
 
     for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
         let config = client_config(versions, &[b"h2", b"http/1.1"]);
@@ -185,7 +196,7 @@ fn a_wildcard_certificate_covers_one_label() {
     let wild = ca.issue(&["*.example.com"]);
     let s = secret("web", "wild", &wild.cert_pem, &wild.key_pem);
     let i = ingress("web", "w", &[(&["*.example.com"], "wild")]);
-    harness.publish(snapshot(&[&s]), &[&i], None);
+    harness.publish(&[&s], &[&i], None);
     let tls = connect(harness.addr, Some("Shop.Example.COM"), any_client()).expect("handshake");
     assert_eq!(served_leaf(&tls), wild.leaf);
     let Err(error) = connect(harness.addr, Some("a.b.example.com"), any_client()) else { panic!("two labels deep is not covered") };
@@ -201,13 +212,13 @@ fn unknown_names_get_the_default_certificate_or_unrecognized_name() {
     let sd = secret("ingressd", "default-tls", &fallback.cert_pem, &fallback.key_pem);
     let ia = ingress("web", "a", &[(&["a.example.com"], "a-tls")]);
 
-    harness.publish(snapshot(&[&sa, &sd]), &[&ia], None);
+    harness.publish(&[&sa, &sd], &[&ia], None);
     for name in [Some("other.example.com"), None] {
         let Err(error) = connect(harness.addr, name, any_client()) else { panic!("{name:?}: no certificate, no handshake") };
         assert_eq!(alert_of(&error), Some(AlertDescription::UnrecognisedName), "{name:?}: {error}");
     }
 
-    harness.publish(snapshot(&[&sa, &sd]), &[&ia], Some(&ObjectKey::new("ingressd", "default-tls")));
+    harness.publish(&[&sa, &sd], &[&ia], Some(&ObjectKey::new("ingressd", "default-tls")));
     for name in [Some("other.example.com"), None] {
         let tls = connect(harness.addr, name, any_client()).expect("default certificate");
         assert_eq!(served_leaf(&tls), fallback.leaf, "{name:?}");
@@ -222,11 +233,11 @@ fn a_rotated_secret_serves_the_next_handshake_and_a_broken_one_is_ignored() {
     let ca = Ca::new();
     let (v1, v2, v3) = (ca.issue(&["r.example.com"]), ca.issue(&["r.example.com"]), ca.issue(&["r.example.com"]));
     let i = ingress("web", "r", &[(&["r.example.com"], "r-tls")]);
-    harness.publish(snapshot(&[&secret("web", "r-tls", &v1.cert_pem, &v1.key_pem)]), &[&i], None);
+    harness.publish(&[&secret("web", "r-tls", &v1.cert_pem, &v1.key_pem)], &[&i], None);
     let old = connect(harness.addr, Some("r.example.com"), any_client()).expect("v1 handshake");
     assert_eq!(served_leaf(&old), v1.leaf);
 
-    harness.publish(snapshot(&[&secret("web", "r-tls", &v2.cert_pem, &v2.key_pem)]), &[&i], None);
+    harness.publish(&[&secret("web", "r-tls", &v2.cert_pem, &v2.key_pem)], &[&i], None);
     let tls = connect(harness.addr, Some("r.example.com"), any_client()).expect("v2 handshake");
     assert_eq!(served_leaf(&tls), v2.leaf);
 
@@ -236,7 +247,7 @@ fn a_rotated_secret_serves_the_next_handshake_and_a_broken_one_is_ignored() {
     assert_eq!((response.status, response.body.as_slice()), (200, &b"ping"[..]));
 
     let errors_before = tls::secret_errors_total();
-    harness.publish(snapshot(&[&secret("web", "r-tls", &v3.cert_pem, &v1.key_pem)]), &[&i], None);
+    harness.publish(&[&secret("web", "r-tls", &v3.cert_pem, &v1.key_pem)], &[&i], None);
     assert!(tls::secret_errors_total() > errors_before, "the rejection is counted");
     let tls = connect(harness.addr, Some("r.example.com"), any_client()).expect("handshake after a bad update");
     assert_eq!(served_leaf(&tls), v2.leaf, "the last good certificate stays");
@@ -249,7 +260,7 @@ fn a_silent_client_neither_blocks_others_nor_outlives_the_deadline() {
     let ca = Ca::new();
     let a = ca.issue(&["a.example.com"]);
     let ia = ingress("web", "a", &[(&["a.example.com"], "a-tls")]);
-    harness.publish(snapshot(&[&secret("web", "a-tls", &a.cert_pem, &a.key_pem)]), &[&ia], None);
+    harness.publish(&[&secret("web", "a-tls", &a.cert_pem, &a.key_pem)], &[&ia], None);
 
     let started = Instant::now();
     // More silent clients than tiny_http keeps idle threads for.
@@ -293,7 +304,7 @@ fn large_bodies_over_one_keep_alive_connection() {
     let ca = Ca::new();
     let a = ca.issue(&["a.example.com"]);
     let ia = ingress("web", "a", &[(&["a.example.com"], "a-tls")]);
-    harness.publish(snapshot(&[&secret("web", "a-tls", &a.cert_pem, &a.key_pem)]), &[&ia], None);
+    harness.publish(&[&secret("web", "a-tls", &a.cert_pem, &a.key_pem)], &[&ia], None);
 
     let mut tls = BufReader::new(connect(harness.addr, Some("a.example.com"), any_client()).expect("handshake"));
     for round in 0..3u8 {
@@ -312,7 +323,7 @@ fn an_upgraded_connection_relays_both_ways_over_tls() {
     let ca = Ca::new();
     let a = ca.issue(&["ws.example.com"]);
     let ia = ingress("web", "ws", &[(&["ws.example.com"], "ws-tls")]);
-    harness.publish(snapshot(&[&secret("web", "ws-tls", &a.cert_pem, &a.key_pem)]), &[&ia], None);
+    harness.publish(&[&secret("web", "ws-tls", &a.cert_pem, &a.key_pem)], &[&ia], None);
 
     let mut tls = BufReader::new(connect(harness.addr, Some("ws.example.com"), any_client()).expect("handshake"));
     let head = "GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";

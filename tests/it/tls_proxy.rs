@@ -11,11 +11,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use ingressd::cache::{Current, Generation};
+use ingressd::cache::{self, CompileConfig, Current, Generation};
 use ingressd::kube::objects::{Ingress, IngressTls, ObjectKey};
 use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
-use ingressd::routes;
-use ingressd::tls::{self, CertSet};
+use ingressd::tls;
 use proxy_support::{respond, route_config, rule, stop_workers, test_config, Backend};
 use support::http::*;
 use tls_support::*;
@@ -50,11 +49,8 @@ fn start_edge(backend_port: u16) -> Edge {
     let secret = secret("default", "secure-tls", &issued.cert_pem, &issued.key_pem);
     snapshot.secrets.insert(secret.metadata.key(), secret);
 
-    let route_config = route_config();
-    let served = routes::served_ingresses(&snapshot, &route_config);
-    let certs = CertSet::compile(&snapshot, &served, None, &CertSet::default());
-    let routes = routes::compile(&snapshot, &route_config);
-    let current = Arc::new(Current::new(Generation { snapshot: Arc::new(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }));
+    let config = CompileConfig { routes: route_config(), default_certificate: None };
+    let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &config, &Generation::default())));
 
     let plain = TcpListener::bind("127.0.0.1:0").expect("bind http");
     let http = plain.local_addr().expect("addr");

@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use ingressd::cache::{Current, Generation, Snapshot};
+use ingressd::cache::{self, CompileConfig, Current, Generation};
 use ingressd::kube::objects::{EndpointSlice, Ingress, ObjectKey, Service};
 use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
-use ingressd::routes::{self, RouteConfig};
+use ingressd::routes::RouteConfig;
+use ingressd::store::Snapshot;
 use serde_json::json;
 
 use crate::support::http::{header, read_chunked, read_head, read_response, Response};
@@ -279,12 +280,8 @@ pub fn start_proxy_with(snapshot: Snapshot, config: ProxyConfig) -> Proxy {
 
 /// A proxy whose server has `limits` instead of [`test_limits`].
 pub fn start_proxy_with_limits(snapshot: Snapshot, config: ProxyConfig, limits: tiny_http::Limits) -> Proxy {
-    let table = routes::compile(&snapshot, &route_config());
-    let current = Arc::new(Current::new(Generation {
-        snapshot: Arc::new(snapshot),
-        routes: Arc::new(table),
-        certs: Arc::default(),
-    }));
+    let compile_config = CompileConfig { routes: route_config(), default_certificate: None };
+    let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &compile_config, &Generation::default())));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Arc::new(tiny_http::Server::from_listener_with_limits(listener, limits).unwrap());
