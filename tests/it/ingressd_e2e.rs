@@ -62,6 +62,13 @@ fn the_request_path_never_calls_the_api_server() {
     assert_eq!(backend.requests.load(std::sync::atomic::Ordering::SeqCst), 50);
 
     let metric = |series: &str| ingressd.metric(series).unwrap_or(-1.0);
+    // A request is counted after its last byte is written, so the client can
+    // read the answer before the count moves: wait (bounded) for the last one.
+    let counted = || {
+        metric("ingressd_requests_total{namespace=\"web\",ingress=\"site\",service=\"blue\",code_class=\"2xx\"}") >= 50.0
+            && metric("ingressd_requests_total{namespace=\"\",ingress=\"\",service=\"\",code_class=\"4xx\"}") >= 1.0
+    };
+    assert!(wait_until(Duration::from_secs(2), counted), "every answered request is counted");
     assert_eq!(metric("ingressd_requests_total{namespace=\"web\",ingress=\"site\",service=\"blue\",code_class=\"2xx\"}"), 50.0);
     assert_eq!(metric("ingressd_requests_total{namespace=\"\",ingress=\"\",service=\"\",code_class=\"4xx\"}"), 1.0);
     assert_eq!(metric("ingressd_request_duration_seconds_count{namespace=\"web\",ingress=\"site\"}"), 50.0);
