@@ -14,16 +14,17 @@ use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{probe, watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
-use ingressd::routes::RouteConfig;
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
 use ingressd::prometheus::{self, Type};
-use ingressd::{access_log, inspect, shutdown, tls};
+use ingressd::{access_log, inspect, migrate, shutdown, tls};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("routes") {
-        return inspect::main(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("routes") => return inspect::main(&args[1..]),
+        Some("migrate-check") => return migrate::main(&args[1..]),
+        _ => {}
     }
     let env = |k: &str| std::env::var(k).ok();
     match Config::parse(args, &env) {
@@ -81,7 +82,7 @@ fn run(config: Config) -> Result<(), String> {
                 client: Arc::clone(&client),
                 current: Arc::clone(&current),
                 cache: Arc::clone(&cache_status),
-                route_config: route_config(&config),
+                route_config: config.route_config(),
                 stop: Arc::clone(&stop_watching),
             };
             let handle = status::spawn(status_config, inputs)?;
@@ -130,7 +131,7 @@ fn start_watching(
     stop: &Arc<AtomicBool>,
 ) -> Result<(), String> {
     let (events, received) = crossbeam_channel::unbounded();
-    let compile_config = CompileConfig { routes: route_config(config), default_certificate: config.default_ssl_certificate.clone() };
+    let compile_config = CompileConfig { routes: config.route_config(), default_certificate: config.default_ssl_certificate.clone() };
     cache::spawn(received, Arc::clone(current), compile_config, Arc::clone(cache_status), Arc::clone(watch_metrics))
         .map_err(|e| format!("cannot start the cache thread: {e}"))?;
     for kind in Kind::ALL {
@@ -204,16 +205,6 @@ fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
     match server.num_connections() {
         0 => log::info!("drained; exiting"),
         n => log::warn!("shutdown grace over with {n} connections open; exiting"),
-    }
-}
-
-fn route_config(config: &Config) -> RouteConfig {
-    RouteConfig {
-        ingress_class: config.ingress_class.clone(),
-        controller_name: config.controller_name.clone(),
-        watch_ingress_without_class: config.watch_ingress_without_class,
-        default_backend_service: config.default_backend_service.clone(),
-        upstream_mode: config.upstream_mode,
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
+use crate::annotations;
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey};
 use crate::store::Snapshot;
 
@@ -19,9 +20,6 @@ use super::host::{compile_host, tls_host_covers, HostPattern};
 use super::path::{compile_path, parse_path_type, PathMatcher};
 use super::table::{HostRoutes, PathRoute, RouteTable};
 use super::{served_ingresses, Conflict, PathType, Route, RouteConfig};
-
-/// Opts an Ingress's TLS hosts into redirecting plain HTTP to HTTPS.
-pub const SSL_REDIRECT_ANNOTATION: &str = "ingressd.io/ssl-redirect";
 
 /// An Ingress's place in the order in which claims win: creationTimestamp
 /// (missing counts as oldest), then namespace, then name.
@@ -236,7 +234,7 @@ impl RedirectHosts {
 }
 
 fn ssl_redirect_hosts(ingress: &Ingress) -> Option<RedirectHosts> {
-    if ingress.metadata.annotations.get(SSL_REDIRECT_ANNOTATION).map(String::as_str) != Some("true") {
+    if annotations::value(&ingress.metadata.annotations, "ssl-redirect") != Some("true") {
         return None;
     }
     let all = ingress.spec.tls.iter().any(|tls| tls.hosts.is_empty());

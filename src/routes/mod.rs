@@ -48,7 +48,7 @@ use std::sync::Arc;
 use crate::store::Snapshot;
 use crate::kube::objects::ObjectKey;
 
-pub use compile::{compile, compile_served, SSL_REDIRECT_ANNOTATION};
+pub use compile::{compile, compile_served};
 pub use host::normalize_host;
 pub use incremental::{Changes, RouteCompiler};
 pub(crate) use host::wildcard_parent;
