@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::Receiver;
 
 use crate::kube::metrics::WatchMetrics;
+use crate::notify::Notify;
 use crate::kube::objects::ObjectKey;
 use crate::kube::{Event, Kind, Object};
 use crate::prometheus::{self, Type};
@@ -32,11 +33,18 @@ pub struct Generation {
 #[derive(Default)]
 pub struct Current {
     generation: RwLock<Arc<Generation>>,
+    /// Notified on every publish, and when the cache first becomes synced.
+    published: Arc<Notify>,
 }
 
 impl Current {
     pub fn new(generation: Generation) -> Current {
-        Current { generation: RwLock::new(Arc::new(generation)) }
+        Current { generation: RwLock::new(Arc::new(generation)), published: Arc::default() }
+    }
+
+    /// What a thread that acts on new generations waits on.
+    pub fn published(&self) -> &Arc<Notify> {
+        &self.published
     }
 
     pub fn load(&self) -> Arc<Generation> {
@@ -54,6 +62,7 @@ impl Current {
             Ok(mut guard) => *guard = next,
             Err(poisoned) => *poisoned.into_inner() = next,
         }
+        self.published.notify();
     }
 }
 
@@ -264,6 +273,8 @@ pub fn spawn(
                 status.last_change_unix.store(now, Ordering::Relaxed);
                 if store.synced() && !status.synced.swap(true, Ordering::Relaxed) {
                     log::info!("every kind listed: ready");
+                    // Readiness is an input of the status publisher too.
+                    current.published().notify();
                 }
                 if changes.everything {
                     release_free_memory();

@@ -36,6 +36,7 @@ pub mod inspect;
 pub mod kube;
 pub mod metrics;
 pub mod migrate;
+pub mod notify;
 pub mod prometheus;
 pub mod proxy;
 pub mod proxy_protocol;

@@ -5,7 +5,7 @@
 //! ```text
 //! leader thread:    Lease get/create/update every retry period --> Shared.leader
 //! pods thread:      list+watch own pods (when no --publish-status-address) --> Shared.addresses
-//! publisher thread: every 500 ms, if leading and something changed:
+//! publisher thread: woken by a new generation, term or address set, if leading:
 //!                   Current::load + addresses --plan--> PUT .../ingresses/NAME/status
 //! ```
 //!
@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::kube::backoff::sleep_unless_stopped;
 use crate::kube::client::ApiClient;
 use crate::kube::objects::IngressLoadBalancerIngress;
+use crate::notify::Notify;
 use crate::routes::RouteConfig;
 
 use election::Timing;
@@ -128,6 +129,9 @@ pub struct StatusState {
     writes: AtomicU64,
     write_errors: AtomicU64,
     evaluations: AtomicU64,
+    /// Notified on a new term or address set; the publisher waits on it
+    /// (it is the published-generation signal of `Current`).
+    changed: Arc<Notify>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,8 +141,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl StatusState {
-    fn new(timing: &Timing) -> StatusState {
+    fn new(timing: &Timing, changed: Arc<Notify>) -> StatusState {
         StatusState {
+            changed,
             renew_deadline: timing.renew_deadline,
             last_renewal: Mutex::new(None),
             terms: AtomicU64::new(0),
@@ -168,6 +173,7 @@ impl StatusState {
         *last = Some(sent);
         if !was_leading {
             self.terms.fetch_add(1, Ordering::Relaxed);
+            self.changed.notify();
         }
         !was_leading
     }
@@ -187,6 +193,8 @@ impl StatusState {
         }
         addresses.list = list;
         addresses.version += 1;
+        drop(addresses);
+        self.changed.notify();
         true
     }
 
@@ -247,7 +255,7 @@ impl StatusHandle {
 
 /// Starts the leader, pods (if needed) and publisher threads.
 pub fn spawn(config: StatusConfig, inputs: Inputs) -> Result<StatusHandle, String> {
-    let state = Arc::new(StatusState::new(&config.timing));
+    let state = Arc::new(StatusState::new(&config.timing, Arc::clone(inputs.current.published())));
     log::info!(
         "status publishing on: identity {:?}, Lease {}/{}, addresses from {}",
         config.identity,
@@ -335,7 +343,7 @@ mod tests {
 
     #[test]
     fn leadership_terms_and_metrics() {
-        let state = StatusState::new(&Timing::default());
+        let state = StatusState::new(&Timing::default(), Arc::default());
         assert!(!state.is_leading());
         assert!(state.renewed(Instant::now()), "first renewal starts a term");
         assert!(!state.renewed(Instant::now()), "renewing continues it");

@@ -1,10 +1,11 @@
 //! The publisher loop: while leading, compares the desired status of every
 //! Ingress with the cached one and writes the differences.
 //!
-//! It polls every [`TICK`], but only plans when an input changed: a new
-//! cache generation (compared by `Arc` pointer, holding the last one so its
-//! address cannot be reused by a newer one), a new address set, a new
-//! leadership term, or a retry due after a failed write.
+//! It sleeps until an input changes — a new cache generation, a new address
+//! set, a new leadership term (all notify one [`Notify`](crate::notify::Notify))
+//! — or a retry after a failed write is due, and only plans when one did
+//! (generations compared by `Arc` pointer, holding the last one so its
+//! address cannot be reused by a newer one).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,9 +16,11 @@ use crate::routes;
 
 use super::plan::{self, Memory};
 use super::writer::{write_status, Written};
-use super::{sleep_unless_stopped, Inputs, StatusState};
+use super::{Inputs, StatusState};
 
-const TICK: Duration = Duration::from_millis(500);
+/// The longest sleep without a change: how soon stop, or a leadership that
+/// lapsed by the clock, is noticed.
+const IDLE: Duration = Duration::from_secs(2);
 /// After a failed write, plan again this much later even without changes.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
@@ -48,8 +51,15 @@ impl Publisher {
     pub(super) fn run(mut self) {
         let mut seen: Option<Seen> = None;
         let mut retry_at: Option<Instant> = None;
+        let changes = Arc::clone(self.inputs.current.published());
+        // None until the first look, which does not wait.
+        let mut version: Option<u64> = None;
         while !self.inputs.stop.load(Ordering::Relaxed) {
-            sleep_unless_stopped(TICK, &self.inputs.stop);
+            let wait = retry_at.map_or(IDLE, |at| at.saturating_duration_since(Instant::now()).min(IDLE));
+            version = Some(match version {
+                None => changes.version(),
+                Some(seen) => changes.wait_past(seen, wait),
+            });
             // A partly synced cache could make our Ingresses look foreign.
             if !self.state.is_leading() || !self.inputs.cache.synced.load(Ordering::Relaxed) {
                 continue;
