@@ -13,33 +13,24 @@ use super::{Error, Kind, Object};
 /// large enough that a big cluster lists in a few round trips.
 pub const PAGE_SIZE: usize = 500;
 
-/// Only TLS Secrets are fetched: ingressd has no business reading others.
-const SECRET_FIELD_SELECTOR: &str = "type%3Dkubernetes.io%2Ftls";
-
 /// Every resource ingressd reads as (API group, version, resource), so the
 /// manifests can be checked to grant list and watch on exactly these.
-pub const API_RESOURCES: &[(&str, &str, &str)] = &[
-    ("networking.k8s.io", "v1", "ingresses"),
-    ("networking.k8s.io", "v1", "ingressclasses"),
-    ("", "v1", "services"),
-    ("discovery.k8s.io", "v1", "endpointslices"),
-    ("", "v1", "secrets"),
-];
+pub fn api_resources() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    Kind::ALL.into_iter().map(|kind| kind.resource()).map(|r| (r.group, r.version, r.plural))
+}
 
-/// The collection path of `kind`, in `namespace` when given; IngressClasses
-/// are cluster-scoped and never namespaced. Secrets additionally get the TLS
-/// field selector in the query (see [`list_query`], [`watch_query`]).
+/// The collection path of `kind`, in `namespace` when given and the kind is
+/// namespaced. Some kinds additionally get a field selector in the query
+/// (see [`list_query`], [`watch_query`]).
 pub fn api_path(kind: Kind, namespace: Option<&str>) -> String {
-    let (prefix, resource) = match kind {
-        Kind::Ingress => ("/apis/networking.k8s.io/v1", "ingresses"),
-        Kind::IngressClass => return "/apis/networking.k8s.io/v1/ingressclasses".to_string(),
-        Kind::Service => ("/api/v1", "services"),
-        Kind::EndpointSlice => ("/apis/discovery.k8s.io/v1", "endpointslices"),
-        Kind::Secret => ("/api/v1", "secrets"),
+    let resource = kind.resource();
+    let prefix = match resource.group {
+        "" => format!("/api/{}", resource.version),
+        group => format!("/apis/{group}/{}", resource.version),
     };
-    match namespace.filter(|ns| !ns.is_empty()) {
-        Some(ns) => format!("{prefix}/namespaces/{}/{resource}", encode(ns)),
-        None => format!("{prefix}/{resource}"),
+    match namespace.filter(|ns| !ns.is_empty() && resource.namespaced) {
+        Some(ns) => format!("{prefix}/namespaces/{}/{}", encode(ns), resource.plural),
+        None => format!("{prefix}/{}", resource.plural),
     }
 }
 
@@ -58,9 +49,9 @@ pub fn encode(value: &str) -> String {
 }
 
 fn selectors(kind: Kind, label_selector: Option<&str>, query: &mut String) {
-    if kind == Kind::Secret {
+    if let Some(fields) = kind.resource().field_selector {
         query.push_str("&fieldSelector=");
-        query.push_str(SECRET_FIELD_SELECTOR);
+        query.push_str(fields);
     }
     if let Some(labels) = label_selector.filter(|l| !l.is_empty()) {
         query.push_str("&labelSelector=");
@@ -197,18 +188,12 @@ mod tests {
     }
 
     #[test]
-    fn api_resources_cover_every_kind_path() {
-        for kind in Kind::ALL {
-            let path = api_path(kind, None);
-            assert!(
-                API_RESOURCES.iter().any(|(group, version, resource)| {
-                    let prefix = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
-                    path == format!("{prefix}/{resource}")
-                }),
-                "{path} missing from API_RESOURCES"
-            );
+    fn every_kind_has_its_own_resource_row() {
+        for (index, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, index, "Kind::ALL is in declaration order");
         }
-        assert_eq!(API_RESOURCES.len(), Kind::ALL.len());
+        let plurals: std::collections::BTreeSet<_> = api_resources().map(|(_, _, plural)| plural).collect();
+        assert_eq!(plurals.len(), Kind::ALL.len());
     }
 
     #[test]

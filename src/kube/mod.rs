@@ -39,18 +39,47 @@ pub enum Kind {
     Secret,
 }
 
+/// How a kind is found and read on the API server: the one place that
+/// says so (paths, queries, RBAC checks and decoding all follow it).
+pub struct Resource {
+    /// The name used in metrics and logs.
+    pub name: &'static str,
+    /// "" for the core group.
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    /// Namespaced kinds honour `--watch-namespace`; the others never do.
+    pub namespaced: bool,
+    /// Already URL-encoded; narrows what the server sends (and what RBAC must allow us to read).
+    pub field_selector: Option<&'static str>,
+    pub decode: fn(&serde_json::Value) -> Result<Object, serde_json::Error>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &serde_json::Value, wrap: fn(T) -> Object) -> Result<Object, serde_json::Error> {
+    T::deserialize(value).map(wrap)
+}
+
+/// One row per kind, in the order of [`Kind::ALL`].
+const RESOURCES: [Resource; 5] = [
+    Resource { name: "ingress", group: "networking.k8s.io", version: "v1", plural: "ingresses", namespaced: true, field_selector: None, decode: |v| decode(v, Object::Ingress) },
+    Resource { name: "ingressclass", group: "networking.k8s.io", version: "v1", plural: "ingressclasses", namespaced: false, field_selector: None, decode: |v| decode(v, Object::IngressClass) },
+    Resource { name: "service", group: "", version: "v1", plural: "services", namespaced: true, field_selector: None, decode: |v| decode(v, Object::Service) },
+    Resource { name: "endpointslice", group: "discovery.k8s.io", version: "v1", plural: "endpointslices", namespaced: true, field_selector: None, decode: |v| decode(v, Object::EndpointSlice) },
+    // Only TLS Secrets: ingressd has no business reading others.
+    Resource { name: "secret", group: "", version: "v1", plural: "secrets", namespaced: true, field_selector: Some("type%3Dkubernetes.io%2Ftls"), decode: |v| decode(v, Object::Secret) },
+];
+
 impl Kind {
     pub const ALL: [Kind; 5] = [Kind::Ingress, Kind::IngressClass, Kind::Service, Kind::EndpointSlice, Kind::Secret];
 
+    /// Where and how this kind is read.
+    pub fn resource(self) -> &'static Resource {
+        &RESOURCES[self as usize]
+    }
+
     /// The name used in metrics and logs.
     pub fn name(self) -> &'static str {
-        match self {
-            Kind::Ingress => "ingress",
-            Kind::IngressClass => "ingressclass",
-            Kind::Service => "service",
-            Kind::EndpointSlice => "endpointslice",
-            Kind::Secret => "secret",
-        }
+        self.resource().name
     }
 }
 

@@ -165,14 +165,7 @@ fn object_key(object: &serde_json::Value) -> Option<ObjectKey> {
 
 /// Decodes one object as `kind`'s struct.
 pub fn decode_object(kind: Kind, object: &serde_json::Value) -> Result<Object, DecodeError> {
-    let result = match kind {
-        Kind::Ingress => Deserialize::deserialize(object).map(Object::Ingress),
-        Kind::IngressClass => Deserialize::deserialize(object).map(Object::IngressClass),
-        Kind::Service => Deserialize::deserialize(object).map(Object::Service),
-        Kind::EndpointSlice => Deserialize::deserialize(object).map(Object::EndpointSlice),
-        Kind::Secret => Deserialize::deserialize(object).map(Object::Secret),
-    };
-    result.map_err(|e| {
+    (kind.resource().decode)(object).map_err(|e| {
         // serde quotes offending values, and a Secret's values are key material.
         let reason = if kind == Kind::Secret { "a field has the wrong type (value withheld)".to_string() } else { e.to_string() };
         DecodeError::Object { key: object_key(object), reason }

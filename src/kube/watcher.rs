@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-pub use super::list::{api_path, API_RESOURCES};
+pub use super::list::{api_path, api_resources};
 
 use super::backoff::{Backoff, Woke, XorShift, MAXIMUM};
 use super::client::ApiClient;
@@ -47,7 +47,7 @@ pub fn spawn(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     // Cluster-scoped kinds ignore the namespace.
-    let namespace = namespace.filter(|ns| !ns.is_empty() && kind != Kind::IngressClass);
+    let namespace = namespace.filter(|ns| !ns.is_empty() && kind.resource().namespaced);
     let rng = XorShift::from_time(kind as u64 + 1);
     let watcher = Watcher { kind, client, namespace, tx, metrics, stop, backoff: Backoff::new(rng) };
     std::thread::Builder::new()

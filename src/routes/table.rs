@@ -58,8 +58,10 @@ const SHARDS: usize = 256;
 /// measured at over twice the lookup time).
 #[derive(Debug, Clone)]
 pub(crate) struct HostMap {
-    shards: Vec<Arc<HashMap<String, Arc<HostRoutes>, BuildHasherDefault<Fnv>>>>,
+    shards: Vec<Arc<Shard>>,
 }
+
+type Shard = HashMap<String, Arc<HostRoutes>, BuildHasherDefault<Fnv>>;
 
 /// FNV-1a: a few cycles per byte for short keys, where SipHash's setup
 /// dominates. The keys are hosts from Ingress objects, not from clients, so

@@ -15,7 +15,7 @@ use yaml::Value;
 /// The API resources ingressd lists and watches, as (API group, resource),
 /// taken from the code so the manifests follow it.
 fn api_resources() -> Vec<(&'static str, &'static str)> {
-    ingressd::kube::list::API_RESOURCES.iter().map(|(group, _version, resource)| (*group, *resource)).collect()
+    ingressd::kube::list::api_resources().map(|(group, _version, resource)| (group, resource)).collect()
 }
 
 /// Written by the status feature: (API group, resource, verb).
