@@ -35,22 +35,25 @@ fn half_a_body(request: Request) {
     handle.shutdown();
 }
 
-/// Sends a GET and reads until the peer closes; returns what arrived and how long the close took.
-fn get_until_closed(addr: SocketAddr) -> (Vec<u8>, Duration) {
+/// Sends a GET and reads until the peer closes; returns what arrived. Each read waits at
+/// most PATIENCE (5 s), far less than the idle timeout (30 s), so a connection left open
+/// until the idle timeout fails; a busy machine does not.
+fn get_until_closed(addr: SocketAddr) -> Vec<u8> {
     let mut client = connect(addr);
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    read_until_closed(&mut client).unwrap_or_else(|e| panic!("no close within {:?}: {}", PATIENCE, e))
+    let (received, _) = read_until_closed(&mut client)
+        .unwrap_or_else(|e| panic!("no close within {:?}: {}", PATIENCE, e));
+    received
 }
 
 #[test]
 fn a_cut_response_closes_the_connection_at_once() {
     let (server, addr) = start_server(patient_limits());
     spawn_workers(&server, 1, half_a_body);
-    let (received, took) = get_until_closed(addr);
+    let received = get_until_closed(addr);
     assert!(received.ends_with(b"0123456789"), "{:?}", received);
-    assert!(took < Duration::from_secs(1), "closed after {:?}", took);
     assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 }
 
@@ -58,9 +61,8 @@ fn a_cut_response_closes_the_connection_at_once() {
 fn a_cut_response_closes_an_external_stream_at_once() {
     let (server, _) = start_server(patient_limits());
     spawn_workers(&server, 1, half_a_body);
-    let (received, took) = get_until_closed(external_front(&server));
+    let received = get_until_closed(external_front(&server));
     assert!(received.ends_with(b"0123456789"), "{:?}", received);
-    assert!(took < Duration::from_secs(1), "closed after {:?}", took);
 }
 
 /// A plain external stream that reports each read it enters: the server calls `read`
