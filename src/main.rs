@@ -35,14 +35,20 @@ fn main() -> ExitCode {
             println!("ingressd {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(config)) => match run(*config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                log::error!("{message}");
-                eprintln!("ingressd: {message}");
-                ExitCode::FAILURE
+        Ok(Command::Run(config)) => {
+            if let Err(e) = start_logging(config.log_level) {
+                eprintln!("ingressd: cannot start logging: {e}");
+                return ExitCode::FAILURE;
             }
-        },
+            match run(*config) {
+                Ok(()) => ExitCode::SUCCESS,
+                // Once, through the log, so it carries a timestamp like every other line.
+                Err(message) => {
+                    log::error!("{message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Err(e) => {
             eprintln!("ingressd: {e}");
             ExitCode::from(2)
@@ -50,11 +56,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Diagnostic lines on stderr, each stamped in RFC 3339 UTC like the access log.
+fn start_logging(level: log::LevelFilter) -> Result<(), log::SetLoggerError> {
+    simple_logger::SimpleLogger::new().with_level(level).with_utc_timestamps().init()
+}
+
 fn run(config: Config) -> Result<(), String> {
-    simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .init()
-        .map_err(|e| format!("cannot start logging: {e}"))?;
     // ureq's TLS setup looks for a process-wide provider; ours is ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     shutdown::install();
