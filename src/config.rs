@@ -133,7 +133,12 @@ const fn flag(name: &'static str, value: &'static str, default: &'static str, he
 }
 
 const FLAGS: &[Flag] = &[
-    flag("apiserver", "URL", "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT", "Kubernetes API server; http:// is accepted (kubectl proxy)"),
+    flag(
+        "apiserver",
+        "URL",
+        "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, or https://kubernetes.default.svc:443 when KUBERNETES_SERVICE_HOST is unset",
+        "Kubernetes API server; http:// is accepted (kubectl proxy)",
+    ),
     flag("token-file", "PATH", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token, re-read every 60 s and after a 401; none sent if absent"),
     flag("ca-file", "PATH", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "the only CA trusted for the API server"),
     flag("watch-namespace", "NS", "all namespaces", "watch one namespace only"),

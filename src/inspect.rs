@@ -128,12 +128,21 @@ pub fn table(document: &Value) -> String {
     out
 }
 
+const ROUTES_HELP: &str = "Prints the routes a running ingressd serves, read from its /debug/routes.\n\
+IP:PORT is its --admin-addr as seen from here: /debug/routes answers loopback\n\
+clients only, so run this on the node, e.g.\n\
+\n  kubectl -n ingressd exec ds/ingressd -- /ingressd routes --admin-addr 127.0.0.1:10254";
+
 /// `ingressd routes --admin-addr ADDR`.
 pub fn main(args: &[String]) -> ExitCode {
     let usage = "usage: ingressd routes --admin-addr IP:PORT";
     let addr = match args {
         [flag, value] if flag == "--admin-addr" => value.clone(),
         [single] if single.starts_with("--admin-addr=") => single["--admin-addr=".len()..].to_string(),
+        [help] if help == "--help" || help == "-h" => {
+            println!("{usage}\n\n{ROUTES_HELP}");
+            return ExitCode::SUCCESS;
+        }
         _ => {
             eprintln!("{usage}");
             return ExitCode::from(2);
