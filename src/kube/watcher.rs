@@ -90,6 +90,7 @@ impl Watcher {
     /// it with Retry-After (capped like any delay); false when stopped meanwhile.
     fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
         let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
+        log::info!("{}: retrying in {:.1} s", self.name(), delay.as_secs_f64());
         sleep_unless_stopped(delay, &self.stop);
         !self.stopped()
     }
