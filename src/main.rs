@@ -77,7 +77,7 @@ fn run(config: Config) -> Result<(), String> {
     let data_plane = DataPlane::start(&config, &current)?;
     let request_metrics = Arc::new(RequestMetrics::default());
     let mut sources: Vec<Arc<dyn MetricsSource>> = vec![
-        watch_metrics,
+        Arc::clone(&watch_metrics) as Arc<dyn MetricsSource>,
         Arc::new(TlsMetrics(Arc::clone(&current))),
         Arc::clone(&request_metrics) as Arc<dyn MetricsSource>,
         Arc::new(ConnectionMetrics(Arc::clone(&data_plane.server))),
@@ -100,7 +100,7 @@ fn run(config: Config) -> Result<(), String> {
             None
         }
     };
-    let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), sources));
+    let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), watch_metrics, sources));
     let admin_addr = admin::spawn(config.admin_addr, Arc::clone(&admin))?;
 
     let access = config.access_log;

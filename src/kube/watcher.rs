@@ -108,6 +108,7 @@ impl Watcher {
     fn record_failure(&self, what: &str, error: &Error) {
         self.metrics.count_api_error(self.kind);
         self.metrics.set_api_reachable(error.server_answered());
+        self.metrics.set_last_error(self.kind, format!("{what} failed: {error}"));
         log::warn!("{}: {what} failed: {error}", self.name());
     }
 
