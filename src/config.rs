@@ -149,7 +149,7 @@ const FLAGS: &[Flag] = &[
     flag("upstream-mode", "endpoints|cluster-ip", "endpoints", "forward to ready pod endpoints or to the Service ClusterIP"),
     flag("http-addr", "ADDR", "0.0.0.0:80", "plain HTTP listener"),
     flag("https-addr", "ADDR", "0.0.0.0:443", "HTTPS listener"),
-    flag("admin-addr", "ADDR", "0.0.0.0:10254", "/healthz, /readyz, /metrics, /debug/routes"),
+    flag("admin-addr", "ADDR", "0.0.0.0:10254", "/healthz, /readyz, /metrics; /debug/routes for loopback clients only"),
     flag("log-level", "LEVEL", "info", "error, warn, info, debug or trace"),
     flag("workers", "N", "16 per core", "proxy worker threads"),
     flag("max-connections", "N", "4096", "concurrent client connections; more are closed at accept"),
