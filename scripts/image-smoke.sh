@@ -19,7 +19,7 @@ IMAGE=localhost/ingressd:smoke
 SETCAP_IMAGE=localhost/ingressd-setcap:smoke
 STATIC_BIN=target/x86_64-unknown-linux-gnu/release/ingressd
 CONTAINER="ingressd-smoke-$$"
-# What manifests/07-daemonset.yaml asks for (tests/manifests.rs keeps the
+# What manifests/07-daemonset.yaml asks for (tests/it/manifests.rs keeps the
 # DaemonSet and Dockerfile.scratch's USER in step).
 POD_USER=65532:65532
 
