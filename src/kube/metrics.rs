@@ -1,7 +1,9 @@
-//! Counters the watchers keep and the admin server renders at /metrics.
+//! Counters the watchers keep and the admin server renders at /metrics, and
+//! each kind's last error, which `/readyz` names to loopback clients.
 //!
-//! Plain atomics, so watchers never block on a lock to count and a scrape
-//! never blocks a watcher.
+//! The counters are plain atomics, so watchers never block on a lock to count
+//! and a scrape never blocks a watcher; the errors sit behind a lock taken
+//! only when a request failed or `/readyz` asks.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
