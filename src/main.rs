@@ -79,7 +79,7 @@ fn run(config: Config) -> Result<(), String> {
     let request_metrics = Arc::new(RequestMetrics::default());
     let mut sources: Vec<Arc<dyn MetricsSource>> = vec![
         Arc::clone(&watch_metrics) as Arc<dyn MetricsSource>,
-        Arc::new(TlsMetrics(Arc::clone(&current))),
+        Arc::new(GenerationMetrics(Arc::clone(&current))),
         Arc::clone(&request_metrics) as Arc<dyn MetricsSource>,
         Arc::new(ConnectionMetrics(Arc::clone(&data_plane.server))),
     ];
@@ -213,13 +213,15 @@ fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
     }
 }
 
-/// Certificate metrics from the live set.
-struct TlsMetrics(Arc<Current>);
+/// Metrics of the live generation: certificates, and annotations not applied.
+struct GenerationMetrics(Arc<Current>);
 
-impl MetricsSource for TlsMetrics {
+impl MetricsSource for GenerationMetrics {
     fn render(&self, out: &mut String) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        tls::write_metrics(&self.0.load().certs, now, out);
+        let generation = self.0.load();
+        tls::write_metrics(&generation.certs, now, out);
+        inspect::write_annotation_metrics(&generation, out);
     }
 }
 
