@@ -7,7 +7,7 @@
 //! the old generation or the new one, never a mix.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
@@ -153,10 +153,13 @@ pub fn record(snapshot: &Snapshot, event: &Event, changes: &mut Changes) {
 const CPU_BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0];
 
 /// What the cache thread reports about itself.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CacheStatus {
     /// Every kind has completed its first list: `/readyz` may say 200.
     pub synced: AtomicBool,
+    /// Until then, the kinds still waiting for their first list, which
+    /// `/readyz` names.
+    waiting: Mutex<Vec<Kind>>,
     pub compiles: AtomicU64,
     pub last_compile_micros: AtomicU64,
     /// Unix time (seconds) of the last applied change.
@@ -235,6 +238,31 @@ fn thread_cpu_time() -> Duration {
     Duration::new(time.seconds.max(0) as u64, time.nanos.clamp(0, 999_999_999) as u32)
 }
 
+impl Default for CacheStatus {
+    fn default() -> Self {
+        CacheStatus {
+            synced: AtomicBool::new(false),
+            waiting: Mutex::new(Kind::ALL.to_vec()),
+            compiles: AtomicU64::new(0),
+            last_compile_micros: AtomicU64::new(0),
+            last_change_unix: AtomicU64::new(0),
+            cpu_buckets: Default::default(),
+            cpu_count: AtomicU64::new(0),
+            cpu_nanos: AtomicU64::new(0),
+        }
+    }
+}
+
+impl CacheStatus {
+    /// The kinds still waiting for their first list; empty once synced.
+    pub fn waiting(&self) -> Vec<Kind> {
+        if self.synced.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
 /// The cache thread: applies events in batches (everything already queued is
 /// applied before one compile, so a relist of thousands of objects costs one
 /// compile), then publishes. Ends when every sender is gone.
@@ -271,6 +299,9 @@ pub fn spawn(
                 status.observe_cpu(thread_cpu_time().saturating_sub(cpu_before));
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
                 status.last_change_unix.store(now, Ordering::Relaxed);
+                if !status.synced.load(Ordering::Relaxed) {
+                    *status.waiting.lock().unwrap_or_else(PoisonError::into_inner) = store.waiting();
+                }
                 if store.synced() && !status.synced.swap(true, Ordering::Relaxed) {
                     log::info!("every kind listed: ready");
                     // Readiness is an input of the status publisher too.

@@ -94,7 +94,7 @@ impl Watcher {
     /// the API answering first; false when stopped meanwhile.
     fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
         let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
-        log::info!("{}: retrying in {:.1}s (failure {} in a row)", self.name(), delay.as_secs_f64(), self.backoff.failures());
+        log::info!("{}: retrying in {:.1} s (failure {} in a row)", self.name(), delay.as_secs_f64(), self.backoff.failures());
         match self.client.recovery().sleep(delay, &self.stop) {
             Woke::Stopped => false,
             Woke::ApiAnswers => {
@@ -118,6 +118,7 @@ impl Watcher {
     fn record_failure(&self, what: &str, error: &Error) {
         self.metrics.count_api_error(self.kind);
         self.metrics.set_api_reachable(error.server_answered());
+        self.metrics.set_last_error(self.kind, format!("{what} failed: {error}"));
         log::warn!("{}: {what} failed: {error}", self.name());
     }
 
