@@ -94,7 +94,7 @@ impl Watcher {
     /// the API answering first; false when stopped meanwhile.
     fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
         let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
-        log::info!("{}: retrying in {:.1} s (failure {} in a row)", self.name(), delay.as_secs_f64(), self.backoff.failures());
+        log::info!("{}: retrying in {:.1} s", self.name(), delay.as_secs_f64());
         match self.client.recovery().sleep(delay, &self.stop) {
             Woke::Stopped => false,
             Woke::ApiAnswers => {
