@@ -102,7 +102,7 @@ fn incremental(snapshot: Snapshot, config: &RouteConfig, ingresses: usize) {
     let kinds: [(&str, &dyn Fn(usize) -> Event); 2] = [
         ("Ingress update", &|n| {
             let mut ingress = Ingress::clone(snapshot.ingresses.values().nth(n * 7 % ingresses).expect("ingress"));
-            ingress.metadata.annotations.insert("n".into(), n.to_string());
+            ingress.metadata.annotations.insert("n", n.to_string());
             Event::Upsert(Object::Ingress(ingress))
         }),
         ("EndpointSlice update", &|n| {

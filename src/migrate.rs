@@ -17,7 +17,7 @@ use crate::annotations::{self, catalogue::Support};
 use crate::store::Snapshot;
 use crate::config::{Command, Config};
 use crate::kube::client::ApiClient;
-use crate::kube::objects::{Ingress, IngressClass};
+use crate::kube::objects::{Ingress, IngressClass, StringMap};
 use crate::routes::{served_ingresses, RouteConfig};
 
 const USAGE: &str = "usage: ingressd migrate-check [--file PATH|-] [controller flags: --apiserver, --token-file, --ca-file, --watch-namespace, --ingress-class, --controller-name, --watch-ingress-without-class]
@@ -77,10 +77,10 @@ pub fn check(ingresses: &[Ingress], classes: &[IngressClass], config: &RouteConf
         .collect()
 }
 
-fn annotation_findings(annotations: &BTreeMap<String, String>) -> Vec<AnnotationFinding> {
+fn annotation_findings(annotations: &StringMap) -> Vec<AnnotationFinding> {
     annotations
         .keys()
-        .filter_map(|key| Some(AnnotationFinding { key: key.clone(), support: annotations::support(key)? }))
+        .filter_map(|key| Some(AnnotationFinding { key: key.to_string(), support: annotations::support(key)? }))
         .collect()
 }
 

@@ -9,16 +9,16 @@
 
 pub mod catalogue;
 
-use std::collections::BTreeMap;
-
 use catalogue::{entry, Support, CATALOGUE};
+
+use crate::kube::objects::StringMap;
 
 pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
 pub const INGRESSD_PREFIX: &str = "ingressd.io/";
 
 /// The value an Ingress gives `name` (without prefix), `ingressd.io/` first.
-pub fn value<'a>(annotations: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    let under = |prefix: &str| annotations.get(&format!("{prefix}{name}")).map(String::as_str);
+pub fn value<'a>(annotations: &'a StringMap, name: &str) -> Option<&'a str> {
+    let under = |prefix: &str| annotations.get(&format!("{prefix}{name}"));
     under(INGRESSD_PREFIX).or_else(|| under(NGINX_PREFIX))
 }
 
@@ -33,10 +33,10 @@ pub fn support(key: &str) -> Option<Support> {
 }
 
 /// Every annotation under either prefix that ingressd does not apply, in key order.
-pub fn unapplied(annotations: &BTreeMap<String, String>) -> Vec<(&str, Support)> {
+pub fn unapplied(annotations: &StringMap) -> Vec<(&str, Support)> {
     annotations
         .keys()
-        .filter_map(|key| Some((key.as_str(), support(key)?)))
+        .filter_map(|key| Some((key, support(key)?)))
         .filter(|(_, support)| *support != Support::Honoured)
         .collect()
 }
@@ -61,8 +61,8 @@ pub fn markdown_table() -> String {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn map(pairs: &[(&str, &str)]) -> StringMap {
+        pairs.iter().copied().collect()
     }
 
     #[test]

@@ -4,9 +4,110 @@
 //! optional or defaulted: a newer API server that adds fields, or an object
 //! that omits one, must never break decoding of the whole watch stream.
 
-use std::collections::BTreeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use serde::{Deserialize, Serialize};
+/// The annotation `kubectl apply` writes: a copy of the whole object as last
+/// applied, often the largest part of it. ingressd never reads it, so it is
+/// dropped while decoding rather than kept for every object.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// A string map kept as a vector sorted by key: labels, annotations and a
+/// Secret's data hold a handful of entries, where a `BTreeMap` allocates a
+/// 500-byte node per map and a `String` carries a capacity word per value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StringMap(Vec<(Box<str>, Box<str>)>);
+
+impl StringMap {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|i| self.0[i].1.as_ref())
+    }
+
+    /// Sets `key`, replacing any value it had.
+    pub fn insert(&mut self, key: impl Into<Box<str>>, value: impl Into<Box<str>>) {
+        let (key, value) = (key.into(), value.into());
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Box<str>> {
+        let i = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok()?;
+        Some(self.0.remove(i).1)
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_ref())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Decodes a JSON object, leaving out the keys `keep` refuses; a key
+    /// given twice keeps its last value, as a `BTreeMap` would.
+    fn deserialize_filtered<'de, D: Deserializer<'de>>(deserializer: D, keep: fn(&str) -> bool) -> Result<StringMap, D::Error> {
+        struct Visitor(fn(&str) -> bool);
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StringMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<StringMap, A::Error> {
+                let mut map = StringMap::default();
+                while let Some(key) = access.next_key::<String>()? {
+                    if (self.0)(&key) {
+                        let value: String = access.next_value()?;
+                        map.insert(key, value);
+                    } else {
+                        access.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                map.0.shrink_to_fit();
+                Ok(map)
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<StringMap, E> {
+                Ok(StringMap::default())
+            }
+        }
+        deserializer.deserialize_any(Visitor(keep))
+    }
+}
+
+impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for StringMap {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> StringMap {
+        let mut map = StringMap::default();
+        for (key, value) in pairs {
+            map.insert(key, value);
+        }
+        map
+    }
+}
+
+impl Serialize for StringMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for StringMap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<StringMap, D::Error> {
+        StringMap::deserialize_filtered(deserializer, |_| true)
+    }
+}
+
+fn annotations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<StringMap, D::Error> {
+    StringMap::deserialize_filtered(deserializer, |key| key != LAST_APPLIED_ANNOTATION)
+}
 
 /// `metadata` as far as routing, conflict resolution and resync need it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,8 +119,10 @@ pub struct ObjectMeta {
     pub resource_version: String,
     /// RFC 3339 with second precision, so it orders correctly as a string.
     pub creation_timestamp: String,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+    pub labels: StringMap,
+    /// Without [`LAST_APPLIED_ANNOTATION`].
+    #[serde(deserialize_with = "annotations")]
+    pub annotations: StringMap,
 }
 
 impl ObjectMeta {
@@ -227,7 +330,7 @@ pub struct EndpointSlice {
 impl EndpointSlice {
     /// The Service a slice belongs to, from the label the EndpointSlice controller sets.
     pub fn service_name(&self) -> Option<&str> {
-        self.metadata.labels.get("kubernetes.io/service-name").map(String::as_str)
+        self.metadata.labels.get("kubernetes.io/service-name")
     }
 }
 
@@ -263,7 +366,7 @@ pub struct Secret {
     #[serde(rename = "type")]
     pub type_: String,
     /// Values are base64 as the API sends them; `tls.crt` and `tls.key` are decoded by `tls`.
-    pub data: BTreeMap<String, String>,
+    pub data: StringMap,
 }
 
 #[cfg(test)]
@@ -282,6 +385,23 @@ mod tests {
         assert_eq!(ing.spec.rules[0].http.as_ref().map(|h| h.paths.len()), Some(1));
         let svc: Service = serde_json::from_str(r#"{"metadata":{"name":"s"}}"#).expect("decodes");
         assert!(svc.spec.ports.is_empty());
+    }
+
+    #[test]
+    fn string_maps_keep_the_last_value_in_key_order_and_annotations_drop_last_applied() {
+        let meta: ObjectMeta = serde_json::from_str(
+            r#"{"labels":{"b":"2","a":"1","b":"3"},"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"big\":1}","x":"y"}}"#,
+        )
+        .expect("decodes");
+        assert_eq!(meta.labels.iter().collect::<Vec<_>>(), [("a", "1"), ("b", "3")]);
+        assert_eq!(meta.labels.get("b"), Some("3"));
+        assert_eq!(meta.labels.get("c"), None);
+        assert_eq!(meta.annotations.keys().collect::<Vec<_>>(), ["x"]);
+        let round_trip: ObjectMeta = serde_json::from_value(serde_json::to_value(&meta).expect("encodes")).expect("decodes");
+        assert_eq!(round_trip, meta);
+        let empty: ObjectMeta = serde_json::from_str(r#"{"labels":null}"#).expect("null is empty");
+        assert!(empty.labels.is_empty());
+        assert!(serde_json::from_str::<ObjectMeta>(r#"{"labels":{"a":1}}"#).is_err(), "values are strings");
     }
 
     #[test]

@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(lines.len(), 1);
         match decode_event(Kind::Ingress, &lines[0]) {
             Ok(WatchEvent::Modified(Object::Ingress(ing))) => {
-                assert_eq!(ing.metadata.annotations.get("a").map(String::len), Some(1 << 20));
+                assert_eq!(ing.metadata.annotations.get("a").map(str::len), Some(1 << 20));
                 assert_eq!(ing.metadata.resource_version, "9");
             }
             other => panic!("unexpected {other:?}"),

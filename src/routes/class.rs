@@ -46,7 +46,7 @@ impl<'a> ClassSelector<'a> {
             // The `--ingress-class` name counts even before its IngressClass exists.
             Some(name) => name == self.config.ingress_class || self.our_classes.contains(name),
             None => match ingress.metadata.annotations.get(LEGACY_CLASS_ANNOTATION) {
-                Some(legacy) => *legacy == self.config.ingress_class,
+                Some(legacy) => legacy == self.config.ingress_class,
                 None => self.config.watch_ingress_without_class || self.ours_is_default,
             },
         }
@@ -73,7 +73,7 @@ mod tests {
         class.metadata.name = name.into();
         class.spec.controller = Some(controller.into());
         if default {
-            class.metadata.annotations.insert(DEFAULT_CLASS_ANNOTATION.into(), "true".into());
+            class.metadata.annotations.insert(DEFAULT_CLASS_ANNOTATION, "true");
         }
         (class.metadata.key(), Arc::new(class))
     }
@@ -82,7 +82,7 @@ mod tests {
         let mut ingress = Ingress::default();
         ingress.spec.ingress_class_name = class_name.map(String::from);
         if let Some(legacy) = legacy {
-            ingress.metadata.annotations.insert(LEGACY_CLASS_ANNOTATION.into(), legacy.into());
+            ingress.metadata.annotations.insert(LEGACY_CLASS_ANNOTATION, legacy);
         }
         ingress
     }

@@ -378,8 +378,8 @@ F05fe82Kx5mO/KFhw62MWYA=
             type_: "kubernetes.io/tls".into(),
             ..Secret::default()
         };
-        secret.data.insert("tls.crt".into(), base64(cert_pem.as_bytes()));
-        secret.data.insert("tls.key".into(), base64(key_pem.as_bytes()));
+        secret.data.insert("tls.crt", base64(cert_pem.as_bytes()));
+        secret.data.insert("tls.key", base64(key_pem.as_bytes()));
         Arc::new(secret)
     }
 
@@ -480,7 +480,7 @@ F05fe82Kx5mO/KFhw62MWYA=
 
         let provider = rustls::crypto::ring::default_provider();
         let mut bad = Secret::clone(&secret("ns", "s", &a.cert_pem, &a.key_pem));
-        bad.data.insert("tls.key".into(), "not*base64".into());
+        bad.data.insert("tls.key", "not*base64");
         assert_eq!(parse_secret(&bad, &provider).err(), Some(Error::Base64 { offset: 3 }));
         bad.data.remove("tls.key");
         assert_eq!(parse_secret(&bad, &provider).err(), Some(Error::MissingData("tls.key")));

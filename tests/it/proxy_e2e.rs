@@ -364,7 +364,7 @@ fn ssl_redirect_answers_308_except_for_acme_challenges() {
     let mut snapshot = snapshot(&[rule("secure.test", "/", &[backend.port()])]);
     let key = ingressd::kube::objects::ObjectKey::new("default", "web");
     let mut ingress = (*snapshot.ingresses[&key]).clone();
-    ingress.metadata.annotations.insert("ingressd.io/ssl-redirect".into(), "true".into());
+    ingress.metadata.annotations.insert("ingressd.io/ssl-redirect", "true");
     ingress.spec.tls = vec![ingressd::kube::objects::IngressTls { hosts: vec!["secure.test".into()], secret_name: Some("cert".into()) }];
     snapshot.ingresses.insert(key, Arc::new(ingress));
     let proxy = start_proxy_with(snapshot, ProxyConfig { https_port: 8443, ..test_config() });

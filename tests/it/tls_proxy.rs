@@ -43,7 +43,7 @@ fn start_edge(backend_port: u16) -> Edge {
     let mut snapshot = proxy_support::snapshot(&[rule(HOST, "/", &[backend_port])]);
     let web = ObjectKey::new("default", "web");
     let mut ingress = Ingress::clone(&snapshot.ingresses[&web]);
-    ingress.metadata.annotations.insert("ingressd.io/ssl-redirect".into(), "true".into());
+    ingress.metadata.annotations.insert("ingressd.io/ssl-redirect", "true");
     ingress.spec.tls = vec![IngressTls { hosts: vec![HOST.into()], secret_name: Some("secure-tls".into()) }];
     snapshot.ingresses.insert(web, Arc::new(ingress));
     let secret = secret("default", "secure-tls", &issued.cert_pem, &issued.key_pem);

@@ -56,8 +56,8 @@ pub fn secret(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Arc
         type_: "kubernetes.io/tls".into(),
         ..Secret::default()
     };
-    secret.data.insert("tls.crt".into(), base64(cert_pem.as_bytes()));
-    secret.data.insert("tls.key".into(), base64(key_pem.as_bytes()));
+    secret.data.insert("tls.crt", base64(cert_pem.as_bytes()));
+    secret.data.insert("tls.key", base64(key_pem.as_bytes()));
     Arc::new(secret)
 }
 
