@@ -139,6 +139,8 @@ impl Snapshot {
             let service = ObjectKey::new(&slice.metadata.namespace, service);
             let keys = self.slices_by_service.entry(service).or_default();
             if !keys.contains(&key) {
+                // Most Services have one slice: no room for four.
+                keys.reserve_exact(1);
                 keys.push(key);
                 keys.sort();
             }

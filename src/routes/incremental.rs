@@ -224,8 +224,11 @@ impl RouteCompiler {
     }
 }
 
+/// Grows by one slot at a time: nearly every list holds one item, and the
+/// default growth reserves four.
 fn insert_sorted<T: Ord>(items: &mut Vec<T>, item: T) {
     if let Err(at) = items.binary_search(&item) {
+        items.reserve_exact(1);
         items.insert(at, item);
     }
 }
