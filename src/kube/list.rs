@@ -101,12 +101,14 @@ struct ListMeta {
     continue_token: Option<String>,
 }
 
+/// Items stay raw JSON text borrowed from the body until each is decoded
+/// as its kind: no JSON tree of the whole page is built on the way.
 #[derive(Deserialize)]
-struct RawList {
+struct RawList<'a> {
     #[serde(default)]
     metadata: ListMeta,
-    #[serde(default)]
-    items: Option<Vec<serde_json::Value>>,
+    #[serde(default, borrow)]
+    items: Option<Vec<&'a serde_json::value::RawValue>>,
 }
 
 /// Decodes a list page. An item that does not decode is logged with its
@@ -120,7 +122,7 @@ pub fn decode_list_page(kind: Kind, body: &[u8]) -> Result<ListPage, Error> {
     let mut items = Vec::new();
     let mut skipped = 0;
     for item in raw.items.unwrap_or_default() {
-        match decode_object(kind, &item) {
+        match decode_object(kind, item.get()) {
             Ok(object) => items.push(object),
             Err(e) => {
                 skipped += 1;

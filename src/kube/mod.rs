@@ -52,11 +52,12 @@ pub struct Resource {
     pub namespaced: bool,
     /// Already URL-encoded; narrows what the server sends (and what RBAC must allow us to read).
     pub field_selector: Option<&'static str>,
-    pub decode: fn(&serde_json::Value) -> Result<Object, serde_json::Error>,
+    /// From the object's JSON text.
+    pub decode: fn(&str) -> Result<Object, serde_json::Error>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(value: &serde_json::Value, wrap: fn(T) -> Object) -> Result<Object, serde_json::Error> {
-    T::deserialize(value).map(wrap)
+fn decode<T: serde::de::DeserializeOwned>(json: &str, wrap: fn(T) -> Object) -> Result<Object, serde_json::Error> {
+    serde_json::from_str(json).map(wrap)
 }
 
 /// One row per kind, in the order of [`Kind::ALL`].

@@ -143,11 +143,12 @@ impl std::fmt::Display for DecodeError {
 }
 
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     #[serde(rename = "type")]
     event_type: String,
-    #[serde(default)]
-    object: serde_json::Value,
+    /// Kept as its JSON text and decoded once the type says as what.
+    #[serde(default, borrow)]
+    object: Option<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -157,14 +158,26 @@ struct NameOnly {
     namespace: String,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct MetaOnly<T: Default> {
+    metadata: T,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct VersionOnly {
+    resource_version: String,
+}
+
 /// namespace/name of an undecodable object, for the log line, when readable.
-fn object_key(object: &serde_json::Value) -> Option<ObjectKey> {
-    let meta = NameOnly::deserialize(object.get("metadata")?).ok()?;
+fn object_key(object: &str) -> Option<ObjectKey> {
+    let meta = serde_json::from_str::<MetaOnly<NameOnly>>(object).ok()?.metadata;
     (!meta.name.is_empty()).then(|| ObjectKey::new(&meta.namespace, &meta.name))
 }
 
-/// Decodes one object as `kind`'s struct.
-pub fn decode_object(kind: Kind, object: &serde_json::Value) -> Result<Object, DecodeError> {
+/// Decodes one object, given as its JSON text, as `kind`'s struct.
+pub fn decode_object(kind: Kind, object: &str) -> Result<Object, DecodeError> {
     (kind.resource().decode)(object).map_err(|e| {
         // serde quotes offending values, and a Secret's values are key material.
         let reason = if kind == Kind::Secret { "a field has the wrong type (value withheld)".to_string() } else { e.to_string() };
@@ -175,20 +188,20 @@ pub fn decode_object(kind: Kind, object: &serde_json::Value) -> Result<Object, D
 /// Decodes one watch line for a watcher of `kind`.
 pub fn decode_event(kind: Kind, line: &[u8]) -> Result<WatchEvent, DecodeError> {
     let envelope: Envelope = serde_json::from_slice(line).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    let object = &envelope.object;
+    let object = envelope.object.map_or("null", serde_json::value::RawValue::get);
     match envelope.event_type.as_str() {
         "ADDED" => decode_object(kind, object).map(WatchEvent::Added),
         "MODIFIED" => decode_object(kind, object).map(WatchEvent::Modified),
         "DELETED" => decode_object(kind, object).map(WatchEvent::Deleted),
         "BOOKMARK" => {
-            let resource_version = object
-                .pointer("/metadata/resourceVersion")
-                .and_then(serde_json::Value::as_str)
+            let resource_version = serde_json::from_str::<MetaOnly<VersionOnly>>(object)
+                .ok()
+                .map(|o| o.metadata.resource_version)
                 .filter(|rv| !rv.is_empty())
                 .ok_or_else(|| DecodeError::Malformed("BOOKMARK without metadata.resourceVersion".into()))?;
-            Ok(WatchEvent::Bookmark { resource_version: resource_version.to_string() })
+            Ok(WatchEvent::Bookmark { resource_version })
         }
-        "ERROR" => Status::deserialize(object).map(WatchEvent::Error).map_err(|e| DecodeError::Malformed(e.to_string())),
+        "ERROR" => serde_json::from_str::<Status>(object).map(WatchEvent::Error).map_err(|e| DecodeError::Malformed(e.to_string())),
         other => Err(DecodeError::UnknownType(other.chars().take(64).collect())),
     }
 }
