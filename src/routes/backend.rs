@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::store::Snapshot;
 use crate::kube::objects::{IngressBackend, ObjectKey, ServicePort};
@@ -24,7 +25,7 @@ pub(crate) struct ResolvedBackend {
 pub(crate) struct BackendResolver<'a> {
     snapshot: &'a Snapshot,
     mode: UpstreamMode,
-    resolved: HashMap<(&'a str, &'a str, PortRef), Result<Vec<Upstream>, RouteError>>,
+    resolved: HashMap<(&'a str, &'a str, PortRef), Result<Arc<[Upstream]>, RouteError>>,
 }
 
 impl<'a> BackendResolver<'a> {
@@ -62,7 +63,7 @@ impl<'a> BackendResolver<'a> {
         if let Some(known) = self.resolved.get(&key) {
             return to_backend(known);
         }
-        let result = self.upstreams(namespace, name, &key.2);
+        let result = self.upstreams(namespace, name, &key.2).map(Arc::from);
         if let Err(error) = &result {
             log::warn!("ingress {ingress}: backend unavailable: {error}");
         }
@@ -119,9 +120,9 @@ impl<'a> BackendResolver<'a> {
     }
 }
 
-fn to_backend(result: &Result<Vec<Upstream>, RouteError>) -> Backend {
+fn to_backend(result: &Result<Arc<[Upstream]>, RouteError>) -> Backend {
     match result {
-        Ok(upstreams) => Backend::Upstreams(upstreams.clone()),
+        Ok(upstreams) => Backend::Upstreams(Arc::clone(upstreams)),
         Err(error) => Backend::Unavailable(error.to_string()),
     }
 }

@@ -99,8 +99,9 @@ pub struct Upstream {
 /// What a matched route forwards to.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    /// Ready upstreams; empty means "answer 503".
-    Upstreams(Vec<Upstream>),
+    /// Ready upstreams; empty means "answer 503". Shared by every route to
+    /// the same Service port that one compile resolved.
+    Upstreams(Arc<[Upstream]>),
     /// The backend cannot be resolved (missing Service or port, resource
     /// backend); answer 503. The reason was logged when the table was compiled.
     Unavailable(String),
