@@ -105,6 +105,14 @@ impl<'de> Deserialize<'de> for StringMap {
     }
 }
 
+/// A JSON array decoded from text gives serde no length up front, so its
+/// `Vec` grows by doubling from four; kept objects hold exactly their items.
+fn exact_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    let mut items = Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default();
+    items.shrink_to_fit();
+    Ok(items)
+}
+
 fn annotations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<StringMap, D::Error> {
     StringMap::deserialize_filtered(deserializer, |key| key != LAST_APPLIED_ANNOTATION)
 }
@@ -191,6 +199,7 @@ pub struct IngressStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IngressLoadBalancerStatus {
+    #[serde(deserialize_with = "exact_vec")]
     pub ingress: Vec<IngressLoadBalancerIngress>,
 }
 
@@ -210,7 +219,9 @@ pub struct IngressLoadBalancerIngress {
 pub struct IngressSpec {
     pub ingress_class_name: Option<String>,
     pub default_backend: Option<IngressBackend>,
+    #[serde(deserialize_with = "exact_vec")]
     pub tls: Vec<IngressTls>,
+    #[serde(deserialize_with = "exact_vec")]
     pub rules: Vec<IngressRule>,
 }
 
@@ -239,6 +250,7 @@ pub struct ServiceBackendPort {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IngressTls {
+    #[serde(deserialize_with = "exact_vec")]
     pub hosts: Vec<String>,
     pub secret_name: Option<String>,
 }
@@ -253,6 +265,7 @@ pub struct IngressRule {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HttpIngressRuleValue {
+    #[serde(deserialize_with = "exact_vec")]
     pub paths: Vec<HttpIngressPath>,
 }
 
@@ -296,6 +309,7 @@ pub struct ServiceSpec {
     #[serde(rename = "clusterIP")]
     pub cluster_ip: Option<String>,
     pub external_name: Option<String>,
+    #[serde(deserialize_with = "exact_vec")]
     pub ports: Vec<ServicePort>,
 }
 
@@ -323,7 +337,9 @@ pub struct EndpointSlice {
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
     pub address_type: String,
+    #[serde(deserialize_with = "exact_vec")]
     pub endpoints: Vec<Endpoint>,
+    #[serde(deserialize_with = "exact_vec")]
     pub ports: Vec<EndpointPort>,
 }
 
@@ -337,6 +353,7 @@ impl EndpointSlice {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Endpoint {
+    #[serde(deserialize_with = "exact_vec")]
     pub addresses: Vec<String>,
     pub conditions: EndpointConditions,
 }
