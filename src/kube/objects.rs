@@ -123,7 +123,6 @@ fn annotations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<StringMap, 
 pub struct ObjectMeta {
     pub name: String,
     pub namespace: String,
-    pub uid: String,
     pub resource_version: String,
     /// RFC 3339 with second precision, so it orders correctly as a string.
     pub creation_timestamp: String,
