@@ -90,3 +90,29 @@ fn a_panicking_handler_ends_only_its_connection() {
     assert_eq!(body, b"/after");
 }
 
+/// Uses about `depth` × 64 KiB of stack.
+#[inline(never)]
+fn deep(depth: usize) -> u8 {
+    let frame = std::hint::black_box([depth as u8; 64 * 1024]);
+    if depth == 0 {
+        frame[0]
+    } else {
+        deep(depth - 1).wrapping_add(frame[depth % frame.len()])
+    }
+}
+
+#[test]
+fn connection_threads_get_the_configured_stack_size() {
+    // At least 2.5 MiB of frames (more in debug builds) overflow the 2 MiB default and fit in 16 MiB.
+    let handler = Arc::new(|request: Request| {
+        let body = deep(40).to_string();
+        let _ = request.respond(tiny_http::Response::from_string(body));
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits { thread_stack_size: 16 * 1024 * 1024, ..Limits::default() };
+    let _server = Server::from_listener_serving(listener, limits, handler).unwrap();
+    let (head, _) = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(status_of(&head), 200, "{head}");
+}
+

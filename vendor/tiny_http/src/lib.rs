@@ -192,6 +192,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Longest a single write to a client may block.
     pub write_timeout: Duration,
+    /// Stack size of each connection thread; it must hold the deepest path a handler
+    /// runs, since a stack overflow ends the whole process.
+    pub thread_stack_size: usize,
 }
 
 impl Default for Limits {
@@ -203,6 +206,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            thread_stack_size: 2 * 1024 * 1024,
         }
     }
 }
@@ -335,7 +339,7 @@ impl Server {
         let shared = Arc::new(Shared {
             stop_accepting: AtomicBool::new(false),
             messages: MessagesQueue::with_capacity(8),
-            connection_threads: TaskPool::new(),
+            connection_threads: TaskPool::new(limits.thread_stack_size),
             limits,
             live_connections: Arc::new(AtomicUsize::new(0)),
             drain: Arc::default(),
