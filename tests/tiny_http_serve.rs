@@ -116,3 +116,26 @@ fn connection_threads_get_the_configured_stack_size() {
     assert_eq!(status_of(&head), 200, "{head}");
 }
 
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn a_connection_holds_one_descriptor_on_the_server_side() {
+    let (server, addr, _) = serving();
+    let _ = exchange(addr, b"GET /warm HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    support::wait::wait_until(PATIENCE, || server.num_connections() == 0);
+    let before = open_descriptors();
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        let mut client = connect(addr);
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        read_sized_response(&mut client).unwrap();
+        clients.push(client);
+    }
+    assert_eq!(server.num_connections(), 50);
+    // Each connection: the client's socket and the server's, nothing more (a second server
+    // handle would make it 150). Other tests in this binary run in parallel: some noise.
+    let added = open_descriptors().saturating_sub(before);
+    assert!(added <= 2 * 50 + 20, "{added} descriptors for 50 connections");
+}
