@@ -274,6 +274,11 @@ impl Read for RefinedTcpStream {
             let mut timeout = self.read_policy.next_read_timeout()?;
             if sliced {
                 timeout = timeout.min(PARKED_EXTERNAL_READ_SLICE);
+            } else if self.read_policy.parked() {
+                // The wait for a keep-alive connection's next request is one read, so the
+                // idle timeout itself bounds it: the same value every time, and the socket
+                // option is not set again for each request.
+                timeout = self.read_policy.idle;
             }
             if self.applied_read_timeout != Some(timeout) {
                 self.stream.set_read_timeout(timeout)?;
