@@ -5,8 +5,14 @@
 //! process; the client and the backend use fixed buffers and do not allocate,
 //! so every allocation counted during the measured requests is the proxy's.
 //! `scripts/bench.sh` prints the result.
+//!
+//! `ALLOC_TRACE=1` prints a backtrace for each allocation of one request (build
+//! with `CARGO_PROFILE_BENCH_DEBUG=line-tables-only CARGO_PROFILE_BENCH_STRIP=none`
+//! for symbols).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,17 +29,33 @@ struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static BYTES: AtomicUsize = AtomicUsize::new(0);
+static TRACING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Set while this thread captures a backtrace, whose own allocations are not traced.
+    static IN_TRACE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn trace(size: usize) {
+    if !TRACING.load(Ordering::Relaxed) || IN_TRACE.with(|t| t.replace(true)) {
+        return;
+    }
+    eprintln!("--- allocation of {size} bytes\n{}", std::backtrace::Backtrace::force_capture());
+    IN_TRACE.with(|t| t.set(false));
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        trace(layout.size());
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(new_size, Ordering::Relaxed);
+        trace(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
@@ -66,6 +88,11 @@ fn main() {
     let mut buffer = [0u8; 8192];
     for _ in 0..WARM_UP {
         exchange(&mut client, request.as_bytes(), &mut buffer);
+    }
+    if std::env::var_os("ALLOC_TRACE").is_some() {
+        TRACING.store(true, Ordering::SeqCst);
+        exchange(&mut client, request.as_bytes(), &mut buffer);
+        TRACING.store(false, Ordering::SeqCst);
     }
     let (allocations, bytes) = (ALLOCATIONS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst));
     for _ in 0..MEASURED {
@@ -167,9 +194,7 @@ fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
     let addr = listener.local_addr().expect("proxy address");
-    let server = Arc::new(tiny_http::Server::from_listener_with_limits(listener, tiny_http::Limits::default()).expect("server"));
     let config = ProxyConfig {
-        workers: 16,
         max_body_size: 1 << 20,
         connect_timeout: Duration::from_secs(5),
         response_timeout: Duration::from_secs(60),
@@ -181,7 +206,8 @@ fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
     };
     // The access log is off in the bench; the metrics observer is what runs.
     let metrics = Arc::new(ingressd::metrics::RequestMetrics::default());
-    let workers = ingressd::proxy::spawn_workers(server, current, Arc::new(config), Arc::new(move |outcome: &Outcome| metrics.observe(outcome)));
-    std::mem::forget(workers);
+    let observer = Arc::new(move |outcome: &Outcome| metrics.observe(outcome));
+    let server = ingressd::proxy::serve(listener, tiny_http::Limits::default(), current, Arc::new(config), observer).expect("server");
+    std::mem::forget(server);
     addr
 }

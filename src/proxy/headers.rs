@@ -14,7 +14,7 @@ use crate::config::Cidr;
 
 /// What the proxy knows about the client connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientSide<'a> {
+pub struct ClientOrigin<'a> {
     /// The direct peer of the TCP connection.
     pub peer: Option<IpAddr>,
     /// The request came over TLS.
@@ -24,7 +24,7 @@ pub struct ClientSide<'a> {
     pub trusted_proxies: &'a [Cidr],
 }
 
-impl ClientSide<'_> {
+impl ClientOrigin<'_> {
     /// Whether the direct peer may speak for the original client through X-Forwarded-*.
     fn peer_is_trusted(&self) -> bool {
         self.peer.is_some_and(|ip| self.is_trusted(ip))
@@ -87,7 +87,7 @@ fn joined<'h>(headers: &[(&'h str, &'h str)], lower_name: &str) -> Option<String
 /// The original client seen through a chain of trusted proxies: walking the
 /// X-Forwarded-For chain from the right (nearest hop first), the first address
 /// that is not a trusted proxy; when every hop is trusted, the leftmost.
-fn real_client_address(chain: &[&str], side: &ClientSide) -> Option<String> {
+fn real_client_address(chain: &[&str], side: &ClientOrigin) -> Option<String> {
     for hop in chain.iter().rev() {
         match hop.parse::<IpAddr>() {
             Ok(ip) if side.is_trusted(ip) => continue,
@@ -102,7 +102,7 @@ fn real_client_address(chain: &[&str], side: &ClientSide) -> Option<String> {
 /// keeps Host verbatim, and sets X-Forwarded-*, X-Real-IP and X-Request-ID.
 pub fn upstream_request_headers(
     client_headers: &[(&str, &str)],
-    side: &ClientSide,
+    side: &ClientOrigin,
     new_request_id: impl FnOnce() -> String,
 ) -> UpstreamRequestHeaders {
     let listed_by_connection = connection_tokens(client_headers.iter().map(|(n, v)| (*n, v.as_bytes())));
@@ -223,11 +223,11 @@ pub fn new_request_id() -> String {
 mod tests {
     use super::*;
 
-    fn side<'a>(peer: &str, secure: bool, trusted: &'a [Cidr]) -> ClientSide<'a> {
-        ClientSide { peer: Some(peer.parse().unwrap()), secure, listener_port: 8080, trusted_proxies: trusted }
+    fn side<'a>(peer: &str, secure: bool, trusted: &'a [Cidr]) -> ClientOrigin<'a> {
+        ClientOrigin { peer: Some(peer.parse().unwrap()), secure, listener_port: 8080, trusted_proxies: trusted }
     }
 
-    fn rewrite(client: &[(&str, &str)], side: &ClientSide) -> UpstreamRequestHeaders {
+    fn rewrite(client: &[(&str, &str)], side: &ClientOrigin) -> UpstreamRequestHeaders {
         upstream_request_headers(client, side, || "generated".to_string())
     }
 
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn proto_and_port_follow_the_listener() {
-        let head = rewrite(&[("Host", "h")], &ClientSide { listener_port: 443, ..side("192.0.2.1", true, &[]) });
+        let head = rewrite(&[("Host", "h")], &ClientOrigin { listener_port: 443, ..side("192.0.2.1", true, &[]) });
         assert_eq!(get(&head, "x-forwarded-proto"), ["https"]);
         assert_eq!(get(&head, "x-forwarded-port"), ["443"]);
     }
