@@ -19,10 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingressd::cache::{Current, Generation, Snapshot};
+use ingressd::cache::{self, CompileConfig, Current, Generation};
+use ingressd::store::Snapshot;
 use ingressd::kube::objects::{EndpointSlice, Ingress, ObjectKey, Service};
 use ingressd::proxy::{Outcome, ProxyConfig};
-use ingressd::routes::{self, RouteConfig};
+use ingressd::routes::RouteConfig;
 use serde_json::json;
 
 struct Counting;
@@ -188,9 +189,9 @@ fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
     snapshot.ingresses.insert(ObjectKey::new("default", "bench"), Arc::new(ingress));
     snapshot.services.insert(ObjectKey::new("default", "bench"), Arc::new(service));
     snapshot.endpoint_slices.insert(ObjectKey::new("default", "bench-1"), Arc::new(slice));
-    let route_config = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
-    let table = routes::compile(&snapshot, &route_config);
-    let current = Arc::new(Current::new(Generation { snapshot: Arc::new(snapshot), routes: Arc::new(table), certs: Arc::default() }));
+    let routes = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
+    let compile_config = CompileConfig { routes, default_certificate: None };
+    let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &compile_config, &Generation::default())));
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
     let addr = listener.local_addr().expect("proxy address");

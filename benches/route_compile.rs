@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ingressd::cache::Snapshot;
+use ingressd::store::Snapshot;
 use ingressd::kube::objects::{EndpointSlice, Ingress, Service};
 use ingressd::routes::{compile, RouteConfig};
 use serde_json::json;

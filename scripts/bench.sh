@@ -179,7 +179,7 @@ NGINX
 cat > "$WORK/haproxy.cfg" <<HAPROXY
 global
     nbthread 2
-    maxconn 20000
+    maxconn 8000
     log stderr format short local0 err
 defaults
     mode http

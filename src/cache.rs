@@ -6,27 +6,18 @@
 //! nanoseconds; they never hold the lock while they work, and they see either
 //! the old generation or the new one, never a mix.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 
-use crate::kube::objects::{EndpointSlice, Ingress, IngressClass, KubeObject, ObjectKey, Secret, Service};
-use crate::kube::{Event, Kind, Object};
-use crate::routes::RouteTable;
+use crate::kube::metrics::WatchMetrics;
+use crate::kube::objects::ObjectKey;
+use crate::kube::{Event, Kind};
+use crate::routes::{self, RouteConfig, RouteTable};
+use crate::store::{Snapshot, Store};
 use crate::tls::CertSet;
-
-/// Every watched object, by kind, at one instant.
-#[derive(Debug, Default, Clone)]
-pub struct Snapshot {
-    pub ingresses: BTreeMap<ObjectKey, Arc<Ingress>>,
-    pub ingress_classes: BTreeMap<ObjectKey, Arc<IngressClass>>,
-    pub services: BTreeMap<ObjectKey, Arc<Service>>,
-    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
-    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
-}
 
 /// What the cache thread compiled from one snapshot.
 #[derive(Default)]
@@ -65,91 +56,23 @@ impl Current {
     }
 }
 
-/// Applies watcher events to the objects. Pure: the cache thread owns one.
-#[derive(Debug, Default)]
-pub struct Store {
-    snapshot: Arc<Snapshot>,
-    synced: BTreeSet<Kind>,
+/// The flags a generation is compiled with.
+#[derive(Debug, Clone, Default)]
+pub struct CompileConfig {
+    pub routes: RouteConfig,
+    /// `--default-ssl-certificate`.
+    pub default_certificate: Option<ObjectKey>,
 }
 
-/// Inserts or removes one object in the map of its kind.
-fn place(snapshot: &mut Snapshot, object: Object, present: bool) {
-    fn put<T: KubeObject>(map: &mut BTreeMap<ObjectKey, Arc<T>>, object: T, present: bool) {
-        let key = object.metadata().key();
-        if present {
-            map.insert(key, Arc::new(object));
-        } else {
-            map.remove(&key);
-        }
-    }
-    match object {
-        Object::Ingress(o) => put(&mut snapshot.ingresses, o, present),
-        Object::IngressClass(o) => put(&mut snapshot.ingress_classes, o, present),
-        Object::Service(o) => put(&mut snapshot.services, o, present),
-        Object::EndpointSlice(o) => put(&mut snapshot.endpoint_slices, o, present),
-        Object::Secret(o) => put(&mut snapshot.secrets, o, present),
-    }
+/// Compiles routes and certificates from one snapshot: the one way a
+/// generation is made, by the cache thread and by tests alike. The previous
+/// generation is passed so certificates that stopped parsing stay in service.
+pub fn compile(snapshot: &Arc<Snapshot>, config: &CompileConfig, previous: &Generation) -> Generation {
+    let served = routes::served_ingresses(snapshot, &config.routes);
+    let routes = routes::compile_served(snapshot, &served, &config.routes);
+    let certs = CertSet::compile(snapshot, &served, config.default_certificate.as_ref(), &previous.certs);
+    Generation { snapshot: Arc::clone(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }
 }
-
-fn clear(snapshot: &mut Snapshot, kind: Kind) {
-    match kind {
-        Kind::Ingress => snapshot.ingresses.clear(),
-        Kind::IngressClass => snapshot.ingress_classes.clear(),
-        Kind::Service => snapshot.services.clear(),
-        Kind::EndpointSlice => snapshot.endpoint_slices.clear(),
-        Kind::Secret => snapshot.secrets.clear(),
-    }
-}
-
-impl Store {
-    /// Applies one event. A `Replace` swaps the kind's whole set in one step,
-    /// so objects the new list lacks disappear and no reader ever sees a
-    /// half-filled kind (readers only see snapshots published after `apply`).
-    pub fn apply(&mut self, event: Event) {
-        let snapshot = Arc::make_mut(&mut self.snapshot);
-        match event {
-            Event::Upsert(object) => place(snapshot, object, true),
-            Event::Delete(object) => place(snapshot, object, false),
-            Event::Replace(kind, objects) => {
-                clear(snapshot, kind);
-                for object in objects {
-                    if object.kind() == kind {
-                        place(snapshot, object, true);
-                    } else {
-                        log::error!("a {} list carried a {} object; ignored", kind.name(), object.kind().name());
-                    }
-                }
-                self.synced.insert(kind);
-            }
-        }
-    }
-
-    /// True once every kind has completed its first list.
-    pub fn synced(&self) -> bool {
-        Kind::ALL.iter().all(|k| self.synced.contains(k))
-    }
-
-    pub fn snapshot(&self) -> &Arc<Snapshot> {
-        &self.snapshot
-    }
-}
-
-impl Snapshot {
-    /// Object count per kind, for metrics.
-    pub fn count(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::Ingress => self.ingresses.len(),
-            Kind::IngressClass => self.ingress_classes.len(),
-            Kind::Service => self.services.len(),
-            Kind::EndpointSlice => self.endpoint_slices.len(),
-            Kind::Secret => self.secrets.len(),
-        }
-    }
-}
-
-/// Turns a snapshot into a generation; the previous one is passed so
-/// certificates that stopped parsing can stay in service.
-pub type Compiler = Box<dyn FnMut(&Arc<Snapshot>, &Generation) -> Generation + Send>;
 
 /// What the cache thread reports about itself.
 #[derive(Debug, Default)]
@@ -168,8 +91,9 @@ pub struct CacheStatus {
 pub fn spawn(
     rx: Receiver<Event>,
     current: Arc<Current>,
-    mut compiler: Compiler,
+    config: CompileConfig,
     status: Arc<CacheStatus>,
+    watch_metrics: Arc<WatchMetrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("cache".into())
@@ -182,7 +106,10 @@ pub fn spawn(
                 }
                 let started = Instant::now();
                 let previous = current.load();
-                let generation = compiler(store.snapshot(), &previous);
+                for kind in Kind::ALL {
+                    watch_metrics.set_objects(kind, store.snapshot().count(kind));
+                }
+                let generation = compile(store.snapshot(), &config, &previous);
                 current.store(generation);
                 status.last_compile_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 status.compiles.fetch_add(1, Ordering::Relaxed);
@@ -198,78 +125,14 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::objects::{Ingress, ObjectMeta, Service};
+    use crate::kube::objects::{Ingress, ObjectMeta};
+    use crate::kube::Object;
 
     fn ingress(ns: &str, name: &str) -> Object {
         Object::Ingress(Ingress {
             metadata: ObjectMeta { namespace: ns.into(), name: name.into(), ..Default::default() },
             ..Default::default()
         })
-    }
-
-    fn service(ns: &str, name: &str) -> Object {
-        Object::Service(Service {
-            metadata: ObjectMeta { namespace: ns.into(), name: name.into(), ..Default::default() },
-            ..Default::default()
-        })
-    }
-
-    fn names(store: &Store) -> Vec<String> {
-        store.snapshot().ingresses.keys().map(|k| k.to_string()).collect()
-    }
-
-    #[test]
-    fn upsert_and_delete() {
-        let mut store = Store::default();
-        store.apply(Event::Upsert(ingress("a", "one")));
-        store.apply(Event::Upsert(ingress("a", "one")));
-        store.apply(Event::Upsert(ingress("b", "two")));
-        assert_eq!(names(&store), ["a/one", "b/two"]);
-        store.apply(Event::Delete(ingress("a", "one")));
-        assert_eq!(names(&store), ["b/two"]);
-        store.apply(Event::Delete(ingress("x", "absent")));
-        assert_eq!(names(&store), ["b/two"]);
-    }
-
-    #[test]
-    fn replace_drops_what_the_new_list_lacks_and_leaves_other_kinds() {
-        let mut store = Store::default();
-        store.apply(Event::Upsert(ingress("a", "stale")));
-        store.apply(Event::Upsert(ingress("a", "kept")));
-        store.apply(Event::Upsert(service("a", "svc")));
-        store.apply(Event::Replace(Kind::Ingress, vec![ingress("a", "kept"), ingress("a", "new")]));
-        assert_eq!(names(&store), ["a/kept", "a/new"]);
-        assert_eq!(store.snapshot().services.len(), 1);
-        store.apply(Event::Replace(Kind::Ingress, vec![]));
-        assert!(names(&store).is_empty());
-    }
-
-    #[test]
-    fn replace_ignores_objects_of_another_kind() {
-        let mut store = Store::default();
-        store.apply(Event::Replace(Kind::Ingress, vec![service("a", "svc"), ingress("a", "i")]));
-        assert_eq!(names(&store), ["a/i"]);
-        assert!(store.snapshot().services.is_empty());
-    }
-
-    #[test]
-    fn synced_after_every_kind_listed_once() {
-        let mut store = Store::default();
-        for kind in Kind::ALL {
-            assert!(!store.synced());
-            store.apply(Event::Replace(kind, vec![]));
-        }
-        assert!(store.synced());
-    }
-
-    #[test]
-    fn published_snapshots_are_not_mutated_by_later_events() {
-        let mut store = Store::default();
-        store.apply(Event::Upsert(ingress("a", "one")));
-        let published = Arc::clone(store.snapshot());
-        store.apply(Event::Replace(Kind::Ingress, vec![]));
-        assert_eq!(published.ingresses.len(), 1);
-        assert!(store.snapshot().ingresses.is_empty());
     }
 
     #[test]
@@ -281,8 +144,8 @@ mod tests {
             tx.send(Event::Replace(kind, vec![])).expect("send");
         }
         tx.send(Event::Upsert(ingress("a", "one"))).expect("send");
-        let compiler: Compiler = Box::new(|snapshot, _| Generation { snapshot: Arc::clone(snapshot), ..Default::default() });
-        let handle = spawn(rx, Arc::clone(&current), compiler, Arc::clone(&status)).expect("thread");
+        let metrics = Arc::new(WatchMetrics::new());
+        let handle = spawn(rx, Arc::clone(&current), CompileConfig::default(), Arc::clone(&status), metrics).expect("thread");
         drop(tx);
         handle.join().expect("cache thread ends when senders are gone");
         assert!(status.synced.load(Ordering::Relaxed));

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::kube::objects::ObjectKey;
-use crate::routes::{PortRef, UpstreamMode};
+use crate::routes::{PortRef, RouteConfig, UpstreamMode};
 
 /// How access logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +227,17 @@ fn service_ref(flag: &str, value: &str) -> Result<(ObjectKey, PortRef), UsageErr
 }
 
 impl Config {
+    /// The part of the command line that decides which Ingresses are ours and how they route.
+    pub fn route_config(&self) -> RouteConfig {
+        RouteConfig {
+            ingress_class: self.ingress_class.clone(),
+            controller_name: self.controller_name.clone(),
+            watch_ingress_without_class: self.watch_ingress_without_class,
+            default_backend_service: self.default_backend_service.clone(),
+            upstream_mode: self.upstream_mode,
+        }
+    }
+
     /// Defaults for everything; `apiserver` comes from the in-cluster environment.
     pub fn defaults(env: &dyn Fn(&str) -> Option<String>) -> Config {
         let apiserver = match (env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT")) {
@@ -397,7 +408,7 @@ impl Config {
     pub fn help() -> String {
         let mut out = String::from(
             "ingressd: Kubernetes Ingress controller and HTTP(S) reverse proxy\n\n\
-             usage: ingressd [FLAGS]\n       ingressd routes --admin-addr ADDR\n\nflags:\n",
+             usage: ingressd [FLAGS]\n       ingressd routes --admin-addr ADDR\n       ingressd migrate-check [--file PATH] [FLAGS]\n\nflags:\n",
         );
         for f in FLAGS {
             let head = match f.value {

@@ -175,9 +175,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use crate::cache::Snapshot;
+    use crate::cache::{compile, CompileConfig};
     use crate::kube::objects::{Ingress, ObjectMeta};
-    use crate::routes::{compile, RouteConfig};
+    use crate::routes::RouteConfig;
+    use crate::store::Snapshot;
 
     fn generation() -> Generation {
         let ingress: Ingress = serde_json::from_value(json!({
@@ -192,9 +193,8 @@ mod tests {
         let mut snapshot = Snapshot::default();
         snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
         snapshot.ingresses.insert(later.metadata.key(), Arc::new(later));
-        let config = RouteConfig { ingress_class: "ingressd".into(), controller_name: "x".into(), ..Default::default() };
-        let routes = compile(&snapshot, &config);
-        Generation { snapshot: Arc::new(snapshot), routes: Arc::new(routes), certs: Default::default() }
+        let routes = RouteConfig { ingress_class: "ingressd".into(), controller_name: "x".into(), ..Default::default() };
+        compile(&Arc::new(snapshot), &CompileConfig { routes, ..Default::default() }, &Generation::default())
     }
 
     #[test]

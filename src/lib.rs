@@ -11,18 +11,23 @@
 //! admin: /healthz /readyz /metrics /debug/routes
 //! ```
 //!
+//! - [`annotations`]: ingress-nginx and ingressd annotation names, and what ingressd does with each.
 //! - [`config`]: the command line, a contract with operators and tests.
 //! - [`kube`]: API objects, the HTTP client, list-then-watch.
-//! - [`cache`]: owns the objects, publishes immutable generations.
+//! - [`store`]: the watched objects by kind, and snapshots of them.
+//! - [`cache`]: the thread that owns the store, compiles and publishes immutable generations.
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
 //! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
+//! - [`proxy_protocol`]: the PROXY protocol header an L4 load balancer sends first.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
 //! - [`status`]: leader election and Ingress status publishing.
 //! - [`admin`], [`metrics`], [`prometheus`], [`inspect`]: probes, per-request
 //!   metrics, the text format they share, the route inspector.
+//! - [`migrate`]: `ingressd migrate-check`, what moving from ingress-nginx changes.
 //! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
 
 pub mod access_log;
+pub mod annotations;
 pub mod admin;
 pub mod cache;
 pub mod civil;
@@ -30,9 +35,12 @@ pub mod config;
 pub mod inspect;
 pub mod kube;
 pub mod metrics;
+pub mod migrate;
 pub mod prometheus;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod routes;
 pub mod shutdown;
 pub mod status;
+pub mod store;
 pub mod tls;

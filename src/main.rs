@@ -8,22 +8,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ingressd::admin::{self, Admin, MetricsSource};
-use ingressd::cache::{self, CacheStatus, Compiler, Current, Generation};
+use ingressd::cache::{self, CacheStatus, CompileConfig, Current};
 use ingressd::config::{Command, Config};
 use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
-use ingressd::routes::{self, RouteConfig};
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
 use ingressd::prometheus::{self, Type};
-use ingressd::{access_log, inspect, shutdown, tls};
+use ingressd::{access_log, inspect, migrate, shutdown, tls};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("routes") {
-        return inspect::main(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("routes") => return inspect::main(&args[1..]),
+        Some("migrate-check") => return migrate::main(&args[1..]),
+        _ => {}
     }
     let env = |k: &str| std::env::var(k).ok();
     match Config::parse(args, &env) {
@@ -87,7 +88,7 @@ fn run(config: Config) -> Result<(), String> {
                 client: Arc::clone(&client),
                 current: Arc::clone(&current),
                 cache: Arc::clone(&cache_status),
-                route_config: route_config(&config),
+                route_config: config.route_config(),
                 stop: Arc::clone(&stop_watching),
             };
             let handle = status::spawn(status_config, inputs)?;
@@ -125,7 +126,8 @@ fn start_watching(
     stop: &Arc<AtomicBool>,
 ) -> Result<(), String> {
     let (events, received) = crossbeam_channel::unbounded();
-    cache::spawn(received, Arc::clone(current), compiler(config, Arc::clone(watch_metrics)), Arc::clone(cache_status))
+    let compile_config = CompileConfig { routes: config.route_config(), default_certificate: config.default_ssl_certificate.clone() };
+    cache::spawn(received, Arc::clone(current), compile_config, Arc::clone(cache_status), Arc::clone(watch_metrics))
         .map_err(|e| format!("cannot start the cache thread: {e}"))?;
     for kind in Kind::ALL {
         watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), Arc::clone(stop))
@@ -192,31 +194,6 @@ fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
         0 => log::info!("drained; exiting"),
         n => log::warn!("shutdown grace over with {n} connections open; exiting"),
     }
-}
-
-fn route_config(config: &Config) -> RouteConfig {
-    RouteConfig {
-        ingress_class: config.ingress_class.clone(),
-        controller_name: config.controller_name.clone(),
-        watch_ingress_without_class: config.watch_ingress_without_class,
-        default_backend_service: config.default_backend_service.clone(),
-        upstream_mode: config.upstream_mode,
-    }
-}
-
-/// Compiles routes and certificates from each snapshot.
-fn compiler(config: &Config, watch_metrics: Arc<WatchMetrics>) -> Compiler {
-    let route_config = route_config(config);
-    let default_cert = config.default_ssl_certificate.clone();
-    Box::new(move |snapshot, previous: &Generation| {
-        for kind in Kind::ALL {
-            watch_metrics.set_objects(kind, snapshot.count(kind));
-        }
-        let served = routes::served_ingresses(snapshot, &route_config);
-        let routes = routes::compile_served(snapshot, &served, &route_config);
-        let certs = tls::CertSet::compile(snapshot, &served, default_cert.as_ref(), &previous.certs);
-        Generation { snapshot: Arc::clone(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }
-    })
 }
 
 /// Certificate metrics from the live set.

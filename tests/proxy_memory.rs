@@ -2,7 +2,9 @@
 //! directions. Alone in its own binary, in one test: RSS is per process and
 //! other tests would disturb it.
 
+#[path = "it/proxy_support/mod.rs"]
 mod proxy_support;
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};

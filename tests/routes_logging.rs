@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ingressd::cache::Snapshot;
+use ingressd::store::Snapshot;
 use ingressd::kube::objects::Ingress;
 use ingressd::routes::{compile, RouteConfig};
 use serde_json::{json, Value};

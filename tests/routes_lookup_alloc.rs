@@ -6,7 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use ingressd::cache::Snapshot;
+use ingressd::store::Snapshot;
 use ingressd::kube::objects::Ingress;
 use ingressd::routes::{compile, RouteConfig};
 use serde_json::json;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::kube::objects::{EndpointSlice, IngressBackend, ObjectKey, Service, ServicePort};
 
 use super::{Backend, PortRef, RouteError, Upstream, UpstreamMode};

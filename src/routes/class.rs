@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::kube::objects::Ingress;
 
 use super::RouteConfig;

@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 
-use crate::cache::Snapshot;
+use crate::annotations;
+use crate::store::Snapshot;
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey};
 
 use super::backend::{BackendResolver, ResolvedBackend};
@@ -16,9 +17,6 @@ use super::host::{compile_host, tls_host_covers, HostPattern};
 use super::path::{compile_path, parse_path_type, PathMatcher};
 use super::table::{PathRoute, RouteTable};
 use super::{served_ingresses, Conflict, PathType, Route, RouteConfig};
-
-/// Opts an Ingress's TLS hosts into redirecting plain HTTP to HTTPS.
-pub const SSL_REDIRECT_ANNOTATION: &str = "ingressd.io/ssl-redirect";
 
 /// One valid path of one served Ingress, before conflicts are settled.
 struct Candidate<'a> {
@@ -177,7 +175,7 @@ impl RedirectHosts {
 }
 
 fn ssl_redirect_hosts(ingress: &Ingress) -> Option<RedirectHosts> {
-    if ingress.metadata.annotations.get(SSL_REDIRECT_ANNOTATION).map(String::as_str) != Some("true") {
+    if annotations::value(&ingress.metadata.annotations, "ssl-redirect") != Some("true") {
         return None;
     }
     let all = ingress.spec.tls.iter().any(|tls| tls.hosts.is_empty());

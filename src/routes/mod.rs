@@ -42,10 +42,10 @@ mod tests;
 
 use std::sync::atomic::AtomicUsize;
 
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::kube::objects::ObjectKey;
 
-pub use compile::{compile, compile_served, SSL_REDIRECT_ANNOTATION};
+pub use compile::{compile, compile_served};
 pub use host::normalize_host;
 pub(crate) use host::wildcard_parent;
 pub use table::RouteTable;

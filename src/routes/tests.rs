@@ -496,6 +496,17 @@ fn ssl_redirect_needs_the_annotation_and_a_tls_host() {
     assert!(redirects(ingress(Some("false"), tls.clone())).is_empty());
     assert!(redirects(ingress(None, tls)).is_empty());
     assert_eq!(redirects(ingress(Some("true"), json!([{"secretName": "cert"}]))).len(), 4, "tls without hosts covers every rule host");
+
+    let with_annotations = |annotations: Value| {
+        let mut ingress = ingress(None, json!([{"hosts": ["secure.com"], "secretName": "cert"}]));
+        ingress["metadata"]["annotations"] = annotations;
+        redirects(ingress)
+    };
+    assert_eq!(with_annotations(json!({"nginx.ingress.kubernetes.io/ssl-redirect": "true"})), ["secure.com"], "ingress-nginx's name");
+    assert!(
+        with_annotations(json!({"nginx.ingress.kubernetes.io/ssl-redirect": "true", "ingressd.io/ssl-redirect": "false"})).is_empty(),
+        "ingressd.io/ wins over nginx.ingress.kubernetes.io/"
+    );
 }
 
 #[test]

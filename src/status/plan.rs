@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::kube::objects::{Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus, IngressStatus, ObjectKey};
 
 /// One status write: replace `key`'s status, guarded by `resource_version`.

@@ -18,7 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
 use super::{base64, der, Error, SECRET_ERRORS};
-use crate::cache::Snapshot;
+use crate::store::Snapshot;
 use crate::kube::objects::{Ingress, ObjectKey, Secret};
 use crate::routes::{normalize_host, wildcard_parent};
 

@@ -1,0 +1,114 @@
+//! Ingress annotations: ingress-nginx's `nginx.ingress.kubernetes.io/*` names
+//! and ingressd's own `ingressd.io/*` spelling of the same names.
+//!
+//! Ingresses written for ingress-nginx must keep working unchanged, so both
+//! prefixes are read for every name; when an Ingress sets both, the
+//! `ingressd.io/` value wins, which lets an operator override a migrated
+//! Ingress without deleting what ingress-nginx read. [`catalogue`] says what
+//! ingressd does with each name.
+
+pub mod catalogue;
+
+use std::collections::BTreeMap;
+
+use catalogue::{entry, Support, CATALOGUE};
+
+pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
+pub const INGRESSD_PREFIX: &str = "ingressd.io/";
+
+/// The value an Ingress gives `name` (without prefix), `ingressd.io/` first.
+pub fn value<'a>(annotations: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    let under = |prefix: &str| annotations.get(&format!("{prefix}{name}")).map(String::as_str);
+    under(INGRESSD_PREFIX).or_else(|| under(NGINX_PREFIX))
+}
+
+const UNKNOWN: &str = "not an ingress-nginx annotation ingressd knows; check the spelling";
+
+/// What ingressd does with an annotation key; `None` for keys under neither
+/// prefix, which are not ingressd's to judge. A name ingress-nginx never had
+/// is ignored (most likely a typo).
+pub fn support(key: &str) -> Option<Support> {
+    let name = key.strip_prefix(NGINX_PREFIX).or_else(|| key.strip_prefix(INGRESSD_PREFIX))?;
+    Some(entry(name).map_or(Support::Ignored(UNKNOWN), |e| e.support))
+}
+
+/// Every annotation under either prefix that ingressd does not apply, in key order.
+pub fn unapplied(annotations: &BTreeMap<String, String>) -> Vec<(&str, Support)> {
+    annotations
+        .keys()
+        .filter_map(|key| Some((key.as_str(), support(key)?)))
+        .filter(|(_, support)| *support != Support::Honoured)
+        .collect()
+}
+
+/// The README's annotation table, rendered from the catalogue.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| annotation | ingressd | notes |\n| --- | --- | --- |\n");
+    for e in CATALOGUE {
+        let note = match (e.name, e.support.reason()) {
+            ("ssl-redirect", _) => {
+                "redirects plain HTTP for the Ingress's TLS hosts with 308; unlike ingress-nginx, only when set to \"true\" (ingress-nginx redirects TLS hosts by default)"
+            }
+            (_, Some(why)) => why,
+            (_, None) => "",
+        };
+        out.push_str(&format!("| `{}` | {} | {} |\n", e.name, e.support.label(), note));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn both_prefixes_are_read_and_ingressd_wins() {
+        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+            (&[], None),
+            (&[("nginx.ingress.kubernetes.io/ssl-redirect", "true")], Some("true")),
+            (&[("ingressd.io/ssl-redirect", "false")], Some("false")),
+            (&[("nginx.ingress.kubernetes.io/ssl-redirect", "true"), ("ingressd.io/ssl-redirect", "false")], Some("false")),
+            (&[("ssl-redirect", "true"), ("example.com/ssl-redirect", "true")], None),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(value(&map(pairs), "ssl-redirect"), *expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn unapplied_lists_ignored_refused_and_unknown_names_under_either_prefix() {
+        let annotations = map(&[
+            ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
+            ("nginx.ingress.kubernetes.io/configuration-snippet", "more_set_headers x;"),
+            ("ingressd.io/proxy-buffering", "on"),
+            ("nginx.ingress.kubernetes.io/rewrite-targt", "/"),
+            ("kubernetes.io/ingress.class", "ingressd"),
+        ]);
+        let labels: Vec<(&str, &str)> = unapplied(&annotations).into_iter().map(|(key, support)| (key, support.label())).collect();
+        assert_eq!(
+            labels,
+            [
+                ("ingressd.io/proxy-buffering", "ignored"),
+                ("nginx.ingress.kubernetes.io/configuration-snippet", "refused"),
+                ("nginx.ingress.kubernetes.io/rewrite-targt", "ignored"),
+            ]
+        );
+        assert_eq!(support("nginx.ingress.kubernetes.io/rewrite-targt"), Some(Support::Ignored(UNKNOWN)));
+        assert_eq!(support("kubernetes.io/ingress.class"), None);
+    }
+
+    #[test]
+    fn the_readme_table_is_the_catalogue() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+        let begin = "<!-- annotations:begin -->\n";
+        let end = "<!-- annotations:end -->";
+        let start = readme.find(begin).expect("README has the annotations:begin marker") + begin.len();
+        let stop = readme[start..].find(end).expect("README has the annotations:end marker") + start;
+        let expected = markdown_table();
+        assert!(readme[start..stop] == expected, "README's annotation table is stale; it must read:\n{expected}");
+    }
+}

@@ -1,0 +1,42 @@
+//! The integration tests, as one binary: Cargo links each file directly under
+//! `tests/` as its own executable, and linking thirty of them one by one took
+//! most of a test run's build time. Four tests stay binaries of their own
+//! because they observe the whole process: `tests/routes_lookup_alloc.rs`
+//! installs a counting global allocator, `tests/routes_logging.rs` installs a
+//! capturing logger, `tests/proxy_memory.rs` reads the process's RSS, and
+//! `tests/tiny_http_process.rs` counts allocations and file descriptors.
+
+mod common;
+mod proxy_support;
+mod support;
+mod tiny_http_common;
+mod tls_support;
+
+mod cli;
+mod dockerfile;
+mod drain;
+mod ingressd_e2e;
+mod kube_scripted;
+mod kube_watch;
+mod manifests;
+mod migrate_check;
+mod proxy_cut;
+mod proxy_e2e;
+mod proxy_fakeapi;
+mod proxy_hardening;
+mod proxy_websocket;
+mod readme;
+mod status_e2e;
+mod status_writer;
+mod tiny_http_accept_errors;
+mod tiny_http_api;
+mod tiny_http_body_drain;
+mod tiny_http_drain;
+mod tiny_http_limits;
+mod tiny_http_parser;
+mod tiny_http_pool;
+mod tiny_http_serve;
+mod tiny_http_shutdown;
+mod tiny_http_timeouts;
+mod tls_e2e;
+mod tls_proxy;
