@@ -115,3 +115,32 @@ fn connection_threads_get_the_configured_stack_size() {
     let (head, _) = exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!(status_of(&head), 200, "{head}");
 }
+
+#[test]
+fn a_small_response_written_in_parts_leaves_at_the_flush() {
+    let (flush_tx, flush_rx) = std::sync::mpsc::channel::<()>();
+    let flush_rx = Mutex::new(flush_rx);
+    let handler = Arc::new(move |request: Request| {
+        let mut writer = request.into_writer();
+        let body = [b'x'; 2048];
+        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+        let _ = writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(&body));
+        let _ = flush_rx.lock().unwrap().recv_timeout(PATIENCE);
+        let _ = writer.flush();
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _server = Server::from_listener_serving(listener, Limits::default(), handler).unwrap();
+    let mut client = connect(addr);
+    client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // Head and 2 KiB of body fit the write buffer: nothing is sent before the flush.
+    client.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+    let mut byte = [0u8; 1];
+    let early = std::io::Read::read(&mut client, &mut byte);
+    assert!(early.is_err(), "part of the response left before the flush: {early:?}");
+    flush_tx.send(()).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let (head, body) = read_sized_response(&mut client).unwrap();
+    assert_eq!(status_of(&head), 200, "{head}");
+    assert_eq!(body.len(), 2048);
+}

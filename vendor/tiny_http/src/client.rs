@@ -17,6 +17,10 @@ use crate::Limits;
 use crate::Request;
 use crate::ShutdownHandle;
 
+/// Bytes of response buffered before a write reaches the socket: a small response's head
+/// and body, written separately, leave in one segment at the flush.
+const RESPONSE_BUFFER: usize = 4 * 1024;
+
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
@@ -107,7 +111,10 @@ impl ClientConnection {
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(
+                RESPONSE_BUFFER,
+                write_socket,
+            )),
             remote_addr,
             external,
             next_header_source: first_header,
