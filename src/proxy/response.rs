@@ -158,10 +158,10 @@ fn copy_body(
         };
         copied.body_sent += read as u64;
         let written = match (unsent_head.take(), framing) {
-            (Some(mut head), _) => {
+            // The server's write buffer joins the head and a small body into one segment.
+            (Some(head), _) => {
                 outcome.bytes_sent += head.len() as u64;
-                head.extend_from_slice(&buffer[..read]);
-                writer.write_all(&head)
+                writer.write_all(&head).and_then(|()| writer.write_all(&buffer[..read]))
             }
             (None, Framing::Chunked) => wire::write_chunk(writer, &buffer[..read]),
             (None, _) => writer.write_all(&buffer[..read]),
