@@ -10,6 +10,7 @@ use std::time::Instant;
 use ureq::http;
 use ureq::SendBody;
 
+use super::headers::HeaderName;
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::{response, upstream, Outcome, Shared};
 
@@ -88,13 +89,21 @@ fn exchange(
     shared: &Shared,
     method: &http::Method,
     uri: &str,
-    headers: &[(String, String)],
+    headers: &[(HeaderName, String)],
     body: Option<&mut dyn Read>,
     content_length: Option<u64>,
 ) -> Result<Result<http::Response<ureq::Body>, ureq::Error>, http::Error> {
     let mut builder = http::Request::builder().method(method.clone()).uri(uri);
+    if let Some(map) = builder.headers_mut() {
+        map.reserve(headers.len() + 1);
+    }
     for (name, value) in headers {
-        builder = builder.header(name.as_str(), value.as_str());
+        // Names the proxy knows are static and valid; no copy is made of them.
+        let name = match name {
+            HeaderName::Borrowed(known) => http::HeaderName::from_static(known),
+            HeaderName::Owned(other) => http::HeaderName::from_bytes(other.as_bytes())?,
+        };
+        builder = builder.header(name, value.as_str());
     }
     if let Some(length) = content_length {
         builder = builder.header(http::header::CONTENT_LENGTH, length);
@@ -134,7 +143,10 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
             let upstream = &upstreams[index];
             outcome.upstream = Some(upstream.authority.clone());
             outcome.attempts += 1;
-            let uri = format!("http://{}{}", upstream.authority, target.path_and_query);
+            let mut uri = String::with_capacity(7 + upstream.authority.len() + target.path_and_query.len());
+            uri.push_str("http://");
+            uri.push_str(&upstream.authority);
+            uri.push_str(&target.path_and_query);
             let mut fresh_retry_left = true;
             let sent = loop {
                 let reader = body.as_mut().map(|b| b as &mut dyn Read);

@@ -5,6 +5,7 @@
 //! through here: each hop frames its own message, and the forwarder sets them
 //! from what it actually sends.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -35,11 +36,15 @@ impl ClientOrigin<'_> {
     }
 }
 
+/// A lower-case header name: borrowed for the names the proxy knows, so the
+/// common ones cost no allocation per request.
+pub type HeaderName = Cow<'static, str>;
+
 /// The header section of the request sent upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamRequestHeaders {
     /// Lower-case names, in client order, then the forwarding headers.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, String)>,
     /// The client's X-Request-ID, or the one generated for it.
     pub request_id: String,
     /// The client asked for a protocol upgrade (`Connection: upgrade` plus `Upgrade`).
@@ -53,6 +58,33 @@ fn is_hop_by_hop(lower_name: &str) -> bool {
         lower_name,
         "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "content-length"
     ) || lower_name.starts_with("proxy-")
+}
+
+/// Request header names common enough to be kept without a lower-cased copy.
+const COMMON_NAMES: &[&str] = &[
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "authorization",
+    "cache-control",
+    "content-type",
+    "cookie",
+    "if-modified-since",
+    "if-none-match",
+    "origin",
+    "pragma",
+    "referer",
+    "x-request-id",
+];
+
+/// The lower-case form of a client header name.
+fn lower_name(name: &str) -> HeaderName {
+    match COMMON_NAMES.iter().find(|common| common.eq_ignore_ascii_case(name)) {
+        Some(common) => Cow::Borrowed(common),
+        None => Cow::Owned(name.to_ascii_lowercase()),
+    }
 }
 
 /// Forwarding headers the proxy sets itself; client copies are trusted only
@@ -75,13 +107,13 @@ fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> 
 
 /// Every value of a header joined with ", ", as RFC 9110 5.3 allows for list headers.
 fn joined<'h>(headers: &[(&'h str, &'h str)], lower_name: &str) -> Option<String> {
-    let values: Vec<&str> =
-        headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case(lower_name)).map(|(_, v)| v.trim()).collect();
-    if values.is_empty() {
-        None
-    } else {
-        Some(values.join(", "))
+    let mut values = headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case(lower_name)).map(|(_, v)| v.trim());
+    let mut joined = values.next()?.to_owned();
+    for value in values {
+        joined.push_str(", ");
+        joined.push_str(value);
     }
+    Some(joined)
 }
 
 /// The original client seen through a chain of trusted proxies: walking the
@@ -113,11 +145,11 @@ pub fn upstream_request_headers(
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
     let mut request_id = None;
     for (name, value) in client_headers {
-        let lower = name.to_ascii_lowercase();
+        let lower = lower_name(name);
         if is_hop_by_hop(&lower)
             || lower == "expect"
-            || FORWARDING.contains(&lower.as_str())
-            || listed_by_connection.contains(&lower)
+            || FORWARDING.contains(&lower.as_ref())
+            || listed_by_connection.iter().any(|listed| *listed == lower)
         {
             continue;
         }
@@ -255,7 +287,7 @@ mod tests {
             ("Cookie", "b=2"),
         ];
         let head = rewrite(&client, &side("10.0.0.9", false, &[]));
-        let names: Vec<&str> = head.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = head.headers.iter().map(|(n, _)| n.as_ref()).collect();
         assert_eq!(
             names,
             [

@@ -69,7 +69,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     if target.authority.is_some() {
         // An absolute-form target's authority replaces Host (RFC 9112 3.2.2).
         upstream_head.headers.retain(|(name, _)| name != "host");
-        upstream_head.headers.insert(0, ("host".to_owned(), host.to_owned()));
+        upstream_head.headers.insert(0, ("host".into(), host.to_owned()));
     }
 
     let generation = shared.current.load();
