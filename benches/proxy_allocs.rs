@@ -6,6 +6,11 @@
 //! so every allocation counted during the measured requests is the proxy's.
 //! `scripts/bench.sh` prints the result.
 //!
+//! It then measures what the upstream client itself costs: the same GETs to
+//! the backend from one thread, once through a ureq Agent configured as the
+//! proxy's and once written and read by hand on a raw socket (allocations and
+//! time per request; the time includes the backend's share).
+//!
 //! `ALLOC_TRACE=1` prints a backtrace for each allocation of one request (build
 //! with `CARGO_PROFILE_BENCH_DEBUG=line-tables-only CARGO_PROFILE_BENCH_STRIP=none`
 //! for symbols).
@@ -106,6 +111,42 @@ fn main() {
         allocations as f64 / MEASURED as f64,
         bytes as f64 / MEASURED as f64
     );
+    upstream_client_cost(backend_port);
+}
+
+/// ureq against a raw socket for the same keep-alive GETs to the backend.
+fn upstream_client_cost(backend_port: u16) {
+    let config = proxy_config(0);
+    let agent = ingressd::proxy::upstream::agent(&config);
+    let uri = format!("http://127.0.0.1:{backend_port}/1k");
+    let mut buffer = [0u8; 8192];
+    let ureq_get = |buffer: &mut [u8]| {
+        let request = ureq::http::Request::builder().method("GET").uri(uri.as_str()).header("host", HOST).body(()).expect("request");
+        let response = agent.run(request).expect("ureq GET");
+        let mut body = response.into_body().into_reader();
+        while body.read(buffer).expect("body") > 0 {}
+    };
+    let mut raw = TcpStream::connect(("127.0.0.1", backend_port)).expect("connect to the backend");
+    raw.set_nodelay(true).expect("nodelay");
+    let request = format!("GET /1k HTTP/1.1\r\nhost: {HOST}\r\n\r\n");
+    let mut raw_get = |buffer: &mut [u8]| exchange(&mut raw, request.as_bytes(), buffer);
+    let measure = |get: &mut dyn FnMut(&mut [u8]), buffer: &mut [u8]| {
+        for _ in 0..WARM_UP {
+            get(buffer);
+        }
+        let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        for _ in 0..MEASURED {
+            get(buffer);
+        }
+        let elapsed = started.elapsed();
+        ((ALLOCATIONS.load(Ordering::SeqCst) - allocations) as f64 / MEASURED as f64, elapsed.as_secs_f64() * 1e6 / MEASURED as f64)
+    };
+    let (ureq_allocations, ureq_micros) = measure(&mut { ureq_get }, &mut buffer);
+    let (raw_allocations, raw_micros) = measure(&mut raw_get, &mut buffer);
+    println!(
+        "upstream client, one thread, 1 KiB GETs to the backend: ureq {ureq_allocations:.1} allocations and {ureq_micros:.1} us per request, raw socket {raw_allocations:.1} and {raw_micros:.1} us"
+    );
 }
 
 /// Sends one request and reads the whole response into `buffer` without allocating.
@@ -166,6 +207,19 @@ fn serve_backend(mut stream: TcpStream) {
     }
 }
 
+fn proxy_config(http_port: u16) -> ProxyConfig {
+    ProxyConfig {
+        max_body_size: 1 << 20,
+        connect_timeout: Duration::from_secs(5),
+        response_timeout: Duration::from_secs(60),
+        read_timeout: Duration::from_secs(60),
+        websocket_idle_timeout: Duration::from_secs(60),
+        trusted_proxies: Vec::new(),
+        http_port,
+        https_port: 443,
+    }
+}
+
 fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
     let mut snapshot = Snapshot::default();
     let ingress: Ingress = serde_json::from_value(json!({
@@ -195,16 +249,7 @@ fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
 
     let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
     let addr = listener.local_addr().expect("proxy address");
-    let config = ProxyConfig {
-        max_body_size: 1 << 20,
-        connect_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(60),
-        read_timeout: Duration::from_secs(60),
-        websocket_idle_timeout: Duration::from_secs(60),
-        trusted_proxies: Vec::new(),
-        http_port: addr.port(),
-        https_port: 443,
-    };
+    let config = proxy_config(addr.port());
     // The access log is off in the bench; the metrics observer is what runs.
     let metrics = Arc::new(ingressd::metrics::RequestMetrics::default());
     let observer = Arc::new(move |outcome: &Outcome| metrics.observe(outcome));
