@@ -27,7 +27,7 @@
 # Not a test, not run in CI. Needs nginx, haproxy, wrk, golang-go and curl
 # (installed with apt-get when missing).
 #
-# Knobs: QUICK=1 (one round, http+https at c=64 1k only, for iteration),
+# Knobs: QUICK=1 (http+https at c=64 1k only, QUICK_ROUNDS rounds, default 1),
 # ROUNDS (3), DURATION (5s), SIZES ("1k 64k"), CONCURRENCY ("16 64 256"),
 # SCHEMES ("http https"), TARGETS ("direct nginx haproxy go ingressd"),
 # HANDSHAKE_CONNECTIONS (16), IDLE (10000; 0 skips), WORKERS (ingressd
@@ -36,11 +36,12 @@ set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
+# With QUICK, the runs below; ROUNDS may still be raised for steadier medians.
 SIZES=${SIZES:-1k 64k}
 CONCURRENCY=${CONCURRENCY:-16 64 256}
 SCHEMES=${SCHEMES:-http https}
 if [ -n "${QUICK:-}" ]; then
-    ROUNDS=1 SIZES=1k CONCURRENCY=64
+    ROUNDS=${QUICK_ROUNDS:-1} SIZES=1k CONCURRENCY=64
 fi
 TARGETS=${TARGETS:-direct nginx haproxy go ingressd}
 HANDSHAKE_CONNECTIONS=${HANDSHAKE_CONNECTIONS:-16}
@@ -250,8 +251,7 @@ wait_for() { # description, command...
 wait_for "the fake API server" test -s "$WORK/api.url"
 API_URL=$(head -n1 "$WORK/api.url")
 
-# The idle test needs a descriptor per held connection (two while tiny_http
-# clones each socket) on top of the load.
+# The idle test needs a descriptor per held connection on top of the load.
 ulimit -n "$(ulimit -Hn)"
 FD_LIMIT=$(ulimit -n)
 WORKER_FLAG=()
@@ -289,6 +289,12 @@ cpu_ticks() { # pid... -> utime + stime of each process, its dead threads includ
 switches() { # pid... -> context switches summed over every live thread
     cat $(for pid in "$@"; do echo /proc/"$pid"/task/*/status; done) 2>/dev/null \
         | awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}'
+}
+# The most any connection thread touched of its stack (proxy::THREAD_STACK_SIZE,
+# 512 KiB): the Rss of each mapping of that size, after handshakes and proxying.
+stack_high_water() {
+    awk '/^Size:/ {size = $2} /^Rss:/ && size >= 500 && size <= 516 {n++; if ($2 > max) max = $2}
+        END {printf "%d KiB at most touched, over %d stacks of 512 KiB", max, n}' "/proc/$1/smaps"
 }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 threads() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
@@ -379,6 +385,7 @@ for label in $(cut -f1 "$RESULTS" | awk '!seen[$0]++'); do
         "$(ratio "$(median "$label" ingressd 6)" "$(median "$label" nginx 6)")" "$(median "$label" ingressd 7)"
 done
 echo "ingressd: RSS $(rss_mib "${TARGET_PID[ingressd]}") MiB, $(threads "${TARGET_PID[ingressd]}") threads"
+echo "ingressd connection thread stacks: $(stack_high_water "${TARGET_PID[ingressd]}")"
 
 echo
 echo "allocations per proxied 1 KiB GET (benches/proxy_allocs.rs):"
