@@ -290,11 +290,38 @@ switches() { # pid... -> context switches summed over every live thread
     cat $(for pid in "$@"; do echo /proc/"$pid"/task/*/status; done) 2>/dev/null \
         | awk '/^(non)?voluntary_ctxt_switches/ {s += $2} END {print s + 0}'
 }
-# The most any connection thread touched of its stack (proxy::THREAD_STACK_SIZE,
-# 512 KiB): the Rss of each mapping of that size, after handshakes and proxying.
+# The most any thread touched of its stack: each thread's stack pointer (from
+# /proc/PID/task/TID/syscall, threads blocked in a system call) names the
+# mapping that is its stack, whose Rss is what the thread ever touched.
 stack_high_water() {
-    awk '/^Size:/ {size = $2} /^Rss:/ && size >= 500 && size <= 516 {n++; if ($2 > max) max = $2}
-        END {printf "%d KiB at most touched, over %d stacks of 512 KiB", max, n}' "/proc/$1/smaps"
+    python3 - "$1" <<'PY'
+import glob, re, sys
+pid = sys.argv[1]
+maps = []
+for line in open(f"/proc/{pid}/smaps"):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", line)
+    if m:
+        maps.append([int(m.group(1), 16), int(m.group(2), 16), 0])
+    elif line.startswith("Rss:"):
+        maps[-1][2] = int(line.split()[1])
+touched = []
+for path in glob.glob(f"/proc/{pid}/task/*/syscall"):
+    try:
+        fields = open(path).read().split()
+    except OSError:
+        continue
+    if len(fields) < 3 or fields[0] == "running":
+        continue
+    sp = int(fields[-2], 16)
+    for start, end, rss in maps:
+        if start <= sp < end and end - start <= 1 << 20:
+            touched.append((rss, (end - start) // 1024))
+if touched:
+    top = max(touched)
+    print(f"{top[0]} KiB at most touched (of a {top[1]} KiB mapping), median {sorted(touched)[len(touched) // 2][0]} KiB, over {len(touched)} threads")
+else:
+    print("no thread stacks found")
+PY
 }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 threads() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
