@@ -17,12 +17,14 @@ const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
 
 /// Idle connections kept per upstream endpoint: as many as a busy endpoint
 /// has requests in flight at once under real load, so it reuses connections
-/// instead of opening thousands. ureq scans its whole idle list on every
-/// check-out and check-in, so the lists stay short.
-const IDLE_PER_ENDPOINT: usize = 64;
+/// instead of opening and closing one per request. Measured: with 64, c=256
+/// churned connections (p99 0.77 s); with 256 it reuses them (p99 37 ms).
+/// ureq scans its whole idle list on every check-out and check-in, so the
+/// bound is not raised further.
+const IDLE_PER_ENDPOINT: usize = 256;
 
 /// Idle connections kept across all endpoints.
-const IDLE_TOTAL: usize = 256;
+const IDLE_TOTAL: usize = 1024;
 
 /// A pooled connection used this recently is taken as open without ureq's
 /// probe (a non-blocking read between two `ioctl`s on every check-out and
