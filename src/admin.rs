@@ -2,8 +2,14 @@
 //!
 //! It runs on its own listener and threads so a saturated proxy never makes
 //! the kubelet's probes time out.
+//!
+//! On a hostNetwork pod the admin port is on the node's address, reachable by
+//! whatever reaches the node. So what an answer reveals depends on who asks
+//! ([`Audience`]): `/debug/routes` (endpoint addresses, Secret names) and the
+//! API server's error texts in `/readyz` go to loopback clients only; anyone
+//! else gets the probes, `/metrics` and, in `/readyz`, kind names.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -17,10 +23,33 @@ pub trait MetricsSource: Send + Sync {
     fn render(&self, out: &mut String);
 }
 
+/// Who sent an admin request, which decides what the answer may reveal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A loopback client: someone on the node itself (`kubectl exec`,
+    /// `kubectl port-forward`, a shell on the node).
+    Local,
+    /// Any other client: kubelet probes and Prometheus, but also anything else
+    /// that can reach the node's address.
+    Remote,
+}
+
+impl Audience {
+    pub fn of(peer: Option<SocketAddr>) -> Audience {
+        let loopback = |ip: IpAddr| ip.to_canonical().is_loopback();
+        match peer {
+            Some(peer) if loopback(peer.ip()) => Audience::Local,
+            _ => Audience::Remote,
+        }
+    }
+}
+
 /// What the admin endpoints report on.
 pub struct Admin {
     pub current: Arc<Current>,
     pub cache: Arc<CacheStatus>,
+    /// The watchers' last errors, named in `/readyz` for loopback clients.
+    pub watch: Arc<WatchMetrics>,
     /// Set on SIGTERM: readiness fails at once so load balancers stop sending.
     pub draining: AtomicBool,
     pub sources: Vec<Arc<dyn MetricsSource>>,
@@ -30,8 +59,8 @@ pub struct Admin {
 pub type Reply = (u16, &'static str, String);
 
 impl Admin {
-    pub fn new(current: Arc<Current>, cache: Arc<CacheStatus>, sources: Vec<Arc<dyn MetricsSource>>) -> Admin {
-        Admin { current, cache, draining: AtomicBool::new(false), sources }
+    pub fn new(current: Arc<Current>, cache: Arc<CacheStatus>, watch: Arc<WatchMetrics>, sources: Vec<Arc<dyn MetricsSource>>) -> Admin {
+        Admin { current, cache, watch, draining: AtomicBool::new(false), sources }
     }
 
     pub fn ready(&self) -> bool {
@@ -39,7 +68,7 @@ impl Admin {
     }
 
     /// Routes one admin request; pure apart from reading shared state.
-    pub fn handle(&self, method: &str, path: &str) -> Reply {
+    pub fn handle(&self, method: &str, path: &str, audience: Audience) -> Reply {
         const TEXT: &str = "text/plain; charset=utf-8";
         if method != "GET" && method != "HEAD" {
             return (405, TEXT, "method not allowed\n".into());
@@ -48,11 +77,29 @@ impl Admin {
             "/healthz" => (200, TEXT, "ok\n".into()),
             "/readyz" if self.draining.load(Ordering::Relaxed) => (503, TEXT, "draining\n".into()),
             "/readyz" if self.ready() => (200, TEXT, "ok\n".into()),
-            "/readyz" => (503, TEXT, "waiting for the first list of every kind\n".into()),
+            "/readyz" => (503, TEXT, self.waiting(audience)),
             "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", self.metrics()),
+            "/debug/routes" if audience == Audience::Remote => {
+                (403, TEXT, "/debug/routes answers loopback clients only (see ingressd routes --help)\n".into())
+            }
             "/debug/routes" => (200, "application/json", crate::inspect::routes_json(&self.current.load()).to_string()),
             _ => (404, TEXT, "not found\n".into()),
         }
+    }
+
+    /// The kinds not listed yet; for a loopback client, each with the last
+    /// error its watcher got (which may quote the API server).
+    fn waiting(&self, audience: Audience) -> String {
+        let waiting = self.cache.waiting();
+        let names: Vec<&str> = waiting.iter().map(|kind| kind.name()).collect();
+        let mut out = format!("waiting for the first list of: {}\n", names.join(", "));
+        if audience == Audience::Local {
+            for kind in waiting {
+                let error = self.watch.last_error(kind).unwrap_or_else(|| "no failed request yet".into());
+                out.push_str(&format!("{}: {error}\n", kind.name()));
+            }
+        }
+        out
     }
 
     fn metrics(&self) -> String {
@@ -104,7 +151,8 @@ pub fn spawn(addr: SocketAddr, admin: Arc<Admin>) -> Result<SocketAddr, String> 
             .name(format!("admin-{n}"))
             .spawn(move || {
                 while let Ok(request) = server.recv() {
-                    let (status, content_type, body) = admin.handle(request.method().as_str(), request.url());
+                    let audience = Audience::of(request.remote_addr().copied());
+                    let (status, content_type, body) = admin.handle(request.method().as_str(), request.url(), audience);
                     let body = if request.method() == &tiny_http::Method::Head { String::new() } else { body };
                     let mut response = tiny_http::Response::from_string(body).with_status_code(status);
                     if let Ok(header) = tiny_http::Header::from_bytes("Content-Type", content_type) {
@@ -124,26 +172,69 @@ pub fn spawn(addr: SocketAddr, admin: Arc<Admin>) -> Result<SocketAddr, String> 
 mod tests {
     use super::*;
 
+    use crate::kube::Kind;
+
     fn admin() -> Admin {
-        Admin::new(Arc::new(Current::default()), Arc::new(CacheStatus::default()), Vec::new())
+        Admin::new(Arc::new(Current::default()), Arc::new(CacheStatus::default()), Arc::new(WatchMetrics::new()), Vec::new())
     }
 
     #[test]
     fn readiness_follows_sync_and_drain() {
         let admin = admin();
-        assert_eq!(admin.handle("GET", "/healthz").0, 200);
-        assert_eq!(admin.handle("GET", "/readyz").0, 503);
+        for audience in [Audience::Local, Audience::Remote] {
+            assert_eq!(admin.handle("GET", "/healthz", audience).0, 200);
+            assert_eq!(admin.handle("GET", "/readyz", audience).0, 503);
+        }
         admin.cache.synced.store(true, Ordering::Relaxed);
-        assert_eq!(admin.handle("GET", "/readyz").0, 200);
+        assert_eq!(admin.handle("GET", "/readyz", Audience::Remote).0, 200);
         admin.draining.store(true, Ordering::Relaxed);
-        assert_eq!(admin.handle("GET", "/readyz").0, 503);
-        assert_eq!(admin.handle("GET", "/healthz").0, 200);
+        assert_eq!(admin.handle("GET", "/readyz", Audience::Remote).0, 503);
+        assert_eq!(admin.handle("GET", "/healthz", Audience::Remote).0, 200);
+    }
+
+    #[test]
+    fn readiness_names_waiting_kinds_and_only_loopback_gets_the_errors() {
+        let admin = admin();
+        let secret = "list failed: HTTP 403: secrets is forbidden: User \"system:serviceaccount:ingressd:ingressd\"";
+        admin.watch.set_last_error(Kind::Secret, secret.into());
+        let (status, _, local) = admin.handle("GET", "/readyz", Audience::Local);
+        assert_eq!(status, 503);
+        assert!(local.starts_with("waiting for the first list of: ingress, ingressclass, service, endpointslice, secret\n"), "{local}");
+        assert!(local.contains(&format!("secret: {secret}\n")), "{local}");
+        assert!(local.contains("service: no failed request yet\n"), "{local}");
+        let (status, _, remote) = admin.handle("GET", "/readyz", Audience::Remote);
+        assert_eq!(status, 503);
+        assert_eq!(remote, "waiting for the first list of: ingress, ingressclass, service, endpointslice, secret\n");
+    }
+
+    #[test]
+    fn debug_routes_answer_loopback_only() {
+        let admin = admin();
+        let (status, content_type, body) = admin.handle("GET", "/debug/routes", Audience::Local);
+        assert_eq!((status, content_type), (200, "application/json"));
+        assert!(body.contains("\"routes\""), "{body}");
+        let (status, _, body) = admin.handle("GET", "/debug/routes", Audience::Remote);
+        assert_eq!(status, 403);
+        assert!(!body.contains("routes\""), "{body}");
+        assert_eq!(admin.handle("GET", "/metrics", Audience::Remote).0, 200);
+    }
+
+    #[test]
+    fn the_audience_is_local_for_loopback_peers_only() {
+        let peer = |text: &str| Some(text.parse::<SocketAddr>().expect("address"));
+        assert_eq!(Audience::of(peer("127.0.0.1:5000")), Audience::Local);
+        assert_eq!(Audience::of(peer("127.8.9.10:5000")), Audience::Local);
+        assert_eq!(Audience::of(peer("[::1]:5000")), Audience::Local);
+        assert_eq!(Audience::of(peer("[::ffff:127.0.0.1]:5000")), Audience::Local);
+        assert_eq!(Audience::of(peer("10.0.0.7:5000")), Audience::Remote);
+        assert_eq!(Audience::of(peer("[::ffff:10.0.0.7]:5000")), Audience::Remote);
+        assert_eq!(Audience::of(None), Audience::Remote);
     }
 
     #[test]
     fn metrics_are_prometheus_text() {
         let admin = admin();
-        let (status, content_type, body) = admin.handle("GET", "/metrics");
+        let (status, content_type, body) = admin.handle("GET", "/metrics", Audience::Remote);
         assert_eq!(status, 200);
         assert!(content_type.starts_with("text/plain; version=0.0.4"));
         assert!(body.contains("ingressd_route_table_routes 0\n"), "{body}");
@@ -157,7 +248,7 @@ mod tests {
     #[test]
     fn unknown_paths_and_methods() {
         let admin = admin();
-        assert_eq!(admin.handle("GET", "/nope").0, 404);
-        assert_eq!(admin.handle("POST", "/healthz").0, 405);
+        assert_eq!(admin.handle("GET", "/nope", Audience::Local).0, 404);
+        assert_eq!(admin.handle("POST", "/healthz", Audience::Local).0, 405);
     }
 }

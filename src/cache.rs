@@ -7,7 +7,7 @@
 //! the old generation or the new one, never a mix.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
@@ -75,14 +75,39 @@ pub fn compile(snapshot: &Arc<Snapshot>, config: &CompileConfig, previous: &Gene
 }
 
 /// What the cache thread reports about itself.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CacheStatus {
     /// Every kind has completed its first list: `/readyz` may say 200.
     pub synced: AtomicBool,
+    /// Until then, the kinds still waiting for their first list, which
+    /// `/readyz` names.
+    waiting: Mutex<Vec<Kind>>,
     pub compiles: AtomicU64,
     pub last_compile_micros: AtomicU64,
     /// Unix time (seconds) of the last applied change.
     pub last_change_unix: AtomicU64,
+}
+
+impl Default for CacheStatus {
+    fn default() -> Self {
+        CacheStatus {
+            synced: AtomicBool::new(false),
+            waiting: Mutex::new(Kind::ALL.to_vec()),
+            compiles: AtomicU64::new(0),
+            last_compile_micros: AtomicU64::new(0),
+            last_change_unix: AtomicU64::new(0),
+        }
+    }
+}
+
+impl CacheStatus {
+    /// The kinds still waiting for their first list; empty once synced.
+    pub fn waiting(&self) -> Vec<Kind> {
+        if self.synced.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
 }
 
 /// The cache thread: applies events in batches (everything already queued is
@@ -115,6 +140,9 @@ pub fn spawn(
                 status.compiles.fetch_add(1, Ordering::Relaxed);
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
                 status.last_change_unix.store(now, Ordering::Relaxed);
+                if !status.synced.load(Ordering::Relaxed) {
+                    *status.waiting.lock().unwrap_or_else(PoisonError::into_inner) = store.waiting();
+                }
                 if store.synced() && !status.synced.swap(true, Ordering::Relaxed) {
                     log::info!("every kind listed: ready");
                 }

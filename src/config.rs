@@ -133,7 +133,12 @@ const fn flag(name: &'static str, value: &'static str, default: &'static str, he
 }
 
 const FLAGS: &[Flag] = &[
-    flag("apiserver", "URL", "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT", "Kubernetes API server; http:// is accepted (kubectl proxy)"),
+    flag(
+        "apiserver",
+        "URL",
+        "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, or https://kubernetes.default.svc:443 when KUBERNETES_SERVICE_HOST is unset",
+        "Kubernetes API server; http:// is accepted (kubectl proxy)",
+    ),
     flag("token-file", "PATH", "/var/run/secrets/kubernetes.io/serviceaccount/token", "bearer token, re-read every 60 s and after a 401; none sent if absent"),
     flag("ca-file", "PATH", "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", "the only CA trusted for the API server"),
     flag("watch-namespace", "NS", "all namespaces", "watch one namespace only"),
@@ -144,7 +149,7 @@ const FLAGS: &[Flag] = &[
     flag("upstream-mode", "endpoints|cluster-ip", "endpoints", "forward to ready pod endpoints or to the Service ClusterIP"),
     flag("http-addr", "ADDR", "0.0.0.0:80", "plain HTTP listener"),
     flag("https-addr", "ADDR", "0.0.0.0:443", "HTTPS listener"),
-    flag("admin-addr", "ADDR", "0.0.0.0:10254", "/healthz, /readyz, /metrics, /debug/routes"),
+    flag("admin-addr", "ADDR", "0.0.0.0:10254", "/healthz, /readyz, /metrics; /debug/routes for loopback clients only"),
     flag("log-level", "LEVEL", "info", "error, warn, info, debug or trace"),
     flag("workers", "N", "16 per core", "ignored: each connection's own thread serves its requests (accepted so command lines keep working)"),
     flag("max-connections", "N", "4096", "concurrent client connections, each one thread; more are closed at accept"),

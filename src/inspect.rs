@@ -13,8 +13,43 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::annotations;
 use crate::cache::Generation;
+use crate::kube::objects::ObjectKey;
+use crate::prometheus::{self, Type};
 use crate::routes::{Backend, Route};
+
+/// An annotation a served Ingress carries that ingressd does not apply.
+pub struct Unapplied<'a> {
+    pub ingress: &'a ObjectKey,
+    pub key: &'a str,
+    pub support: annotations::catalogue::Support,
+}
+
+/// Every annotation the Ingresses behind the current routes carry and
+/// ingressd does not apply, by Ingress. Found from the table (not from the
+/// class rules), so the inspector and the metric count exactly what serves.
+pub fn unapplied_annotations(generation: &Generation) -> Vec<Unapplied<'_>> {
+    let mut serving: Vec<&ObjectKey> = generation
+        .routes
+        .routes()
+        .into_iter()
+        .chain(generation.routes.default_backend())
+        .map(|r| &r.ingress)
+        .filter(|key| !key.name.is_empty())
+        .collect();
+    serving.sort();
+    serving.dedup();
+    serving
+        .into_iter()
+        .filter_map(|key| Some((key, generation.snapshot.ingresses.get(key)?)))
+        .flat_map(|(ingress, object)| {
+            annotations::unapplied(&object.metadata.annotations)
+                .into_iter()
+                .map(move |(key, support)| Unapplied { ingress, key, support })
+        })
+        .collect()
+}
 
 /// The JSON document served at `/debug/routes`.
 pub fn routes_json(generation: &Generation) -> Value {
@@ -65,12 +100,37 @@ pub fn routes_json(generation: &Generation) -> Value {
         .iter()
         .map(|e| json!({"host": e.host, "secret": e.secret.to_string(), "notAfter": e.not_after}))
         .collect();
+    let unapplied: Vec<Value> = unapplied_annotations(generation)
+        .iter()
+        .map(|u| json!({"ingress": u.ingress.to_string(), "annotation": u.key, "status": u.support.label(), "reason": u.support.reason()}))
+        .collect();
     json!({
         "routes": generation.routes.routes().into_iter().filter(|r| !r.is_default_backend()).map(route).collect::<Vec<_>>(),
+        "unappliedAnnotations": unapplied,
         "defaultBackend": generation.routes.default_backend().map(route),
         "conflicts": conflicts,
         "certificates": certificates,
     })
+}
+
+/// `ingressd_ingress_annotations_ignored{annotation}`: how many serving
+/// Ingresses carry each annotation ingressd does not apply (refused snippets
+/// and unknown names included). Label values are annotation keys from
+/// Ingress objects, never client input.
+pub fn write_annotation_metrics(generation: &Generation, out: &mut String) {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for u in unapplied_annotations(generation) {
+        *counts.entry(u.key).or_default() += 1;
+    }
+    prometheus::header(
+        out,
+        "ingressd_ingress_annotations_ignored",
+        Type::Gauge,
+        "Serving Ingresses carrying each annotation ingressd does not apply (ignored, refused or unknown).",
+    );
+    for (annotation, count) in counts {
+        prometheus::sample(out, "ingressd_ingress_annotations_ignored", &[("annotation", annotation)], count);
+    }
 }
 
 /// Renders the inspector document as a table for a terminal.
@@ -111,6 +171,13 @@ pub fn table(document: &Value) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    let unapplied = document["unappliedAnnotations"].as_array().cloned().unwrap_or_default();
+    if !unapplied.is_empty() {
+        out.push_str("\nannotations not applied:\n");
+        for u in unapplied {
+            out.push_str(&format!("  {} {}: {} ({})\n", text(&u["ingress"]), text(&u["annotation"]), text(&u["status"]), text(&u["reason"])));
+        }
+    }
     let conflicts = document["conflicts"].as_array().cloned().unwrap_or_default();
     if !conflicts.is_empty() {
         out.push_str("\nconflicts (the older Ingress wins):\n");
@@ -128,12 +195,21 @@ pub fn table(document: &Value) -> String {
     out
 }
 
+const ROUTES_HELP: &str = "Prints the routes a running ingressd serves, read from its /debug/routes.\n\
+IP:PORT is its --admin-addr as seen from here: /debug/routes answers loopback\n\
+clients only, so run this on the node, e.g.\n\
+\n  kubectl -n ingressd exec ds/ingressd -- /ingressd routes --admin-addr 127.0.0.1:10254";
+
 /// `ingressd routes --admin-addr ADDR`.
 pub fn main(args: &[String]) -> ExitCode {
     let usage = "usage: ingressd routes --admin-addr IP:PORT";
     let addr = match args {
         [flag, value] if flag == "--admin-addr" => value.clone(),
         [single] if single.starts_with("--admin-addr=") => single["--admin-addr=".len()..].to_string(),
+        [help] if help == "--help" || help == "-h" => {
+            println!("{usage}\n\n{ROUTES_HELP}");
+            return ExitCode::SUCCESS;
+        }
         _ => {
             eprintln!("{usage}");
             return ExitCode::from(2);

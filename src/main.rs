@@ -36,14 +36,20 @@ fn main() -> ExitCode {
             println!("ingressd {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(config)) => match run(*config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                log::error!("{message}");
-                eprintln!("ingressd: {message}");
-                ExitCode::FAILURE
+        Ok(Command::Run(config)) => {
+            if let Err(e) = start_logging(config.log_level) {
+                eprintln!("ingressd: cannot start logging: {e}");
+                return ExitCode::FAILURE;
             }
-        },
+            match run(*config) {
+                Ok(()) => ExitCode::SUCCESS,
+                // Once, through the log, so it carries a timestamp like every other line.
+                Err(message) => {
+                    log::error!("{message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Err(e) => {
             eprintln!("ingressd: {e}");
             ExitCode::from(2)
@@ -51,11 +57,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Diagnostic lines on stderr, each stamped in RFC 3339 UTC like the access log.
+fn start_logging(level: log::LevelFilter) -> Result<(), log::SetLoggerError> {
+    simple_logger::SimpleLogger::new().with_level(level).with_utc_timestamps().init()
+}
+
 fn run(config: Config) -> Result<(), String> {
-    simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .init()
-        .map_err(|e| format!("cannot start logging: {e}"))?;
     // ureq's TLS setup looks for a process-wide provider; ours is ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     shutdown::install();
@@ -77,8 +84,8 @@ fn run(config: Config) -> Result<(), String> {
     });
     let data_plane = DataPlane::start(&config, &current, observer)?;
     let mut sources: Vec<Arc<dyn MetricsSource>> = vec![
-        watch_metrics,
-        Arc::new(TlsMetrics(Arc::clone(&current))),
+        Arc::clone(&watch_metrics) as Arc<dyn MetricsSource>,
+        Arc::new(GenerationMetrics(Arc::clone(&current))),
         Arc::clone(&request_metrics) as Arc<dyn MetricsSource>,
         Arc::new(ConnectionMetrics(Arc::clone(&data_plane.server))),
     ];
@@ -100,7 +107,7 @@ fn run(config: Config) -> Result<(), String> {
             None
         }
     };
-    let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), sources));
+    let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), watch_metrics, sources));
     let admin_addr = admin::spawn(config.admin_addr, Arc::clone(&admin))?;
 
     log::info!("listening: http={} https={} admin={admin_addr}", data_plane.http_addr, data_plane.https_addr);
@@ -196,13 +203,15 @@ fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
     }
 }
 
-/// Certificate metrics from the live set.
-struct TlsMetrics(Arc<Current>);
+/// Metrics of the live generation: certificates, and annotations not applied.
+struct GenerationMetrics(Arc<Current>);
 
-impl MetricsSource for TlsMetrics {
+impl MetricsSource for GenerationMetrics {
     fn render(&self, out: &mut String) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        tls::write_metrics(&self.0.load().certs, now, out);
+        let generation = self.0.load();
+        tls::write_metrics(&generation.certs, now, out);
+        inspect::write_annotation_metrics(&generation, out);
     }
 }
 

@@ -84,6 +84,11 @@ impl Store {
         Kind::ALL.iter().all(|k| self.synced.contains(k))
     }
 
+    /// The kinds whose first list has not arrived yet, in `Kind::ALL` order.
+    pub fn waiting(&self) -> Vec<Kind> {
+        Kind::ALL.into_iter().filter(|k| !self.synced.contains(k)).collect()
+    }
+
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
     }

@@ -147,7 +147,7 @@ drill_start_apiserver() {
         fi
         sleep 0.2
     done
-    API_URL="$(grep -o 'listening on [^ ]*' "$STACK_DIR/$log.log" | head -n 1 | cut -d' ' -f3)"
+    API_URL="$(grep -m 1 -o 'listening on [^ ]*' "$STACK_DIR/$log.log" | cut -d' ' -f3)"
     API_PORT="${API_URL##*:}"
     [[ -n "$API_URL" && -s "$API_CA" ]] || die "could not read the fake API server's URL and CA"
 }

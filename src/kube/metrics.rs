@@ -1,9 +1,12 @@
-//! Counters the watchers keep and the admin server renders at /metrics.
+//! Counters the watchers keep and the admin server renders at /metrics, and
+//! each kind's last error, which `/readyz` names to loopback clients.
 //!
-//! Plain atomics, so watchers never block on a lock to count and a scrape
-//! never blocks a watcher.
+//! The counters are plain atomics, so watchers never block on a lock to count
+//! and a scrape never blocks a watcher; the errors sit behind a lock taken
+//! only when a request failed or `/readyz` asks.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::Kind;
 use crate::prometheus::{self, Type};
@@ -27,6 +30,9 @@ pub struct WatchMetrics {
     kinds: [KindMetrics; 5],
     /// -1 before the first request, then 0 or 1.
     api_reachable: AtomicI64,
+    /// The last failed request of each kind, for `/readyz` on loopback: written
+    /// only on failure, read only by a readiness request.
+    last_errors: Mutex<[Option<String>; 5]>,
 }
 
 impl Default for WatchMetrics {
@@ -70,7 +76,17 @@ const SERIES: &[Series] = &[
 
 impl WatchMetrics {
     pub fn new() -> WatchMetrics {
-        WatchMetrics { kinds: Default::default(), api_reachable: AtomicI64::new(-1) }
+        WatchMetrics { kinds: Default::default(), api_reachable: AtomicI64::new(-1), last_errors: Mutex::default() }
+    }
+
+    /// Remembers why the last request of `kind` failed (a message without the token).
+    pub fn set_last_error(&self, kind: Kind, message: String) {
+        self.last_errors.lock().unwrap_or_else(PoisonError::into_inner)[slot(kind)] = Some(message);
+    }
+
+    /// Why the last failed request of `kind` failed; None if none has.
+    pub fn last_error(&self, kind: Kind) -> Option<String> {
+        self.last_errors.lock().unwrap_or_else(PoisonError::into_inner)[slot(kind)].clone()
     }
 
     fn of(&self, kind: Kind) -> &KindMetrics {

@@ -44,9 +44,25 @@ fn read_token(path: &Path) -> std::io::Result<Option<String>> {
 
 impl Token {
     /// Reads the file at once; a missing file means no token is sent until it appears.
+    /// Warns when it finds no token: every request then goes anonymous and
+    /// fails with 401s that do not say why.
     pub fn new(path: &Path) -> Token {
         let token = Token { path: path.to_path_buf(), state: Mutex::new(State::default()) };
         token.reload();
+        if token.lock().value.is_none() {
+            // Other read errors were logged by `reload`.
+            let problem = match std::fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist"),
+                Ok(_) => Some("is empty"),
+                Err(_) => None,
+            };
+            if let Some(problem) = problem {
+                log::warn!(
+                    "token file {} {problem}: requests to the API server carry no token until it holds one (see --token-file)",
+                    path.display()
+                );
+            }
+        }
         token
     }
 

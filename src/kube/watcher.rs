@@ -90,6 +90,7 @@ impl Watcher {
     /// it with Retry-After (capped like any delay); false when stopped meanwhile.
     fn back_off(&mut self, retry_after: Option<Duration>) -> bool {
         let delay = self.backoff.next_delay().max(retry_after.unwrap_or_default().min(MAXIMUM));
+        log::info!("{}: retrying in {:.1} s", self.name(), delay.as_secs_f64());
         sleep_unless_stopped(delay, &self.stop);
         !self.stopped()
     }
@@ -107,6 +108,7 @@ impl Watcher {
     fn record_failure(&self, what: &str, error: &Error) {
         self.metrics.count_api_error(self.kind);
         self.metrics.set_api_reachable(error.server_answered());
+        self.metrics.set_last_error(self.kind, format!("{what} failed: {error}"));
         log::warn!("{}: {what} failed: {error}", self.name());
     }
 

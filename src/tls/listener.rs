@@ -36,6 +36,10 @@ impl tiny_http::ExternalStream for TlsStream {
     fn shutdown(&self) -> io::Result<()> {
         TlsStream::shutdown(self)
     }
+
+    fn shared_socket(&self) -> Option<Arc<TcpStream>> {
+        Some(TlsStream::shared_socket(self))
+    }
 }
 
 /// The running HTTPS accept loop.

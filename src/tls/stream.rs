@@ -35,7 +35,9 @@ enum State {
 
 /// A server TLS session that tiny_http serves as an external stream.
 pub struct TlsStream {
-    socket: TcpStream,
+    /// Shared with tiny_http, which shuts it down to cut the connection
+    /// without waiting for a read blocked on it.
+    socket: Arc<TcpStream>,
     peer: Option<SocketAddr>,
     config: Arc<ServerConfig>,
     state: State,
@@ -61,7 +63,7 @@ impl TlsStream {
         socket.set_write_timeout(timeout)?;
         Ok(TlsStream {
             peer: socket.peer_addr().ok(),
-            socket,
+            socket: Arc::new(socket),
             config,
             state: State::Accepting(Box::default()),
             handshake_deadline: Instant::now() + handshake_timeout,
@@ -93,6 +95,11 @@ impl TlsStream {
 
     pub fn shutdown(&self) -> io::Result<()> {
         self.socket.shutdown(Shutdown::Both)
+    }
+
+    /// The TCP socket under the session, for a shutdown from another thread.
+    pub fn shared_socket(&self) -> Arc<TcpStream> {
+        Arc::clone(&self.socket)
     }
 
     /// Bounds the next socket operation by what is left of the handshake deadline.
@@ -144,21 +151,21 @@ impl TlsStream {
             self.arm_deadline()?;
             match &mut self.state {
                 State::Accepting(acceptor) => {
-                    if acceptor.read_tls(&mut self.socket)? == 0 {
+                    if acceptor.read_tls(&mut &*self.socket)? == 0 {
                         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed before its ClientHello"));
                     }
                     let accepted = match acceptor.accept() {
                         Ok(None) => continue,
                         Ok(Some(accepted)) => accepted,
                         Err((error, mut alert)) => {
-                            let _ = alert.write_all(&mut self.socket);
+                            let _ = alert.write_all(&mut &*self.socket);
                             return Err(handshake_error(error));
                         }
                     };
                     let hello = accepted.client_hello();
                     if self.config.cert_resolver.resolve(accepted.client_hello()).is_none() {
                         let name = hello.server_name().unwrap_or("(no SNI)").to_string();
-                        let _ = self.socket.write_all(&UNRECOGNIZED_NAME_ALERT);
+                        let _ = (&*self.socket).write_all(&UNRECOGNIZED_NAME_ALERT);
                         return Err(handshake_error(format!("no certificate for server name {name}")));
                     }
                     let offers_alpn_without_http1 =
@@ -176,24 +183,24 @@ impl TlsStream {
                     match accepted.into_connection(config) {
                         Ok(conn) => self.state = State::Open(Box::new(conn)),
                         Err((error, mut alert)) => {
-                            let _ = alert.write_all(&mut self.socket);
+                            let _ = alert.write_all(&mut &*self.socket);
                             return Err(handshake_error(error));
                         }
                     }
                 }
                 State::Open(conn) => {
                     if conn.wants_write() {
-                        conn.write_tls(&mut self.socket)?;
+                        conn.write_tls(&mut &*self.socket)?;
                         continue;
                     }
                     if !conn.is_handshaking() {
                         return Ok(());
                     }
-                    if conn.read_tls(&mut self.socket)? == 0 {
+                    if conn.read_tls(&mut &*self.socket)? == 0 {
                         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed during the TLS handshake"));
                     }
                     if let Err(error) = conn.process_new_packets() {
-                        let _ = conn.write_tls(&mut self.socket);
+                        let _ = conn.write_tls(&mut &*self.socket);
                         return Err(handshake_error(error));
                     }
                 }
@@ -203,19 +210,19 @@ impl TlsStream {
     }
 
     /// The established session, running the handshake first if needed.
-    fn session(&mut self) -> io::Result<(&mut ServerConnection, &mut TcpStream)> {
+    fn session(&mut self) -> io::Result<(&mut ServerConnection, &TcpStream)> {
         self.handshake()?;
         match &mut self.state {
-            State::Open(conn) => Ok((conn, &mut self.socket)),
+            State::Open(conn) => Ok((conn, &self.socket)),
             _ => Err(io::Error::new(io::ErrorKind::NotConnected, "TLS session failed")),
         }
     }
 }
 
 /// Sends every encrypted byte rustls has queued.
-fn flush_tls(conn: &mut ServerConnection, socket: &mut TcpStream) -> io::Result<()> {
+fn flush_tls(conn: &mut ServerConnection, mut socket: &TcpStream) -> io::Result<()> {
     while conn.wants_write() {
-        match conn.write_tls(socket) {
+        match conn.write_tls(&mut socket) {
             Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
@@ -229,7 +236,7 @@ impl Read for TlsStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        let (conn, socket) = self.session()?;
+        let (conn, mut socket) = self.session()?;
         loop {
             match conn.reader().read(buf) {
                 Ok(n) => return Ok(n),
@@ -238,7 +245,7 @@ impl Read for TlsStream {
             }
             // Session tickets and key-update answers go out before we block.
             flush_tls(conn, socket)?;
-            if conn.read_tls(socket)? == 0 {
+            if conn.read_tls(&mut socket)? == 0 {
                 // rustls now reports a clean close_notify as Ok(0), an abrupt
                 // close as UnexpectedEof.
                 continue;
@@ -277,7 +284,7 @@ impl Drop for TlsStream {
         if let (true, State::Open(conn)) = (self.handshake_done.get(), &mut self.state) {
             conn.send_close_notify();
             if self.socket.set_nonblocking(true).is_ok() {
-                let _ = conn.write_tls(&mut self.socket);
+                let _ = conn.write_tls(&mut &*self.socket);
             }
         }
     }

@@ -1,7 +1,8 @@
-//! Dockerfile.scratch cannot be built on the development machine (no
-//! container engine), so its structure is checked here: a musl builder stage
-//! that sees the whole workspace, and a final `FROM scratch` stage that holds
-//! exactly one file and runs it as a numeric non-root user.
+//! Dockerfile.scratch's structure, checked without a container engine: a
+//! musl builder stage that sees the whole workspace, a stage for a prebuilt
+//! binary, and `FROM scratch` images that hold exactly one file, carrying the
+//! NET_BIND_SERVICE file capability, run as a numeric non-root user.
+//! scripts/image-smoke.sh builds the prebuilt target with podman and runs it.
 
 use std::path::Path;
 
@@ -129,11 +130,59 @@ fn workspace_paths() -> Vec<String> {
     paths
 }
 
-/// Every rule the image must follow; `Err` names the first one broken.
+/// The capability the binary carries, exactly as setcap is given it.
+const FILE_CAPABILITY: &str = "cap_net_bind_service=+ep";
+
+/// Where scripts/build-static.sh writes the static glibc binary.
+const STATIC_BINARY: &str = "target/x86_64-unknown-linux-gnu/release/ingressd";
+
+fn words(args: &str) -> Vec<&str> {
+    args.split(' ').collect()
+}
+
+/// Checks a final image stage: scratch, exactly one COPY of `source` from
+/// `from` to /ingressd, a numeric non-root user, exec-form entrypoint.
+fn check_scratch_stage(stage: &Stage, what: &str, from: &str, source: &str) -> Result<(), String> {
+    if stage.base != "scratch" {
+        return Err(format!("{what} is FROM {}, not scratch", stage.base));
+    }
+    for i in &stage.instructions {
+        if !["COPY", "USER", "ENTRYPOINT", "EXPOSE", "LABEL", "CMD"].contains(&i.keyword.as_str()) {
+            return Err(format!("{what} has a {} instruction; only COPY, USER, ENTRYPOINT, EXPOSE, LABEL, CMD belong there", i.keyword));
+        }
+    }
+    let copies: Vec<&Instruction> = stage.instructions.iter().filter(|i| i.keyword == "COPY").collect();
+    let [copy] = copies.as_slice() else {
+        return Err(format!("{what} must have exactly one COPY, found {}", copies.len()));
+    };
+    let expected = format!("--from={from} {source} /ingressd");
+    if copy.args != expected {
+        return Err(format!("{what} copies {}, expected COPY {expected}", copy.args));
+    }
+    let user = stage.instructions.iter().rev().find(|i| i.keyword == "USER").ok_or(format!("{what} sets no USER, so it would run as root"))?;
+    for id in user.args.split(':') {
+        match id.parse::<u32>() {
+            Ok(0) => return Err(format!("{what}: USER is root")),
+            Ok(_) => {}
+            Err(_) => return Err(format!("{what}: USER {} is not numeric; scratch has no /etc/passwd", user.args)),
+        }
+    }
+    let entrypoint = stage.instructions.iter().rev().find(|i| i.keyword == "ENTRYPOINT").ok_or(format!("{what} has no ENTRYPOINT"))?;
+    if entrypoint.args != "[\"/ingressd\"]" {
+        return Err(format!("{what}: ENTRYPOINT is {}, expected [\"/ingressd\"] (exec form: scratch has no shell)", entrypoint.args));
+    }
+    Ok(())
+}
+
+/// The stages: a musl builder that sets the file capability on what it
+/// builds; a stage that sets it on a prebuilt binary from the build context;
+/// and two scratch images around one or the other, the musl one last (the
+/// default target) and the prebuilt one named `prebuilt`, alike but for
+/// their COPY.
 fn check(text: &str) -> Result<(), String> {
     let stages = stages(text);
-    let [builder, last] = stages.as_slice() else {
-        return Err(format!("expected exactly two stages (builder, final), found {}", stages.len()));
+    let [builder, capability, prebuilt, last] = stages.as_slice() else {
+        return Err(format!("expected four stages (builder, prebuilt-capability, prebuilt, final), found {}", stages.len()));
     };
 
     // The builder compiles for musl from the whole workspace.
@@ -142,13 +191,13 @@ fn check(text: &str) -> Result<(), String> {
     if !runs.iter().any(|r| r.contains("rustup target add x86_64-unknown-linux-musl")) {
         return Err("the builder does not install the x86_64-unknown-linux-musl target".into());
     }
-    let build = runs
-        .iter()
-        .find(|r| r.contains("cargo build"))
-        .ok_or("the builder never runs cargo build")?;
+    if !runs.iter().any(|r| r.contains("apt-get install") && r.contains("libcap2-bin")) {
+        return Err("the builder does not install libcap2-bin, which has setcap".into());
+    }
+    let build = runs.iter().position(|r| r.contains("cargo build")).ok_or("the builder never runs cargo build")?;
     for needed in ["--release", "--target x86_64-unknown-linux-musl", "-p ingressd", "--locked"] {
-        if !build.contains(needed) {
-            return Err(format!("cargo build in the builder lacks {needed}: {build}"));
+        if !runs[build].contains(needed) {
+            return Err(format!("cargo build in the builder lacks {needed}: {}", runs[build]));
         }
     }
     let copied: Vec<String> = builder
@@ -156,7 +205,7 @@ fn check(text: &str) -> Result<(), String> {
         .iter()
         .filter(|i| i.keyword == "COPY")
         .flat_map(|i| {
-            let words: Vec<&str> = i.args.split(' ').collect();
+            let words = words(&i.args);
             words[..words.len().saturating_sub(1)].iter().map(|w| w.trim_end_matches('/').to_string()).collect::<Vec<_>>()
         })
         .collect();
@@ -175,55 +224,56 @@ fn check(text: &str) -> Result<(), String> {
         .find(|i| i.keyword == "WORKDIR")
         .map(|i| i.args.trim_end_matches('/').to_string())
         .ok_or("the builder sets no WORKDIR")?;
+    let musl_binary = format!("{workdir}/target/x86_64-unknown-linux-musl/release/ingressd");
+    let setcap = format!("setcap {FILE_CAPABILITY} {musl_binary}");
+    match runs.iter().position(|r| *r == setcap) {
+        Some(at) if at > build => {}
+        Some(_) => return Err("the builder runs setcap before cargo build".into()),
+        None => return Err(format!("the builder never runs {setcap}")),
+    }
 
-    // The final stage: scratch, one file, numeric non-root user, exec-form entrypoint.
-    if last.base != "scratch" {
-        return Err(format!("the final stage is FROM {}, not scratch", last.base));
+    // The capability for a prebuilt binary: from the build context, by build argument.
+    let capability_name = capability.name.as_deref().ok_or("the prebuilt capability stage has no name")?;
+    if capability.base != "${SETCAP_IMAGE}" {
+        return Err(format!("the prebuilt capability stage is FROM {}, not the SETCAP_IMAGE build argument", capability.base));
     }
-    for i in &last.instructions {
-        if !["COPY", "USER", "ENTRYPOINT", "EXPOSE", "LABEL", "CMD"].contains(&i.keyword.as_str()) {
-            return Err(format!("the final stage has a {} instruction; only COPY, USER, ENTRYPOINT, EXPOSE, LABEL, CMD belong there", i.keyword));
-        }
+    let expected = [
+        ("ARG", format!("INGRESSD_BINARY={STATIC_BINARY}")),
+        ("COPY", "${INGRESSD_BINARY} /ingressd".to_string()),
+        ("RUN", format!("[\"/usr/sbin/setcap\", \"{}\", \"/ingressd\"]", FILE_CAPABILITY)),
+    ];
+    let found: Vec<(&str, String)> = capability.instructions.iter().map(|i| (i.keyword.as_str(), i.args.clone())).collect();
+    if found != expected {
+        return Err(format!("the prebuilt capability stage is {found:?}, expected {expected:?}"));
     }
-    let copies: Vec<&Instruction> = last.instructions.iter().filter(|i| i.keyword == "COPY").collect();
-    let [copy] = copies.as_slice() else {
-        return Err(format!("the final stage must have exactly one COPY, found {}", copies.len()));
-    };
-    let words: Vec<&str> = copy.args.split(' ').collect();
-    let [from, source, destination] = words.as_slice() else {
-        return Err(format!("the final COPY must copy one file from the builder: COPY {}", copy.args));
-    };
-    if *from != format!("--from={builder_name}") {
-        return Err(format!("the final COPY is {from}, not --from={builder_name}"));
+
+    // The two images.
+    if prebuilt.name.as_deref() != Some("prebuilt") {
+        return Err(format!("the prebuilt image stage is named {:?}, not prebuilt (its --target)", prebuilt.name));
     }
-    let expected_source = format!("{workdir}/target/x86_64-unknown-linux-musl/release/ingressd");
-    if *source != expected_source {
-        return Err(format!("the final COPY takes {source}, but the musl build writes {expected_source}"));
-    }
-    let user = last
-        .instructions
-        .iter()
-        .rev()
-        .find(|i| i.keyword == "USER")
-        .ok_or("the final stage sets no USER, so it would run as root")?;
-    for id in user.args.split(':') {
-        match id.parse::<u32>() {
-            Ok(0) => return Err("USER is root".into()),
-            Ok(_) => {}
-            Err(_) => return Err(format!("USER {} is not numeric; scratch has no /etc/passwd", user.args)),
-        }
-    }
-    let entrypoint = last
-        .instructions
-        .iter()
-        .rev()
-        .find(|i| i.keyword == "ENTRYPOINT")
-        .ok_or("the final stage has no ENTRYPOINT")?;
-    let expected_entrypoint = format!("[\"{destination}\"]");
-    if entrypoint.args != expected_entrypoint || *destination != "/ingressd" {
-        return Err(format!("ENTRYPOINT is {}, expected [\"/ingressd\"] (exec form: scratch has no shell)", entrypoint.args));
+    check_scratch_stage(prebuilt, "the prebuilt image", capability_name, "/ingressd")?;
+    check_scratch_stage(last, "the final stage", builder_name, &musl_binary)?;
+    let except_copy = |stage: &Stage| -> Vec<Instruction> { stage.instructions.iter().filter(|i| i.keyword != "COPY").cloned().collect() };
+    if except_copy(prebuilt) != except_copy(last) {
+        return Err("the prebuilt and the final image differ beyond their COPY".into());
     }
     Ok(())
+}
+
+/// `.dockerignore` keeps build output and history out of the context, but
+/// not the prebuilt binary the prebuilt target copies.
+fn check_dockerignore(text: &str) -> Result<(), String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    for excluded in ["target", ".git"] {
+        if !lines.iter().any(|l| l.trim_end_matches('/') == excluded) {
+            return Err(format!(".dockerignore does not exclude {excluded}"));
+        }
+    }
+    let kept = format!("!{STATIC_BINARY}");
+    match lines.iter().position(|l| *l == kept) {
+        Some(at) if at > lines.iter().position(|l| l.trim_end_matches('/') == "target").unwrap_or(0) => Ok(()),
+        _ => Err(format!(".dockerignore must keep {STATIC_BINARY} (a !{STATIC_BINARY} line after target)")),
+    }
 }
 
 fn dockerfile() -> String {
@@ -231,9 +281,22 @@ fn dockerfile() -> String {
 }
 
 #[test]
-fn the_image_is_a_musl_builder_and_a_scratch_stage_with_one_file() {
+fn the_image_is_a_musl_builder_and_scratch_stages_with_one_capable_file() {
     if let Err(problem) = check(&dockerfile()) {
         panic!("Dockerfile.scratch: {problem}");
+    }
+}
+
+#[test]
+fn the_build_context_leaves_out_build_output_but_not_the_prebuilt_binary() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".dockerignore")).expect(".dockerignore");
+    if let Err(problem) = check_dockerignore(&text) {
+        panic!("{problem}");
+    }
+    for (from, to, expected) in [("\n!target/x86_64-unknown-linux-gnu/release/ingressd", "", "must keep"), ("\n.git\n", "\n", ".git")] {
+        assert!(text.contains(from), "mutation anchor {from:?} is not in .dockerignore");
+        let problem = check_dockerignore(&text.replacen(from, to, 1)).expect_err("a broken .dockerignore passed");
+        assert!(problem.contains(expected), "{problem}");
     }
 }
 
@@ -253,22 +316,27 @@ fn the_workspace_list_covers_members_and_path_patches() {
 #[test]
 fn broken_variants_are_refused() {
     let good = dockerfile();
+    let final_copy = "COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/ingressd /ingressd";
     let mutations: &[(&str, &str, &str)] = &[
         ("x86_64-unknown-linux-musl -p ingressd", "x86_64-unknown-linux-gnu -p ingressd", "cargo build in the builder lacks --target"),
-        ("USER 65532:65532", "USER 0", "root"),
-        ("USER 65532:65532", "USER nonroot", "not numeric"),
-        ("USER 65532:65532", "", "no USER"),
-        ("ENTRYPOINT [\"/ingressd\"]", "ENTRYPOINT /ingressd", "ENTRYPOINT"),
+        ("USER 65532:65532\n\nEXPOSE", "USER 0\n\nEXPOSE", "root"),
+        ("USER 65532:65532\n\nEXPOSE", "USER nonroot\n\nEXPOSE", "not numeric"),
+        ("USER 65532:65532\n\nEXPOSE", "\n\nEXPOSE", "no USER"),
+        ("USER 65532:65532\nEXPOSE", "USER 65533:65532\nEXPOSE", "differ"),
+        ("ENTRYPOINT [\"/ingressd\"]\n\n", "ENTRYPOINT /ingressd\n\n", "ENTRYPOINT"),
         ("COPY crates ./crates", "COPY crates/other ./crates/other", "crates/fakeapi"),
         ("COPY vendor ./vendor", "", "vendor/tiny_http"),
         ("COPY benches ./benches", "", "benches/"),
-        ("FROM scratch", "FROM debian:bookworm-slim", "not scratch"),
-        (
-            "COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/ingressd /ingressd",
-            "COPY --from=builder /src/target/x86_64-unknown-linux-musl/release/ingressd /ingressd\nCOPY --from=builder /etc/passwd /etc/passwd",
-            "exactly one COPY",
-        ),
-        ("EXPOSE 80 443 10254", "RUN true", "RUN instruction"),
+        ("FROM scratch\n", "FROM debian:bookworm-slim\n", "not scratch"),
+        (final_copy, &format!("{final_copy}\nCOPY --from=builder /etc/passwd /etc/passwd"), "exactly one COPY"),
+        ("EXPOSE 80 443 10254\n\nENTRYPOINT", "RUN true\n\nENTRYPOINT", "RUN instruction"),
+        ("RUN setcap cap_net_bind_service=+ep", "RUN setcap cap_net_bind_service,cap_net_admin=+ep", "never runs setcap"),
+        ("musl-tools libcap2-bin", "musl-tools", "libcap2-bin"),
+        ("\"cap_net_bind_service=+ep\", \"/ingressd\"]", "\"cap_net_bind_service=+eip\", \"/ingressd\"]", "prebuilt capability stage"),
+        ("ARG INGRESSD_BINARY=target/x86_64-unknown-linux-gnu/release/ingressd", "ARG INGRESSD_BINARY=ingressd", "prebuilt capability stage"),
+        ("FROM scratch AS prebuilt", "FROM scratch AS image", "not prebuilt"),
+        ("COPY --from=prebuilt-capability /ingressd /ingressd", "COPY --from=prebuilt-capability /ingressd /ingressd-gnu", "expected COPY"),
+        ("FROM ${SETCAP_IMAGE} AS", "FROM debian:bookworm-slim AS", "SETCAP_IMAGE"),
     ];
     for (from, to, expected) in mutations {
         assert!(good.contains(from), "mutation anchor {from:?} is not in Dockerfile.scratch");

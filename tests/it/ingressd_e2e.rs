@@ -213,3 +213,53 @@ fn the_route_inspector_shows_the_live_table() {
     let refused = std::process::Command::new(env!("CARGO_BIN_EXE_ingressd")).args(["routes"]).output().expect("runs");
     assert_eq!(refused.status.code(), Some(2));
 }
+
+#[test]
+fn annotations_ingressd_does_not_apply_are_counted_and_listed_and_the_ingress_still_serves() {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    api.serve_one_site("shop.example.com", "blue", &blue);
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    let series = |annotation: &str| format!("ingressd_ingress_annotations_ignored{{annotation=\"{annotation}\"}}");
+
+    let mut annotated = ingress("web", "site", &[("shop.example.com", "/", "blue")]);
+    annotated["metadata"]["annotations"] = serde_json::json!({
+        "nginx.ingress.kubernetes.io/configuration-snippet": "more_set_headers \"X: y\";",
+        "nginx.ingress.kubernetes.io/proxy-buffering": "on",
+        "ingressd.io/rewrite-targt": "/",
+        "nginx.ingress.kubernetes.io/ssl-redirect": "false",
+    });
+    api.fake.apply(annotated.clone());
+    assert!(
+        wait_until(Duration::from_secs(2), || ingressd.metric(&series("nginx.ingress.kubernetes.io/proxy-buffering")) == Some(1.0)),
+        "an ignored annotation is counted"
+    );
+    assert_eq!(ingressd.metric(&series("nginx.ingress.kubernetes.io/configuration-snippet")), Some(1.0));
+    assert_eq!(ingressd.metric(&series("ingressd.io/rewrite-targt")), Some(1.0), "unknown names count too");
+    assert_eq!(ingressd.metric(&series("nginx.ingress.kubernetes.io/ssl-redirect")), None, "honoured ones do not");
+    assert_eq!(body(&ingressd, "shop.example.com", "/still"), "200 blue /still", "the Ingress keeps serving");
+
+    let document: serde_json::Value = serde_json::from_slice(&ingressd.admin_get("/debug/routes").body).expect("JSON");
+    let listed: Vec<(String, String)> = document["unappliedAnnotations"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|u| (u["annotation"].as_str().unwrap_or_default().to_string(), u["status"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("ingressd.io/rewrite-targt".to_string(), "ignored".to_string()),
+            ("nginx.ingress.kubernetes.io/configuration-snippet".to_string(), "refused".to_string()),
+            ("nginx.ingress.kubernetes.io/proxy-buffering".to_string(), "ignored".to_string()),
+        ]
+    );
+
+    annotated["metadata"]["annotations"] = serde_json::json!({});
+    api.fake.apply(annotated);
+    assert!(
+        wait_until(Duration::from_secs(2), || ingressd.metric(&series("nginx.ingress.kubernetes.io/proxy-buffering")).is_none()),
+        "the count follows the Ingress"
+    );
+}

@@ -18,6 +18,7 @@ mod drain;
 mod ingressd_e2e;
 mod kube_scripted;
 mod kube_watch;
+mod low_ports;
 mod manifests;
 mod migrate_check;
 mod proxy_cut;

@@ -1,8 +1,9 @@
-//! The manifests are a contract with the cluster: they must be applied in an
-//! order that works, grant exactly the API access ingressd uses, start it
-//! with flags it accepts, and keep the pod locked down. Each rule is a check
-//! that returns what is wrong, and each check is shown to fail on a broken
-//! copy of the manifests.
+//! The manifests are a contract with the cluster: `kubectl apply -k
+//! manifests/` must apply them in an order that works, grant exactly the API
+//! access ingressd uses, start it with flags it accepts from the image the
+//! kustomization names, schedule it somewhere, and keep the pod locked down
+//! while it binds ports 80 and 443. Each rule is a check that returns what is
+//! wrong, and each check is shown to fail on a broken copy of the manifests.
 
 use crate::support::yaml;
 
@@ -80,6 +81,60 @@ fn find<'a>(docs: &'a [Doc], kind: &str) -> Result<&'a Doc, String> {
         [one] => Ok(one),
         _ => Err(format!("expected exactly one {kind}, found {}", found.len())),
     }
+}
+
+/// The kustomization: which files `kubectl apply -k` applies, in order, and
+/// the one place the image is named.
+const KUSTOMIZATION: &str = "kustomization.yaml";
+
+fn kustomization(files: &[(String, String)]) -> Result<Value, String> {
+    let (_, text) = files.iter().find(|(name, _)| name == KUSTOMIZATION).ok_or("manifests/ has no kustomization.yaml")?;
+    let mut docs = yaml::parse(text).map_err(|e| format!("{KUSTOMIZATION}: {e}"))?;
+    match (docs.pop(), docs.is_empty()) {
+        (Some(doc), true) if doc.str_at(&["kind"]) == Some("Kustomization") => Ok(doc),
+        _ => Err(format!("{KUSTOMIZATION} is not one Kustomization")),
+    }
+}
+
+/// The files the kustomization applies, in its order. Every numbered file is
+/// among them, so none is left out of a deployment.
+fn resource_files(files: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    let kustomization = kustomization(files)?;
+    let names: Vec<&str> = kustomization.list_at(&["resources"]).iter().filter_map(Value::as_str).collect();
+    let mut resources = Vec::new();
+    for name in &names {
+        let file = files.iter().find(|(file, _)| file == name).ok_or_else(|| format!("{KUSTOMIZATION} lists {name}, which does not exist"))?;
+        resources.push(file.clone());
+    }
+    for (file, _) in files {
+        let numbered = file.split('-').next().is_some_and(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_digit()));
+        if numbered && !names.contains(&file.as_str()) {
+            return Err(format!("{file} is not among the resources of {KUSTOMIZATION}, so it is never applied"));
+        }
+    }
+    Ok(resources)
+}
+
+/// The DaemonSet's image is the bare name the kustomization rewrites, to a
+/// registry (not the old placeholder) and the version being built.
+fn check_image(files: &[(String, String)], docs: &[Doc]) -> Result<(), String> {
+    let kustomization = kustomization(files)?;
+    let images = kustomization.list_at(&["images"]);
+    let [image] = images else {
+        return Err(format!("{KUSTOMIZATION} must name exactly one image under images:, found {}", images.len()));
+    };
+    let daemonset = &find(docs, "DaemonSet")?.value;
+    let containers = daemonset.list_at(&["spec", "template", "spec", "containers"]);
+    let used = containers.first().and_then(|c| c.str_at(&["image"])).unwrap_or("");
+    expect_eq("the image name in kustomization.yaml", image.str_at(&["name"]), used)?;
+    if used.contains(['/', ':']) {
+        return Err(format!("the DaemonSet's image {used:?} should be the bare name kustomization.yaml rewrites"));
+    }
+    let new_name = image.str_at(&["newName"]).unwrap_or("");
+    if new_name.is_empty() || new_name.starts_with("ghcr.io/ingressd/") {
+        return Err(format!("the image newName {new_name:?} is missing or the old placeholder"));
+    }
+    expect_eq("the image newTag", image.str_at(&["newTag"]), env!("CARGO_PKG_VERSION"))
 }
 
 fn check_order(files: &[(String, String)], docs: &[Doc]) -> Result<(), String> {
@@ -245,9 +300,14 @@ fn check_daemonset(docs: &[Doc]) -> Result<(), String> {
     expect_eq("hostNetwork", pod.str_at(&["hostNetwork"]), "true")?;
     expect_eq("dnsPolicy", pod.str_at(&["dnsPolicy"]), "ClusterFirstWithHostNet")?;
     expect_eq("serviceAccountName", pod.str_at(&["serviceAccountName"]), account.name())?;
-    match pod.at(&["nodeSelector"]) {
-        Some(Value::Map(entries)) if !entries.is_empty() => {}
-        _ => return Err("no nodeSelector for edge nodes".into()),
+    // A label a node must be given first would schedule nothing, silently,
+    // on a cluster that lacks it: only labels every node carries.
+    if let Some(Value::Map(entries)) = pod.at(&["nodeSelector"]) {
+        for (label, _) in entries {
+            if !["kubernetes.io/os", "kubernetes.io/arch"].contains(&label.as_str()) {
+                return Err(format!("nodeSelector {label} is a label nodes lack until someone sets it; edge-nodes.yaml is the opt-in"));
+            }
+        }
     }
     if pod.list_at(&["tolerations"]).is_empty() {
         return Err("no tolerations for edge nodes".into());
@@ -290,16 +350,23 @@ fn check_daemonset(docs: &[Doc]) -> Result<(), String> {
         }
     }
 
-    // Locked down: non-root, read-only, no escalation, one capability.
+    // Locked down: the image's non-root user, read-only, RuntimeDefault
+    // seccomp, one capability in the bounding set. Escalation is allowed
+    // because the binary's file capability is one (tests/it/low_ports.rs shows
+    // these rules bind port 80, and that without it they do not).
     let security = container.at(&["securityContext"]).ok_or("the container has no securityContext")?;
+    let either = |key: &str| security.str_at(&[key]).or(pod.str_at(&["securityContext", key]));
     expect_eq("readOnlyRootFilesystem", security.str_at(&["readOnlyRootFilesystem"]), "true")?;
-    expect_eq("allowPrivilegeEscalation", security.str_at(&["allowPrivilegeEscalation"]), "false")?;
-    let non_root = security.str_at(&["runAsNonRoot"]).or(pod.str_at(&["securityContext", "runAsNonRoot"]));
-    expect_eq("runAsNonRoot", non_root, "true")?;
-    let user = security.str_at(&["runAsUser"]).or(pod.str_at(&["securityContext", "runAsUser"]));
-    if user == Some("0") {
-        return Err("runAsUser is 0".into());
+    expect_eq("allowPrivilegeEscalation", security.str_at(&["allowPrivilegeEscalation"]), "true")?;
+    if security.str_at(&["privileged"]) == Some("true") {
+        return Err("the container is privileged".into());
     }
+    let seccomp = security.str_at(&["seccompProfile", "type"]).or(pod.str_at(&["securityContext", "seccompProfile", "type"]));
+    expect_eq("seccompProfile.type", seccomp, "RuntimeDefault")?;
+    expect_eq("runAsNonRoot", either("runAsNonRoot"), "true")?;
+    let (user, group) = image_user();
+    expect_eq("runAsUser (the image's USER)", either("runAsUser"), &user)?;
+    expect_eq("runAsGroup (the image's USER)", either("runAsGroup"), &group)?;
     let caps = |key: &str| -> Vec<&str> { security.list_at(&["capabilities", key]).iter().filter_map(Value::as_str).collect() };
     if caps("drop") != ["ALL"] {
         return Err(format!("capabilities.drop is {:?}, expected [ALL]", caps("drop")));
@@ -313,11 +380,24 @@ fn check_daemonset(docs: &[Doc]) -> Result<(), String> {
     Ok(())
 }
 
+/// The numeric user and group of Dockerfile.scratch's USER, which the pod
+/// must run as (the same in every stage that sets one).
+fn image_user() -> (String, String) {
+    let dockerfile = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile.scratch")).expect("Dockerfile.scratch");
+    let users: BTreeSet<&str> = dockerfile.lines().filter_map(|l| l.strip_prefix("USER ")).map(str::trim).collect();
+    assert_eq!(users.len(), 1, "one USER in Dockerfile.scratch: {users:?}");
+    let user = users.into_iter().next().unwrap_or_default();
+    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+    (uid.to_string(), gid.to_string())
+}
+
 fn check_all(files: &[(String, String)]) -> Result<(), String> {
-    let docs = parse_files(files)?;
-    check_order(files, &docs)?;
+    let resources = resource_files(files)?;
+    let docs = parse_files(&resources)?;
+    check_order(&resources, &docs)?;
     check_rbac(&docs)?;
-    check_daemonset(&docs)
+    check_daemonset(&docs)?;
+    check_image(files, &docs)
 }
 
 #[test]
@@ -346,7 +426,16 @@ fn broken_manifests_are_refused() {
         ("07-daemonset.yaml", "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds"),
         ("07-daemonset.yaml", "--shutdown-grace=30", "--shutdown-grace=60", "terminationGracePeriodSeconds"),
         ("07-daemonset.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false", "readOnlyRootFilesystem"),
-        ("07-daemonset.yaml", "allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true", "allowPrivilegeEscalation"),
+        ("07-daemonset.yaml", "allowPrivilegeEscalation: true", "allowPrivilegeEscalation: false", "allowPrivilegeEscalation"),
+        ("07-daemonset.yaml", "runAsUser: 65532", "runAsUser: 0", "runAsUser"),
+        ("07-daemonset.yaml", "runAsGroup: 65532", "runAsGroup: 1000", "runAsGroup"),
+        ("07-daemonset.yaml", "type: RuntimeDefault", "type: Unconfined", "seccompProfile"),
+        ("07-daemonset.yaml", "            runAsNonRoot: true", "            runAsNonRoot: true\n            privileged: true", "privileged"),
+        ("07-daemonset.yaml", "        kubernetes.io/os: linux", "        node-role.kubernetes.io/edge: \"\"", "nodeSelector"),
+        ("07-daemonset.yaml", "          image: ingressd", "          image: ghcr.io/ingressd/ingressd:0.1.0", "image"),
+        ("kustomization.yaml", "    newTag: 0.1.0", "    newTag: latest", "newTag"),
+        ("kustomization.yaml", "    newName: registry.example.com/ingressd", "    newName: ghcr.io/ingressd/ingressd", "placeholder"),
+        ("kustomization.yaml", "  - 05-rolebinding.yaml\n", "", "never applied"),
         ("07-daemonset.yaml", "                - NET_BIND_SERVICE", "                - NET_BIND_SERVICE\n                - NET_ADMIN", "capabilities.add"),
         ("07-daemonset.yaml", "                - ALL", "                - NET_RAW", "capabilities.drop"),
         ("07-daemonset.yaml", "maxSurge: 0", "maxSurge: 1", "maxSurge"),
@@ -369,9 +458,27 @@ fn broken_manifests_are_refused() {
         }
     }
     let mut reordered = good.clone();
-    reordered.swap(0, 1);
-    let problem = check_all(&reordered).expect_err("swapped files must be refused");
+    let kustomization = reordered.iter_mut().find(|(name, _)| name == KUSTOMIZATION).expect("kustomization.yaml");
+    kustomization.1 = kustomization.1.replacen("  - 00-namespace.yaml\n  - 01-serviceaccount.yaml", "  - 01-serviceaccount.yaml\n  - 00-namespace.yaml", 1);
+    let problem = check_all(&reordered).expect_err("swapped resources must be refused");
     assert!(problem.contains("kinds in apply order"), "{problem}");
+}
+
+/// The opt-in for edge nodes patches the DaemonSet the kustomization applies
+/// and keeps the label every node has.
+#[test]
+fn the_edge_nodes_patch_selects_labelled_nodes() {
+    let files = yaml_files(&manifests_dir());
+    let (_, text) = files.iter().find(|(name, _)| name == "edge-nodes.yaml").expect("edge-nodes.yaml");
+    let kustomization = &files.iter().find(|(name, _)| name == KUSTOMIZATION).expect("kustomization").1;
+    assert!(kustomization.contains("#   - path: edge-nodes.yaml"), "kustomization.yaml shows how to enable the patch");
+    let patch = yaml::parse(text).expect("yaml").pop().expect("one document");
+    assert_eq!(patch.str_at(&["kind"]), Some("DaemonSet"));
+    assert_eq!(patch.str_at(&["metadata", "name"]), Some("ingressd"));
+    assert_eq!(patch.str_at(&["metadata", "namespace"]), Some(NAMESPACE));
+    let selector = patch.at(&["spec", "template", "spec", "nodeSelector"]).expect("nodeSelector");
+    assert_eq!(selector.str_at(&["node-role.kubernetes.io/edge"]), Some(""));
+    assert_eq!(selector.str_at(&["kubernetes.io/os"]), Some("linux"));
 }
 
 #[test]

@@ -154,3 +154,38 @@ fn websocket_through_the_proxy_over_tls() {
     assert!(head.contains("x-forwarded-proto: https"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
 }
+
+/// An upstream that fails mid-body cuts the HTTPS client at once: the cut
+/// shuts the TLS session's socket down without waiting for the stream's lock,
+/// which the connection's next read holds until its read timeout (the
+/// server's idle timeout here is 60 s, far past PATIENCE).
+#[test]
+fn an_upstream_failing_mid_body_cuts_the_https_client_at_once() {
+    let backend = Backend::start(Arc::new(|_, out| {
+        proxy_support::respond_sized(out, 200, &[], 1000, &[b'x'; 500]);
+        let _ = out.shutdown(std::net::Shutdown::Both);
+    }));
+    let edge = start_edge(backend.port());
+    for round in 0..5 {
+        let mut tls = connect(edge.https, Some(HOST), any_client()).expect("handshake");
+        tls.write_all(format!("GET /half HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes()).expect("send");
+        let mut received = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let ended = loop {
+            match tls.read(&mut buffer) {
+                Ok(0) => break None,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+                Err(error) => break Some(error),
+            }
+        };
+        if let Some(error) = &ended {
+            assert!(
+                !matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                "round {round}: the cut connection stayed open for {PATIENCE:?}"
+            );
+        }
+        let text = String::from_utf8_lossy(&received);
+        assert!(text.starts_with("HTTP/1.1 200"), "round {round}: {text}");
+        assert!(text.ends_with(&"x".repeat(500)), "round {round}: the bytes the upstream sent, and no more");
+    }
+}

@@ -92,21 +92,22 @@ pub fn closed_by_peer(stream: &mut TcpStream) -> bool {
     read_until_closed(stream).is_ok()
 }
 
-/// A plain TCP connection fed in through `serve_stream`, as a TLS session would be.
-pub struct PlainExternal(pub TcpStream);
+/// A plain TCP connection fed in through `serve_stream`, as a TLS session would be; like
+/// ingressd's TLS stream it shares its socket, so a cut never waits for a blocked read.
+pub struct PlainExternal(pub Arc<TcpStream>);
 
 impl Read for PlainExternal {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+        (&*self.0).read(buf)
     }
 }
 
 impl Write for PlainExternal {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        (&*self.0).write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        (&*self.0).flush()
     }
 }
 
@@ -123,6 +124,9 @@ impl ExternalStream for PlainExternal {
     fn shutdown(&self) -> io::Result<()> {
         self.0.shutdown(std::net::Shutdown::Both)
     }
+    fn shared_socket(&self) -> Option<Arc<TcpStream>> {
+        Some(Arc::clone(&self.0))
+    }
 }
 
 /// Feeds every connection accepted on a second loopback listener to `server.serve_stream`.
@@ -136,7 +140,7 @@ pub fn external_front(server: &Arc<Server>) -> SocketAddr {
             let Some(server) = server.upgrade() else {
                 return;
             };
-            server.serve_stream(Box::new(PlainExternal(stream)));
+            server.serve_stream(Box::new(PlainExternal(Arc::new(stream))));
         }
     });
     addr

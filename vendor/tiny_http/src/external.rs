@@ -1,7 +1,7 @@
 //! Connections accepted outside tiny_http (TLS sessions), served through `Server::serve_stream`.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError, Weak};
 use std::thread;
@@ -20,6 +20,15 @@ pub trait ExternalStream: Read + Write + Send + 'static {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
     /// Closes both directions of the underlying socket.
     fn shutdown(&self) -> io::Result<()>;
+    /// The socket under the stream, shared, so that cutting the connection from another
+    /// thread never waits for the stream's lock: a read blocked on the connection's thread
+    /// holds that lock until its read timeout, which may be the whole idle timeout.
+    /// Shutting the socket itself down wakes that read at once.
+    ///
+    /// `None` (the default) shuts down through `shutdown`, under the lock.
+    fn shared_socket(&self) -> Option<Arc<TcpStream>> {
+        None
+    }
 }
 
 /// Longest time a raw (upgraded) reader holds the stream lock while waiting for data,
@@ -36,6 +45,8 @@ pub(crate) struct SharedExternal {
 
 struct ExternalState {
     stream: Mutex<Box<dyn ExternalStream>>,
+    /// `ExternalStream::shared_socket`, taken once: shut down without the lock.
+    socket: Option<Arc<TcpStream>>,
     /// Set once the connection is handed over raw: reads then wait in short slices.
     raw: AtomicBool,
     /// How long a raw read waits for data in total before reporting `TimedOut`.
@@ -46,6 +57,7 @@ impl SharedExternal {
     pub(crate) fn new(stream: Box<dyn ExternalStream>, raw_idle: Duration) -> SharedExternal {
         SharedExternal {
             state: Arc::new(ExternalState {
+                socket: stream.shared_socket(),
                 stream: Mutex::new(stream),
                 raw: AtomicBool::new(false),
                 raw_idle,
@@ -70,7 +82,10 @@ impl SharedExternal {
     }
 
     pub(crate) fn shutdown(&self) -> io::Result<()> {
-        self.lock().shutdown()
+        match &self.state.socket {
+            Some(socket) => socket.shutdown(Shutdown::Both),
+            None => self.lock().shutdown(),
+        }
     }
 
     /// Ignored once the stream is raw: raw reads keep their short slices.
@@ -137,12 +152,18 @@ impl WeakExternal {
         }
     }
 
-    /// Does nothing while a read holds the stream's lock (it may hold it up to the idle
-    /// timeout).
+    /// Without a shared socket, does nothing while a read holds the stream's lock (it may
+    /// hold it up to the idle timeout).
     pub(crate) fn try_shutdown(&self) {
         let Some(state) = self.0.upgrade() else {
             return;
         };
+        if let Some(socket) = &state.socket {
+            if let Err(e) = socket.shutdown(Shutdown::Both) {
+                log::debug!("shutting an external stream down failed: {}", e);
+            }
+            return;
+        }
         let result = match state.stream.try_lock() {
             Ok(stream) => stream.shutdown(),
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().shutdown(),

@@ -42,9 +42,9 @@ impl ShutdownHandle {
     /// Closes both directions: the client sees EOF (or a reset) and every blocked read or
     /// write on the connection returns.
     ///
-    /// For an external stream this waits for the stream's lock, which a raw reader holds
-    /// only for short slices, and nobody holds while the handler owns the request; only a
-    /// connection waiting for its next request holds it for long.
+    /// An external stream that shares its socket (`ExternalStream::shared_socket`) is shut
+    /// down at once. Any other waits for the stream's lock, which a read blocked on the
+    /// connection's thread holds until it times out.
     pub fn shutdown(&self) {
         let result = match &self.target {
             Target::Detached => Ok(()),
