@@ -1,7 +1,7 @@
 //! The object cache: one thread owns every watched object, applies watch
 //! events, compiles the route table and certificate set, and publishes them.
 //!
-//! Readers (proxy workers, the TLS resolver, the admin server) call
+//! Readers (connection threads, the TLS resolver, the admin server) call
 //! [`Current::load`], which clones an `Arc` under a read lock held for a few
 //! nanoseconds; they never hold the lock while they work, and they see either
 //! the old generation or the new one, never a mix.
