@@ -79,6 +79,12 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     outcome.ingress = Some(route.ingress.clone());
     outcome.service = Some(route.service.clone());
 
+    if let Some((code, location)) = route.policy.as_ref().and_then(|policy| {
+        let scheme = if secure { "https" } else { "http" };
+        policy.redirect_for(scheme, host, &target.path_and_query)
+    }) {
+        return reply(request, &client, outcome, started, code, "redirecting", &[("location", location.as_bytes())]);
+    }
     if route.ssl_redirect && !secure && !target.path().starts_with(ACME_CHALLENGE_PREFIX) {
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
         let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
@@ -103,8 +109,9 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     }
 
     let declared_length = request.body_length().map(|n| n as u64);
-    if config.max_body_size > 0 && declared_length.is_some_and(|n| n > config.max_body_size) {
-        log::warn!("{host}{}: request body of {declared_length:?} bytes exceeds --max-body-size", target.path());
+    let max_body_size = route.max_body_size(config.max_body_size);
+    if max_body_size > 0 && declared_length.is_some_and(|n| n > max_body_size) {
+        log::warn!("{host}{}: request body of {declared_length:?} bytes exceeds the limit of {max_body_size}", target.path());
         let client = ClientRequest { close: true, ..client };
         return reply(request, &client, outcome, started, 413, "request body too large", &[]);
     }
