@@ -190,11 +190,11 @@ catalogue! {
     "upstream-hash-by" => NOT_YET,
     "upstream-hash-by-subset" => NOT_YET,
     "upstream-hash-by-subset-size" => NOT_YET,
-    "upstream-vhost" => NOT_YET,
+    "upstream-vhost" => Support::Honoured,
     "use-port-in-redirects" => NOT_YET,
     "use-regex" => NOT_YET,
     "whitelist-source-range" => NOT_YET,
-    "x-forwarded-prefix" => NOT_YET,
+    "x-forwarded-prefix" => Support::Honoured,
 }
 
 /// The row for a name (without prefix); `None` for a name ingress-nginx never had.
@@ -237,7 +237,9 @@ mod tests {
                 "proxy-body-size",
                 "ssl-redirect",
                 "temporal-redirect",
-                "temporal-redirect-code"
+                "temporal-redirect-code",
+                "upstream-vhost",
+                "x-forwarded-prefix"
             ]
         );
     }

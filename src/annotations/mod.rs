@@ -80,6 +80,8 @@ pub fn markdown_table() -> String {
             ("permanent-redirect-code", _) => "300 to 308; anything else gives 301",
             ("temporal-redirect-code", _) => "300 to 307; anything else gives 302",
             ("proxy-body-size", _) => "nginx size syntax (`8m`, `512k`, `1g`); `0` means no limit; a bad value keeps `--max-body-size`",
+            ("upstream-vhost", _) => "the backend receives this Host header; X-Forwarded-Host keeps the client's",
+            ("x-forwarded-prefix", _) => "sent to the backend as `X-Forwarded-Prefix`, replacing any the client sent",
             (_, Some(why)) => why,
             (_, None) => "",
         };

@@ -20,6 +20,10 @@ pub struct Policy {
     pub redirect: Option<Redirect>,
     /// `proxy-body-size` in bytes; 0 means no limit. `None` keeps `--max-body-size`.
     pub max_body_size: Option<u64>,
+    /// `upstream-vhost`: the Host header the backend receives instead of the client's.
+    pub upstream_vhost: Option<String>,
+    /// `x-forwarded-prefix`: sent to the backend as `X-Forwarded-Prefix`.
+    pub forwarded_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,17 @@ impl Policy {
             match parse_size(size) {
                 Some(bytes) => policy.max_body_size = Some(bytes),
                 None => problems.push(format!("proxy-body-size {size:?} ignored: not an nginx size (digits, then k, m or g); --max-body-size applies")),
+            }
+        }
+        for (name, slot, check) in [
+            ("upstream-vhost", &mut policy.upstream_vhost, check_host as fn(&str) -> Result<(), &'static str>),
+            ("x-forwarded-prefix", &mut policy.forwarded_prefix, check_header_value),
+        ] {
+            if let Some(text) = value(annotations, name) {
+                match check(text) {
+                    Ok(()) => *slot = Some(text.to_string()),
+                    Err(why) => problems.push(format!("{name} {text:?} ignored: {why}")),
+                }
             }
         }
         let asked = policy != Policy::default();
@@ -96,6 +111,23 @@ fn check_redirect_url(url: &str) -> Result<(), &'static str> {
     }
     if url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
         return Err("white space or control characters");
+    }
+    Ok(())
+}
+
+/// A Host header value: a name or address with an optional port, nothing else.
+fn check_host(text: &str) -> Result<(), &'static str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']');
+    if text.is_empty() || !text.bytes().all(allowed) {
+        return Err("not a host name with an optional port");
+    }
+    Ok(())
+}
+
+/// A header value sent verbatim: printable, no control bytes.
+fn check_header_value(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() || text.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
+        return Err("empty, or holds control or non-ASCII bytes");
     }
     Ok(())
 }
@@ -263,6 +295,25 @@ mod tests {
         ];
         for (url, expected) in cases {
             assert_eq!(expand(url, "http", "old.test", "/a/b?q=1"), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn upstream_vhost_and_forwarded_prefix_must_be_header_safe() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("upstream-vhost", "internal.example.com", true),
+            ("upstream-vhost", "10.0.0.1:8080", true),
+            ("upstream-vhost", "a.test\r\nX-Evil: 1", false),
+            ("upstream-vhost", "a b", false),
+            ("upstream-vhost", "", false),
+            ("x-forwarded-prefix", "/api", true),
+            ("x-forwarded-prefix", "/a\nb", false),
+        ];
+        for (name, text, accepted) in cases {
+            let (policy, problems) = Policy::from_annotations(&map(&[(name, text)]));
+            let got = policy.map(|p| p.upstream_vhost.or(p.forwarded_prefix));
+            assert_eq!(got, accepted.then(|| Some(text.to_string())), "{name} {text:?}");
+            assert_eq!(problems.len(), usize::from(!accepted), "{name} {text:?}");
         }
     }
 

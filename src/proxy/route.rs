@@ -8,6 +8,7 @@ use super::headers::{self, ClientOrigin};
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
 use super::{forward, tunnel, Outcome, Shared};
+use crate::annotations::policy::Policy;
 use crate::routes::Backend;
 
 /// Requests under this prefix are answered over plain HTTP even when the
@@ -91,6 +92,10 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
     }
 
+    if let Some(policy) = &route.policy {
+        rewrite_upstream_headers(&mut upstream_head.headers, policy);
+    }
+
     let upstreams = match &route.backend {
         Backend::Upstreams(upstreams) if !upstreams.is_empty() => upstreams,
         Backend::Upstreams(_) => {
@@ -117,4 +122,15 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     }
     let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
     forward::forward(shared, request, routed, buffer)
+}
+
+/// `upstream-vhost` replaces the Host the backend sees; `x-forwarded-prefix`
+/// sets `X-Forwarded-Prefix` (a client's own value is replaced, not joined).
+fn rewrite_upstream_headers(headers: &mut Vec<(headers::HeaderName, String)>, policy: &Policy) {
+    for (name, value) in [("host", &policy.upstream_vhost), ("x-forwarded-prefix", &policy.forwarded_prefix)] {
+        if let Some(value) = value {
+            headers.retain(|(existing, _)| existing != name);
+            headers.push((name.into(), value.clone()));
+        }
+    }
 }

@@ -20,9 +20,15 @@ fn annotated(name: &str, annotations: &[(&str, &str)]) -> Value {
 }
 
 fn start(ingresses: Vec<Value>, extra: &[&str]) -> (Api, Backend, Ingressd) {
+    start_with_backend(ingresses, extra, None)
+}
+
+/// Like [`start`]; `backend` (when given) stands behind Service `blue`
+/// instead of a counting [`Backend`] (which does not read request bodies).
+fn start_with_backend(ingresses: Vec<Value>, extra: &[&str], backend: Option<std::net::SocketAddr>) -> (Api, Backend, Ingressd) {
     let api = Api::start();
     let blue = Backend::start("blue");
-    for object in service_for("web", "blue", blue.addr) {
+    for object in service_for("web", "blue", backend.unwrap_or(blue.addr)) {
         api.fake.create(object);
     }
     for object in ingresses {
@@ -66,7 +72,7 @@ fn redirects_answer_without_reaching_the_backend() {
 
 #[test]
 fn proxy_body_size_sets_the_ingress_limit_and_zero_lifts_it() {
-    let (_api, _blue, ingressd) = start(
+    let (_api, _blue, ingressd) = start_with_backend(
         vec![
             annotated("small", &[("proxy-body-size", "1k")]),
             annotated("unlimited", &[("proxy-body-size", "0")]),
@@ -74,6 +80,7 @@ fn proxy_body_size_sets_the_ingress_limit_and_zero_lifts_it() {
             annotated("plain", &[]),
         ],
         &["--max-body-size", "2048"],
+        Some(echoing_backend()),
     );
     assert_eq!(post(&ingressd, "small.example.com", 1024), 200);
     assert_eq!(post(&ingressd, "small.example.com", 1025), 413);
@@ -91,4 +98,66 @@ fn a_changed_annotation_takes_effect_for_the_next_request() {
     assert!(wait_until(Duration::from_secs(2), || get(ingressd.http, "/", "live.example.com").map(|r| r.status).ok() == Some(301)));
     api.fake.apply(annotated("live", &[]));
     assert!(wait_until(Duration::from_secs(2), || get(ingressd.http, "/", "live.example.com").map(|r| r.status).ok() == Some(200)));
+}
+
+/// A backend that reads each request (its Content-Length body included) and
+/// answers with the request head it received.
+fn echoing_backend() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(&stream);
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => head.push_str(&line),
+                        }
+                    }
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<u64>().unwrap_or(0)))
+                        .unwrap_or(0);
+                    if std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink()).map_or(true, |n| n != length) {
+                        return;
+                    }
+                    let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{head}", head.len());
+                    if (&stream).write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn upstream_vhost_and_x_forwarded_prefix_reach_the_backend() {
+    let api = Api::start();
+    for object in service_for("web", "echo", echoing_backend()) {
+        api.fake.create(object);
+    }
+    let mut object = ingress("web", "vhost", &[("vhost.example.com", "/", "echo")]);
+    object["metadata"]["annotations"] = json!({
+        "nginx.ingress.kubernetes.io/upstream-vhost": "internal.svc.example",
+        "nginx.ingress.kubernetes.io/x-forwarded-prefix": "/api",
+    });
+    api.fake.create(object);
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    let raw = "GET /x HTTP/1.1\r\nHost: vhost.example.com\r\nX-Forwarded-Prefix: /forged\r\nConnection: close\r\n\r\n";
+    let seen = request(ingressd.http, raw).expect("answer").text().to_ascii_lowercase();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(lines.contains(&"host: internal.svc.example"), "{seen}");
+    assert!(!lines.contains(&"host: vhost.example.com"), "the client's Host is replaced: {seen}");
+    assert!(lines.contains(&"x-forwarded-prefix: /api") && !seen.contains("/forged"), "{seen}");
+    assert!(lines.contains(&"x-forwarded-host: vhost.example.com"), "X-Forwarded-Host keeps the client's host: {seen}");
 }
