@@ -90,6 +90,9 @@ pub fn markdown_table() -> String {
             ("cors-allow-credentials" | "cors-allow-headers" | "cors-allow-methods" | "cors-expose-headers" | "cors-max-age", _) => {
                 "ingress-nginx's defaults and validation; an invalid value falls back to the default"
             }
+            ("proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout", _) => {
+                "whole seconds, as ingress-nginx reads them; read covers the response head and each body read; a bad value keeps the command line's timeout"
+            }
             (_, Some(why)) => why,
             (_, None) => "",
         };

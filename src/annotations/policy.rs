@@ -7,6 +7,7 @@
 //! annotation were absent (ingressd's defaults, not nginx's).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::cors::Cors;
 use super::value;
@@ -27,6 +28,18 @@ pub struct Policy {
     pub forwarded_prefix: Option<String>,
     /// `enable-cors` and the `cors-*` settings.
     pub cors: Option<Cors>,
+    /// `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`.
+    pub timeouts: Option<UpstreamTimeouts>,
+}
+
+/// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    pub connect: Option<Duration>,
+    /// Waiting for the response head, and between two reads of the body.
+    pub read: Option<Duration>,
+    /// Between two writes of the request body.
+    pub send: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +79,16 @@ impl Policy {
             }
         }
         policy.cors = Cors::from_annotations(annotations, &mut problems);
+        let mut timeouts = UpstreamTimeouts::default();
+        for (name, slot) in [("proxy-connect-timeout", &mut timeouts.connect), ("proxy-read-timeout", &mut timeouts.read), ("proxy-send-timeout", &mut timeouts.send)] {
+            if let Some(text) = value(annotations, name) {
+                match text.trim().parse::<u64>() {
+                    Ok(seconds) if seconds > 0 => *slot = Some(Duration::from_secs(seconds)),
+                    _ => problems.push(format!("{name} {text:?} ignored: not a whole number of seconds above 0; the command line's timeout applies")),
+                }
+            }
+        }
+        policy.timeouts = (timeouts != UpstreamTimeouts::default()).then_some(timeouts);
         let asked = policy != Policy::default();
         (asked.then_some(policy), problems)
     }
@@ -319,6 +342,18 @@ mod tests {
             assert_eq!(got, accepted.then(|| Some(text.to_string())), "{name} {text:?}");
             assert_eq!(problems.len(), usize::from(!accepted), "{name} {text:?}");
         }
+    }
+
+    #[test]
+    fn timeouts_are_whole_seconds() {
+        let (policy, problems) = Policy::from_annotations(&map(&[("proxy-connect-timeout", "5"), ("proxy-read-timeout", "120"), ("proxy-send-timeout", "30s")]));
+        let timeouts = policy.and_then(|p| p.timeouts).expect("timeouts");
+        assert_eq!(timeouts.connect, Some(Duration::from_secs(5)));
+        assert_eq!(timeouts.read, Some(Duration::from_secs(120)));
+        assert_eq!(timeouts.send, None, "ingress-nginx reads a number without unit");
+        assert_eq!(problems.len(), 1);
+        let (policy, problems) = Policy::from_annotations(&map(&[("proxy-read-timeout", "0")]));
+        assert_eq!((policy, problems.len()), (None, 1));
     }
 
     #[test]

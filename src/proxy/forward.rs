@@ -11,6 +11,7 @@ use ureq::http;
 use ureq::SendBody;
 
 use super::headers::HeaderName;
+use crate::annotations::policy::UpstreamTimeouts;
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::{response, upstream, Outcome, Shared};
 
@@ -92,6 +93,7 @@ fn exchange(
     headers: &[(HeaderName, String)],
     body: Option<&mut dyn Read>,
     content_length: Option<u64>,
+    timeouts: Option<&UpstreamTimeouts>,
 ) -> Result<Result<http::Response<ureq::Body>, ureq::Error>, http::Error> {
     let mut builder = http::Request::builder().method(method.clone()).uri(uri);
     if let Some(map) = builder.headers_mut() {
@@ -109,9 +111,25 @@ fn exchange(
         builder = builder.header(http::header::CONTENT_LENGTH, length);
     }
     Ok(match body {
-        Some(reader) => shared.agent.run(builder.body(SendBody::from_reader(reader))?),
-        None => shared.agent.run(builder.body(())?),
+        Some(reader) => run(&shared.agent, builder.body(SendBody::from_reader(reader))?, timeouts),
+        None => run(&shared.agent, builder.body(())?, timeouts),
     })
+}
+
+/// Runs a request with the Agent's timeouts, or with the route's where its
+/// Ingress sets them (a per-request copy of the configuration, so only those
+/// routes pay for it).
+fn run<S: ureq::AsSendBody>(agent: &ureq::Agent, request: http::Request<S>, timeouts: Option<&UpstreamTimeouts>) -> Result<http::Response<ureq::Body>, ureq::Error> {
+    let Some(timeouts) = timeouts else { return agent.run(request) };
+    let config = agent.config();
+    let request = agent
+        .configure_request(request)
+        .timeout_connect(timeouts.connect.or(config.timeouts().connect))
+        .timeout_recv_response(timeouts.read.or(config.timeouts().recv_response))
+        .timeout_per_read(timeouts.read.or(config.timeout_per_read()))
+        .timeout_per_write(timeouts.send.or(config.timeout_per_write()))
+        .build();
+    agent.run(request)
 }
 
 /// Forwards a routed request and streams the answer back to the client.
@@ -150,7 +168,7 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
             let mut fresh_retry_left = true;
             let sent = loop {
                 let reader = body.as_mut().map(|b| b as &mut dyn Read);
-                let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length) {
+                let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
                     Ok(sent) => sent,
                     Err(err) => {
                         log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());

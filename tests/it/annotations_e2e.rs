@@ -199,3 +199,19 @@ fn cors_preflights_are_answered_here_and_responses_carry_the_headers() {
     let open = send("GET", "open.example.com", None);
     assert_eq!(open.header("access-control-allow-origin"), Some("*"), "the default origin is *");
 }
+
+#[test]
+fn proxy_read_timeout_bounds_the_wait_for_the_backend() {
+    let api = Api::start();
+    let slow = Backend::start_with_delay("slow", Duration::from_millis(2500));
+    for object in service_for("web", "blue", slow.addr) {
+        api.fake.create(object);
+    }
+    api.fake.create(annotated("impatient", &[("proxy-read-timeout", "1")]));
+    api.fake.create(annotated("patient", &[]));
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    // Without the annotation the backend's answer after 2.5 s would be a 200.
+    assert_eq!(get(ingressd.http, "/", "impatient.example.com").map(|r| r.status).ok(), Some(504), "the Ingress's 1 s applied");
+    assert_eq!(get(ingressd.http, "/", "patient.example.com").map(|r| r.status).ok(), Some(200), "the command line's 60 s applies elsewhere");
+}
