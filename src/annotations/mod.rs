@@ -8,6 +8,8 @@
 //! ingressd does with each name.
 
 pub mod catalogue;
+pub mod cors;
+pub mod policy;
 
 use catalogue::{entry, Support, CATALOGUE};
 
@@ -41,6 +43,28 @@ pub fn unapplied(annotations: &StringMap) -> Vec<(&str, Support)> {
         .collect()
 }
 
+/// The unapplied annotations an Ingress gained or changed between two
+/// versions (`old` is `None` for a new Ingress): what deserves a warning.
+/// Unchanged ones were warned about when they appeared.
+pub fn newly_unapplied<'a>(old: Option<&BTreeMap<String, String>>, new: &'a BTreeMap<String, String>) -> Vec<(&'a str, Support)> {
+    unapplied(new)
+        .into_iter()
+        .filter(|(key, _)| old.and_then(|old| old.get(*key)) != new.get(*key))
+        .collect()
+}
+
+/// How many Ingresses carry each unapplied annotation: the start-up summary,
+/// one line per annotation rather than one per Ingress.
+pub fn summary<'a>(ingresses: impl Iterator<Item = &'a BTreeMap<String, String>>) -> BTreeMap<&'a str, (usize, Support)> {
+    let mut counts: BTreeMap<&str, (usize, Support)> = BTreeMap::new();
+    for annotations in ingresses {
+        for (key, support) in unapplied(annotations) {
+            counts.entry(key).or_insert((0, support)).0 += 1;
+        }
+    }
+    counts
+}
+
 /// The README's annotation table, rendered from the catalogue.
 pub fn markdown_table() -> String {
     let mut out = String::from("| annotation | ingressd | notes |\n| --- | --- | --- |\n");
@@ -48,6 +72,26 @@ pub fn markdown_table() -> String {
         let note = match (e.name, e.support.reason()) {
             ("ssl-redirect", _) => {
                 "redirects plain HTTP for the Ingress's TLS hosts with 308; unlike ingress-nginx, only when set to \"true\" (ingress-nginx redirects TLS hosts by default)"
+            }
+            ("force-ssl-redirect", _) => "redirects plain HTTP for every host of the Ingress with 308, TLS entry or not",
+            ("app-root", _) => "a request for `/` answers 302 to `$scheme://$http_host` + the path",
+            ("permanent-redirect" | "temporal-redirect", _) => {
+                "every request answers with the URL (http or https only); `$request_uri`, `$uri`, `$args`, `$host` and `$scheme` are expanded as nginx's `return` does; temporal wins when both are set"
+            }
+            ("permanent-redirect-code", _) => "300 to 308; anything else gives 301",
+            ("temporal-redirect-code", _) => "300 to 307; anything else gives 302",
+            ("proxy-body-size", _) => "nginx size syntax (`8m`, `512k`, `1g`); `0` means no limit; a bad value keeps `--max-body-size`",
+            ("upstream-vhost", _) => "the backend receives this Host header; X-Forwarded-Host keeps the client's",
+            ("x-forwarded-prefix", _) => "sent to the backend as `X-Forwarded-Prefix`, replacing any the client sent",
+            ("enable-cors", _) => {
+                "an OPTIONS request from an allowed origin is answered 204 by ingressd; other responses get the CORS headers, replacing the backend's"
+            }
+            ("cors-allow-origin", _) => "`*` (default) or a comma-separated list; `https://*.example.com` matches one label; invalid entries are skipped",
+            ("cors-allow-credentials" | "cors-allow-headers" | "cors-allow-methods" | "cors-expose-headers" | "cors-max-age", _) => {
+                "ingress-nginx's defaults and validation; an invalid value falls back to the default"
+            }
+            ("proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout", _) => {
+                "whole seconds, as ingress-nginx reads them; read covers the response head and each body read; a bad value keeps the command line's timeout"
             }
             (_, Some(why)) => why,
             (_, None) => "",
@@ -99,6 +143,26 @@ mod tests {
         );
         assert_eq!(support("nginx.ingress.kubernetes.io/rewrite-targt"), Some(Support::Ignored(UNKNOWN)));
         assert_eq!(support("kubernetes.io/ingress.class"), None);
+    }
+
+    #[test]
+    fn only_new_or_changed_unapplied_annotations_deserve_a_warning() {
+        let before = map(&[("nginx.ingress.kubernetes.io/proxy-buffering", "on"), ("nginx.ingress.kubernetes.io/server-alias", "a")]);
+        let after = map(&[
+            ("nginx.ingress.kubernetes.io/proxy-buffering", "on"),
+            ("nginx.ingress.kubernetes.io/server-alias", "b"),
+            ("nginx.ingress.kubernetes.io/server-snippet", "x"),
+            ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
+        ]);
+        let keys = |found: Vec<(&str, Support)>| found.into_iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(newly_unapplied(Some(&before), &after)), ["nginx.ingress.kubernetes.io/server-alias", "nginx.ingress.kubernetes.io/server-snippet"]);
+        assert_eq!(keys(newly_unapplied(None, &before)).len(), 2, "a new Ingress warns for all it carries");
+        assert!(newly_unapplied(Some(&after), &after).is_empty());
+
+        let counted = summary([&before, &after].into_iter());
+        assert_eq!(counted.get("nginx.ingress.kubernetes.io/proxy-buffering").map(|c| c.0), Some(2));
+        assert_eq!(counted.get("nginx.ingress.kubernetes.io/server-snippet").map(|c| c.0), Some(1));
+        assert!(!counted.contains_key("nginx.ingress.kubernetes.io/ssl-redirect"));
     }
 
     #[test]
