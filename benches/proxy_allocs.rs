@@ -242,7 +242,7 @@ fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
     .expect("endpoint slice");
     snapshot.ingresses.insert(ObjectKey::new("default", "bench"), Arc::new(ingress));
     snapshot.services.insert(ObjectKey::new("default", "bench"), Arc::new(service));
-    snapshot.endpoint_slices.insert(ObjectKey::new("default", "bench-1"), Arc::new(slice));
+    snapshot.insert(ingressd::kube::Object::EndpointSlice(slice));
     let routes = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
     let compile_config = CompileConfig { routes, default_certificate: None };
     let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &compile_config, &Generation::default())));

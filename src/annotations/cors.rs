@@ -7,7 +7,7 @@
 //! an OPTIONS request it applies to is answered 204 without reaching the
 //! backend, and other responses get the headers set (replacing the backend's).
 
-use std::collections::BTreeMap;
+use crate::kube::objects::StringMap;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -46,7 +46,7 @@ impl Cors {
     /// The CORS settings `annotations` ask for (`None` unless `enable-cors`
     /// is true); invalid values fall back to ingress-nginx's defaults and are
     /// reported in `problems`.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<Cors> {
+    pub fn from_annotations(annotations: &StringMap, problems: &mut Vec<String>) -> Option<Cors> {
         static ORIGIN: OnceLock<Regex> = OnceLock::new();
         static METHODS: OnceLock<Regex> = OnceLock::new();
         static HEADERS: OnceLock<Regex> = OnceLock::new();

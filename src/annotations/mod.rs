@@ -11,6 +11,8 @@ pub mod catalogue;
 pub mod cors;
 pub mod policy;
 
+use std::collections::BTreeMap;
+
 use catalogue::{entry, Support, CATALOGUE};
 
 use crate::kube::objects::StringMap;
@@ -46,7 +48,7 @@ pub fn unapplied(annotations: &StringMap) -> Vec<(&str, Support)> {
 /// The unapplied annotations an Ingress gained or changed between two
 /// versions (`old` is `None` for a new Ingress): what deserves a warning.
 /// Unchanged ones were warned about when they appeared.
-pub fn newly_unapplied<'a>(old: Option<&BTreeMap<String, String>>, new: &'a BTreeMap<String, String>) -> Vec<(&'a str, Support)> {
+pub fn newly_unapplied<'a>(old: Option<&StringMap>, new: &'a StringMap) -> Vec<(&'a str, Support)> {
     unapplied(new)
         .into_iter()
         .filter(|(key, _)| old.and_then(|old| old.get(*key)) != new.get(*key))
@@ -55,7 +57,7 @@ pub fn newly_unapplied<'a>(old: Option<&BTreeMap<String, String>>, new: &'a BTre
 
 /// How many Ingresses carry each unapplied annotation: the start-up summary,
 /// one line per annotation rather than one per Ingress.
-pub fn summary<'a>(ingresses: impl Iterator<Item = &'a BTreeMap<String, String>>) -> BTreeMap<&'a str, (usize, Support)> {
+pub fn summary<'a>(ingresses: impl Iterator<Item = &'a StringMap>) -> BTreeMap<&'a str, (usize, Support)> {
     let mut counts: BTreeMap<&str, (usize, Support)> = BTreeMap::new();
     for annotations in ingresses {
         for (key, support) in unapplied(annotations) {

@@ -6,7 +6,7 @@
 //! bad value is reported and left out: the Ingress then behaves as if the
 //! annotation were absent (ingressd's defaults, not nginx's).
 
-use std::collections::BTreeMap;
+use crate::kube::objects::StringMap;
 use std::time::Duration;
 
 use super::cors::Cors;
@@ -51,7 +51,7 @@ pub struct Redirect {
 impl Policy {
     /// The policy `annotations` ask for (`None` when they ask for nothing),
     /// and a description of every value that had to be left out.
-    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> (Option<Policy>, Vec<String>) {
+    pub fn from_annotations(annotations: &StringMap) -> (Option<Policy>, Vec<String>) {
         let mut problems = Vec::new();
         let mut policy = Policy::default();
         if let Some(root) = value(annotations, "app-root") {
@@ -109,7 +109,7 @@ impl Policy {
 
 /// `temporal-redirect` wins over `permanent-redirect`, as in ingress-nginx;
 /// a code outside its range falls back to the default, as there too.
-fn redirect(annotations: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<Redirect> {
+fn redirect(annotations: &StringMap, problems: &mut Vec<String>) -> Option<Redirect> {
     for (name, code_name, default, max) in [("temporal-redirect", "temporal-redirect-code", 302, 307), ("permanent-redirect", "permanent-redirect-code", 301, 308)] {
         let Some(url) = value(annotations, name).filter(|u| !u.is_empty()) else { continue };
         if let Err(why) = check_redirect_url(url) {
@@ -235,7 +235,7 @@ fn expand(url: &str, scheme: &str, host: &str, path_and_query: &str) -> String {
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn map(pairs: &[(&str, &str)]) -> StringMap {
         pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect()
     }
 
