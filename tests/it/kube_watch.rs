@@ -4,7 +4,6 @@ use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::watcher::{api_path, spawn};
 use ingressd::kube::{Event, Kind, Object};
+use ingressd::stop::Stop;
 use serde_json::{json, Value};
 use support::wait::wait_until;
 
@@ -61,7 +61,7 @@ struct Harness {
     dir: PathBuf,
     rx: Receiver<Event>,
     metrics: Arc<WatchMetrics>,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -84,12 +84,12 @@ impl Harness {
         before_spawn(&api);
         let (tx, rx) = crossbeam_channel::unbounded();
         let metrics = Arc::new(WatchMetrics::new());
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Stop::new();
         let threads = Kind::ALL
             .iter()
             .map(|kind| {
                 let namespace = namespace.map(str::to_string);
-                spawn(*kind, Arc::clone(&client), namespace, tx.clone(), Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts")
+                spawn(*kind, Arc::clone(&client), namespace, tx.clone(), Arc::clone(&metrics), stop.clone()).expect("watcher starts")
             })
             .collect();
         Harness { api: Some(api), dir, rx, metrics, stop, threads }
@@ -144,8 +144,8 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Closing the server ends blocked watch reads; backoff sleeps poll the stop flag.
+        self.stop.stop();
+        // Closing the server ends blocked watch reads; stop wakes backoff sleeps.
         drop(self.api.take());
         let deadline = Instant::now() + Duration::from_secs(5);
         for thread in self.threads.drain(..) {
@@ -331,8 +331,8 @@ fn a_certificate_from_another_ca_is_refused() {
     let client = Arc::new(ApiClient::new(&api.url(), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::Ingress, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
+    let stop = Stop::new();
+    let watcher = spawn(Kind::Ingress, client, None, tx, Arc::clone(&metrics), stop.clone()).expect("watcher starts");
     let deadline = Instant::now() + Duration::from_secs(5);
     while metrics.api_errors(Kind::Ingress) == 0 {
         assert!(Instant::now() < deadline, "no error counted");
@@ -340,7 +340,7 @@ fn a_certificate_from_another_ca_is_refused() {
     }
     assert_eq!(metrics.api_reachable(), Some(false));
     assert!(rx.try_recv().is_err(), "nothing may come from an untrusted server");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     while !watcher.is_finished() {
         assert!(Instant::now() < deadline + Duration::from_secs(2), "watcher ignores stop");
         std::thread::sleep(Duration::from_millis(10));
@@ -413,8 +413,8 @@ fn no_server_at_start_backs_off_until_it_appears() {
     let client = Arc::new(ApiClient::new(&format!("https://{addr}"), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
+    let stop = Stop::new();
+    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), stop.clone()).expect("watcher starts");
 
     assert!(wait_until(Duration::from_secs(5), || metrics.api_errors(Kind::IngressClass) >= 2), "refused connections not retried");
     assert_eq!(metrics.api_reachable(), Some(false));
@@ -433,7 +433,7 @@ fn no_server_at_start_backs_off_until_it_appears() {
         other => panic!("no sync after the server appeared: {other:?}"),
     }
     assert_eq!(metrics.api_reachable(), Some(true));
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     drop(api);
     assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
     let _ = std::fs::remove_dir_all(&dir);
