@@ -1,7 +1,7 @@
 //! The object cache: one thread owns every watched object, applies watch
 //! events, compiles the route table and certificate set, and publishes them.
 //!
-//! Readers (proxy workers, the TLS resolver, the admin server) call
+//! Readers (connection threads, the TLS resolver, the admin server) call
 //! [`Current::load`], which clones an `Arc` under a read lock held for a few
 //! nanoseconds; they never hold the lock while they work, and they see either
 //! the old generation or the new one, never a mix.
@@ -14,7 +14,8 @@ use crossbeam_channel::Receiver;
 
 use crate::kube::metrics::WatchMetrics;
 use crate::notify::Notify;
-use crate::kube::objects::ObjectKey;
+use crate::annotations;
+use crate::kube::objects::{Ingress, ObjectKey};
 use crate::kube::{Event, Kind, Object};
 use crate::prometheus::{self, Type};
 use crate::routes::{self, Changes, RouteCompiler, RouteConfig, RouteTable};
@@ -120,6 +121,33 @@ impl Compiler {
             Arc::clone(&previous.certs)
         };
         Generation { snapshot: Arc::clone(snapshot), routes, certs }
+    }
+
+    /// Logs the annotations ingressd does not apply: once the cache is
+    /// synced, one summary line per annotation; after that, one line per
+    /// served Ingress that gains or changes one. Ingresses of other classes
+    /// are not ours to judge, and unchanged annotations were reported already.
+    fn report_annotations(&self, previous: &Snapshot, snapshot: &Snapshot, changes: &Changes, just_synced: bool) {
+        let Some(compiler) = &self.routes else { return };
+        let served = |ingress: &&Arc<Ingress>| compiler.serves(&ingress.metadata.key());
+        if just_synced {
+            let ingresses = snapshot.ingresses.values().filter(served).map(|i| &i.metadata.annotations);
+            for (key, (count, support)) in annotations::summary(ingresses) {
+                log::warn!("{key} on {count} served Ingress(es) is {}: {}", support.label(), support.reason().unwrap_or_default());
+            }
+            return;
+        }
+        let changed: Box<dyn Iterator<Item = &Arc<Ingress>>> = if changes.everything {
+            Box::new(snapshot.ingresses.values())
+        } else {
+            Box::new(changes.ingresses.iter().filter_map(|key| snapshot.ingresses.get(key)))
+        };
+        for ingress in changed.filter(|i| served(i)) {
+            let old = previous.ingresses.get(&ingress.metadata.key()).map(|i| &i.metadata.annotations);
+            for (key, support) in annotations::newly_unapplied(old, &ingress.metadata.annotations) {
+                log::warn!("ingress {}: {key} is {}: {}", ingress.metadata.key(), support.label(), support.reason().unwrap_or_default());
+            }
+        }
     }
 }
 
@@ -293,6 +321,10 @@ pub fn spawn(
                     watch_metrics.set_objects(kind, store.snapshot().count(kind));
                 }
                 let generation = compiler.update(store.snapshot(), &changes, &previous);
+                let was_synced = status.synced.load(Ordering::Relaxed);
+                if was_synced || store.synced() {
+                    compiler.report_annotations(&previous.snapshot, store.snapshot(), &changes, !was_synced);
+                }
                 current.store(generation);
                 status.last_compile_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 status.compiles.fetch_add(1, Ordering::Relaxed);

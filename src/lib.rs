@@ -5,8 +5,8 @@
 //! ```text
 //! kube::watcher (thread per kind) --events--> cache (one thread)
 //!     --compiles--> routes::RouteTable + tls::CertSet --publishes--> cache::Current
-//! proxy workers --Current::load--> routes lookup --> ureq upstream
-//! tls::listener --TLS sessions--> the same tiny_http server and workers
+//! tiny_http connection threads (proxy::serve) --Current::load--> routes lookup --> ureq upstream
+//! tls::listener --TLS sessions--> the same tiny_http server, a connection thread each
 //! status (leader only) --Current::load--> Ingress status through the API
 //! admin: /healthz /readyz /metrics /debug/routes
 //! ```

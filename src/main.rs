@@ -76,8 +76,14 @@ fn run(config: Config) -> Result<(), String> {
     let stop_watching = Stop::new();
     start_watching(&config, &client, &current, &cache_status, &watch_metrics, &stop_watching)?;
 
-    let data_plane = DataPlane::start(&config, &current)?;
     let request_metrics = Arc::new(RequestMetrics::default());
+    let access = config.access_log;
+    let observed = Arc::clone(&request_metrics);
+    let observer: proxy::Observer = Arc::new(move |outcome: &proxy::Outcome| {
+        observed.observe(outcome);
+        access_log::write(outcome, access);
+    });
+    let data_plane = DataPlane::start(&config, &current, observer)?;
     let mut sources: Vec<Arc<dyn MetricsSource>> = vec![
         Arc::clone(&watch_metrics) as Arc<dyn MetricsSource>,
         Arc::new(GenerationMetrics(Arc::clone(&current))),
@@ -105,17 +111,7 @@ fn run(config: Config) -> Result<(), String> {
     let admin = Arc::new(Admin::new(Arc::clone(&current), Arc::clone(&cache_status), watch_metrics, sources));
     let admin_addr = admin::spawn(config.admin_addr, Arc::clone(&admin))?;
 
-    let access = config.access_log;
-    let observer: proxy::Observer = Arc::new(move |outcome: &proxy::Outcome| {
-        request_metrics.observe(outcome);
-        access_log::write(outcome, access);
-    });
-    let workers = data_plane.serve(&config, &current, observer);
-    log::info!(
-        "listening: http={} https={} admin={admin_addr} workers={workers}",
-        data_plane.http_addr,
-        data_plane.https_addr
-    );
+    log::info!("listening: http={} https={} admin={admin_addr}", data_plane.http_addr, data_plane.https_addr);
 
     // Blocks until SIGTERM or SIGINT; a channel whose sender is gone would
     // mean the signal thread died, and then draining is the safe way out.
@@ -150,7 +146,7 @@ fn start_watching(
     Ok(())
 }
 
-/// The listeners and the HTTP server the proxy workers read from.
+/// The listeners and the HTTP server whose connection threads run the proxy.
 struct DataPlane {
     server: Arc<tiny_http::Server>,
     https: tls::HttpsListener,
@@ -159,8 +155,8 @@ struct DataPlane {
 }
 
 impl DataPlane {
-    /// Binds both listeners; TLS sessions are fed into the same server.
-    fn start(config: &Config, current: &Arc<Current>) -> Result<DataPlane, String> {
+    /// Binds both listeners and starts serving; TLS sessions are fed into the same server.
+    fn start(config: &Config, current: &Arc<Current>, observer: proxy::Observer) -> Result<DataPlane, String> {
         let http = TcpListener::bind(config.http_addr).map_err(|e| format!("cannot listen on --http-addr {}: {e}", config.http_addr))?;
         let https =
             TcpListener::bind(config.https_addr).map_err(|e| format!("cannot listen on --https-addr {}: {e}", config.https_addr))?;
@@ -173,21 +169,15 @@ impl DataPlane {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             write_timeout: config.upstream_read_timeout.max(Duration::from_secs(10)),
+            thread_stack_size: proxy::THREAD_STACK_SIZE,
         };
-        let server = Arc::new(
-            tiny_http::Server::from_listener_with_limits(http, limits).map_err(|e| format!("cannot start the HTTP server: {e}"))?,
-        );
+        let mut proxy_config = ProxyConfig::from_config(config);
+        proxy_config.http_port = http_addr.port();
+        proxy_config.https_port = https_addr.port();
+        let server = proxy::serve(http, limits, Arc::clone(current), Arc::new(proxy_config), observer)?;
         let https = tls::spawn_listener(https, tls::server_config(Arc::clone(current)), Arc::clone(&server), config.tls_handshake_timeout)
             .map_err(|e| format!("cannot start the HTTPS accept loop: {e}"))?;
         Ok(DataPlane { server, https, http_addr, https_addr })
-    }
-
-    /// Starts the proxy workers; returns how many run.
-    fn serve(&self, config: &Config, current: &Arc<Current>, observer: proxy::Observer) -> usize {
-        let mut proxy_config = ProxyConfig::from_config(config);
-        proxy_config.http_port = self.http_addr.port();
-        proxy_config.https_port = self.https_addr.port();
-        proxy::spawn_workers(Arc::clone(&self.server), Arc::clone(current), Arc::new(proxy_config), observer).len()
     }
 }
 

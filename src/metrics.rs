@@ -14,13 +14,8 @@ use crate::proxy::Outcome;
 /// Upper bounds of the request-duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct RequestKey {
-    namespace: String,
-    ingress: String,
-    service: String,
-    class: &'static str,
-}
+/// Status classes in label order; a request counts under its class's index.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -29,10 +24,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// One Ingress's series.
+#[derive(Debug, Default)]
+struct PerIngress {
+    /// Requests by Service and status class.
+    requests: HashMap<String, [u64; CLASSES.len()]>,
+    durations: Histogram,
+}
+
+/// Nested by namespace, then Ingress name, so a request finds its series by
+/// borrowed names and allocates only for a series never seen before.
 #[derive(Debug, Default)]
 struct Counters {
-    requests: HashMap<RequestKey, u64>,
-    durations: HashMap<(String, String), Histogram>,
+    by_ingress: HashMap<String, HashMap<String, PerIngress>>,
     upstream_connect_errors: u64,
     upstream_retries: u64,
     upstream_timeouts: u64,
@@ -44,36 +48,41 @@ pub struct RequestMetrics {
     counters: Mutex<Counters>,
 }
 
-fn status_class(status: u16) -> &'static str {
+/// The index of a status's class in [`CLASSES`].
+fn status_class(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
+}
+
+/// The value under `key`, inserted with `key` copied only when missing.
+fn entry_by_name<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 impl RequestMetrics {
     /// Counts one finished request.
     pub fn observe(&self, outcome: &Outcome) {
         let (namespace, ingress) = match &outcome.ingress {
-            Some(key) => (key.namespace.clone(), key.name.clone()),
-            None => (String::new(), String::new()),
+            Some(key) => (key.namespace.as_str(), key.name.as_str()),
+            None => ("", ""),
         };
-        let key = RequestKey {
-            namespace: namespace.clone(),
-            ingress: ingress.clone(),
-            service: outcome.service.clone().unwrap_or_default(),
-            class: status_class(outcome.status),
-        };
+        let service = outcome.service.as_deref().unwrap_or("");
         let seconds = outcome.duration.as_secs_f64();
         let mut counters = match self.counters.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *counters.requests.entry(key).or_insert(0) += 1;
-        let histogram = counters.durations.entry((namespace, ingress)).or_default();
+        let series = entry_by_name(entry_by_name(&mut counters.by_ingress, namespace), ingress);
+        entry_by_name(&mut series.requests, service)[status_class(outcome.status)] += 1;
+        let histogram = &mut series.durations;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
             if seconds <= bound {
                 *bucket += 1;
@@ -95,11 +104,21 @@ impl MetricsSource for RequestMetrics {
         };
         const REQUESTS: &str = "ingressd_requests_total";
         prometheus::header(out, REQUESTS, Type::Counter, "Requests answered, by Ingress, Service and status class.");
-        let mut requests: Vec<_> = counters.requests.iter().collect();
-        requests.sort();
-        for (k, n) in requests {
-            let labels = [("namespace", k.namespace.as_str()), ("ingress", &k.ingress), ("service", &k.service), ("code_class", k.class)];
-            prometheus::sample(out, REQUESTS, &labels, n);
+        let mut series: Vec<(&str, &str, &PerIngress)> = counters
+            .by_ingress
+            .iter()
+            .flat_map(|(namespace, ingresses)| ingresses.iter().map(move |(ingress, per)| (namespace.as_str(), ingress.as_str(), per)))
+            .collect();
+        series.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        for &(namespace, ingress, per) in &series {
+            let mut services: Vec<_> = per.requests.iter().collect();
+            services.sort();
+            for (service, counts) in services {
+                for (class, &n) in CLASSES.iter().zip(counts).filter(|(_, &n)| n > 0) {
+                    let labels = [("namespace", namespace), ("ingress", ingress), ("service", service.as_str()), ("code_class", *class)];
+                    prometheus::sample(out, REQUESTS, &labels, n);
+                }
+            }
         }
         prometheus::header(
             out,
@@ -107,10 +126,9 @@ impl MetricsSource for RequestMetrics {
             Type::Histogram,
             "Time from request head to the last byte sent, by Ingress.",
         );
-        let mut durations: Vec<_> = counters.durations.iter().collect();
-        durations.sort_by(|a, b| a.0.cmp(b.0));
-        for ((namespace, ingress), h) in durations {
-            let by_ingress = [("namespace", namespace.as_str()), ("ingress", ingress.as_str())];
+        for &(namespace, ingress, per) in &series {
+            let h = &per.durations;
+            let by_ingress = [("namespace", namespace), ("ingress", ingress)];
             for (bound, n) in BUCKETS.iter().zip(h.buckets) {
                 let le = bound.to_string();
                 let labels = [by_ingress[0], by_ingress[1], ("le", le.as_str())];

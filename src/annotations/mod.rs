@@ -41,6 +41,28 @@ pub fn unapplied(annotations: &BTreeMap<String, String>) -> Vec<(&str, Support)>
         .collect()
 }
 
+/// The unapplied annotations an Ingress gained or changed between two
+/// versions (`old` is `None` for a new Ingress): what deserves a warning.
+/// Unchanged ones were warned about when they appeared.
+pub fn newly_unapplied<'a>(old: Option<&BTreeMap<String, String>>, new: &'a BTreeMap<String, String>) -> Vec<(&'a str, Support)> {
+    unapplied(new)
+        .into_iter()
+        .filter(|(key, _)| old.and_then(|old| old.get(*key)) != new.get(*key))
+        .collect()
+}
+
+/// How many Ingresses carry each unapplied annotation: the start-up summary,
+/// one line per annotation rather than one per Ingress.
+pub fn summary<'a>(ingresses: impl Iterator<Item = &'a BTreeMap<String, String>>) -> BTreeMap<&'a str, (usize, Support)> {
+    let mut counts: BTreeMap<&str, (usize, Support)> = BTreeMap::new();
+    for annotations in ingresses {
+        for (key, support) in unapplied(annotations) {
+            counts.entry(key).or_insert((0, support)).0 += 1;
+        }
+    }
+    counts
+}
+
 /// The README's annotation table, rendered from the catalogue.
 pub fn markdown_table() -> String {
     let mut out = String::from("| annotation | ingressd | notes |\n| --- | --- | --- |\n");
@@ -99,6 +121,26 @@ mod tests {
         );
         assert_eq!(support("nginx.ingress.kubernetes.io/rewrite-targt"), Some(Support::Ignored(UNKNOWN)));
         assert_eq!(support("kubernetes.io/ingress.class"), None);
+    }
+
+    #[test]
+    fn only_new_or_changed_unapplied_annotations_deserve_a_warning() {
+        let before = map(&[("nginx.ingress.kubernetes.io/proxy-buffering", "on"), ("nginx.ingress.kubernetes.io/server-alias", "a")]);
+        let after = map(&[
+            ("nginx.ingress.kubernetes.io/proxy-buffering", "on"),
+            ("nginx.ingress.kubernetes.io/server-alias", "b"),
+            ("nginx.ingress.kubernetes.io/server-snippet", "x"),
+            ("nginx.ingress.kubernetes.io/ssl-redirect", "true"),
+        ]);
+        let keys = |found: Vec<(&str, Support)>| found.into_iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(newly_unapplied(Some(&before), &after)), ["nginx.ingress.kubernetes.io/server-alias", "nginx.ingress.kubernetes.io/server-snippet"]);
+        assert_eq!(keys(newly_unapplied(None, &before)).len(), 2, "a new Ingress warns for all it carries");
+        assert!(newly_unapplied(Some(&after), &after).is_empty());
+
+        let counted = summary([&before, &after].into_iter());
+        assert_eq!(counted.get("nginx.ingress.kubernetes.io/proxy-buffering").map(|c| c.0), Some(2));
+        assert_eq!(counted.get("nginx.ingress.kubernetes.io/server-snippet").map(|c| c.0), Some(1));
+        assert!(!counted.contains_key("nginx.ingress.kubernetes.io/ssl-redirect"));
     }
 
     #[test]

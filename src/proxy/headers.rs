@@ -5,6 +5,7 @@
 //! through here: each hop frames its own message, and the forwarder sets them
 //! from what it actually sends.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -14,7 +15,7 @@ use crate::config::Cidr;
 
 /// What the proxy knows about the client connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientSide<'a> {
+pub struct ClientOrigin<'a> {
     /// The direct peer of the TCP connection.
     pub peer: Option<IpAddr>,
     /// The request came over TLS.
@@ -24,7 +25,7 @@ pub struct ClientSide<'a> {
     pub trusted_proxies: &'a [Cidr],
 }
 
-impl ClientSide<'_> {
+impl ClientOrigin<'_> {
     /// Whether the direct peer may speak for the original client through X-Forwarded-*.
     fn peer_is_trusted(&self) -> bool {
         self.peer.is_some_and(|ip| self.is_trusted(ip))
@@ -35,11 +36,15 @@ impl ClientSide<'_> {
     }
 }
 
+/// A lower-case header name: borrowed for the names the proxy knows, so the
+/// common ones cost no allocation per request.
+pub type HeaderName = Cow<'static, str>;
+
 /// The header section of the request sent upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamRequestHeaders {
     /// Lower-case names, in client order, then the forwarding headers.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, String)>,
     /// The client's X-Request-ID, or the one generated for it.
     pub request_id: String,
     /// The client asked for a protocol upgrade (`Connection: upgrade` plus `Upgrade`).
@@ -53,6 +58,33 @@ fn is_hop_by_hop(lower_name: &str) -> bool {
         lower_name,
         "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "content-length"
     ) || lower_name.starts_with("proxy-")
+}
+
+/// Request header names common enough to be kept without a lower-cased copy.
+const COMMON_NAMES: &[&str] = &[
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "authorization",
+    "cache-control",
+    "content-type",
+    "cookie",
+    "if-modified-since",
+    "if-none-match",
+    "origin",
+    "pragma",
+    "referer",
+    "x-request-id",
+];
+
+/// The lower-case form of a client header name.
+fn lower_name(name: &str) -> HeaderName {
+    match COMMON_NAMES.iter().find(|common| common.eq_ignore_ascii_case(name)) {
+        Some(common) => Cow::Borrowed(common),
+        None => Cow::Owned(name.to_ascii_lowercase()),
+    }
 }
 
 /// Forwarding headers the proxy sets itself; client copies are trusted only
@@ -75,19 +107,19 @@ fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> 
 
 /// Every value of a header joined with ", ", as RFC 9110 5.3 allows for list headers.
 fn joined<'h>(headers: &[(&'h str, &'h str)], lower_name: &str) -> Option<String> {
-    let values: Vec<&str> =
-        headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case(lower_name)).map(|(_, v)| v.trim()).collect();
-    if values.is_empty() {
-        None
-    } else {
-        Some(values.join(", "))
+    let mut values = headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case(lower_name)).map(|(_, v)| v.trim());
+    let mut joined = values.next()?.to_owned();
+    for value in values {
+        joined.push_str(", ");
+        joined.push_str(value);
     }
+    Some(joined)
 }
 
 /// The original client seen through a chain of trusted proxies: walking the
 /// X-Forwarded-For chain from the right (nearest hop first), the first address
 /// that is not a trusted proxy; when every hop is trusted, the leftmost.
-fn real_client_address(chain: &[&str], side: &ClientSide) -> Option<String> {
+fn real_client_address(chain: &[&str], side: &ClientOrigin) -> Option<String> {
     for hop in chain.iter().rev() {
         match hop.parse::<IpAddr>() {
             Ok(ip) if side.is_trusted(ip) => continue,
@@ -102,7 +134,7 @@ fn real_client_address(chain: &[&str], side: &ClientSide) -> Option<String> {
 /// keeps Host verbatim, and sets X-Forwarded-*, X-Real-IP and X-Request-ID.
 pub fn upstream_request_headers(
     client_headers: &[(&str, &str)],
-    side: &ClientSide,
+    side: &ClientOrigin,
     new_request_id: impl FnOnce() -> String,
 ) -> UpstreamRequestHeaders {
     let listed_by_connection = connection_tokens(client_headers.iter().map(|(n, v)| (*n, v.as_bytes())));
@@ -113,11 +145,11 @@ pub fn upstream_request_headers(
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
     let mut request_id = None;
     for (name, value) in client_headers {
-        let lower = name.to_ascii_lowercase();
+        let lower = lower_name(name);
         if is_hop_by_hop(&lower)
             || lower == "expect"
-            || FORWARDING.contains(&lower.as_str())
-            || listed_by_connection.contains(&lower)
+            || FORWARDING.contains(&lower.as_ref())
+            || listed_by_connection.iter().any(|listed| *listed == lower)
         {
             continue;
         }
@@ -223,11 +255,11 @@ pub fn new_request_id() -> String {
 mod tests {
     use super::*;
 
-    fn side<'a>(peer: &str, secure: bool, trusted: &'a [Cidr]) -> ClientSide<'a> {
-        ClientSide { peer: Some(peer.parse().unwrap()), secure, listener_port: 8080, trusted_proxies: trusted }
+    fn side<'a>(peer: &str, secure: bool, trusted: &'a [Cidr]) -> ClientOrigin<'a> {
+        ClientOrigin { peer: Some(peer.parse().unwrap()), secure, listener_port: 8080, trusted_proxies: trusted }
     }
 
-    fn rewrite(client: &[(&str, &str)], side: &ClientSide) -> UpstreamRequestHeaders {
+    fn rewrite(client: &[(&str, &str)], side: &ClientOrigin) -> UpstreamRequestHeaders {
         upstream_request_headers(client, side, || "generated".to_string())
     }
 
@@ -255,7 +287,7 @@ mod tests {
             ("Cookie", "b=2"),
         ];
         let head = rewrite(&client, &side("10.0.0.9", false, &[]));
-        let names: Vec<&str> = head.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = head.headers.iter().map(|(n, _)| n.as_ref()).collect();
         assert_eq!(
             names,
             [
@@ -346,7 +378,7 @@ mod tests {
 
     #[test]
     fn proto_and_port_follow_the_listener() {
-        let head = rewrite(&[("Host", "h")], &ClientSide { listener_port: 443, ..side("192.0.2.1", true, &[]) });
+        let head = rewrite(&[("Host", "h")], &ClientOrigin { listener_port: 443, ..side("192.0.2.1", true, &[]) });
         assert_eq!(get(&head, "x-forwarded-proto"), ["https"]);
         assert_eq!(get(&head, "x-forwarded-port"), ["443"]);
     }

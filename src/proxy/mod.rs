@@ -1,24 +1,32 @@
-//! The data plane: a fixed pool of workers takes parsed requests from the
-//! tiny_http server, routes them by Host and path against the published
-//! route table, and streams them to an upstream pod and back.
+//! The data plane: each request is handled on the tiny_http thread that owns
+//! its connection, routed by Host and path against the published route
+//! table, and streamed to an upstream pod and back on that same thread.
 //!
-//! - [`headers`] and [`wire`]: pure header rewriting and HTTP framing.
-//! - [`upstream`]: the shared ureq Agent.
-//! - [`holddown`]: endpoints that refused a connection are tried last for a while.
-//! - [`forward`]: one request, from lookup to the last body byte.
+//! Along the request's way:
+//! - [`route`]: read the request, find its route, apply the route's policy.
+//! - [`forward`]: send it upstream (endpoint fallback, one fresh-connection retry).
+//! - [`response`]: stream the answer back with the proxy's own framing.
 //! - [`tunnel`]: protocol upgrades (WebSocket) relayed over raw sockets.
+//!
+//! Below them: [`request`] (what the phases share), [`headers`] and [`wire`]
+//! (pure header rewriting and HTTP framing), [`upstream`] (the shared ureq
+//! Agent), [`holddown`] (endpoints that refused a connection are tried last
+//! for a while), [`buffers`] (copy buffers lent per request).
 
-pub mod forward;
+mod buffers;
+mod forward;
 pub mod headers;
 pub mod holddown;
-pub mod tunnel;
+mod request;
+mod response;
+mod route;
+mod tunnel;
 pub mod upstream;
 pub mod wire;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cache::Current;
@@ -28,7 +36,6 @@ use crate::kube::objects::ObjectKey;
 /// The settings the data plane reads from the command line.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    pub workers: usize,
     /// Largest request body in bytes; 0 means no limit.
     pub max_body_size: u64,
     pub connect_timeout: Duration,
@@ -45,7 +52,6 @@ pub struct ProxyConfig {
 impl ProxyConfig {
     pub fn from_config(config: &Config) -> ProxyConfig {
         ProxyConfig {
-            workers: config.workers.max(1),
             max_body_size: config.max_body_size,
             connect_timeout: config.upstream_connect_timeout,
             response_timeout: config.upstream_response_timeout,
@@ -88,74 +94,70 @@ pub struct Outcome {
 /// Observes every finished request (access log, metrics).
 pub type Observer = Arc<dyn Fn(&Outcome) + Send + Sync>;
 
-/// What every worker shares.
+/// Stack of each connection thread. The deepest path it runs is a rustls
+/// handshake, a request through regex route matching and ureq, or a panic
+/// unwinding with a backtrace; `scripts/bench.sh` reports the most any
+/// thread touched under load, and this leaves several times that as margin,
+/// because an overflow ends the whole process. Only touched pages cost memory.
+pub const THREAD_STACK_SIZE: usize = 512 * 1024;
+
+/// What every connection thread shares.
 pub(crate) struct Shared {
     pub current: Arc<Current>,
     pub config: Arc<ProxyConfig>,
     pub agent: ureq::Agent,
     pub hold_down: holddown::HoldDown,
+    buffers: buffers::BufferPool,
 }
 
-/// The message tiny_http's `recv` fails with once `Server::unblock` was
-/// called: the signal for a worker to stop.
-const UNBLOCKED: &str = "thread unblocked";
-
-/// Starts `config.workers` threads serving requests from `server` until
-/// `server.unblock()` is called once per worker. One server may carry plain
-/// and TLS connections alike: each request's `secure()` decides.
-pub fn spawn_workers(
-    server: Arc<tiny_http::Server>,
+/// Starts the HTTP server that runs the proxy. Each request is handled on
+/// the thread that owns its connection, so a request never changes threads;
+/// tiny_http's connection threads are the proxy's only threads. One server
+/// carries plain and TLS connections alike: each request's `secure()` decides.
+/// The connection threads get [`THREAD_STACK_SIZE`] whatever `limits` says.
+pub fn serve(
+    listener: TcpListener,
+    limits: tiny_http::Limits,
     current: Arc<Current>,
     config: Arc<ProxyConfig>,
     observer: Observer,
-) -> Vec<JoinHandle<()>> {
-    let shared = Arc::new(Shared { current, agent: upstream::agent(&config), hold_down: Default::default(), config });
-    (0..shared.config.workers)
-        .filter_map(|index| {
-            let server = Arc::clone(&server);
-            let shared = Arc::clone(&shared);
-            let observer = Arc::clone(&observer);
-            let spawned = std::thread::Builder::new()
-                .name(format!("proxy-{index}"))
-                .spawn(move || serve(&server, &shared, observer.as_ref()));
-            match spawned {
-                Ok(handle) => Some(handle),
-                Err(err) => {
-                    log::error!("cannot start proxy worker {index}: {err}");
-                    None
-                }
-            }
-        })
-        .collect()
+) -> Result<Arc<tiny_http::Server>, String> {
+    let shared = Arc::new(Shared {
+        current,
+        agent: upstream::agent(&config),
+        hold_down: Default::default(),
+        buffers: buffers::BufferPool::new(buffers::COPY_BUFFER, buffers::POOLED_BUFFERS),
+        config,
+    });
+    let handler: tiny_http::Handler = Arc::new(move |request| handle(&shared, request, observer.as_ref()));
+    let limits = tiny_http::Limits { thread_stack_size: THREAD_STACK_SIZE, ..limits };
+    tiny_http::Server::from_listener_serving(listener, limits, handler)
+        .map(Arc::new)
+        .map_err(|e| format!("cannot start the HTTP server: {e}"))
 }
 
-fn serve(server: &tiny_http::Server, shared: &Shared, observer: &(dyn Fn(&Outcome) + Send + Sync)) {
-    let mut buffer = vec![0u8; forward::COPY_BUFFER];
-    loop {
-        let request = match server.recv() {
-            Ok(request) => request,
-            Err(err) if err.to_string() == UNBLOCKED => return,
-            Err(err) => {
-                log::warn!("proxy: accepting a request failed: {err}");
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let fallback = Outcome {
-            client: request.remote_addr().copied(),
-            method: request.method().to_string(),
-            path: request.url().to_owned(),
-            status: 500,
-            ..Outcome::default()
-        };
-        // A bug in one request's handling must not shrink the pool. tiny_http
-        // answers 500 for a request dropped before its response started.
-        match catch_unwind(AssertUnwindSafe(|| forward::handle(shared, request, started, &mut buffer))) {
-            Ok(outcome) => observer(&outcome),
-            Err(_) => {
-                log::error!("proxy: handler panicked on {} {}", fallback.method, fallback.path);
-                observer(&Outcome { duration: started.elapsed(), ..fallback });
-            }
+fn handle(shared: &Shared, request: tiny_http::Request, observer: &(dyn Fn(&Outcome) + Send + Sync)) {
+    let started = Instant::now();
+    let fallback = Outcome {
+        client: request.remote_addr().copied(),
+        method: request.method().to_string(),
+        path: request.url().to_owned(),
+        status: 500,
+        ..Outcome::default()
+    };
+    let mut buffer = shared.buffers.take();
+    // A bug in one request's handling must not end the connection thread
+    // without a report. tiny_http answers 500 for a request dropped before
+    // its response started, and closes that connection.
+    let handled = catch_unwind(AssertUnwindSafe(|| route::handle(shared, request, started, &mut buffer)));
+    shared.buffers.give_back(buffer);
+    match handled {
+        Ok(outcome) => observer(&outcome),
+        Err(_) => {
+            log::error!("proxy: handler panicked on {} {}", fallback.method, fallback.path);
+            observer(&Outcome { duration: started.elapsed(), ..fallback });
+            // Unwinding on: tiny_http ends this connection.
+            std::panic::resume_unwind(Box::new("proxy handler panicked"));
         }
     }
 }

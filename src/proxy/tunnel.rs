@@ -1,7 +1,7 @@
 //! Protocol upgrades (WebSocket or any other `Upgrade`). ureq cannot carry
 //! them, so the tunnel opens its own TCP connection, sends the request head,
 //! reads the response head, and on `101` relays bytes both ways on two
-//! threads of its own: a long-lived tunnel never occupies a proxy worker.
+//! threads of its own, so the connection's thread returns to tiny_http's pool.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::forward::{finish, reply, ClientRequest, RoutedRequest};
+use super::request::{finish, reply, ClientRequest, RoutedRequest};
 use super::headers;
 use super::wire;
 use super::{Outcome, Shared};
@@ -170,7 +170,7 @@ pub(super) fn relay(shared: &Shared, request: tiny_http::Request, routed: Routed
         };
         return finish(outcome, started);
     }
-    let client = ClientSide { reader: client_reader, writer: client_writer, cut };
+    let client = ClientHalves { reader: client_reader, writer: client_writer, cut };
     start_relay(upstream, client, shared.config.websocket_idle_timeout, &outcome);
     finish(outcome, started)
 }
@@ -216,7 +216,7 @@ fn is_timeout(err: &io::Error) -> bool {
 }
 
 /// The client's connection once handed over raw.
-struct ClientSide {
+struct ClientHalves {
     reader: Box<dyn Read + Send>,
     writer: Box<dyn Write + Send>,
     /// Ends the client connection while the other relay thread is blocked
@@ -230,8 +230,8 @@ struct ClientSide {
 /// back. Upstream EOF, idle expiry, or a failed client write shut both
 /// sockets down at once: the thread blocked reading the client would
 /// otherwise hold it open until the server's idle timeout.
-fn start_relay(upstream: TcpStream, client: ClientSide, idle: Duration, outcome: &Outcome) {
-    let ClientSide { reader: mut client_reader, writer: mut client_writer, cut } = client;
+fn start_relay(upstream: TcpStream, client: ClientHalves, idle: Duration, outcome: &Outcome) {
+    let ClientHalves { reader: mut client_reader, writer: mut client_writer, cut } = client;
     let activity = Arc::new(Activity { origin: Instant::now(), last_millis: AtomicU64::new(0), idle });
     let label = format!("{} {}", outcome.host, outcome.path);
     let upstream_reader = upstream.try_clone();

@@ -1,7 +1,8 @@
-//! The one HTTP client every worker shares to reach upstreams.
+//! The one HTTP client every connection thread shares to reach upstreams.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::config::AutoHeaderValue;
 use ureq::unversioned::resolver::DefaultResolver;
@@ -14,13 +15,34 @@ use super::ProxyConfig;
 /// kube-proxy rules change, and servers close idle keep-alives on their own.
 const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
 
+/// Idle connections kept per upstream endpoint: as many as a busy endpoint
+/// has requests in flight at once under real load, so it reuses connections
+/// instead of opening and closing one per request. Measured: with 64, c=256
+/// churned connections (p99 0.77 s); with 256 it reuses them (p99 37 ms).
+/// ureq scans its whole idle list on every check-out and check-in, so the
+/// bound is not raised further.
+const IDLE_PER_ENDPOINT: usize = 256;
+
+/// Idle connections kept across all endpoints.
+const IDLE_TOTAL: usize = 1024;
+
+/// A pooled connection used this recently is taken as open without ureq's
+/// probe (a non-blocking read between two `ioctl`s on every check-out and
+/// check-in). Servers close idle keep-alive connections after seconds, not
+/// milliseconds; one that did anyway fails before any response byte and is
+/// retried once on a fresh connection (see `forward`).
+const TRUSTED_IDLE: Duration = Duration::from_secs(1);
+
 /// An Agent that behaves like a proxy: statuses and redirects pass through
 /// untouched, nothing is injected, the environment's proxy variables are
-/// ignored, and every wait is bounded. The pool holds one idle connection per
-/// worker per upstream so a busy route reuses connections instead of opening
-/// thousands.
+/// ignored, and every wait is bounded.
+///
+/// The response-head timeout is left to the per-read timeout when it could
+/// not bind earlier: ureq re-arms the socket timeout (a `setsockopt`) on every
+/// read whose remaining time changed, which a whole-response deadline does on
+/// each request.
 pub fn agent(config: &ProxyConfig) -> Agent {
-    let workers = config.workers.max(1);
+    let response_timeout = (config.response_timeout < config.read_timeout).then_some(config.response_timeout);
     let agent_config = Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -29,11 +51,11 @@ pub fn agent(config: &ProxyConfig) -> Agent {
         .allow_non_standard_methods(true)
         .proxy(None)
         .no_delay(true)
-        .max_idle_connections(workers * 4)
-        .max_idle_connections_per_host(workers)
+        .max_idle_connections(IDLE_TOTAL)
+        .max_idle_connections_per_host(IDLE_PER_ENDPOINT)
         .max_idle_age(MAX_IDLE_AGE)
         .timeout_connect(Some(config.connect_timeout))
-        .timeout_recv_response(Some(config.response_timeout))
+        .timeout_recv_response(response_timeout)
         .timeout_per_read(Some(config.read_timeout))
         .timeout_per_write(Some(config.read_timeout))
         .build();
@@ -50,6 +72,35 @@ pub fn open_connections() -> i64 {
     OPEN_CONNECTIONS.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// Whether this thread's last request went out on a pooled connection.
+    static LAST_REUSED: Cell<bool> = const { Cell::new(false) };
+    /// Set to make this thread's next request open a new connection.
+    static NEXT_FRESH: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread sends a request with a body: pooled connections
+    /// are probed however recently used, since a body cannot be sent twice.
+    static PROBE_POOLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread's next requests probe every pooled connection before
+/// using it (for requests with a body, which a dead connection would cost a
+/// 502 because they are not retried).
+pub fn probe_pooled_connections(probe: bool) {
+    PROBE_POOLED.with(|cell| cell.set(probe));
+}
+
+/// Whether the last request this thread sent went out on a connection taken
+/// from the pool (rather than one opened for it).
+pub fn last_connection_was_reused() -> bool {
+    LAST_REUSED.with(Cell::get)
+}
+
+/// Makes this thread's next request skip the pool: its idle connections to
+/// that endpoint are dropped as dead on check-out, and a new one is opened.
+pub fn next_connection_fresh() {
+    NEXT_FRESH.with(|fresh| fresh.set(true));
+}
+
 /// Wraps every new upstream connection in a [`Counted`] one.
 #[derive(Debug)]
 struct CountingConnector;
@@ -60,14 +111,20 @@ impl Connector<Box<dyn Transport>> for CountingConnector {
     fn connect(&self, _: &ConnectionDetails, chained: Option<Box<dyn Transport>>) -> Result<Option<Self::Out>, ureq::Error> {
         Ok(chained.map(|inner| {
             OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-            Box::new(Counted(inner)) as Box<dyn Transport>
+            LAST_REUSED.with(|reused| reused.set(false));
+            NEXT_FRESH.with(|fresh| fresh.set(false));
+            Box::new(Counted { inner, last_active: Instant::now() }) as Box<dyn Transport>
         }))
     }
 }
 
-/// A connection that leaves the open count when it is dropped.
+/// A connection that leaves the open count when it is dropped, and knows
+/// when it last received bytes.
 #[derive(Debug)]
-struct Counted(Box<dyn Transport>);
+struct Counted {
+    inner: Box<dyn Transport>,
+    last_active: Instant,
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -77,26 +134,36 @@ impl Drop for Counted {
 
 impl Transport for Counted {
     fn buffers(&mut self) -> &mut dyn Buffers {
-        self.0.buffers()
+        self.inner.buffers()
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.0.transmit_output(amount, timeout)
+        self.inner.transmit_output(amount, timeout)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.0.maybe_await_input(timeout)
+        self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.0.await_input(timeout)
+        let received = self.inner.await_input(timeout)?;
+        self.last_active = Instant::now();
+        Ok(received)
     }
 
+    /// ureq asks on check-in and on check-out from the pool. The answer on
+    /// check-out decides this thread's request, so it records the reuse.
     fn is_open(&mut self) -> bool {
-        self.0.is_open()
+        if NEXT_FRESH.with(Cell::get) {
+            return false;
+        }
+        let trusted = !PROBE_POOLED.with(Cell::get) && self.last_active.elapsed() < TRUSTED_IDLE;
+        let open = trusted || self.inner.is_open();
+        LAST_REUSED.with(|reused| reused.set(open));
+        open
     }
 
     fn is_tls(&self) -> bool {
-        self.0.is_tls()
+        self.inner.is_tls()
     }
 }

@@ -143,7 +143,7 @@ pub fn write_chunk(out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Serialises a request head for the upgrade tunnel.
-pub fn request_head(method: &str, path_and_query: &str, headers: &[(String, String)]) -> Vec<u8> {
+pub fn request_head(method: &str, path_and_query: &str, headers: &[(super::headers::HeaderName, String)]) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(format!("{method} {path_and_query} HTTP/1.1\r\n").as_bytes());
     for (name, value) in headers {

@@ -108,6 +108,11 @@ impl RouteCompiler {
         compiler
     }
 
+    /// Whether the Ingress `key` is ours, as of the last update.
+    pub fn serves(&self, key: &ObjectKey) -> bool {
+        self.served.contains_key(key)
+    }
+
     /// The table in service; cloning it is cheap and shares every host.
     pub fn table(&self) -> &RouteTable {
         &self.table

@@ -263,3 +263,54 @@ fn annotations_ingressd_does_not_apply_are_counted_and_listed_and_the_ingress_st
         "the count follows the Ingress"
     );
 }
+
+/// Reads ingressd's log until a line containing `needle` (bounded); returns
+/// every line read, the match last.
+fn read_log_until(ingressd: &Ingressd, needle: &str, timeout: Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut lines = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match ingressd.log.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                lines.push(line);
+                if found {
+                    return lines;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no log line with {needle:?} within {timeout:?}; read:\n{}", lines.join("\n"));
+}
+
+#[test]
+fn unapplied_annotations_are_summarised_at_start_then_warned_once_per_change() {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    for object in service_for("web", "blue", blue.addr) {
+        api.fake.create(object);
+    }
+    let annotated = |name: &str, annotations: serde_json::Value| {
+        let mut object = ingress("web", name, &[(&format!("{name}.example.com"), "/", "blue")]);
+        object["metadata"]["annotations"] = annotations;
+        object
+    };
+    for name in ["one", "two"] {
+        api.fake.create(annotated(name, serde_json::json!({"nginx.ingress.kubernetes.io/proxy-buffering": "on"})));
+    }
+    let mut other_class = annotated("theirs", serde_json::json!({"nginx.ingress.kubernetes.io/server-snippet": "x"}));
+    other_class["spec"]["ingressClassName"] = serde_json::json!("nginx");
+    api.fake.create(other_class);
+
+    let ingressd = Ingressd::start(&api, &[]);
+    let start = read_log_until(&ingressd, "nginx.ingress.kubernetes.io/proxy-buffering on 2 served Ingress(es) is ignored", Duration::from_secs(10));
+    assert!(!start.iter().any(|l| l.contains("server-snippet")), "another class's Ingress is not ours to judge: {start:#?}");
+    assert!(!start.iter().any(|l| l.contains("ingress web/one: nginx.ingress")), "a summary, not a line per Ingress: {start:#?}");
+
+    api.fake.apply(annotated("one", serde_json::json!({"nginx.ingress.kubernetes.io/proxy-buffering": "on", "nginx.ingress.kubernetes.io/server-snippet": "x"})));
+    let change = read_log_until(&ingressd, "ingress web/one: nginx.ingress.kubernetes.io/server-snippet is refused", Duration::from_secs(5));
+    assert!(!change.iter().any(|l| l.contains("web/one: nginx.ingress.kubernetes.io/proxy-buffering")), "unchanged ones are not repeated: {change:#?}");
+    api.fake.apply(annotated("two", serde_json::json!({"nginx.ingress.kubernetes.io/proxy-buffering": "off"})));
+    read_log_until(&ingressd, "ingress web/two: nginx.ingress.kubernetes.io/proxy-buffering is ignored", Duration::from_secs(5));
+}

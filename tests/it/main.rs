@@ -1,9 +1,10 @@
 //! The integration tests, as one binary: Cargo links each file directly under
 //! `tests/` as its own executable, and linking thirty of them one by one took
-//! most of a test run's build time. Three tests stay binaries of their own
+//! most of a test run's build time. Four tests stay binaries of their own
 //! because they observe the whole process: `tests/routes_lookup_alloc.rs`
 //! installs a counting global allocator, `tests/routes_logging.rs` installs a
-//! capturing logger, and `tests/proxy_memory.rs` reads the process's RSS.
+//! capturing logger, `tests/proxy_memory.rs` reads the process's RSS, and
+//! `tests/tiny_http_process.rs` counts allocations and file descriptors.
 
 mod common;
 mod proxy_support;
@@ -35,6 +36,7 @@ mod tiny_http_drain;
 mod tiny_http_limits;
 mod tiny_http_parser;
 mod tiny_http_pool;
+mod tiny_http_serve;
 mod tiny_http_shutdown;
 mod tiny_http_timeouts;
 mod tls_e2e;

@@ -273,7 +273,7 @@ fn body_size_limit() {
 #[test]
 fn client_aborting_its_upload_frees_the_worker() {
     let backend = Backend::echo();
-    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], ProxyConfig { workers: 1, ..test_config() });
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
     let mut conn = connect(&proxy);
     send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n");
     send(&mut conn, &[b'x'; 5000]);
@@ -337,7 +337,7 @@ fn an_upstream_failing_mid_body_never_looks_complete() {
     let fine = Backend::text("fine");
     let proxy = start_proxy(
         &[rule("chunked.test", "/", &[chunked.port()]), rule("sized.test", "/", &[sized.port()]), rule("fine.test", "/", &[fine.port()])],
-        ProxyConfig { workers: 2, ..test_config() },
+        test_config(),
     );
 
     let mut conn = connect(&proxy);
@@ -387,4 +387,41 @@ fn an_upstream_failing_before_its_first_body_byte_is_502() {
     let response = get(&proxy, "a.test", "/");
     assert_eq!(response.status, 502);
     assert_eq!(proxy.wait_outcomes(1)[0].upstream_status, Some(200));
+}
+
+/// A backend that answers one request per connection and then closes it
+/// without saying so, as an upstream whose keep-alive timeout just expired.
+fn one_request_per_connection_backend() -> Backend {
+    Backend::start(Arc::new(|req, out| {
+        respond(out, 200, &[], req.method.as_bytes());
+        let _ = out.shutdown(std::net::Shutdown::Both);
+    }))
+}
+
+#[test]
+fn a_dead_pooled_connection_is_retried_on_a_fresh_one() {
+    let backend = one_request_per_connection_backend();
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
+    let mut conn = connect(&proxy);
+    for round in 0..3 {
+        send(&mut conn, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        let response = read_response(&mut conn, false).expect("a response");
+        assert_eq!(response.status, 200, "round {round}: a dead pooled connection became a {}", response.status);
+        assert_eq!(response.text(), "GET");
+    }
+    assert_eq!(backend.received.lock().unwrap().len(), 3, "each GET reached the backend once");
+}
+
+#[test]
+fn a_request_body_never_goes_out_twice() {
+    let backend = one_request_per_connection_backend();
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
+    let mut conn = connect(&proxy);
+    send(&mut conn, b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    assert_eq!(read_response(&mut conn, false).expect("a response").status, 200);
+    send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello");
+    let response = read_response(&mut conn, false).expect("a response");
+    assert_eq!(response.status, 200, "a POST after a dead pooled connection");
+    let posts = backend.received.lock().unwrap().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "the POST reached the backend {posts} times");
 }

@@ -16,7 +16,7 @@ use support::http::*;
 #[test]
 fn slowloris_clients_do_not_block_others_and_are_cut() {
     let backend = Backend::text("ok");
-    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], ProxyConfig { workers: 2, ..test_config() });
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
     let mut slow = Vec::new();
     for _ in 0..4 {
         let mut conn = connect(&proxy);
@@ -109,7 +109,7 @@ fn a_huge_content_length_without_a_body_does_not_crash() {
     send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 50000000000\r\n\r\n");
     assert_eq!(read_response(&mut conn, false).expect("a response").status, 413);
 
-    let unlimited = start_proxy(&[rule("a.test", "/", &[backend.port()])], ProxyConfig { max_body_size: 0, workers: 1, ..test_config() });
+    let unlimited = start_proxy(&[rule("a.test", "/", &[backend.port()])], ProxyConfig { max_body_size: 0, ..test_config() });
     let mut conn = connect(&unlimited);
     send(&mut conn, b"POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 50000000000\r\n\r\nsome");
     thread::sleep(Duration::from_millis(100));

@@ -179,7 +179,7 @@ fn a_tunnel_whose_upstream_closes_is_closed_at_once() {
 fn open_tunnels_do_not_hold_workers() {
     let (port, _) = upgrade_backend(SWITCH);
     let backend = Backend::text("plain");
-    let config = ProxyConfig { workers: 1, ..test_config() };
+    let config = test_config();
     let proxy = start_proxy(&[rule("ws.test", "/", &[port]), rule("plain.test", "/", &[backend.port()])], config);
     let mut tunnels = Vec::new();
     for _ in 0..3 {

@@ -64,9 +64,9 @@ fn accept_loop_survives_running_out_of_file_descriptors() {
 /// Runs only inside the child started above.
 ///
 /// A blocked accept() already holds the number of its future descriptor, so EMFILE shows up
-/// on the accept() call made while the table is full: after serving connection A (which takes
-/// the last two descriptors, its socket and the server's clone of it), the accept loop's next
-/// call fails.
+/// on the accept() call made while the table is full: after serving connection A (whose client
+/// socket takes the last descriptor; the server's side uses the one its accept() held), the
+/// accept loop's next call fails.
 #[test]
 fn emfile_child() {
     if std::env::var_os(CHILD_ENV).is_none() {
@@ -86,9 +86,8 @@ fn emfile_child() {
     }
     assert!(fillers.len() < 64, "ulimit -n did not apply");
 
-    // Connection A (kept open): its client socket and the server's second handle use the last
-    // two descriptors.
-    fillers.truncate(fillers.len() - 2);
+    // Connection A (kept open): its client socket uses the last descriptor.
+    fillers.truncate(fillers.len() - 1);
     let mut kept_open = connect(addr);
     kept_open.write_all(request).unwrap();
     let (head, _) = read_sized_response(&mut kept_open).unwrap();

@@ -1,5 +1,5 @@
-//! HTTPS through the real data plane: TLS listener → tiny_http → proxy
-//! workers → a backend written here, with routes and certificates compiled
+//! HTTPS through the real data plane: TLS listener → tiny_http connection
+//! threads running the proxy → a backend written here, with routes and certificates compiled
 //! from the same API objects.
 
 use crate::proxy_support;
@@ -9,13 +9,12 @@ use crate::tls_support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use ingressd::cache::{self, CompileConfig, Current, Generation};
 use ingressd::kube::objects::{Ingress, IngressTls, ObjectKey};
-use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
+use ingressd::proxy::{self, Outcome, ProxyConfig};
 use ingressd::tls;
-use proxy_support::{respond, route_config, rule, stop_workers, test_config, Backend};
+use proxy_support::{respond, route_config, rule, test_config, Backend};
 use support::http::*;
 use tls_support::*;
 
@@ -24,15 +23,8 @@ const HOST: &str = "secure.example.com";
 struct Edge {
     http: SocketAddr,
     https: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
+    _server: Arc<tiny_http::Server>,
     leaf: Vec<u8>,
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        stop_workers(&self.server, &mut self.workers);
-    }
 }
 
 /// One server for plain and TLS connections, as ingressd runs it; HOST is
@@ -54,14 +46,13 @@ fn start_edge(backend_port: u16) -> Edge {
 
     let plain = TcpListener::bind("127.0.0.1:0").expect("bind http");
     let http = plain.local_addr().expect("addr");
-    let server = Arc::new(tiny_http::Server::from_listener_with_limits(plain, tiny_http::Limits::default()).expect("server"));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind https");
     let https = listener.local_addr().expect("addr");
-    tls::spawn_listener(listener, tls::server_config(Arc::clone(&current)), Arc::clone(&server), PATIENCE)
-        .expect("HTTPS accept loop starts");
     let config = ProxyConfig { http_port: http.port(), https_port: https.port(), ..test_config() };
-    let workers = spawn_workers(Arc::clone(&server), current, Arc::new(config), Arc::new(|_: &Outcome| {}));
-    Edge { http, https, server, workers, leaf: issued.leaf }
+    let server = proxy::serve(plain, tiny_http::Limits::default(), Arc::clone(&current), Arc::new(config), Arc::new(|_: &Outcome| {}))
+        .expect("server");
+    tls::spawn_listener(listener, tls::server_config(current), Arc::clone(&server), PATIENCE).expect("HTTPS accept loop starts");
+    Edge { http, https, _server: server, leaf: issued.leaf }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use ingressd::cache::{self, CompileConfig, Current, Generation};
 use ingressd::kube::objects::{EndpointSlice, Ingress, ObjectKey, Service};
 use ingressd::kube::Object;
-use ingressd::proxy::{spawn_workers, Outcome, ProxyConfig};
+use ingressd::proxy::{self, Outcome, ProxyConfig};
 use ingressd::routes::RouteConfig;
 use ingressd::store::Snapshot;
 use serde_json::json;
@@ -213,7 +213,6 @@ pub struct Proxy {
     pub addr: SocketAddr,
     pub outcomes: Arc<Mutex<Vec<Outcome>>>,
     pub server: Arc<tiny_http::Server>,
-    pub workers: Vec<thread::JoinHandle<()>>,
 }
 
 impl Proxy {
@@ -227,26 +226,8 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        stop_workers(&self.server, &mut self.workers);
-    }
-}
-
-/// Wakes every worker blocked waiting for a request and waits for all of
-/// them to return, so no worker outlives the test that started it.
-pub fn stop_workers(server: &tiny_http::Server, workers: &mut Vec<thread::JoinHandle<()>>) {
-    for _ in workers.iter() {
-        server.unblock();
-    }
-    for worker in workers.drain(..) {
-        let _ = worker.join();
-    }
-}
-
 pub fn test_config() -> ProxyConfig {
     ProxyConfig {
-        workers: 4,
         max_body_size: 1 << 30,
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(5),
@@ -285,17 +266,18 @@ pub fn start_proxy_with_limits(snapshot: Snapshot, config: ProxyConfig, limits: 
     let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &compile_config, &Generation::default())));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = Arc::new(tiny_http::Server::from_listener_with_limits(listener, limits).unwrap());
     let config = ProxyConfig { http_port: addr.port(), ..config };
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let sink = outcomes.clone();
-    let workers = spawn_workers(
-        server.clone(),
+    let server = proxy::serve(
+        listener,
+        limits,
         current,
         Arc::new(config),
         Arc::new(move |outcome: &Outcome| sink.lock().unwrap().push(outcome.clone())),
-    );
-    Proxy { addr, outcomes, server, workers }
+    )
+    .unwrap();
+    Proxy { addr, outcomes, server }
 }
 
 // ---------------------------------------------------------------- clients

@@ -1,4 +1,3 @@
-use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
@@ -17,6 +16,10 @@ use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBui
 use crate::Limits;
 use crate::Request;
 use crate::ShutdownHandle;
+
+/// Bytes of response buffered before a write reaches the socket: a small response's head
+/// and body, written separately, leave in one segment at the flush.
+const RESPONSE_BUFFER: usize = 4 * 1024;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -70,6 +73,9 @@ pub struct ClientConnection {
 
     /// Set by a request whose response told the client the connection ends (draining).
     response_said_close: Arc<AtomicBool>,
+
+    /// Holds each head line while it is parsed; kept for the connection's next requests.
+    line: Vec<u8>,
 }
 
 /// Error that can happen when reading a request.
@@ -105,7 +111,10 @@ impl ClientConnection {
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(
+                RESPONSE_BUFFER,
+                write_socket,
+            )),
             remote_addr,
             external,
             next_header_source: first_header,
@@ -120,15 +129,17 @@ impl ClientConnection {
             drain,
             parked: None,
             response_said_close: Arc::default(),
+            line: Vec::with_capacity(256),
         }
     }
 
-    /// Reads the next line from self.next_header_source.
+    /// Reads the next line from self.next_header_source into `buf` (cleared first),
+    /// without its line ending; the line is ASCII when this returns `Ok`.
     ///
     /// Reads until `LF` (after `CR` or bare) is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
-        let mut buf = Vec::new();
+    fn read_next_line(&mut self, buf: &mut Vec<u8>) -> Result<(), ReadError> {
+        buf.clear();
         let mut prev_byte_was_cr = false;
 
         loop {
@@ -163,11 +174,10 @@ impl ClientConnection {
                 if prev_byte_was_cr {
                     buf.pop();
                 }
-                if buf.contains(&b'\r') {
+                if buf.contains(&b'\r') || !buf.is_ascii() {
                     return Err(ReadError::Rejected(StatusCode(400)));
                 }
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| ReadError::Rejected(StatusCode(400)));
+                return Ok(());
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -213,21 +223,21 @@ impl ClientConnection {
             self.read_policy
                 .set_head_deadline(Some(now + self.limits.header_timeout));
         }
+        // The line buffer is lent out while the head is read; a failed read ends the
+        // connection, so it need not come back then.
+        let mut line = std::mem::take(&mut self.line);
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line()?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
+                self.read_next_line(&mut line)?;
+                parse_request_line(ascii_text(&line).trim())?
             };
 
             // getting all headers
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line()?;
+                    self.read_next_line(&mut line)?;
 
                     if line.is_empty() {
                         break;
@@ -235,7 +245,7 @@ impl ClientConnection {
                     if headers.len() == self.limits.max_headers {
                         return Err(ReadError::Rejected(StatusCode(431)));
                     }
-                    headers.push(parse_header_line(&line)?);
+                    headers.push(parse_header_line(ascii_text(&line))?);
                 }
 
                 headers
@@ -243,6 +253,7 @@ impl ClientConnection {
 
             (method, path, version, headers)
         };
+        self.line = line;
 
         // The body is read with the idle timeout per read.
         self.read_policy.set_head_deadline(None);
@@ -407,10 +418,14 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
     Ok((method, path.to_owned(), version))
 }
 
+/// A line `read_next_line` accepted (ASCII, so valid UTF-8).
+fn ascii_text(line: &[u8]) -> &str {
+    std::str::from_utf8(line).unwrap_or("")
+}
+
 /// Parses one header line; folded lines, empty names and control characters are malformed.
-fn parse_header_line(line: &AsciiString) -> Result<Header, ReadError> {
+fn parse_header_line(text: &str) -> Result<Header, ReadError> {
     let bad_request = || ReadError::Rejected(StatusCode(400));
-    let text = line.as_str();
     if text.starts_with([' ', '\t']) {
         return Err(bad_request());
     }

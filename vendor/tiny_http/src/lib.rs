@@ -99,6 +99,7 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -165,7 +166,15 @@ struct Shared {
     live_connections: Arc<AtomicUsize>,
 
     drain: Arc<Drain>,
+
+    /// Set when requests are handled on their connection's thread instead of `recv()`.
+    handler: Option<Handler>,
 }
+
+/// Handles one request on the thread that owns its connection. The connection's next
+/// request is read once it returns, so a connection's requests are handled in order and
+/// no request crosses threads.
+pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
 
 /// Limits that make the server safe on an edge node.
 #[derive(Debug, Clone)]
@@ -183,6 +192,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Longest a single write to a client may block.
     pub write_timeout: Duration,
+    /// Stack size of each connection thread; it must hold the deepest path a handler
+    /// runs, since a stack overflow ends the whole process.
+    pub thread_stack_size: usize,
 }
 
 impl Default for Limits {
@@ -194,6 +206,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            thread_stack_size: 2 * 1024 * 1024,
         }
     }
 }
@@ -287,7 +300,7 @@ impl Server {
         if ssl_config.is_some() {
             return Err("this tiny_http has no built-in TLS: use Server::serve_stream".into());
         }
-        Self::start(listener.into(), Limits::default())
+        Self::start(listener.into(), Limits::default(), None)
     }
 
     /// Builds a server on a listener accepted elsewhere, with explicit limits.
@@ -295,12 +308,26 @@ impl Server {
         listener: std::net::TcpListener,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), limits)
+        Self::start(listener.into(), limits, None)
+    }
+
+    /// Builds a server that runs `handler` for each request on the thread of the request's
+    /// connection, TCP and `serve_stream` alike; `recv()` then never returns a request.
+    ///
+    /// A panicking handler ends its connection (a request dropped before its response
+    /// started is answered 500) and no other.
+    pub fn from_listener_serving(
+        listener: std::net::TcpListener,
+        limits: Limits,
+        handler: Handler,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(listener.into(), limits, Some(handler))
     }
 
     fn start(
         listener: Listener,
         limits: Limits,
+        handler: Option<Handler>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the TcpListener
         let (server, local_addr) = {
@@ -312,10 +339,11 @@ impl Server {
         let shared = Arc::new(Shared {
             stop_accepting: AtomicBool::new(false),
             messages: MessagesQueue::with_capacity(8),
-            connection_threads: TaskPool::new(),
+            connection_threads: TaskPool::new(limits.thread_stack_size),
             limits,
             live_connections: Arc::new(AtomicUsize::new(0)),
             drain: Arc::default(),
+            handler,
         });
 
         let inside_shared = shared.clone();
@@ -543,18 +571,35 @@ impl Shared {
     /// external stream share one lock.
     fn serve_client(&self, client: ClientConnection) {
         let messages = self.messages.clone();
+        let handler = self.handler.clone();
         let mut client = Some(client);
         self.connection_threads.spawn(Box::new(move || {
-            if let Some(client) = client.take() {
-                let (sender, receiver) = mpsc::channel();
-                for rq in client {
-                    messages.push(rq.with_notify_sender(sender.clone()).into());
-                    if receiver.recv().is_err() {
-                        break;
+            let Some(client) = client.take() else {
+                return;
+            };
+            match &handler {
+                Some(handler) => handle_in_place(client, handler),
+                None => {
+                    let (sender, receiver) = mpsc::channel();
+                    for rq in client {
+                        messages.push(rq.with_notify_sender(sender.clone()).into());
+                        if receiver.recv().is_err() {
+                            break;
+                        }
                     }
                 }
             }
         }));
+    }
+}
+
+/// Runs `handler` for each request of `client` on this thread until the connection ends.
+fn handle_in_place(client: ClientConnection, handler: &Handler) {
+    for rq in client {
+        if catch_unwind(AssertUnwindSafe(|| handler(rq))).is_err() {
+            log::error!("a request handler panicked; closing its connection");
+            return;
+        }
     }
 }
 

@@ -18,12 +18,13 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// A second handle on the same connection; fails when no file descriptor is left.
-    fn try_clone(&self) -> IoResult<Self> {
-        Ok(match self {
-            Stream::Http(tcp_stream) => Stream::Http(Arc::new(tcp_stream.try_clone()?)),
+    /// A second handle on the same socket: no second file descriptor, so a connection
+    /// costs one descriptor (an edge node holds tens of thousands of idle ones).
+    fn share(&self) -> Self {
+        match self {
+            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.clone()),
             Stream::External(external) => Stream::External(external.clone()),
-        })
+        }
     }
 }
 
@@ -193,7 +194,7 @@ impl RefinedTcpStream {
     {
         let stream: Stream = stream.into();
 
-        let (read, write) = (stream.try_clone()?, stream);
+        let (read, write) = (stream.share(), stream);
 
         let read = RefinedTcpStream {
             stream: read,
@@ -273,6 +274,11 @@ impl Read for RefinedTcpStream {
             let mut timeout = self.read_policy.next_read_timeout()?;
             if sliced {
                 timeout = timeout.min(PARKED_EXTERNAL_READ_SLICE);
+            } else if self.read_policy.parked() {
+                // The wait for a keep-alive connection's next request is one read, so the
+                // idle timeout itself bounds it: the same value every time, and the socket
+                // option is not set again for each request.
+                timeout = self.read_policy.idle;
             }
             if self.applied_read_timeout != Some(timeout) {
                 self.stream.set_read_timeout(timeout)?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 /// for its whole life). Threads beyond `MIN_THREADS` exit after a few idle seconds.
 pub struct TaskPool {
     sharing: Arc<Sharing>,
+    stack_size: usize,
 }
 
 type Task = Box<dyn FnMut() + Send>;
@@ -47,8 +48,9 @@ impl Sharing {
 }
 
 impl TaskPool {
-    pub fn new() -> TaskPool {
+    pub fn new(stack_size: usize) -> TaskPool {
         let pool = TaskPool {
+            stack_size,
             sharing: Arc::new(Sharing {
                 state: Mutex::new(State {
                     todo: VecDeque::new(),
@@ -84,7 +86,7 @@ impl TaskPool {
         let sharing = self.sharing.clone();
         sharing.lock().threads += 1;
 
-        let spawned = thread::Builder::new().spawn(move || {
+        let spawned = thread::Builder::new().stack_size(self.stack_size).spawn(move || {
             if let Some(mut f) = initial_fn {
                 f();
             }

@@ -1,0 +1,3 @@
+module ingressd.bench/goproxy
+
+go 1.19

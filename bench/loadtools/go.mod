@@ -1,0 +1,3 @@
+module ingressd.bench/loadtools
+
+go 1.19

@@ -1,0 +1,113 @@
+//! The first phase of a request: read what the client asked for, find its
+//! route by Host and path, apply the route's policy (redirects, body size),
+//! and hand it to the forwarder or the upgrade tunnel.
+
+use std::time::Instant;
+
+use super::headers::{self, ClientOrigin};
+use super::request::{reply, ClientRequest, RoutedRequest};
+use super::wire;
+use super::{forward, tunnel, Outcome, Shared};
+use crate::routes::Backend;
+
+/// Requests under this prefix are answered over plain HTTP even when the
+/// route redirects to HTTPS: ACME HTTP-01 challenges must reach the solver.
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// Handles one request and reports what happened.
+/// `buffer` is a copy buffer lent for this request.
+pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Instant, buffer: &mut [u8]) -> Outcome {
+    let version = request.http_version();
+    let http10 = version.0 == 1 && version.1 == 0;
+    let secure = request.secure();
+    let peer = request.remote_addr().copied();
+    let config = &shared.config;
+    let origin = ClientOrigin {
+        peer: peer.map(|addr| addr.ip()),
+        secure,
+        listener_port: if secure { config.https_port } else { config.http_port },
+        trusted_proxies: &config.trusted_proxies,
+    };
+    // The header views borrow the request; everything kept past this block is owned.
+    let (mut upstream_head, client, host_header) = {
+        let header_refs: Vec<(&str, &str)> =
+            request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())).collect();
+        let upstream_head = headers::upstream_request_headers(&header_refs, &origin, headers::new_request_id);
+        let chunked = header_refs.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
+        let client = ClientRequest {
+            http10,
+            close: headers::client_wants_close(version.1, &header_refs),
+            head_request: request.method().as_str().eq_ignore_ascii_case("HEAD"),
+            unread_body: request.body_length().map_or(chunked, |n| n > 0),
+        };
+        let mut hosts = header_refs.iter().filter(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim());
+        let host_header = match (hosts.next(), hosts.next()) {
+            (_, Some(_)) => Err("more than one Host header"),
+            (host, None) => Ok(host.filter(|h| !h.is_empty()).map(str::to_owned)),
+        };
+        (upstream_head, client, host_header)
+    };
+    let mut outcome = Outcome {
+        client: peer,
+        method: request.method().as_str().to_owned(),
+        path: request.url().to_owned(),
+        request_id: upstream_head.request_id.clone(),
+        ..Outcome::default()
+    };
+
+    let Some(target) = wire::parse_target(request.url()) else {
+        log::info!("{} {:?} from {peer:?}: request target not routable", outcome.method, outcome.path);
+        return reply(request, &client, outcome, started, 400, "bad request target", &[]);
+    };
+    outcome.host = match (target.authority.as_deref(), host_header) {
+        (_, Err(why)) => return reply(request, &client, outcome, started, 400, why, &[]),
+        (Some(authority), Ok(_)) => authority.to_owned(),
+        (None, Ok(Some(host))) => host,
+        (None, Ok(None)) => return reply(request, &client, outcome, started, 400, "missing Host header", &[]),
+    };
+    let host = outcome.host.as_str();
+    if target.authority.is_some() {
+        // An absolute-form target's authority replaces Host (RFC 9112 3.2.2).
+        upstream_head.headers.retain(|(name, _)| name != "host");
+        upstream_head.headers.insert(0, ("host".into(), host.to_owned()));
+    }
+
+    let generation = shared.current.load();
+    let Some(route) = generation.routes.lookup(host, target.path()) else {
+        return reply(request, &client, outcome, started, 404, "no route for this host and path", &[]);
+    };
+    outcome.ingress = Some(route.ingress.clone());
+    outcome.service = Some(route.service.clone());
+
+    if route.ssl_redirect && !secure && !target.path().starts_with(ACME_CHALLENGE_PREFIX) {
+        let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
+        let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
+        return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
+    }
+
+    let upstreams = match &route.backend {
+        Backend::Upstreams(upstreams) if !upstreams.is_empty() => upstreams,
+        Backend::Upstreams(_) => {
+            log::warn!("{host}{}: service {} has no ready endpoints", target.path(), route.service);
+            return reply(request, &client, outcome, started, 503, "no ready endpoints", &[]);
+        }
+        Backend::Unavailable(reason) => {
+            log::warn!("{host}{}: backend unavailable: {reason}", target.path());
+            return reply(request, &client, outcome, started, 503, "backend unavailable", &[]);
+        }
+    };
+
+    if upstream_head.upgrade {
+        let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
+        return tunnel::relay(shared, request, routed);
+    }
+
+    let declared_length = request.body_length().map(|n| n as u64);
+    if config.max_body_size > 0 && declared_length.is_some_and(|n| n > config.max_body_size) {
+        log::warn!("{host}{}: request body of {declared_length:?} bytes exceeds --max-body-size", target.path());
+        let client = ClientRequest { close: true, ..client };
+        return reply(request, &client, outcome, started, 413, "request body too large", &[]);
+    }
+    let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
+    forward::forward(shared, request, routed, buffer)
+}
