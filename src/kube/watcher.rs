@@ -427,7 +427,10 @@ impl<T: Versioned, S: Sink<T>> Driver<T, S> {
                 return;
             }
             outcome = match action {
-                Action::List { continue_token } => self.list(continue_token.as_deref()),
+                Action::List { continue_token } => {
+                    stream = None;
+                    self.list(continue_token.as_deref())
+                }
                 Action::Watch { resource_version, timeout_seconds, restart } => {
                     stream = None;
                     if restart {
