@@ -61,7 +61,7 @@ catalogue! {
     "affinity-canary-behavior" => NOT_YET,
     "affinity-mode" => NOT_YET,
     "allowlist-source-range" => NOT_YET,
-    "app-root" => NOT_YET,
+    "app-root" => Support::Honoured,
     "auth-always-set-cookie" => NOT_YET,
     "auth-cache-duration" => NOT_YET,
     "auth-cache-key" => NOT_YET,
@@ -118,7 +118,7 @@ catalogue! {
     "enable-rewrite-log" => Support::Ignored("nginx's rewrite log has no counterpart; the access log shows the forwarded path"),
     "fastcgi-index" => Support::Ignored("FastCGI backends are out of scope"),
     "fastcgi-params-configmap" => Support::Ignored("FastCGI backends are out of scope"),
-    "force-ssl-redirect" => NOT_YET,
+    "force-ssl-redirect" => Support::Honoured,
     "from-to-www-redirect" => NOT_YET,
     "http2-push-preload" => Support::Ignored("HTTP/2 server push is obsolete: browsers removed it"),
     "limit-allowlist" => NOT_YET,
@@ -137,10 +137,10 @@ catalogue! {
     "modsecurity-transaction-id" => NGINX_MODULE,
     "opentelemetry-operation-name" => NGINX_MODULE,
     "opentelemetry-trust-incoming-span" => NGINX_MODULE,
-    "permanent-redirect" => NOT_YET,
-    "permanent-redirect-code" => NOT_YET,
+    "permanent-redirect" => Support::Honoured,
+    "permanent-redirect-code" => Support::Honoured,
     "preserve-trailing-slash" => NOT_YET,
-    "proxy-body-size" => NOT_YET,
+    "proxy-body-size" => Support::Honoured,
     "proxy-buffer-size" => NO_BUFFERING,
     "proxy-buffering" => NO_BUFFERING,
     "proxy-buffers-number" => NO_BUFFERING,
@@ -185,16 +185,16 @@ catalogue! {
     "ssl-prefer-server-ciphers" => TLS_SETTINGS,
     "ssl-redirect" => Support::Honoured,
     "stream-snippet" => SNIPPET,
-    "temporal-redirect" => NOT_YET,
-    "temporal-redirect-code" => NOT_YET,
+    "temporal-redirect" => Support::Honoured,
+    "temporal-redirect-code" => Support::Honoured,
     "upstream-hash-by" => NOT_YET,
     "upstream-hash-by-subset" => NOT_YET,
     "upstream-hash-by-subset-size" => NOT_YET,
-    "upstream-vhost" => NOT_YET,
+    "upstream-vhost" => Support::Honoured,
     "use-port-in-redirects" => NOT_YET,
     "use-regex" => NOT_YET,
     "whitelist-source-range" => NOT_YET,
-    "x-forwarded-prefix" => NOT_YET,
+    "x-forwarded-prefix" => Support::Honoured,
 }
 
 /// The row for a name (without prefix); `None` for a name ingress-nginx never had.
@@ -227,6 +227,20 @@ mod tests {
     #[test]
     fn only_what_ingressd_applies_is_honoured() {
         let honoured: Vec<&str> = CATALOGUE.iter().filter(|e| e.support == Support::Honoured).map(|e| e.name).collect();
-        assert_eq!(honoured, ["ssl-redirect"]);
+        assert_eq!(
+            honoured,
+            [
+                "app-root",
+                "force-ssl-redirect",
+                "permanent-redirect",
+                "permanent-redirect-code",
+                "proxy-body-size",
+                "ssl-redirect",
+                "temporal-redirect",
+                "temporal-redirect-code",
+                "upstream-vhost",
+                "x-forwarded-prefix"
+            ]
+        );
     }
 }

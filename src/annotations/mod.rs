@@ -8,6 +8,7 @@
 //! ingressd does with each name.
 
 pub mod catalogue;
+pub mod policy;
 
 use std::collections::BTreeMap;
 
@@ -71,6 +72,16 @@ pub fn markdown_table() -> String {
             ("ssl-redirect", _) => {
                 "redirects plain HTTP for the Ingress's TLS hosts with 308; unlike ingress-nginx, only when set to \"true\" (ingress-nginx redirects TLS hosts by default)"
             }
+            ("force-ssl-redirect", _) => "redirects plain HTTP for every host of the Ingress with 308, TLS entry or not",
+            ("app-root", _) => "a request for `/` answers 302 to `$scheme://$http_host` + the path",
+            ("permanent-redirect" | "temporal-redirect", _) => {
+                "every request answers with the URL (http or https only); `$request_uri`, `$uri`, `$args`, `$host` and `$scheme` are expanded as nginx's `return` does; temporal wins when both are set"
+            }
+            ("permanent-redirect-code", _) => "300 to 308; anything else gives 301",
+            ("temporal-redirect-code", _) => "300 to 307; anything else gives 302",
+            ("proxy-body-size", _) => "nginx size syntax (`8m`, `512k`, `1g`); `0` means no limit; a bad value keeps `--max-body-size`",
+            ("upstream-vhost", _) => "the backend receives this Host header; X-Forwarded-Host keeps the client's",
+            ("x-forwarded-prefix", _) => "sent to the backend as `X-Forwarded-Prefix`, replacing any the client sent",
             (_, Some(why)) => why,
             (_, None) => "",
         };

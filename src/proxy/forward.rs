@@ -134,7 +134,7 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
         let mut body = has_body.then(|| ClientBody {
             inner: request.as_reader(),
             declared: declared_length,
-            limit: shared.config.max_body_size,
+            limit: route.max_body_size(shared.config.max_body_size),
             received: 0,
             finished: false,
             failure: None,

@@ -8,6 +8,7 @@ use super::headers::{self, ClientOrigin};
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
 use super::{forward, tunnel, Outcome, Shared};
+use crate::annotations::policy::Policy;
 use crate::routes::Backend;
 
 /// Requests under this prefix are answered over plain HTTP even when the
@@ -79,10 +80,20 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     outcome.ingress = Some(route.ingress.clone());
     outcome.service = Some(route.service.clone());
 
+    if let Some((code, location)) = route.policy.as_ref().and_then(|policy| {
+        let scheme = if secure { "https" } else { "http" };
+        policy.redirect_for(scheme, host, &target.path_and_query)
+    }) {
+        return reply(request, &client, outcome, started, code, "redirecting", &[("location", location.as_bytes())]);
+    }
     if route.ssl_redirect && !secure && !target.path().starts_with(ACME_CHALLENGE_PREFIX) {
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
         let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
+    }
+
+    if let Some(policy) = &route.policy {
+        rewrite_upstream_headers(&mut upstream_head.headers, policy);
     }
 
     let upstreams = match &route.backend {
@@ -103,11 +114,23 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     }
 
     let declared_length = request.body_length().map(|n| n as u64);
-    if config.max_body_size > 0 && declared_length.is_some_and(|n| n > config.max_body_size) {
-        log::warn!("{host}{}: request body of {declared_length:?} bytes exceeds --max-body-size", target.path());
+    let max_body_size = route.max_body_size(config.max_body_size);
+    if max_body_size > 0 && declared_length.is_some_and(|n| n > max_body_size) {
+        log::warn!("{host}{}: request body of {declared_length:?} bytes exceeds the limit of {max_body_size}", target.path());
         let client = ClientRequest { close: true, ..client };
         return reply(request, &client, outcome, started, 413, "request body too large", &[]);
     }
     let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
     forward::forward(shared, request, routed, buffer)
+}
+
+/// `upstream-vhost` replaces the Host the backend sees; `x-forwarded-prefix`
+/// sets `X-Forwarded-Prefix` (a client's own value is replaced, not joined).
+fn rewrite_upstream_headers(headers: &mut Vec<(headers::HeaderName, String)>, policy: &Policy) {
+    for (name, value) in [("host", &policy.upstream_vhost), ("x-forwarded-prefix", &policy.forwarded_prefix)] {
+        if let Some(value) = value {
+            headers.retain(|(existing, _)| existing != name);
+            headers.push((name.into(), value.clone()));
+        }
+    }
 }

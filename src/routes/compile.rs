@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::annotations;
+use crate::annotations::{self, policy::Policy};
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey};
 use crate::store::Snapshot;
 
@@ -45,6 +45,8 @@ struct Candidate<'a> {
     written: &'a str,
     backend: &'a IngressBackend,
     ssl_redirect: bool,
+    /// What the Ingress's annotations ask of each request; shared by its routes.
+    policy: Option<Arc<Policy>>,
     ingress: &'a Ingress,
     /// The Ingress's position oldest-first: the lower claim wins.
     age_rank: usize,
@@ -123,7 +125,10 @@ fn compile_host_routes<'a>(
         let key = candidate.ingress.metadata.key();
         let resolved = resolver.resolve(&candidate.ingress.metadata.namespace, candidate.backend, &key);
         let carried = previous.and_then(|p| p.position_of(&candidate.matcher, &key, &resolved));
-        let route = route(key, resolved, candidate.ssl_redirect, display.clone(), candidate.written.to_string(), Some(candidate.path_type), carried);
+        let route = Route {
+            policy: candidate.policy,
+            ..route(key, resolved, candidate.ssl_redirect, display.clone(), candidate.written.to_string(), Some(candidate.path_type), carried)
+        };
         routes.push(PathRoute { matcher: candidate.matcher, route });
     }
     HostRoutes { routes, conflicts }
@@ -161,6 +166,11 @@ pub(crate) fn rule_hosts(ingress: &Ingress) -> Vec<HostPattern> {
 /// host compiled, or they have no host at all to compile).
 fn add_candidates<'a>(ingress: &'a Ingress, age_rank: usize, only: Option<&HostPattern>, by_host: &mut HashMap<HostPattern, Vec<Candidate<'a>>>) {
     let redirect = ssl_redirect_hosts(ingress);
+    let (policy, problems) = Policy::from_annotations(&ingress.metadata.annotations);
+    for problem in problems {
+        log::warn!("ingress {}: {problem}", ingress.metadata.key());
+    }
+    let policy = policy.map(Arc::new);
     for rule in &ingress.spec.rules {
         let host = match compile_host(rule.host.as_deref()) {
             Ok(host) => host,
@@ -187,6 +197,7 @@ fn add_candidates<'a>(ingress: &'a Ingress, age_rank: usize, only: Option<&HostP
                     written: path.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/"),
                     backend: &path.backend,
                     ssl_redirect,
+                    policy: policy.clone(),
                     ingress,
                     age_rank,
                 }),
@@ -212,6 +223,7 @@ fn route(
         port: resolved.port,
         backend: resolved.backend,
         ssl_redirect,
+        policy: None,
         next_upstream: next_upstream.unwrap_or_default(),
         host,
         path,
@@ -233,8 +245,14 @@ impl RedirectHosts {
     }
 }
 
+/// `ssl-redirect: "true"` redirects the Ingress's TLS hosts;
+/// `force-ssl-redirect: "true"` redirects every host of it, TLS entry or not.
 fn ssl_redirect_hosts(ingress: &Ingress) -> Option<RedirectHosts> {
-    if annotations::value(&ingress.metadata.annotations, "ssl-redirect") != Some("true") {
+    let asked = |name| annotations::value(&ingress.metadata.annotations, name) == Some("true");
+    if asked("force-ssl-redirect") {
+        return Some(RedirectHosts { all: true, hosts: Vec::new() });
+    }
+    if !asked("ssl-redirect") {
         return None;
     }
     let all = ingress.spec.tls.iter().any(|tls| tls.hosts.is_empty());

@@ -45,8 +45,9 @@ mod tests;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::store::Snapshot;
+use crate::annotations::policy::Policy;
 use crate::kube::objects::ObjectKey;
+use crate::store::Snapshot;
 
 pub use compile::{compile, compile_served};
 pub use host::normalize_host;
@@ -141,6 +142,9 @@ pub struct Route {
     /// Plain-HTTP requests to this route answer 308 to https
     /// (`ingressd.io/ssl-redirect: "true"` on a TLS host).
     pub ssl_redirect: bool,
+    /// Redirects and limits the Ingress's annotations ask for; `None` (no
+    /// cost on the request path) when it asks for none.
+    pub policy: Option<Arc<Policy>>,
     /// Round-robin position, shared by every worker, and carried over to the
     /// next generation's route to the same backend.
     pub next_upstream: Arc<AtomicUsize>,
@@ -158,6 +162,12 @@ impl Route {
     /// Whether this is the default backend rather than a rule.
     pub fn is_default_backend(&self) -> bool {
         self.path_type.is_none()
+    }
+
+    /// The largest request body this route accepts (0: no limit):
+    /// `proxy-body-size` when the Ingress sets it, else `default`.
+    pub fn max_body_size(&self, default: u64) -> u64 {
+        self.policy.as_ref().and_then(|p| p.max_body_size).unwrap_or(default)
     }
 
     /// The number of ready upstreams (0 for an unavailable backend).

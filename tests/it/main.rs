@@ -12,6 +12,7 @@ mod support;
 mod tiny_http_common;
 mod tls_support;
 
+mod annotations_e2e;
 mod cli;
 mod dockerfile;
 mod drain;

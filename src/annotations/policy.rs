@@ -1,0 +1,329 @@
+//! What an Ingress's annotations ask of each request, decided once per
+//! compile. A route carries a policy only when its Ingress set one of these
+//! annotations, so a plain Ingress costs the request path nothing.
+//!
+//! Each value is parsed by a pure function with ingress-nginx's rules, and a
+//! bad value is reported and left out: the Ingress then behaves as if the
+//! annotation were absent (ingressd's defaults, not nginx's).
+
+use std::collections::BTreeMap;
+
+use super::value;
+
+/// Per-request behaviour from annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `app-root`: a request for exactly `/` answers 302 to this path.
+    pub app_root: Option<String>,
+    /// `temporal-redirect` or `permanent-redirect`: every request answers
+    /// with this code and URL instead of reaching the backend.
+    pub redirect: Option<Redirect>,
+    /// `proxy-body-size` in bytes; 0 means no limit. `None` keeps `--max-body-size`.
+    pub max_body_size: Option<u64>,
+    /// `upstream-vhost`: the Host header the backend receives instead of the client's.
+    pub upstream_vhost: Option<String>,
+    /// `x-forwarded-prefix`: sent to the backend as `X-Forwarded-Prefix`.
+    pub forwarded_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub code: u16,
+    pub url: String,
+}
+
+impl Policy {
+    /// The policy `annotations` ask for (`None` when they ask for nothing),
+    /// and a description of every value that had to be left out.
+    pub fn from_annotations(annotations: &BTreeMap<String, String>) -> (Option<Policy>, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut policy = Policy::default();
+        if let Some(root) = value(annotations, "app-root") {
+            match parse_app_root(root) {
+                Ok(root) => policy.app_root = Some(root),
+                Err(why) => problems.push(format!("app-root {root:?} ignored: {why}")),
+            }
+        }
+        policy.redirect = redirect(annotations, &mut problems);
+        if let Some(size) = value(annotations, "proxy-body-size") {
+            match parse_size(size) {
+                Some(bytes) => policy.max_body_size = Some(bytes),
+                None => problems.push(format!("proxy-body-size {size:?} ignored: not an nginx size (digits, then k, m or g); --max-body-size applies")),
+            }
+        }
+        for (name, slot, check) in [
+            ("upstream-vhost", &mut policy.upstream_vhost, check_host as fn(&str) -> Result<(), &'static str>),
+            ("x-forwarded-prefix", &mut policy.forwarded_prefix, check_header_value),
+        ] {
+            if let Some(text) = value(annotations, name) {
+                match check(text) {
+                    Ok(()) => *slot = Some(text.to_string()),
+                    Err(why) => problems.push(format!("{name} {text:?} ignored: {why}")),
+                }
+            }
+        }
+        let asked = policy != Policy::default();
+        (asked.then_some(policy), problems)
+    }
+
+    /// The redirect this policy answers `path_and_query` with, if any:
+    /// `app-root` for `/`, then the Ingress-wide redirect (ingress-nginx
+    /// applies the server's app-root before the location's `return`).
+    /// `http_host` is the Host as the client sent it, port included, as
+    /// nginx's `$http_host`.
+    pub fn redirect_for(&self, scheme: &str, http_host: &str, path_and_query: &str) -> Option<(u16, String)> {
+        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+        if let Some(root) = self.app_root.as_deref().filter(|_| path == "/") {
+            return Some((302, format!("{scheme}://{http_host}{root}")));
+        }
+        self.redirect.as_ref().map(|r| (r.code, expand(&r.url, scheme, &host_of(http_host), path_and_query)))
+    }
+}
+
+/// `temporal-redirect` wins over `permanent-redirect`, as in ingress-nginx;
+/// a code outside its range falls back to the default, as there too.
+fn redirect(annotations: &BTreeMap<String, String>, problems: &mut Vec<String>) -> Option<Redirect> {
+    for (name, code_name, default, max) in [("temporal-redirect", "temporal-redirect-code", 302, 307), ("permanent-redirect", "permanent-redirect-code", 301, 308)] {
+        let Some(url) = value(annotations, name).filter(|u| !u.is_empty()) else { continue };
+        if let Err(why) = check_redirect_url(url) {
+            problems.push(format!("{name} {url:?} ignored: {why}"));
+            continue;
+        }
+        let code = match value(annotations, code_name).map(|c| (c, c.trim().parse::<u16>())) {
+            None => default,
+            Some((_, Ok(code))) if (300..=max).contains(&code) => code,
+            Some((text, _)) => {
+                problems.push(format!("{code_name} {text:?} is not a code from 300 to {max}; {default} is used"));
+                default
+            }
+        };
+        return Some(Redirect { code, url: url.to_string() });
+    }
+    None
+}
+
+/// An absolute http or https URL without white space or control bytes (it
+/// becomes a Location header verbatim).
+fn check_redirect_url(url: &str) -> Result<(), &'static str> {
+    let scheme_ok = url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")) || url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    if !scheme_ok {
+        return Err("only http and https URLs redirect");
+    }
+    if url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return Err("white space or control characters");
+    }
+    Ok(())
+}
+
+/// A Host header value: a name or address with an optional port, nothing else.
+fn check_host(text: &str) -> Result<(), &'static str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']');
+    if text.is_empty() || !text.bytes().all(allowed) {
+        return Err("not a host name with an optional port");
+    }
+    Ok(())
+}
+
+/// A header value sent verbatim: printable, no control bytes.
+fn check_header_value(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() || text.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
+        return Err("empty, or holds control or non-ASCII bytes");
+    }
+    Ok(())
+}
+
+/// `app-root` is a path: it must start with `/` and hold no query, white
+/// space or control bytes.
+fn parse_app_root(root: &str) -> Result<String, &'static str> {
+    if !root.starts_with('/') || root.starts_with("//") {
+        return Err("not an absolute path");
+    }
+    if root.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'?' || b == b'#') {
+        return Err("white space, control characters, ? or #");
+    }
+    Ok(root.to_string())
+}
+
+/// An nginx size (`client_max_body_size`): digits, optionally followed by
+/// `k`, `m` or `g` in either case (ingress-nginx also lets `b` through).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_lowercase()),
+        _ => (text, 'b'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let shift = match unit {
+        'b' => 0,
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// nginx's `$host`: the Host without its port, lower-case.
+fn host_of(http_host: &str) -> String {
+    let host = match http_host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) => name,
+        _ => http_host,
+    };
+    host.to_ascii_lowercase()
+}
+
+/// The nginx variables a redirect URL may use, as nginx's `return` expands
+/// them: `$request_uri` (path and query as sent), `$uri` (the path),
+/// `$args` (the query), `$host` and `$scheme`. Anything else stays as written.
+fn expand(url: &str, scheme: &str, host: &str, path_and_query: &str) -> String {
+    if !url.contains('$') {
+        return url.to_string();
+    }
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    // Longest names first, so `$uri` does not eat the start of a longer name.
+    let variables = [("$request_uri", path_and_query), ("$scheme", scheme), ("$args", query), ("$host", host), ("$uri", path)];
+    let mut out = String::with_capacity(url.len() + path_and_query.len());
+    let mut rest = url;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        match variables.iter().find(|(name, _)| tail.starts_with(name) && !tail[name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')) {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &tail[name.len()..];
+            }
+            None => {
+                out.push('$');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect()
+    }
+
+    #[test]
+    fn sizes_as_nginx_reads_them() {
+        let cases = [
+            ("0", Some(0)),
+            ("1000", Some(1000)),
+            ("8k", Some(8 << 10)),
+            ("8K", Some(8 << 10)),
+            ("10m", Some(10 << 20)),
+            ("1g", Some(1 << 30)),
+            ("5b", Some(5)),
+            (" 2m ", Some(2 << 20)),
+            ("", None),
+            ("m", None),
+            ("1.5m", None),
+            ("10mb", None),
+            ("-1", None),
+            ("10t", None),
+            ("99999999999999999999g", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_size(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn redirects_follow_ingress_nginx_precedence_and_code_ranges() {
+        let cases: &[(&[(&str, &str)], Option<(u16, &str)>, usize)] = &[
+            (&[("permanent-redirect", "https://new.example.com")], Some((301, "https://new.example.com")), 0),
+            (&[("permanent-redirect", "https://a.test"), ("permanent-redirect-code", "308")], Some((308, "https://a.test")), 0),
+            (&[("permanent-redirect", "https://a.test"), ("permanent-redirect-code", "399")], Some((301, "https://a.test")), 1),
+            (&[("permanent-redirect", "https://a.test"), ("permanent-redirect-code", "x")], Some((301, "https://a.test")), 1),
+            (&[("temporal-redirect", "http://t.test/x")], Some((302, "http://t.test/x")), 0),
+            (&[("temporal-redirect", "http://t.test"), ("temporal-redirect-code", "307")], Some((307, "http://t.test")), 0),
+            (&[("temporal-redirect", "http://t.test"), ("temporal-redirect-code", "308")], Some((302, "http://t.test")), 1),
+            (&[("temporal-redirect", "http://t.test"), ("permanent-redirect", "https://p.test")], Some((302, "http://t.test")), 0),
+            (&[("permanent-redirect", "ftp://files.test")], None, 1),
+            (&[("permanent-redirect", "/relative")], None, 1),
+            (&[("permanent-redirect", "https://a.test/\r\nSet-Cookie: x")], None, 1),
+            (&[("temporal-redirect", "javascript:alert(1)"), ("permanent-redirect", "https://p.test")], Some((301, "https://p.test")), 1),
+            (&[("permanent-redirect", "")], None, 0),
+        ];
+        for (pairs, expected, problems) in cases {
+            let (policy, found) = Policy::from_annotations(&map(pairs));
+            let redirect = policy.and_then(|p| p.redirect).map(|r| (r.code, r.url));
+            assert_eq!(redirect.as_ref().map(|(c, u)| (*c, u.as_str())), *expected, "{pairs:?}");
+            assert_eq!(found.len(), *problems, "{pairs:?}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn app_root_answers_only_the_root_and_comes_first() {
+        let (policy, problems) = Policy::from_annotations(&map(&[("app-root", "/app1"), ("permanent-redirect", "https://new.test$request_uri")]));
+        let policy = policy.expect("a policy");
+        assert!(problems.is_empty());
+        assert_eq!(policy.redirect_for("http", "shop.test", "/"), Some((302, "http://shop.test/app1".to_string())));
+        assert_eq!(policy.redirect_for("http", "Shop.test:8080", "/"), Some((302, "http://Shop.test:8080/app1".to_string())), "$http_host keeps the port");
+        assert_eq!(policy.redirect_for("https", "shop.test", "/?a=1"), Some((302, "https://shop.test/app1".to_string())));
+        assert_eq!(policy.redirect_for("http", "shop.test", "/x?a=1"), Some((301, "https://new.test/x?a=1".to_string())));
+        for bad in ["app1", "//evil.test", "/a b", "/a?b"] {
+            let (policy, problems) = Policy::from_annotations(&map(&[("app-root", bad)]));
+            assert_eq!((policy, problems.len()), (None, 1), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn host_drops_the_port_like_nginx() {
+        for (http_host, host) in [("a.test", "a.test"), ("A.Test:8080", "a.test"), ("[::1]:443", "[::1]"), ("[::1]", "[::1]"), ("a.test:", "a.test:")] {
+            assert_eq!(host_of(http_host), host, "{http_host}");
+        }
+    }
+
+    #[test]
+    fn redirect_urls_expand_nginx_variables_and_keep_the_rest() {
+        let cases = [
+            ("https://n.test$request_uri", "https://n.test/a/b?q=1"),
+            ("https://n.test$uri?from=$host", "https://n.test/a/b?from=old.test"),
+            ("$scheme://n.test/?$args", "http://n.test/?q=1"),
+            ("https://n.test/$unknown/$", "https://n.test/$unknown/$"),
+            ("https://n.test/$urix", "https://n.test/$urix"),
+            ("https://n.test/plain", "https://n.test/plain"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(expand(url, "http", "old.test", "/a/b?q=1"), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn upstream_vhost_and_forwarded_prefix_must_be_header_safe() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("upstream-vhost", "internal.example.com", true),
+            ("upstream-vhost", "10.0.0.1:8080", true),
+            ("upstream-vhost", "a.test\r\nX-Evil: 1", false),
+            ("upstream-vhost", "a b", false),
+            ("upstream-vhost", "", false),
+            ("x-forwarded-prefix", "/api", true),
+            ("x-forwarded-prefix", "/a\nb", false),
+        ];
+        for (name, text, accepted) in cases {
+            let (policy, problems) = Policy::from_annotations(&map(&[(name, text)]));
+            let got = policy.map(|p| p.upstream_vhost.or(p.forwarded_prefix));
+            assert_eq!(got, accepted.then(|| Some(text.to_string())), "{name} {text:?}");
+            assert_eq!(problems.len(), usize::from(!accepted), "{name} {text:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_asked_means_no_policy_and_bad_values_are_reported() {
+        assert_eq!(Policy::from_annotations(&map(&[("proxy-buffering", "on")])), (None, vec![]));
+        let (policy, problems) = Policy::from_annotations(&map(&[("proxy-body-size", "lots")]));
+        assert_eq!(policy, None);
+        assert_eq!(problems.len(), 1);
+        let (policy, _) = Policy::from_annotations(&map(&[("proxy-body-size", "0")]));
+        assert_eq!(policy.and_then(|p| p.max_body_size), Some(0), "0 means unlimited, and is asked for");
+    }
+}

@@ -1,0 +1,163 @@
+//! ingress-nginx annotations through the real binary: the fake API server
+//! holds the Ingresses, ingressd answers over real TCP, a real backend
+//! stands behind it.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{get, ingress, request, service_for, Api, Backend, Ingressd};
+use crate::support::wait::wait_until;
+
+/// An Ingress `name` for `NAME.example.com` to the backend, with these
+/// `nginx.ingress.kubernetes.io/` annotations.
+fn annotated(name: &str, annotations: &[(&str, &str)]) -> Value {
+    let mut object = ingress("web", name, &[(&format!("{name}.example.com"), "/", "blue")]);
+    let map: serde_json::Map<String, Value> =
+        annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
+    object["metadata"]["annotations"] = Value::Object(map);
+    object
+}
+
+fn start(ingresses: Vec<Value>, extra: &[&str]) -> (Api, Backend, Ingressd) {
+    start_with_backend(ingresses, extra, None)
+}
+
+/// Like [`start`]; `backend` (when given) stands behind Service `blue`
+/// instead of a counting [`Backend`] (which does not read request bodies).
+fn start_with_backend(ingresses: Vec<Value>, extra: &[&str], backend: Option<std::net::SocketAddr>) -> (Api, Backend, Ingressd) {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    for object in service_for("web", "blue", backend.unwrap_or(blue.addr)) {
+        api.fake.create(object);
+    }
+    for object in ingresses {
+        api.fake.create(object);
+    }
+    let ingressd = Ingressd::start(&api, extra);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    (api, blue, ingressd)
+}
+
+fn post(ingressd: &Ingressd, host: &str, body_length: usize) -> u16 {
+    let raw = format!("POST /upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {body_length}\r\nConnection: close\r\n\r\n{}", "x".repeat(body_length));
+    request(ingressd.http, &raw).map(|r| r.status).unwrap_or(0)
+}
+
+#[test]
+fn redirects_answer_without_reaching_the_backend() {
+    let (_api, blue, ingressd) = start(
+        vec![
+            annotated("moved", &[("permanent-redirect", "https://new.example.com$request_uri"), ("permanent-redirect-code", "308")]),
+            annotated("away", &[("temporal-redirect", "https://elsewhere.example.com/"), ("permanent-redirect", "https://ignored.example.com/")]),
+            annotated("app", &[("app-root", "/app1")]),
+            annotated("forced", &[("force-ssl-redirect", "true")]),
+            annotated("broken", &[("permanent-redirect", "ftp://files.example.com/")]),
+        ],
+        &[],
+    );
+    let answer = |host: &str, path: &str| {
+        let response = get(ingressd.http, path, host).expect("answer");
+        (response.status, response.header("location").map(str::to_string))
+    };
+    assert_eq!(answer("moved.example.com", "/a/b?c=1"), (308, Some("https://new.example.com/a/b?c=1".into())));
+    assert_eq!(answer("away.example.com", "/x"), (302, Some("https://elsewhere.example.com/".into())), "temporal wins");
+    assert_eq!(answer("app.example.com", "/"), (302, Some("http://app.example.com/app1".into())));
+    assert_eq!(answer("forced.example.com", "/p?q=1"), (308, Some(format!("https://forced.example.com:{}/p?q=1", ingressd.https.port()))));
+    assert_eq!(blue.requests.load(std::sync::atomic::Ordering::SeqCst), 0, "no redirect reached the backend");
+
+    assert_eq!(answer("app.example.com", "/app1/page"), (200, None), "app-root only answers /");
+    assert_eq!(answer("broken.example.com", "/still"), (200, None), "a bad redirect URL is left out; the Ingress serves");
+}
+
+#[test]
+fn proxy_body_size_sets_the_ingress_limit_and_zero_lifts_it() {
+    let (_api, _blue, ingressd) = start_with_backend(
+        vec![
+            annotated("small", &[("proxy-body-size", "1k")]),
+            annotated("unlimited", &[("proxy-body-size", "0")]),
+            annotated("typo", &[("proxy-body-size", "lots")]),
+            annotated("plain", &[]),
+        ],
+        &["--max-body-size", "2048"],
+        Some(echoing_backend()),
+    );
+    assert_eq!(post(&ingressd, "small.example.com", 1024), 200);
+    assert_eq!(post(&ingressd, "small.example.com", 1025), 413);
+    assert_eq!(post(&ingressd, "unlimited.example.com", 4096), 200, "0 means no limit, whatever --max-body-size says");
+    assert_eq!(post(&ingressd, "typo.example.com", 4096), 413, "a bad value keeps --max-body-size");
+    assert_eq!(post(&ingressd, "plain.example.com", 2048), 200);
+    assert_eq!(post(&ingressd, "plain.example.com", 2049), 413);
+}
+
+#[test]
+fn a_changed_annotation_takes_effect_for_the_next_request() {
+    let (api, _blue, ingressd) = start(vec![annotated("live", &[])], &[]);
+    assert_eq!(get(ingressd.http, "/", "live.example.com").map(|r| r.status).ok(), Some(200));
+    api.fake.apply(annotated("live", &[("permanent-redirect", "https://next.example.com/")]));
+    assert!(wait_until(Duration::from_secs(2), || get(ingressd.http, "/", "live.example.com").map(|r| r.status).ok() == Some(301)));
+    api.fake.apply(annotated("live", &[]));
+    assert!(wait_until(Duration::from_secs(2), || get(ingressd.http, "/", "live.example.com").map(|r| r.status).ok() == Some(200)));
+}
+
+/// A backend that reads each request (its Content-Length body included) and
+/// answers with the request head it received.
+fn echoing_backend() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(&stream);
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) => head.push_str(&line),
+                        }
+                    }
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<u64>().unwrap_or(0)))
+                        .unwrap_or(0);
+                    if std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink()).map_or(true, |n| n != length) {
+                        return;
+                    }
+                    let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{head}", head.len());
+                    if (&stream).write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn upstream_vhost_and_x_forwarded_prefix_reach_the_backend() {
+    let api = Api::start();
+    for object in service_for("web", "echo", echoing_backend()) {
+        api.fake.create(object);
+    }
+    let mut object = ingress("web", "vhost", &[("vhost.example.com", "/", "echo")]);
+    object["metadata"]["annotations"] = json!({
+        "nginx.ingress.kubernetes.io/upstream-vhost": "internal.svc.example",
+        "nginx.ingress.kubernetes.io/x-forwarded-prefix": "/api",
+    });
+    api.fake.create(object);
+    let ingressd = Ingressd::start(&api, &[]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    let raw = "GET /x HTTP/1.1\r\nHost: vhost.example.com\r\nX-Forwarded-Prefix: /forged\r\nConnection: close\r\n\r\n";
+    let seen = request(ingressd.http, raw).expect("answer").text().to_ascii_lowercase();
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(lines.contains(&"host: internal.svc.example"), "{seen}");
+    assert!(!lines.contains(&"host: vhost.example.com"), "the client's Host is replaced: {seen}");
+    assert!(lines.contains(&"x-forwarded-prefix: /api") && !seen.contains("/forged"), "{seen}");
+    assert!(lines.contains(&"x-forwarded-host: vhost.example.com"), "X-Forwarded-Host keeps the client's host: {seen}");
+}
