@@ -8,6 +8,7 @@
 //! ingressd does with each name.
 
 pub mod catalogue;
+pub mod cors;
 pub mod policy;
 
 use std::collections::BTreeMap;
@@ -82,6 +83,13 @@ pub fn markdown_table() -> String {
             ("proxy-body-size", _) => "nginx size syntax (`8m`, `512k`, `1g`); `0` means no limit; a bad value keeps `--max-body-size`",
             ("upstream-vhost", _) => "the backend receives this Host header; X-Forwarded-Host keeps the client's",
             ("x-forwarded-prefix", _) => "sent to the backend as `X-Forwarded-Prefix`, replacing any the client sent",
+            ("enable-cors", _) => {
+                "an OPTIONS request from an allowed origin is answered 204 by ingressd; other responses get the CORS headers, replacing the backend's"
+            }
+            ("cors-allow-origin", _) => "`*` (default) or a comma-separated list; `https://*.example.com` matches one label; invalid entries are skipped",
+            ("cors-allow-credentials" | "cors-allow-headers" | "cors-allow-methods" | "cors-expose-headers" | "cors-max-age", _) => {
+                "ingress-nginx's defaults and validation; an invalid value falls back to the default"
+            }
             (_, Some(why)) => why,
             (_, None) => "",
         };

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use super::cors::Cors;
 use super::value;
 
 /// Per-request behaviour from annotations.
@@ -24,6 +25,8 @@ pub struct Policy {
     pub upstream_vhost: Option<String>,
     /// `x-forwarded-prefix`: sent to the backend as `X-Forwarded-Prefix`.
     pub forwarded_prefix: Option<String>,
+    /// `enable-cors` and the `cors-*` settings.
+    pub cors: Option<Cors>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +65,7 @@ impl Policy {
                 }
             }
         }
+        policy.cors = Cors::from_annotations(annotations, &mut problems);
         let asked = policy != Policy::default();
         (asked.then_some(policy), problems)
     }

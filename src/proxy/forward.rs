@@ -116,7 +116,7 @@ fn exchange(
 
 /// Forwards a routed request and streams the answer back to the client.
 pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest, buffer: &mut [u8]) -> Outcome {
-    let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started } = routed;
+    let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started, response_headers } = routed;
     let Ok(method) = http::Method::from_bytes(outcome.method.as_bytes()) else {
         return reply(request, &client, outcome, started, 400, "bad method", &[]);
     };
@@ -222,5 +222,5 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
         }
         (None, None) => return reply(request, client, outcome, started, 502, "bad gateway", &[]),
     };
-    response::stream(request, client, response, outcome, started, buffer)
+    response::stream(request, client, response, &response_headers, outcome, started, buffer)
 }

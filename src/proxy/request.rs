@@ -33,6 +33,9 @@ pub(super) struct RoutedRequest<'a> {
     pub route: &'a Route,
     pub outcome: Outcome,
     pub started: Instant,
+    /// Headers the route's policy sets on the response (CORS), replacing
+    /// the backend's; empty for most routes.
+    pub response_headers: Vec<(&'static str, String)>,
 }
 
 /// Stamps the request's duration on its outcome.

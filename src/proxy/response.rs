@@ -17,11 +17,13 @@ use super::request::{finish, ClientRequest};
 use super::wire::{self, Framing};
 use super::Outcome;
 
-/// Copies the upstream response to the client.
+/// Copies the upstream response to the client; `added` headers replace the
+/// upstream's of the same name.
 pub(super) fn stream(
     request: tiny_http::Request,
     client: &ClientRequest,
     response: http::Response<ureq::Body>,
+    added: &[(&'static str, String)],
     mut outcome: Outcome,
     started: Instant,
     buffer: &mut [u8],
@@ -47,7 +49,11 @@ pub(super) fn stream(
         }
     };
     let upstream_headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-    let kept = headers::downstream_response_headers(&upstream_headers, false);
+    let mut kept = headers::downstream_response_headers(&upstream_headers, false);
+    if !added.is_empty() {
+        kept.retain(|(name, _)| !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set)));
+        kept.extend(added.iter().map(|(name, value)| (*name, value.as_bytes())));
+    }
     let head = wire::response_head(status, &kept, framing, client.close, client.http10);
 
     // A sized body's head goes out with its first bytes (one segment for a

@@ -80,6 +80,19 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     outcome.ingress = Some(route.ingress.clone());
     outcome.service = Some(route.service.clone());
 
+    // An OPTIONS request CORS applies to is answered here, before any
+    // redirect, as ingress-nginx's location does.
+    let cors_headers = route
+        .policy
+        .as_ref()
+        .and_then(|policy| policy.cors.as_ref())
+        .and_then(|cors| cors.response_headers(request.headers().iter().find(|h| h.field.equiv("origin")).map(|h| h.value.as_str())))
+        .unwrap_or_default();
+    if !cors_headers.is_empty() && outcome.method == "OPTIONS" {
+        let mut headers: Vec<(&str, &[u8])> = cors_headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
+        headers.push(("content-type", b"text/plain charset=UTF-8"));
+        return reply(request, &client, outcome, started, 204, "", &headers);
+    }
     if let Some((code, location)) = route.policy.as_ref().and_then(|policy| {
         let scheme = if secure { "https" } else { "http" };
         policy.redirect_for(scheme, host, &target.path_and_query)
@@ -109,7 +122,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     };
 
     if upstream_head.upgrade {
-        let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
+        let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started, response_headers: Vec::new() };
         return tunnel::relay(shared, request, routed);
     }
 
@@ -120,7 +133,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let client = ClientRequest { close: true, ..client };
         return reply(request, &client, outcome, started, 413, "request body too large", &[]);
     }
-    let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started };
+    let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started, response_headers: cors_headers };
     forward::forward(shared, request, routed, buffer)
 }
 

@@ -112,7 +112,7 @@ fn handshake(shared: &Shared, stream: &mut TcpStream, request_head: &[u8]) -> Re
 
 /// Relays an upgrade request; the returned outcome describes the handshake.
 pub(super) fn relay(shared: &Shared, request: tiny_http::Request, routed: RoutedRequest) -> Outcome {
-    let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started } = routed;
+    let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started, .. } = routed;
     let client = &ClientRequest { close: true, ..client };
     let mut upstream = match connect(shared, upstreams, route, &mut outcome) {
         Ok(stream) => stream,

@@ -161,3 +161,41 @@ fn upstream_vhost_and_x_forwarded_prefix_reach_the_backend() {
     assert!(lines.contains(&"x-forwarded-prefix: /api") && !seen.contains("/forged"), "{seen}");
     assert!(lines.contains(&"x-forwarded-host: vhost.example.com"), "X-Forwarded-Host keeps the client's host: {seen}");
 }
+
+#[test]
+fn cors_preflights_are_answered_here_and_responses_carry_the_headers() {
+    let (_api, blue, ingressd) = start(
+        vec![
+            annotated("api", &[("enable-cors", "true"), ("cors-allow-origin", "https://app.example.com, https://*.example.org"), ("cors-expose-headers", "X-Total")]),
+            annotated("open", &[("enable-cors", "true")]),
+        ],
+        &[],
+    );
+    let send = |method: &str, host: &str, origin: Option<&str>| {
+        let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+        let raw = format!("{method} /data HTTP/1.1\r\nHost: {host}\r\n{origin}Access-Control-Request-Method: PUT\r\nConnection: close\r\n\r\n");
+        request(ingressd.http, &raw).expect("answer")
+    };
+
+    let preflight = send("OPTIONS", "api.example.com", Some("https://app.example.com"));
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(preflight.header("access-control-allow-methods"), Some("GET, PUT, POST, DELETE, PATCH, OPTIONS"));
+    assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(preflight.header("access-control-max-age"), Some("1728000"));
+    assert_eq!(blue.requests.load(std::sync::atomic::Ordering::SeqCst), 0, "the preflight never reached the backend");
+
+    let simple = send("GET", "api.example.com", Some("https://shop.example.org"));
+    assert_eq!((simple.status, simple.text()), (200, "blue /data\n".to_string()));
+    assert_eq!(simple.header("access-control-allow-origin"), Some("https://shop.example.org"));
+    assert_eq!(simple.header("access-control-expose-headers"), Some("X-Total"));
+
+    let stranger = send("GET", "api.example.com", Some("https://evil.example.net"));
+    assert_eq!(stranger.status, 200);
+    assert_eq!(stranger.header("access-control-allow-origin"), None, "an origin off the list gets no CORS headers");
+    let stranger_preflight = send("OPTIONS", "api.example.com", Some("https://evil.example.net"));
+    assert_eq!(stranger_preflight.text(), "blue /data\n", "and its OPTIONS goes to the backend, as in ingress-nginx");
+
+    let open = send("GET", "open.example.com", None);
+    assert_eq!(open.header("access-control-allow-origin"), Some("*"), "the default origin is *");
+}
