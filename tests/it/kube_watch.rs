@@ -406,7 +406,7 @@ fn large_lists_are_paged_and_delivered_as_one_replace() {
 fn no_server_at_start_backs_off_until_it_appears() {
     let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
     // A free port with nothing listening: connections are refused.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let addr = support::ports::unused_port();
     let ca = fakeapi::certs::Ca::new("ingressd test CA");
     let dir = temp_dir("late-server");
     std::fs::write(dir.join("ca.crt"), ca.cert_pem()).expect("write CA");
@@ -495,7 +495,7 @@ fn any_resource_row_is_watched_with_its_label_selector() {
 fn stop_ends_a_backoff_sleep_at_once() {
     let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
     // A free port with nothing listening: connections are refused.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let addr = support::ports::unused_port();
     let dir = temp_dir("stop-backoff");
     std::fs::write(dir.join("ca.crt"), fakeapi::certs::Ca::new("ingressd test CA").cert_pem()).expect("write CA");
     std::fs::write(dir.join("token"), TOKEN).expect("write token");
