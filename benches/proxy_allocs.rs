@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use ingressd::cache::{self, CompileConfig, Current, Generation};
 use ingressd::store::Snapshot;
-use ingressd::kube::objects::{EndpointSlice, Ingress, ObjectKey, Service};
+use ingressd::kube::objects::{EndpointSlice, Ingress, Service};
+use ingressd::kube::Object;
 use ingressd::proxy::{Outcome, ProxyConfig};
 use ingressd::routes::RouteConfig;
 use serde_json::json;
@@ -240,9 +241,9 @@ fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
         "ports": [{"name": "http", "port": backend_port, "protocol": "TCP"}]
     }))
     .expect("endpoint slice");
-    snapshot.ingresses.insert(ObjectKey::new("default", "bench"), Arc::new(ingress));
-    snapshot.services.insert(ObjectKey::new("default", "bench"), Arc::new(service));
-    snapshot.insert(ingressd::kube::Object::EndpointSlice(slice));
+    snapshot.insert(Object::Ingress(ingress));
+    snapshot.insert(Object::Service(service));
+    snapshot.insert(Object::EndpointSlice(slice));
     let routes = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
     let compile_config = CompileConfig { routes, default_certificate: None };
     let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &compile_config, &Generation::default())));

@@ -43,5 +43,6 @@ pub mod proxy_protocol;
 pub mod routes;
 pub mod shutdown;
 pub mod status;
+pub mod stop;
 pub mod store;
 pub mod tls;

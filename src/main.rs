@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use ingressd::proxy::{self, ProxyConfig};
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
 use ingressd::prometheus::{self, Type};
+use ingressd::stop::Stop;
 use ingressd::{access_log, inspect, migrate, shutdown, tls};
 
 fn main() -> ExitCode {
@@ -72,7 +73,7 @@ fn run(config: Config) -> Result<(), String> {
     let current = Arc::new(Current::default());
     let cache_status = Arc::new(CacheStatus::default());
     let watch_metrics = Arc::new(WatchMetrics::new());
-    let stop_watching = Arc::new(AtomicBool::new(false));
+    let stop_watching = Stop::new();
     start_watching(&config, &client, &current, &cache_status, &watch_metrics, &stop_watching)?;
 
     let request_metrics = Arc::new(RequestMetrics::default());
@@ -96,7 +97,7 @@ fn run(config: Config) -> Result<(), String> {
                 current: Arc::clone(&current),
                 cache: Arc::clone(&cache_status),
                 route_config: config.route_config(),
-                stop: Arc::clone(&stop_watching),
+                stop: stop_watching.clone(),
             };
             let handle = status::spawn(status_config, inputs)?;
             sources.push(Arc::clone(&handle.state) as Arc<dyn MetricsSource>);
@@ -119,7 +120,7 @@ fn run(config: Config) -> Result<(), String> {
     if let Some(handle) = &status_handle {
         handle.release();
     }
-    stop_watching.store(true, Ordering::Relaxed);
+    stop_watching.stop();
     Ok(())
 }
 
@@ -131,17 +132,17 @@ fn start_watching(
     current: &Arc<Current>,
     cache_status: &Arc<CacheStatus>,
     watch_metrics: &Arc<WatchMetrics>,
-    stop: &Arc<AtomicBool>,
+    stop: &Stop,
 ) -> Result<(), String> {
     let (events, received) = crossbeam_channel::unbounded();
     let compile_config = CompileConfig { routes: config.route_config(), default_certificate: config.default_ssl_certificate.clone() };
     cache::spawn(received, Arc::clone(current), compile_config, Arc::clone(cache_status), Arc::clone(watch_metrics))
         .map_err(|e| format!("cannot start the cache thread: {e}"))?;
     for kind in Kind::ALL {
-        watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), Arc::clone(stop))
+        watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), stop.clone())
             .map_err(|e| format!("cannot start the {} watcher: {e}", kind.name()))?;
     }
-    probe::spawn(Arc::clone(client), Arc::clone(stop)).map_err(|e| format!("cannot start the API probe: {e}"))?;
+    probe::spawn(Arc::clone(client), stop.clone()).map_err(|e| format!("cannot start the API probe: {e}"))?;
     Ok(())
 }
 

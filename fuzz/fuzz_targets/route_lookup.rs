@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use ingressd::cache::Snapshot;
+use ingressd::store::Snapshot;
 use ingressd::kube::objects::Ingress;
 use ingressd::routes::{compile, PathType, RouteConfig, RouteTable};
 use libfuzzer_sys::fuzz_target;

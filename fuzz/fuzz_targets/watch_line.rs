@@ -8,6 +8,7 @@
 
 use ingressd::kube::watch_line::{decode_event, LineSplitter};
 use ingressd::kube::Kind;
+use ingressd::status::addresses::PODS;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,8 +28,9 @@ fuzz_target!(|data: &[u8]| {
             (Some(Ok(a)), Some(Ok(b))) => {
                 assert_eq!(a, b, "chunking changed a line");
                 for kind in Kind::ALL {
-                    let _ = decode_event(kind, &a);
+                    let _ = decode_event(kind.resource(), &a);
                 }
+                let _ = decode_event(&PODS, &a);
             }
             (None, None) => break,
             _ => {}

@@ -95,6 +95,7 @@ pub fn markdown_table() -> String {
             ("proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout", _) => {
                 "whole seconds, as ingress-nginx reads them; read covers the response head and each body read; a bad value keeps the command line's timeout"
             }
+            ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",
         };

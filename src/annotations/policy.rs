@@ -9,7 +9,7 @@
 use crate::kube::objects::StringMap;
 use std::time::Duration;
 
-use super::cors::Cors;
+use super::cors::{parse_bool, Cors};
 use super::value;
 
 /// Per-request behaviour from annotations.
@@ -30,6 +30,9 @@ pub struct Policy {
     pub cors: Option<Cors>,
     /// `proxy-connect-timeout`, `proxy-read-timeout`, `proxy-send-timeout`.
     pub timeouts: Option<UpstreamTimeouts>,
+    /// `service-upstream: "true"`: traffic goes to the Service's ClusterIP
+    /// (kube-proxy balances), not to the endpoints.
+    pub service_upstream: bool,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -79,6 +82,12 @@ impl Policy {
             }
         }
         policy.cors = Cors::from_annotations(annotations, &mut problems);
+        if let Some(text) = value(annotations, "service-upstream") {
+            match parse_bool(text) {
+                Some(on) => policy.service_upstream = on,
+                None => problems.push(format!("service-upstream {text:?} is not a boolean; --upstream-mode applies")),
+            }
+        }
         let mut timeouts = UpstreamTimeouts::default();
         for (name, slot) in [("proxy-connect-timeout", &mut timeouts.connect), ("proxy-read-timeout", &mut timeouts.read), ("proxy-send-timeout", &mut timeouts.send)] {
             if let Some(text) = value(annotations, name) {

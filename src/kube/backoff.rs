@@ -12,9 +12,10 @@
 //! "the API answers" to "every kind is current" by the probe interval plus
 //! one list, at one request per interval per node.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use crate::stop::Stop;
 
 /// The first delay before jitter.
 pub const INITIAL: Duration = Duration::from_millis(800);
@@ -24,21 +25,6 @@ pub const MAXIMUM: Duration = Duration::from_secs(30);
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(3);
 /// Jitter stretches each probe interval by up to a third: 3 to 4 s.
 const PROBE_JITTER: f64 = 1.0 / 3.0;
-
-/// How often a stop-aware sleep looks at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(50);
-
-/// Sleeps up to `duration`, waking early when `stop` is set.
-pub fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
-    let deadline = Instant::now() + duration;
-    while !stop.load(Ordering::Relaxed) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        std::thread::sleep(left.min(STOP_POLL));
-    }
-}
 
 /// A small xorshift64* generator: good enough for jitter, no `rand` crate.
 #[derive(Debug, Clone)]
@@ -196,7 +182,7 @@ pub enum Woke {
     Elapsed,
     /// A probe found the API server answering.
     ApiAnswers,
-    /// Stop was set.
+    /// Stop was signalled.
     Stopped,
 }
 
@@ -206,15 +192,29 @@ impl Recovery {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Sleeps up to `delay`; a successful probe or `stop` ends it early.
-    pub fn sleep(&self, delay: Duration, stop: &AtomicBool) -> Woke {
+    /// Makes `stop` end every sleep here at once (each thread that sleeps
+    /// here registers this; repeats are harmless).
+    pub fn wake_on(self: &Arc<Self>, stop: &Stop) {
+        let recovery = Arc::downgrade(self);
+        stop.on_stop(move || {
+            if let Some(recovery) = recovery.upgrade() {
+                // Under the lock: a sleeper between its stop check and its wait cannot miss this.
+                let _state = recovery.lock();
+                recovery.changed.notify_all();
+            }
+        });
+    }
+
+    /// Sleeps up to `delay`; a successful probe or `stop` ends it early
+    /// (stop once [`wake_on`](Self::wake_on) registered it).
+    pub fn sleep(&self, delay: Duration, stop: &Stop) -> Woke {
         let deadline = Instant::now() + delay;
         let mut state = self.lock();
         let wakes = state.wakes;
         state.sleeping += 1;
         self.changed.notify_all();
         let woke = loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_stopped() {
                 break Woke::Stopped;
             }
             if state.wakes != wakes {
@@ -224,7 +224,7 @@ impl Recovery {
             if left.is_zero() {
                 break Woke::Elapsed;
             }
-            state = match self.changed.wait_timeout(state, left.min(STOP_POLL)) {
+            state = match self.changed.wait_timeout(state, left) {
                 Ok((state, _)) => state,
                 Err(poisoned) => poisoned.into_inner().0,
             };
@@ -247,15 +247,15 @@ impl Recovery {
     }
 
     /// Waits up to `timeout` for someone to start backing off (or for stop).
-    pub fn wait_for_sleepers(&self, timeout: Duration, stop: &AtomicBool) {
+    pub fn wait_for_sleepers(&self, timeout: Duration, stop: &Stop) {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
-        while state.sleeping == 0 && !stop.load(Ordering::Relaxed) {
+        while state.sleeping == 0 && !stop.is_stopped() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
             }
-            state = match self.changed.wait_timeout(state, left.min(STOP_POLL)) {
+            state = match self.changed.wait_timeout(state, left) {
                 Ok((state, _)) => state,
                 Err(poisoned) => poisoned.into_inner().0,
             };
@@ -378,11 +378,12 @@ mod tests {
 
     #[test]
     fn wake_all_ends_every_backoff_sleep_at_once() {
-        let recovery = std::sync::Arc::new(Recovery::default());
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let recovery = Arc::new(Recovery::default());
+        let stop = Stop::new();
+        recovery.wake_on(&stop);
         let sleepers: Vec<_> = (0..3)
             .map(|_| {
-                let (recovery, stop) = (std::sync::Arc::clone(&recovery), std::sync::Arc::clone(&stop));
+                let (recovery, stop) = (Arc::clone(&recovery), stop.clone());
                 std::thread::spawn(move || recovery.sleep(Duration::from_secs(30), &stop))
             })
             .collect();
@@ -397,7 +398,13 @@ mod tests {
         }
         assert_eq!(recovery.sleeping(), 0);
         assert_eq!(recovery.sleep(Duration::from_millis(1), &stop), Woke::Elapsed);
-        stop.store(true, Ordering::Relaxed);
+        let sleeper = {
+            let (recovery, stop) = (Arc::clone(&recovery), stop.clone());
+            std::thread::spawn(move || recovery.sleep(Duration::from_secs(60), &stop))
+        };
+        recovery.wait_for_sleepers(Duration::from_secs(5), &stop);
+        stop.stop();
+        assert_eq!(sleeper.join().expect("sleeper"), Woke::Stopped, "stop wakes a backoff sleep");
         assert_eq!(recovery.sleep(Duration::from_secs(30), &stop), Woke::Stopped);
     }
 }

@@ -15,10 +15,10 @@ use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, BodyReader};
 
 use super::backoff::Recovery;
-use super::list::{api_path, decode_list_page, list_query, watch_parameters, watch_query, ListPage};
+use super::list::{decode_list_page, list_query, resource_path, watch_query, ListPage};
 use super::token::Token;
 use super::watch_line::{LineSplitter, Status, MAX_LINE};
-use super::{Error, Kind};
+use super::{Error, Resource};
 
 /// Connecting, TLS included.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,7 +43,7 @@ pub struct ApiClient {
     base: String,
     token: Token,
     watch_read_grace: Duration,
-    recovery: Recovery,
+    recovery: Arc<Recovery>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -144,7 +144,7 @@ impl ApiClient {
                 .build();
             config = config.tls_config(tls);
         }
-        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file), watch_read_grace: WATCH_READ_GRACE, recovery: Recovery::default() })
+        Ok(ApiClient { agent: config.build().new_agent(), base, token: Token::new(token_file), watch_read_grace: WATCH_READ_GRACE, recovery: Arc::default() })
     }
 
     /// Replaces [`WATCH_READ_GRACE`]: a shorter grace finds dead connections
@@ -170,7 +170,7 @@ impl ApiClient {
 
     /// Where every user of this client sleeps out its backoff, so one
     /// successful [`probe`](Self::probe) can end them all.
-    pub fn recovery(&self) -> &Recovery {
+    pub fn recovery(&self) -> &Arc<Recovery> {
         &self.recovery
     }
 
@@ -216,10 +216,10 @@ impl ApiClient {
         Err(status_error(status, retry_after.as_deref(), &body))
     }
 
-    /// Fetches one page of `kind`'s list.
-    pub fn list_page(&self, kind: Kind, namespace: Option<&str>, continue_token: Option<&str>) -> Result<ListPage, Error> {
-        let url = format!("{}{}?{}", self.base, api_path(kind, namespace), list_query(kind, None, continue_token));
-        decode_list_page(kind, &self.get_body(&url)?)
+    /// Fetches one page of `resource`'s list, narrowed by `label_selector`.
+    pub fn list_page<T>(&self, resource: &Resource<T>, namespace: Option<&str>, label_selector: Option<&str>, continue_token: Option<&str>) -> Result<ListPage<T>, Error> {
+        let url = format!("{}{}?{}", self.base, resource_path(resource, namespace), list_query(resource, label_selector, continue_token));
+        decode_list_page(resource, &self.get_body(&url)?)
     }
 
     /// GETs `url` and reads the whole body, within the list timeouts and size limit.
@@ -230,30 +230,25 @@ impl ApiClient {
         response.body_mut().with_config().limit(LIST_BODY_LIMIT).read_to_vec().map_err(transport_error)
     }
 
-    /// Opens a watch from `resource_version`; the server ends it after
-    /// `timeout_seconds`.
-    pub fn watch(&self, kind: Kind, namespace: Option<&str>, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
+    /// Opens a watch of `resource` from `resource_version`, narrowed by
+    /// `label_selector`; the server ends it after `timeout_seconds`, and
+    /// reads time out only after that plus the grace.
+    pub fn watch<T>(&self, resource: &Resource<T>, namespace: Option<&str>, label_selector: Option<&str>, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
         let url = format!(
             "{}{}?{}",
             self.base,
-            api_path(kind, namespace),
-            watch_query(kind, None, resource_version, timeout_seconds)
+            resource_path(resource, namespace),
+            watch_query(resource, label_selector, resource_version, timeout_seconds)
         );
-        self.open_watch(&url, timeout_seconds, kind.name())
-    }
-
-    /// Opens the watch at `url`, which asks the server to end it after
-    /// `timeout_seconds`; reads time out only after that plus the grace.
-    /// `name` names the watch in log lines.
-    fn open_watch(&self, url: &str, timeout_seconds: u64, name: &str) -> Result<WatchStream, Error> {
         let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =
-            self.get(url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
-        Ok(WatchStream::new(name.to_string(), response.into_body().into_reader()))
+            self.get(&url, |c| c.timeout_recv_response(Some(RESPONSE_TIMEOUT)).timeout_per_read(Some(per_read)).build())?;
+        Ok(WatchStream::new(resource.name.to_string(), response.into_body().into_reader()))
     }
 
     /// GETs `path` (with its query, if any) and decodes the JSON body: for
-    /// objects outside the cached kinds (Leases, Pods) and for re-reads.
+    /// single objects (Leases, Ingresses re-read after a conflict) and the
+    /// migration check.
     pub fn get_json(&self, path: &str) -> Result<serde_json::Value, Error> {
         let body = self.get_body(&format!("{}{}", self.base, path))?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
@@ -289,20 +284,11 @@ impl ApiClient {
         let body = response.body_mut().with_config().limit(OBJECT_BODY_LIMIT).read_to_vec().map_err(transport_error)?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{path}: {e}")))
     }
-
-    /// Opens a watch on any collection `path`; `query` holds extra parameters
-    /// such as a `labelSelector` (already URL-encoded). The server ends it
-    /// after `timeout_seconds`.
-    pub fn watch_path(&self, path: &str, query: &str, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
-        let separator = if query.is_empty() { "" } else { "&" };
-        let url = format!("{}{path}?{query}{separator}{}", self.base, watch_parameters(resource_version, timeout_seconds));
-        self.open_watch(&url, timeout_seconds, path)
-    }
 }
 
 /// The open body of a watch, read incrementally, never buffered whole.
 pub struct WatchStream {
-    /// Names the watched kind (or path) in log lines.
+    /// Names the watched kind in log lines.
     kind: String,
     reader: BodyReader<'static>,
     splitter: LineSplitter,

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::watch_line::decode_object;
-use super::{Error, Kind, Object};
+use super::{Error, Kind, Object, Resource};
 
 /// Objects per list page: small enough for bounded memory per request,
 /// large enough that a big cluster lists in a few round trips.
@@ -23,7 +23,12 @@ pub fn api_resources() -> impl Iterator<Item = (&'static str, &'static str, &'st
 /// namespaced. Some kinds additionally get a field selector in the query
 /// (see [`list_query`], [`watch_query`]).
 pub fn api_path(kind: Kind, namespace: Option<&str>) -> String {
-    let resource = kind.resource();
+    resource_path(kind.resource(), namespace)
+}
+
+/// The collection path of any resource row, in `namespace` when given and
+/// the resource is namespaced.
+pub fn resource_path<T>(resource: &Resource<T>, namespace: Option<&str>) -> String {
     let prefix = match resource.group {
         "" => format!("/api/{}", resource.version),
         group => format!("/apis/{group}/{}", resource.version),
@@ -48,8 +53,8 @@ pub fn encode(value: &str) -> String {
     out
 }
 
-fn selectors(kind: Kind, label_selector: Option<&str>, query: &mut String) {
-    if let Some(fields) = kind.resource().field_selector {
+fn selectors<T>(resource: &Resource<T>, label_selector: Option<&str>, query: &mut String) {
+    if let Some(fields) = resource.field_selector {
         query.push_str("&fieldSelector=");
         query.push_str(fields);
     }
@@ -60,32 +65,28 @@ fn selectors(kind: Kind, label_selector: Option<&str>, query: &mut String) {
 }
 
 /// The query string (without `?`) of one list page.
-pub fn list_query(kind: Kind, label_selector: Option<&str>, continue_token: Option<&str>) -> String {
+pub fn list_query<T>(resource: &Resource<T>, label_selector: Option<&str>, continue_token: Option<&str>) -> String {
     let mut query = format!("limit={PAGE_SIZE}");
     if let Some(token) = continue_token.filter(|t| !t.is_empty()) {
         query.push_str("&continue=");
         query.push_str(&encode(token));
     }
-    selectors(kind, label_selector, &mut query);
+    selectors(resource, label_selector, &mut query);
     query
 }
 
 /// The query string (without `?`) of a watch from `resource_version`.
-pub fn watch_query(kind: Kind, label_selector: Option<&str>, resource_version: &str, timeout_seconds: u64) -> String {
-    let mut query = watch_parameters(resource_version, timeout_seconds);
-    selectors(kind, label_selector, &mut query);
+pub fn watch_query<T>(resource: &Resource<T>, label_selector: Option<&str>, resource_version: &str, timeout_seconds: u64) -> String {
+    let mut query =
+        format!("watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}", encode(resource_version));
+    selectors(resource, label_selector, &mut query);
     query
-}
-
-/// The parameters every watch request carries, of any collection.
-pub fn watch_parameters(resource_version: &str, timeout_seconds: u64) -> String {
-    format!("watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}", encode(resource_version))
 }
 
 /// One decoded page of a list response.
 #[derive(Debug)]
-pub struct ListPage {
-    pub items: Vec<Object>,
+pub struct ListPage<T = Object> {
+    pub items: Vec<T>,
     pub resource_version: String,
     /// Present while more pages follow.
     pub continue_token: Option<String>,
@@ -113,65 +114,25 @@ struct RawList<'a> {
 
 /// Decodes a list page. An item that does not decode is logged with its
 /// namespace/name and skipped, so one bad object cannot hide all the others.
-pub fn decode_list_page(kind: Kind, body: &[u8]) -> Result<ListPage, Error> {
+pub fn decode_list_page<T>(resource: &Resource<T>, body: &[u8]) -> Result<ListPage<T>, Error> {
     let raw: RawList =
-        serde_json::from_slice(body).map_err(|e| Error::Decode(format!("{} list: {e}", kind.name())))?;
+        serde_json::from_slice(body).map_err(|e| Error::Decode(format!("{} list: {e}", resource.name)))?;
     if raw.metadata.resource_version.is_empty() {
-        return Err(Error::Decode(format!("{} list without metadata.resourceVersion", kind.name())));
+        return Err(Error::Decode(format!("{} list without metadata.resourceVersion", resource.name)));
     }
     let mut items = Vec::new();
     let mut skipped = 0;
     for item in raw.items.unwrap_or_default() {
-        match decode_object(kind, item.get()) {
+        match decode_object(resource, item.get()) {
             Ok(object) => items.push(object),
             Err(e) => {
                 skipped += 1;
-                log::warn!("{}: skipping list item: {e}", kind.name());
+                log::warn!("{}: skipping list item: {e}", resource.name);
             }
         }
     }
     let continue_token = raw.metadata.continue_token.filter(|t| !t.is_empty());
     Ok(ListPage { items, resource_version: raw.metadata.resource_version, continue_token, skipped })
-}
-
-/// What to do after a page.
-#[derive(Debug)]
-pub enum ListProgress {
-    /// Fetch the next page with this continue token.
-    Continue(String),
-    /// The list is complete: these objects, as of this resourceVersion.
-    Complete { objects: Vec<Object>, resource_version: String },
-}
-
-/// Collects pages into the complete set.
-#[derive(Debug, Default)]
-pub struct ListAccumulator {
-    objects: Vec<Object>,
-    pages: usize,
-}
-
-impl ListAccumulator {
-    pub fn new() -> ListAccumulator {
-        ListAccumulator::default()
-    }
-
-    pub fn pages(&self) -> usize {
-        self.pages
-    }
-
-    /// Adds a page. The watch must resume from the last page's
-    /// resourceVersion, which all pages of one consistent list share.
-    pub fn add(&mut self, page: ListPage) -> ListProgress {
-        self.pages += 1;
-        self.objects.extend(page.items);
-        match page.continue_token {
-            Some(token) => ListProgress::Continue(token),
-            None => ListProgress::Complete {
-                objects: std::mem::take(&mut self.objects),
-                resource_version: page.resource_version,
-            },
-        }
-    }
 }
 
 #[cfg(test)]
@@ -200,11 +161,11 @@ mod tests {
 
     #[test]
     fn list_queries() {
-        assert_eq!(list_query(Kind::Ingress, None, None), "limit=500");
-        assert_eq!(list_query(Kind::Service, None, Some("eyJ2Ijo+/=")), "limit=500&continue=eyJ2Ijo%2B%2F%3D");
-        assert_eq!(list_query(Kind::Secret, None, None), "limit=500&fieldSelector=type%3Dkubernetes.io%2Ftls");
+        assert_eq!(list_query(Kind::Ingress.resource(), None, None), "limit=500");
+        assert_eq!(list_query(Kind::Service.resource(), None, Some("eyJ2Ijo+/=")), "limit=500&continue=eyJ2Ijo%2B%2F%3D");
+        assert_eq!(list_query(Kind::Secret.resource(), None, None), "limit=500&fieldSelector=type%3Dkubernetes.io%2Ftls");
         assert_eq!(
-            list_query(Kind::EndpointSlice, Some("app in (a,b)"), Some("")),
+            list_query(Kind::EndpointSlice.resource(), Some("app in (a,b)"), Some("")),
             "limit=500&labelSelector=app%20in%20%28a%2Cb%29"
         );
     }
@@ -212,49 +173,36 @@ mod tests {
     #[test]
     fn watch_queries() {
         assert_eq!(
-            watch_query(Kind::Ingress, None, "123", 421),
+            watch_query(Kind::Ingress.resource(), None, "123", 421),
             "watch=1&allowWatchBookmarks=true&resourceVersion=123&timeoutSeconds=421"
         );
         assert_eq!(
-            watch_query(Kind::Secret, None, "9", 300),
+            watch_query(Kind::Secret.resource(), None, "9", 300),
             "watch=1&allowWatchBookmarks=true&resourceVersion=9&timeoutSeconds=300&fieldSelector=type%3Dkubernetes.io%2Ftls"
         );
     }
 
     #[test]
-    fn pages_accumulate_into_one_complete_set() {
+    fn a_page_keeps_its_continue_token_and_skips_bad_items() {
         let page1 = br#"{"kind":"ServiceList","metadata":{"resourceVersion":"77","continue":"tok"},
             "items":[{"metadata":{"name":"a","namespace":"n"}},{"metadata":{"name":"b","namespace":"n"}}]}"#;
         let page2 = br#"{"metadata":{"resourceVersion":"77","continue":""},
             "items":[{"metadata":{"name":"c","namespace":"n"}},{"metadata":{"name":"bad","namespace":"n"},"spec":{"ports":"x"}}]}"#;
-        let mut acc = ListAccumulator::new();
-        let first = decode_list_page(Kind::Service, page1).expect("page 1");
+        let first = decode_list_page(Kind::Service.resource(), page1).expect("page 1");
         assert_eq!(first.continue_token.as_deref(), Some("tok"));
-        assert!(matches!(acc.add(first), ListProgress::Continue(t) if t == "tok"));
-        let second = decode_list_page(Kind::Service, page2).expect("page 2");
+        assert_eq!((first.items.len(), first.skipped), (2, 0));
+        let second = decode_list_page(Kind::Service.resource(), page2).expect("page 2");
+        assert_eq!(second.continue_token, None, "an empty token ends the list");
+        assert_eq!(second.resource_version, "77");
         assert_eq!(second.skipped, 1);
-        match acc.add(second) {
-            ListProgress::Complete { objects, resource_version } => {
-                assert_eq!(resource_version, "77");
-                let names: Vec<String> = objects
-                    .iter()
-                    .map(|o| match o {
-                        Object::Service(s) => s.metadata.name.clone(),
-                        other => panic!("unexpected {other:?}"),
-                    })
-                    .collect();
-                assert_eq!(names, ["a", "b", "c"]);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert_eq!(acc.pages(), 2);
+        assert!(matches!(&second.items[..], [Object::Service(s)] if s.metadata.name == "c"));
     }
 
     #[test]
     fn empty_and_broken_lists() {
-        let empty = decode_list_page(Kind::Ingress, br#"{"metadata":{"resourceVersion":"5"},"items":null}"#).expect("empty");
+        let empty = decode_list_page(Kind::Ingress.resource(), br#"{"metadata":{"resourceVersion":"5"},"items":null}"#).expect("empty");
         assert!(empty.items.is_empty() && empty.continue_token.is_none());
-        assert!(matches!(decode_list_page(Kind::Ingress, b"<html>"), Err(Error::Decode(_))));
-        assert!(matches!(decode_list_page(Kind::Ingress, br#"{"items":[]}"#), Err(Error::Decode(_))));
+        assert!(matches!(decode_list_page(Kind::Ingress.resource(), b"<html>"), Err(Error::Decode(_))));
+        assert!(matches!(decode_list_page(Kind::Ingress.resource(), br#"{"items":[]}"#), Err(Error::Decode(_))));
     }
 }

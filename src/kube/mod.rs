@@ -11,8 +11,13 @@
 //!
 //! Startup: `ApiClient::new(&cfg.apiserver, &cfg.ca_file, &cfg.token_file)?` in an
 //! `Arc`, one `WatchMetrics` in an `Arc`, then `watcher::spawn` for each of
-//! [`Kind::ALL`] with `cfg.watch_namespace`. Setting the stop flag ends a watcher
-//! between requests; one blocked in a watch read ends at that read's timeout.
+//! [`Kind::ALL`] with `cfg.watch_namespace`. Stopping ends a watcher between
+//! requests and wakes it from a backoff sleep; one blocked in a watch read
+//! ends at that read's timeout.
+//!
+//! A kind outside the cache (ingressd's own Pods, for status addresses) is
+//! one more [`Resource`] row next to its decoder, watched by the same
+//! [`watcher::spawn_watch`].
 
 pub mod backoff;
 pub mod client;
@@ -40,8 +45,9 @@ pub enum Kind {
 }
 
 /// How a kind is found and read on the API server: the one place that
-/// says so (paths, queries, RBAC checks and decoding all follow it).
-pub struct Resource {
+/// says so (paths, queries, RBAC checks and decoding all follow it). `T` is
+/// what its objects decode into: an [`Object`] for the cached kinds.
+pub struct Resource<T: 'static = Object> {
     /// The name used in metrics and logs.
     pub name: &'static str,
     /// "" for the core group.
@@ -52,8 +58,22 @@ pub struct Resource {
     pub namespaced: bool,
     /// Already URL-encoded; narrows what the server sends (and what RBAC must allow us to read).
     pub field_selector: Option<&'static str>,
+    /// Decode errors must not quote values (a Secret's are key material).
+    pub withhold_values: bool,
     /// From the object's JSON text.
-    pub decode: fn(&str) -> Result<Object, serde_json::Error>,
+    pub decode: fn(&str) -> Result<T, serde_json::Error>,
+}
+
+/// An object a watcher follows: the watch resumes from its resourceVersion.
+pub trait Versioned {
+    /// Empty when the object carries none (the API always sends one).
+    fn resource_version(&self) -> &str;
+}
+
+impl Versioned for Object {
+    fn resource_version(&self) -> &str {
+        &self.metadata().resource_version
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(json: &str, wrap: fn(T) -> Object) -> Result<Object, serde_json::Error> {
@@ -62,12 +82,12 @@ fn decode<T: serde::de::DeserializeOwned>(json: &str, wrap: fn(T) -> Object) -> 
 
 /// One row per kind, in the order of [`Kind::ALL`].
 const RESOURCES: [Resource; 5] = [
-    Resource { name: "ingress", group: "networking.k8s.io", version: "v1", plural: "ingresses", namespaced: true, field_selector: None, decode: |v| decode(v, Object::Ingress) },
-    Resource { name: "ingressclass", group: "networking.k8s.io", version: "v1", plural: "ingressclasses", namespaced: false, field_selector: None, decode: |v| decode(v, Object::IngressClass) },
-    Resource { name: "service", group: "", version: "v1", plural: "services", namespaced: true, field_selector: None, decode: |v| decode(v, Object::Service) },
-    Resource { name: "endpointslice", group: "discovery.k8s.io", version: "v1", plural: "endpointslices", namespaced: true, field_selector: None, decode: |v| decode(v, Object::EndpointSlice) },
+    Resource { name: "ingress", group: "networking.k8s.io", version: "v1", plural: "ingresses", namespaced: true, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::Ingress) },
+    Resource { name: "ingressclass", group: "networking.k8s.io", version: "v1", plural: "ingressclasses", namespaced: false, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::IngressClass) },
+    Resource { name: "service", group: "", version: "v1", plural: "services", namespaced: true, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::Service) },
+    Resource { name: "endpointslice", group: "discovery.k8s.io", version: "v1", plural: "endpointslices", namespaced: true, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::EndpointSlice) },
     // Only TLS Secrets: ingressd has no business reading others.
-    Resource { name: "secret", group: "", version: "v1", plural: "secrets", namespaced: true, field_selector: Some("type%3Dkubernetes.io%2Ftls"), decode: |v| decode(v, Object::Secret) },
+    Resource { name: "secret", group: "", version: "v1", plural: "secrets", namespaced: true, field_selector: Some("type%3Dkubernetes.io%2Ftls"), withhold_values: true, decode: |v| decode(v, Object::Secret) },
 ];
 
 impl Kind {

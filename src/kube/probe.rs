@@ -2,30 +2,33 @@
 //! server `GET /version` every 3 to 4 s, and wakes every sleeper as soon as
 //! one answer comes back (see [`super::backoff`] for why and the bound).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::backoff::{ProbeSchedule, ProbeStep, XorShift};
 use super::client::ApiClient;
+use crate::stop::Stop;
 
-/// How long the idle probe waits for a sleeper before looking at stop again.
-const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// The longest idle wait for a sleeper; a new sleeper or stop ends it sooner.
+const IDLE_WAIT: Duration = Duration::from_secs(60);
 
-/// Starts the probe thread; it ends when `stop` is set.
-pub fn spawn(client: Arc<ApiClient>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+/// Starts the probe thread; it ends on `stop`.
+pub fn spawn(client: Arc<ApiClient>, stop: Stop) -> std::io::Result<JoinHandle<()>> {
+    client.recovery().wake_on(&stop);
     std::thread::Builder::new().name("api-probe".into()).spawn(move || run(&client, &stop))
 }
 
-fn run(client: &ApiClient, stop: &AtomicBool) {
+fn run(client: &ApiClient, stop: &Stop) {
     let recovery = client.recovery();
     let origin = Instant::now();
     let mut schedule = ProbeSchedule::new(XorShift::from_time(0x7072_6f62));
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_stopped() {
         match schedule.step(origin.elapsed(), recovery.sleeping() > 0) {
             ProbeStep::Idle => recovery.wait_for_sleepers(IDLE_WAIT, stop),
-            ProbeStep::WaitUntil(at) => super::backoff::sleep_unless_stopped(at.saturating_sub(origin.elapsed()), stop),
+            ProbeStep::WaitUntil(at) => {
+                stop.sleep(at.saturating_sub(origin.elapsed()));
+            }
             ProbeStep::Probe => {
                 let result = client.probe();
                 schedule.probed(origin.elapsed());

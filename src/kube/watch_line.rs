@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::objects::ObjectKey;
-use super::{Kind, Object};
+use super::{Object, Resource};
 
 /// Longest line accepted. etcd refuses objects above 1.5 MiB by default, so
 /// anything near this is garbage or an attack on memory.
@@ -109,10 +109,10 @@ pub struct Status {
 
 /// One decoded line of a watch stream.
 #[derive(Debug, Clone)]
-pub enum WatchEvent {
-    Added(Object),
-    Modified(Object),
-    Deleted(Object),
+pub enum WatchEvent<T = Object> {
+    Added(T),
+    Modified(T),
+    Deleted(T),
     /// Only the resourceVersion is meaningful; watching resumes from it.
     Bookmark { resource_version: String },
     /// The server ended the watch with a status (410 means relist).
@@ -176,23 +176,23 @@ fn object_key(object: &str) -> Option<ObjectKey> {
     (!meta.name.is_empty()).then(|| ObjectKey::new(&meta.namespace, &meta.name))
 }
 
-/// Decodes one object, given as its JSON text, as `kind`'s struct.
-pub fn decode_object(kind: Kind, object: &str) -> Result<Object, DecodeError> {
-    (kind.resource().decode)(object).map_err(|e| {
+/// Decodes one object, given as its JSON text, as `resource`'s type.
+pub fn decode_object<T>(resource: &Resource<T>, object: &str) -> Result<T, DecodeError> {
+    (resource.decode)(object).map_err(|e| {
         // serde quotes offending values, and a Secret's values are key material.
-        let reason = if kind == Kind::Secret { "a field has the wrong type (value withheld)".to_string() } else { e.to_string() };
+        let reason = if resource.withhold_values { "a field has the wrong type (value withheld)".to_string() } else { e.to_string() };
         DecodeError::Object { key: object_key(object), reason }
     })
 }
 
-/// Decodes one watch line for a watcher of `kind`.
-pub fn decode_event(kind: Kind, line: &[u8]) -> Result<WatchEvent, DecodeError> {
+/// Decodes one watch line for a watcher of `resource`.
+pub fn decode_event<T>(resource: &Resource<T>, line: &[u8]) -> Result<WatchEvent<T>, DecodeError> {
     let envelope: Envelope = serde_json::from_slice(line).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let object = envelope.object.map_or("null", serde_json::value::RawValue::get);
     match envelope.event_type.as_str() {
-        "ADDED" => decode_object(kind, object).map(WatchEvent::Added),
-        "MODIFIED" => decode_object(kind, object).map(WatchEvent::Modified),
-        "DELETED" => decode_object(kind, object).map(WatchEvent::Deleted),
+        "ADDED" => decode_object(resource, object).map(WatchEvent::Added),
+        "MODIFIED" => decode_object(resource, object).map(WatchEvent::Modified),
+        "DELETED" => decode_object(resource, object).map(WatchEvent::Deleted),
         "BOOKMARK" => {
             let resource_version = serde_json::from_str::<MetaOnly<VersionOnly>>(object)
                 .ok()
@@ -209,6 +209,7 @@ pub fn decode_event(kind: Kind, line: &[u8]) -> Result<WatchEvent, DecodeError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::Kind;
 
     fn drain(splitter: &mut LineSplitter) -> Vec<Result<String, LineTooLong>> {
         std::iter::from_fn(|| splitter.next_line())
@@ -273,7 +274,7 @@ mod tests {
                 s.push(chunk);
                 while let Some(line) = s.next_line() {
                     let line = line.expect("short lines");
-                    let _ = decode_event(Kind::Secret, &line);
+                    let _ = decode_event(Kind::Secret.resource(), &line);
                     got.push(line);
                 }
                 rest = tail;
@@ -318,7 +319,7 @@ mod tests {
             }
         }
         assert_eq!(lines.len(), 1);
-        match decode_event(Kind::Ingress, &lines[0]) {
+        match decode_event(Kind::Ingress.resource(), &lines[0]) {
             Ok(WatchEvent::Modified(Object::Ingress(ing))) => {
                 assert_eq!(ing.metadata.annotations.get("a").map(str::len), Some(1 << 20));
                 assert_eq!(ing.metadata.resource_version, "9");
@@ -330,19 +331,19 @@ mod tests {
     #[test]
     fn decodes_each_event_type() {
         let added = br#"{"type":"ADDED","object":{"kind":"Service","metadata":{"name":"s","namespace":"n","resourceVersion":"5"},"spec":{"ports":[{"port":80}]}}}"#;
-        match decode_event(Kind::Service, added) {
+        match decode_event(Kind::Service.resource(), added) {
             Ok(WatchEvent::Added(Object::Service(svc))) => assert_eq!(svc.spec.ports[0].port, 80),
             other => panic!("unexpected {other:?}"),
         }
         let deleted = br#"{"type":"DELETED","object":{"metadata":{"name":"c"}}}"#;
-        assert!(matches!(decode_event(Kind::IngressClass, deleted), Ok(WatchEvent::Deleted(Object::IngressClass(_)))));
+        assert!(matches!(decode_event(Kind::IngressClass.resource(), deleted), Ok(WatchEvent::Deleted(Object::IngressClass(_)))));
         let bookmark = br#"{"type":"BOOKMARK","object":{"kind":"Secret","metadata":{"resourceVersion":"12345"}}}"#;
-        match decode_event(Kind::Secret, bookmark) {
+        match decode_event(Kind::Secret.resource(), bookmark) {
             Ok(WatchEvent::Bookmark { resource_version }) => assert_eq!(resource_version, "12345"),
             other => panic!("unexpected {other:?}"),
         }
         let expired = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version: 1 (50)","reason":"Expired","code":410}}"#;
-        match decode_event(Kind::EndpointSlice, expired) {
+        match decode_event(Kind::EndpointSlice.resource(), expired) {
             Ok(WatchEvent::Error(status)) => {
                 assert_eq!(status.code, 410);
                 assert_eq!(status.reason, "Expired");
@@ -354,16 +355,16 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_naming_the_object_when_possible() {
-        assert!(matches!(decode_event(Kind::Ingress, b"not json"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_event(Kind::Ingress, b"[1,2]"), Err(DecodeError::Malformed(_))));
-        assert!(matches!(decode_event(Kind::Ingress, br#"{"object":{}}"#), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode_event(Kind::Ingress.resource(), b"not json"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode_event(Kind::Ingress.resource(), b"[1,2]"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode_event(Kind::Ingress.resource(), br#"{"object":{}}"#), Err(DecodeError::Malformed(_))));
         assert_eq!(
-            decode_event(Kind::Ingress, br#"{"type":"WEIRD","object":{}}"#).err(),
+            decode_event(Kind::Ingress.resource(), br#"{"type":"WEIRD","object":{}}"#).err(),
             Some(DecodeError::UnknownType("WEIRD".into()))
         );
-        assert!(matches!(decode_event(Kind::Secret, br#"{"type":"BOOKMARK","object":{}}"#), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode_event(Kind::Secret.resource(), br#"{"type":"BOOKMARK","object":{}}"#), Err(DecodeError::Malformed(_))));
         let bad_port = br#"{"type":"ADDED","object":{"metadata":{"name":"web","namespace":"shop"},"spec":{"ports":[{"port":"eighty"}]}}}"#;
-        match decode_event(Kind::Service, bad_port) {
+        match decode_event(Kind::Service.resource(), bad_port) {
             Err(DecodeError::Object { key, reason }) => {
                 assert_eq!(key, Some(ObjectKey::new("shop", "web")));
                 assert!(!reason.is_empty());
@@ -371,7 +372,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let odd_secret = br#"{"type":"ADDED","object":{"metadata":{"name":"tls","namespace":"shop"},"data":"-----BEGIN PRIVATE KEY-----"}}"#;
-        match decode_event(Kind::Secret, odd_secret) {
+        match decode_event(Kind::Secret.resource(), odd_secret) {
             Err(error @ DecodeError::Object { .. }) => {
                 let shown = error.to_string();
                 assert!(shown.contains("shop/tls") && !shown.contains("PRIVATE KEY"), "{shown}");
@@ -379,6 +380,6 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let nameless = br#"{"type":"ADDED","object":{"metadata":7}}"#;
-        assert!(matches!(decode_event(Kind::Service, nameless), Err(DecodeError::Object { key: None, .. })));
+        assert!(matches!(decode_event(Kind::Service.resource(), nameless), Err(DecodeError::Object { key: None, .. })));
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct ResolvedBackend {
 pub(crate) struct BackendResolver<'a> {
     snapshot: &'a Snapshot,
     mode: UpstreamMode,
-    resolved: HashMap<(&'a str, &'a str, PortRef), Result<Arc<[Upstream]>, RouteError>>,
+    resolved: HashMap<(&'a str, &'a str, PortRef, UpstreamMode), Result<Arc<[Upstream]>, RouteError>>,
 }
 
 impl<'a> BackendResolver<'a> {
@@ -33,8 +33,9 @@ impl<'a> BackendResolver<'a> {
         BackendResolver { snapshot, mode, resolved: HashMap::new() }
     }
 
-    /// Resolves an Ingress backend in `namespace` (the Ingress's own).
-    pub(crate) fn resolve(&mut self, namespace: &'a str, backend: &'a IngressBackend, ingress: &ObjectKey) -> ResolvedBackend {
+    /// Resolves an Ingress backend in `namespace` (the Ingress's own);
+    /// `mode` is the Ingress's own where it sets one.
+    pub(crate) fn resolve(&mut self, namespace: &'a str, backend: &'a IngressBackend, ingress: &ObjectKey, mode: Option<UpstreamMode>) -> ResolvedBackend {
         let Some(service) = &backend.service else {
             let error = if backend.resource.is_some() { RouteError::ResourceBackend } else { RouteError::NoBackend };
             log::warn!("ingress {ingress}: backend unavailable: {error}");
@@ -47,7 +48,7 @@ impl<'a> BackendResolver<'a> {
         };
         let service_port = port.as_ref().map(PortRef::to_string).unwrap_or_default();
         let backend = match port.clone() {
-            Some(port) => self.resolve_service(namespace, &service.name, port, ingress),
+            Some(port) => self.resolve_service(namespace, &service.name, port, ingress, mode),
             None => {
                 let error = RouteError::NoServicePort { service: ObjectKey::new(namespace, &service.name) };
                 log::warn!("ingress {ingress}: backend unavailable: {error}");
@@ -58,12 +59,12 @@ impl<'a> BackendResolver<'a> {
     }
 
     /// Resolves a Service port directly, as `--default-backend-service` names one.
-    pub(crate) fn resolve_service(&mut self, namespace: &'a str, name: &'a str, port: PortRef, ingress: &ObjectKey) -> Backend {
-        let key = (namespace, name, port);
+    pub(crate) fn resolve_service(&mut self, namespace: &'a str, name: &'a str, port: PortRef, ingress: &ObjectKey, mode: Option<UpstreamMode>) -> Backend {
+        let key = (namespace, name, port, mode.unwrap_or(self.mode));
         if let Some(known) = self.resolved.get(&key) {
             return to_backend(known);
         }
-        let result = self.upstreams(namespace, name, &key.2).map(Arc::from);
+        let result = self.upstreams(namespace, name, &key.2, key.3).map(Arc::from);
         if let Err(error) = &result {
             log::warn!("ingress {ingress}: backend unavailable: {error}");
         }
@@ -72,7 +73,7 @@ impl<'a> BackendResolver<'a> {
         backend
     }
 
-    fn upstreams(&self, namespace: &str, name: &str, port: &PortRef) -> Result<Vec<Upstream>, RouteError> {
+    fn upstreams(&self, namespace: &str, name: &str, port: &PortRef, mode: UpstreamMode) -> Result<Vec<Upstream>, RouteError> {
         let key = || ObjectKey::new(namespace, name);
         let service = self.snapshot.services.get(&key()).ok_or_else(|| RouteError::ServiceNotFound { service: key() })?;
         let service_port = service.spec.ports.iter().find(|p| match port {
@@ -91,7 +92,7 @@ impl<'a> BackendResolver<'a> {
             return Ok(vec![authority(external, number)]);
         }
         let service_port = service_port.ok_or_else(|| RouteError::PortNotFound { service: key(), port: port.clone() })?;
-        if self.mode == UpstreamMode::ClusterIp {
+        if mode == UpstreamMode::ClusterIp {
             // A headless Service has no ClusterIP to send to; its endpoints are the next best thing.
             if let Some(ip) = service.spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty() && *ip != "None") {
                 return Ok(vec![authority(ip, service_port.port)]);

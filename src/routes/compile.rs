@@ -19,7 +19,7 @@ use super::backend::{BackendResolver, ResolvedBackend};
 use super::host::{compile_host, tls_host_covers, HostPattern};
 use super::path::{compile_path, parse_path_type, PathMatcher};
 use super::table::{HostRoutes, PathRoute, RouteTable};
-use super::{served_ingresses, Conflict, PathType, Route, RouteConfig};
+use super::{mode_override, served_ingresses, Conflict, PathType, Route, RouteConfig};
 
 /// An Ingress's place in the order in which claims win: creationTimestamp
 /// (missing counts as oldest), then namespace, then name.
@@ -123,7 +123,8 @@ fn compile_host_routes<'a>(
             continue;
         }
         let key = candidate.ingress.metadata.key();
-        let resolved = resolver.resolve(&candidate.ingress.metadata.namespace, candidate.backend, &key);
+        let mode = mode_override(candidate.policy.as_deref());
+        let resolved = resolver.resolve(&candidate.ingress.metadata.namespace, candidate.backend, &key, mode);
         let carried = previous.and_then(|p| p.position_of(&candidate.matcher, &key, &resolved));
         let route = Route {
             policy: candidate.policy,
@@ -282,13 +283,13 @@ pub(crate) fn default_backend<'a>(
             log_conflict(&conflict);
             conflicts.push((Age::of(loser), conflict));
         }
-        let resolved = resolver.resolve(&ingress.metadata.namespace, backend, &winner);
+        let resolved = resolver.resolve(&ingress.metadata.namespace, backend, &winner, None);
         let next = carried(&resolved);
         return (Some(Arc::new(route(winner, resolved, false, String::new(), String::new(), None, next))), conflicts);
     }
     let Some((service, port)) = config.default_backend_service.as_ref() else { return (None, Vec::new()) };
     let flag = ObjectKey::default();
-    let backend = resolver.resolve_service(&service.namespace, &service.name, port.clone(), &flag);
+    let backend = resolver.resolve_service(&service.namespace, &service.name, port.clone(), &flag, None);
     let resolved = ResolvedBackend { service: service.name.clone(), service_port: port.to_string(), port: Some(port.clone()), backend };
     let next = carried(&resolved);
     (Some(Arc::new(route(flag, resolved, false, String::new(), String::new(), None, next))), Vec::new())

@@ -24,7 +24,7 @@ use super::class::ClassSelector;
 use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, Age};
 use super::host::HostPattern;
 use super::table::{HostRoutes, PathRoute, RouteTable};
-use super::{served_ingresses, RouteConfig, UpstreamMode};
+use super::{mode_override, served_ingresses, RouteConfig, UpstreamMode};
 
 /// What a batch of events touched, collected by the cache thread.
 #[derive(Debug, Default, Clone)]
@@ -252,7 +252,8 @@ fn rebind_backends(host: &HostRoutes, snapshot: &Snapshot, services: &BTreeSet<O
             if let Some(port) = &old.port {
                 let namespace = old.ingress.namespace.as_str();
                 if services.contains(&ObjectKey::new(namespace, &old.service)) {
-                    route.backend = resolver.resolve_service(namespace, &old.service, port.clone(), &old.ingress);
+                    let mode = mode_override(old.policy.as_deref());
+                    route.backend = resolver.resolve_service(namespace, &old.service, port.clone(), &old.ingress, mode);
                 }
             }
             PathRoute { matcher: path_route.matcher.clone(), route }

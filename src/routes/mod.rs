@@ -56,7 +56,7 @@ pub(crate) use host::wildcard_parent;
 pub use table::RouteTable;
 
 /// Where routed traffic goes: Service endpoints (the default) or the ClusterIP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum UpstreamMode {
     #[default]
     Endpoints,
@@ -125,6 +125,12 @@ impl PathType {
             PathType::ImplementationSpecific => "ImplementationSpecific",
         }
     }
+}
+
+/// The upstream mode an Ingress's policy sets over `--upstream-mode`:
+/// `service-upstream: "true"` sends its traffic to the ClusterIP.
+pub(crate) fn mode_override(policy: Option<&Policy>) -> Option<UpstreamMode> {
+    policy.filter(|p| p.service_upstream).map(|_| UpstreamMode::ClusterIp)
 }
 
 /// The result of a lookup.

@@ -621,3 +621,24 @@ fn property_prefix_matcher_agrees_with_element_wise_reference() {
     }
     assert!(matched > 1000, "the generator must produce matches, got {matched}");
 }
+
+#[test]
+fn service_upstream_sends_one_ingress_to_the_cluster_ip() {
+    let ingress = |name: &str, host: &str, annotations: Value| {
+        json!({
+            "metadata": {"namespace": "ns", "name": name, "annotations": annotations},
+            "spec": {"ingressClassName": "ingressd", "rules": [{"host": host, "http": {"paths": [
+                path_rule("/", "Prefix", json!({"service": {"name": "web", "port": {"number": 80}}}))
+            ]}}]}
+        })
+    };
+    let mut cluster = Cluster::default();
+    cluster
+        .ingress(ingress("direct", "direct.com", json!({})))
+        .ingress(ingress("kube-proxy", "vip.com", json!({"nginx.ingress.kubernetes.io/service-upstream": "true"})))
+        .service(web_service(json!([{"port": 80, "targetPort": 8080}])))
+        .slice(web_slice("web-a", json!([{"port": 8080}]), json!([{"addresses": ["10.0.0.1"]}])));
+    let table = cluster.table();
+    assert_eq!(upstreams(table.lookup("direct.com", "/")), ["10.0.0.1:8080"]);
+    assert_eq!(upstreams(table.lookup("vip.com", "/")), ["10.96.0.10:80"], "the same Service, through its ClusterIP");
+}

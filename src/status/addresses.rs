@@ -1,6 +1,6 @@
 //! Which addresses ingressd publishes: the `--publish-status-address`
 //! values, or the host IPs of the nodes where its pods run and are ready.
-//! Pure: the pod watch loop in `pods.rs` feeds watch lines into [`PodSet`].
+//! Pure: the pod watcher in `pods.rs` feeds the changes it sees into [`PodSet`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use crate::kube::objects::{IngressLoadBalancerIngress, ObjectKey, ObjectMeta};
-use crate::kube::watch_line::Status;
+use crate::kube::{Resource, Versioned};
 
 /// `{"ip": ..}` for an IP address, `{"hostname": ..}` for anything else;
 /// sorted and deduplicated so equal sets compare equal.
@@ -48,6 +48,24 @@ pub struct PodCondition {
     pub status: String,
 }
 
+/// Where ingressd's own pods are read: one more row like the cached kinds'.
+pub const PODS: Resource<Pod> = Resource {
+    name: "pod",
+    group: "",
+    version: "v1",
+    plural: "pods",
+    namespaced: true,
+    field_selector: None,
+    withhold_values: false,
+    decode: |json| serde_json::from_str(json),
+};
+
+impl Versioned for Pod {
+    fn resource_version(&self) -> &str {
+        &self.metadata.resource_version
+    }
+}
+
 impl Pod {
     /// The node IP this pod answers on, if it is Running and Ready.
     pub fn serving_host_ip(&self) -> Option<IpAddr> {
@@ -59,37 +77,6 @@ impl Pod {
     }
 }
 
-/// A list response of Pods.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct PodList {
-    metadata: ListMeta,
-    items: Vec<Pod>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct ListMeta {
-    resource_version: String,
-}
-
-/// One watch line, loosely: the object stays JSON until its type is known.
-#[derive(Debug, Deserialize)]
-struct RawEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    object: serde_json::Value,
-}
-
-/// What the watch loop does after a line.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Keep watching; resume from this resourceVersion if the watch ends.
-    Continue(String),
-    /// 410 or another ERROR event: list again.
-    Relist(String),
-}
-
 /// ingressd's own pods, by key, as the last list and the watch since say.
 #[derive(Debug, Default)]
 pub struct PodSet {
@@ -97,34 +84,17 @@ pub struct PodSet {
 }
 
 impl PodSet {
-    /// Replaces everything with a list response; returns its resourceVersion.
-    pub fn replace(&mut self, list: serde_json::Value) -> Result<String, String> {
-        let list: PodList = serde_json::from_value(list).map_err(|e| format!("undecodable pod list: {e}"))?;
-        self.pods = list.items.into_iter().map(|pod| (pod.metadata.key(), pod)).collect();
-        Ok(list.metadata.resource_version)
+    /// Replaces everything with a complete list.
+    pub fn replace(&mut self, pods: Vec<Pod>) {
+        self.pods = pods.into_iter().map(|pod| (pod.metadata.key(), pod)).collect();
     }
 
-    /// Applies one watch line. A line that does not decode is logged by the
-    /// caller and skipped: the next list repairs anything it missed.
-    pub fn apply(&mut self, line: &[u8]) -> Result<Step, String> {
-        let event: RawEvent = serde_json::from_slice(line).map_err(|e| format!("malformed pod watch line: {e}"))?;
-        if event.kind == "ERROR" {
-            let status: Status = serde_json::from_value(event.object).unwrap_or_default();
-            return Ok(Step::Relist(format!("{} {}", status.code, status.message)));
-        }
-        let pod: Pod = serde_json::from_value(event.object).map_err(|e| format!("undecodable pod in {} event: {e}", event.kind))?;
-        let resource_version = pod.metadata.resource_version.clone();
-        match event.kind.as_str() {
-            "ADDED" | "MODIFIED" => {
-                self.pods.insert(pod.metadata.key(), pod);
-            }
-            "DELETED" => {
-                self.pods.remove(&pod.metadata.key());
-            }
-            "BOOKMARK" => {}
-            other => return Err(format!("unknown pod watch event type {other:?}")),
-        }
-        Ok(Step::Continue(resource_version))
+    pub fn upsert(&mut self, pod: Pod) {
+        self.pods.insert(pod.metadata.key(), pod);
+    }
+
+    pub fn remove(&mut self, pod: &Pod) {
+        self.pods.remove(&pod.metadata.key());
     }
 
     /// Host IPs of Running and Ready pods, sorted and deduplicated.
@@ -149,8 +119,8 @@ mod tests {
                           "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": ready}]}})
     }
 
-    fn event(kind: &str, object: serde_json::Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"type": kind, "object": object})).expect("encode")
+    fn decoded(value: serde_json::Value) -> Pod {
+        (PODS.decode)(&value.to_string()).expect("a pod")
     }
 
     #[test]
@@ -186,36 +156,34 @@ mod tests {
     }
 
     #[test]
-    fn list_then_events_give_sorted_deduplicated_host_ips() {
+    fn list_then_changes_give_sorted_deduplicated_host_ips() {
         let mut set = PodSet::default();
-        let list = json!({"metadata": {"resourceVersion": "10"}, "items": [
-            pod("a", "Running", "True", "10.0.0.2"),
-            pod("b", "Running", "True", "10.0.0.1"),
-            pod("c", "Running", "True", "10.0.0.2"),
-            pod("d", "Running", "False", "10.0.0.3"),
-        ]});
-        assert_eq!(set.replace(list), Ok("10".to_string()));
+        set.replace(vec![
+            decoded(pod("a", "Running", "True", "10.0.0.2")),
+            decoded(pod("b", "Running", "True", "10.0.0.1")),
+            decoded(pod("c", "Running", "True", "10.0.0.2")),
+            decoded(pod("d", "Running", "False", "10.0.0.3")),
+        ]);
         assert_eq!(set.addresses(), vec![ip("10.0.0.1"), ip("10.0.0.2")]);
 
-        assert_eq!(set.apply(&event("MODIFIED", pod("d", "Running", "True", "10.0.0.3"))), Ok(Step::Continue("5".into())));
+        let ready = decoded(pod("d", "Running", "True", "10.0.0.3"));
+        assert_eq!(ready.resource_version(), "5");
+        set.upsert(ready);
         assert_eq!(set.addresses(), vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")]);
-        set.apply(&event("DELETED", pod("a", "Running", "True", "10.0.0.2"))).expect("delete");
+        set.remove(&decoded(pod("a", "Running", "True", "10.0.0.2")));
         assert_eq!(set.addresses().len(), 3, "pod c still serves on 10.0.0.2");
-        set.apply(&event("DELETED", pod("c", "Running", "True", "10.0.0.2"))).expect("delete");
+        set.remove(&decoded(pod("c", "Running", "True", "10.0.0.2")));
         assert_eq!(set.addresses(), vec![ip("10.0.0.1"), ip("10.0.0.3")]);
-        let bookmark = json!({"metadata": {"resourceVersion": "99"}});
-        assert_eq!(set.apply(&event("BOOKMARK", bookmark)), Ok(Step::Continue("99".into())));
+        set.replace(Vec::new());
+        assert!(set.addresses().is_empty(), "a new list replaces everything");
     }
 
     #[test]
-    fn bad_lines_are_errors_and_error_events_relist() {
-        let mut set = PodSet::default();
-        assert!(set.apply(b"{not json").is_err());
-        assert!(set.apply(&event("EXPLODED", pod("a", "Running", "True", "10.0.0.1"))).is_err());
-        assert!(set.apply(&event("ADDED", json!({"status": {"phase": 7}}))).is_err());
-        let gone = json!({"kind": "Status", "code": 410, "message": "too old resource version"});
-        assert!(matches!(set.apply(&event("ERROR", gone)), Ok(Step::Relist(m)) if m.contains("410")));
-        assert!(set.replace(json!({"items": "nope"})).is_err());
-        assert!(set.addresses().is_empty());
+    fn pods_decode_through_the_generic_watch_line_decoder() {
+        use crate::kube::watch_line::{decode_event, DecodeError, WatchEvent};
+        let line = serde_json::to_vec(&json!({"type": "MODIFIED", "object": pod("a", "Running", "True", "10.0.0.1")})).expect("encode");
+        assert!(matches!(decode_event(&PODS, &line), Ok(WatchEvent::Modified(p)) if p.serving_host_ip().is_some()));
+        let bad = serde_json::to_vec(&json!({"type": "ADDED", "object": {"status": {"phase": 7}}})).expect("encode");
+        assert!(matches!(decode_event(&PODS, &bad), Err(DecodeError::Object { .. })));
     }
 }

@@ -11,7 +11,8 @@ use crate::kube::client::ApiClient;
 use crate::kube::Error;
 
 use super::election::{self, Action, Lease, Timing};
-use super::{lock, microtime, sleep_unless_stopped, StatusConfig, StatusState};
+use super::{lock, microtime, StatusConfig, StatusState};
+use crate::stop::Stop;
 
 pub(super) struct Elector {
     client: Arc<ApiClient>,
@@ -20,7 +21,7 @@ pub(super) struct Elector {
     name: String,
     timing: Timing,
     state: Arc<StatusState>,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
     /// Held for each read-decide-write round, so a release never interleaves
     /// with a renewal.
     lease_io: Mutex<()>,
@@ -29,7 +30,7 @@ pub(super) struct Elector {
 }
 
 impl Elector {
-    pub(super) fn new(config: &StatusConfig, client: Arc<ApiClient>, state: Arc<StatusState>, stop: Arc<AtomicBool>) -> Elector {
+    pub(super) fn new(config: &StatusConfig, client: Arc<ApiClient>, state: Arc<StatusState>, stop: Stop) -> Elector {
         Elector {
             client,
             identity: config.identity.clone(),
@@ -61,7 +62,7 @@ impl Elector {
         let mut last_holder = String::new();
         // A lasting failure (RBAC, missing namespace) is logged once per change, not every retry.
         let mut last_error = String::new();
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.is_stopped() {
             let io = lock(&self.lease_io);
             if self.released.load(Ordering::Relaxed) {
                 return;
@@ -103,7 +104,7 @@ impl Elector {
                     last_error = message;
                 }
             }
-            sleep_unless_stopped(self.timing.retry_period, &self.stop);
+            self.stop.sleep(self.timing.retry_period);
         }
     }
 

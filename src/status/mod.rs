@@ -26,7 +26,7 @@ mod pods;
 mod publisher;
 pub mod writer;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,11 +34,11 @@ use crate::admin::MetricsSource;
 use crate::prometheus::{self, Type};
 use crate::cache::{CacheStatus, Current};
 use crate::config::Config;
-use crate::kube::backoff::sleep_unless_stopped;
 use crate::kube::client::ApiClient;
 use crate::kube::objects::IngressLoadBalancerIngress;
 use crate::notify::Notify;
 use crate::routes::RouteConfig;
+use crate::stop::Stop;
 
 use election::Timing;
 
@@ -224,8 +224,8 @@ pub struct Inputs {
     pub current: Arc<Current>,
     pub cache: Arc<CacheStatus>,
     pub route_config: RouteConfig,
-    /// Threads end when set (checked between requests and sleeps).
-    pub stop: Arc<AtomicBool>,
+    /// Ends the status threads (between requests; sleeps end at once).
+    pub stop: Stop,
 }
 
 /// The running status publisher.
@@ -273,13 +273,14 @@ pub fn spawn(config: StatusConfig, inputs: Inputs) -> Result<StatusHandle, Strin
             state.set_addresses(list.clone());
         }
         AddressSource::Pods { namespace, selector } => {
-            let watcher = pods::PodWatcher::new(Arc::clone(&inputs.client), namespace, selector, Arc::clone(&state), Arc::clone(&inputs.stop));
-            thread("status-pods").spawn(move || watcher.run()).map_err(spawn_error)?;
+            pods::spawn(Arc::clone(&inputs.client), namespace, selector, Arc::clone(&state), inputs.stop.clone()).map_err(spawn_error)?;
         }
     }
-    let elector = Arc::new(leader::Elector::new(&config, Arc::clone(&inputs.client), Arc::clone(&state), Arc::clone(&inputs.stop)));
+    let elector = Arc::new(leader::Elector::new(&config, Arc::clone(&inputs.client), Arc::clone(&state), inputs.stop.clone()));
     let running = Arc::clone(&elector);
     thread("status-leader").spawn(move || running.run()).map_err(spawn_error)?;
+    let changes = Arc::clone(inputs.current.published());
+    inputs.stop.on_stop(move || changes.notify());
     let publisher = publisher::Publisher::new(inputs, Arc::clone(&state));
     thread("status-publisher").spawn(move || publisher.run()).map_err(spawn_error)?;
     Ok(StatusHandle { state, elector })

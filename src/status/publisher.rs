@@ -18,8 +18,8 @@ use super::plan::{self, Memory};
 use super::writer::{write_status, Written};
 use super::{Inputs, StatusState};
 
-/// The longest sleep without a change: how soon stop, or a leadership that
-/// lapsed by the clock, is noticed.
+/// The longest sleep without a change: how soon a leadership that lapsed by
+/// the clock is noticed (stop notifies the same [`Notify`](crate::notify::Notify)).
 const IDLE: Duration = Duration::from_secs(2);
 /// After a failed write, plan again this much later even without changes.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
@@ -54,7 +54,7 @@ impl Publisher {
         let changes = Arc::clone(self.inputs.current.published());
         // None until the first look, which does not wait.
         let mut version: Option<u64> = None;
-        while !self.inputs.stop.load(Ordering::Relaxed) {
+        while !self.inputs.stop.is_stopped() {
             let wait = retry_at.map_or(IDLE, |at| at.saturating_duration_since(Instant::now()).min(IDLE));
             version = Some(match version {
                 None => changes.version(),

@@ -105,7 +105,7 @@ fn an_operator_sees_the_missing_token_the_backoff_and_what_readiness_waits_for()
     use std::time::{Duration, Instant};
 
     let missing = std::env::temp_dir().join(format!("ingressd-cli-no-token-{}/token", std::process::id()));
-    let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let refused = crate::support::ports::unused_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ingressd"))
         .args([
             "--apiserver", &format!("http://{refused}"), "--token-file", &missing.display().to_string(),

@@ -86,7 +86,7 @@ fn the_request_path_never_calls_the_api_server() {
 #[test]
 fn not_ready_while_the_api_is_down_at_start_then_ready_once_it_is_up() {
     let ca = fakeapi::certs::Ca::new("test-ca");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = support::ports::unused_port().port();
     let dir = common::TempDir::new();
     std::fs::write(dir.path("token"), common::TOKEN).expect("token");
     std::fs::write(dir.path("ca.crt"), ca.cert_pem()).expect("ca");
@@ -138,7 +138,7 @@ fn keeps_serving_the_last_snapshot_when_the_api_goes_away() {
 fn a_dead_endpoint_is_skipped_and_counted() {
     let api = Api::start();
     let live = Backend::start("live");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port nobody listens on");
+    let dead = support::ports::unused_port();
     for object in service_for("web", "pair", live.addr) {
         api.fake.create(object);
     }

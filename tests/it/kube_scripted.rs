@@ -16,6 +16,7 @@ use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::watcher::spawn;
 use ingressd::kube::{Event, Kind, Object};
+use ingressd::stop::Stop;
 use support::wait::wait_until;
 
 /// What the server answers to one request.
@@ -182,8 +183,8 @@ fn list_then_watch_follows_the_protocol_step_by_step() {
     let client = Arc::new(ApiClient::new(&server.url, &dir.join("missing-ca"), &dir.join("token")).expect("client"));
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::Service, client, Some("ns".into()), tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
+    let stop = Stop::new();
+    let watcher = spawn(Kind::Service, client, Some("ns".into()), tx, Arc::clone(&metrics), stop.clone()).expect("watcher starts");
 
     let first = rx.recv_timeout(Duration::from_secs(5)).expect("first event");
     assert!(matches!(&first, Event::Replace(Kind::Service, objects) if names(objects) == ["a", "b"]), "{first:?}");
@@ -197,7 +198,7 @@ fn list_then_watch_follows_the_protocol_step_by_step() {
     let eighth_at = Instant::now();
     assert!(server.wait_for_requests(9, Duration::from_secs(5)));
     assert!(eighth_at.elapsed() >= Duration::from_millis(400), "no backoff after an empty watch");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
 
     let requests = server.requests();
@@ -249,15 +250,15 @@ fn a_version_that_expires_at_once_does_not_relist_in_a_tight_loop() {
     let client = Arc::new(ApiClient::new(&server.url, &dir.join("missing-ca"), &dir.join("missing-token")).expect("client"));
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::Service, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
+    let stop = Stop::new();
+    let watcher = spawn(Kind::Service, client, None, tx, Arc::clone(&metrics), stop.clone()).expect("watcher starts");
 
     assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
     assert!(server.wait_for_requests(2, Duration::from_secs(5)));
     let expired_at = Instant::now();
     assert!(matches!(rx.recv_timeout(Duration::from_secs(5)), Ok(Event::Replace(Kind::Service, _))));
     assert!(expired_at.elapsed() >= Duration::from_millis(400), "relisted without backing off");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
     let requests = server.requests();
     assert!(requests[1].0.starts_with("/api/v1/services?watch=1&allowWatchBookmarks=true&resourceVersion=7&"));
@@ -275,7 +276,7 @@ fn a_silent_watch_stream_is_abandoned_at_its_read_timeout() {
         .expect("client")
         .with_watch_read_grace(Duration::from_secs(1));
     // timeoutSeconds 1 plus 1 s grace: silence beyond 2 s ends the stream.
-    let mut stream = client.watch(Kind::Ingress, None, "2", 1).expect("watch opens");
+    let mut stream = client.watch(Kind::Ingress.resource(), None, None, "2", 1).expect("watch opens");
     let line = stream.next_line().expect("first line").expect("not the end");
     assert!(String::from_utf8_lossy(&line).contains("BOOKMARK"));
     let started = Instant::now();

@@ -4,7 +4,6 @@ use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,8 +12,10 @@ use crossbeam_channel::Receiver;
 use fakeapi::{FakeApi, Options};
 use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
-use ingressd::kube::watcher::{api_path, spawn};
+use ingressd::kube::watcher::{api_path, spawn, spawn_watch, Change, Sink, Target};
 use ingressd::kube::{Event, Kind, Object};
+use ingressd::status::addresses::{Pod, PODS};
+use ingressd::stop::Stop;
 use serde_json::{json, Value};
 use support::wait::wait_until;
 
@@ -61,7 +62,7 @@ struct Harness {
     dir: PathBuf,
     rx: Receiver<Event>,
     metrics: Arc<WatchMetrics>,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -84,12 +85,12 @@ impl Harness {
         before_spawn(&api);
         let (tx, rx) = crossbeam_channel::unbounded();
         let metrics = Arc::new(WatchMetrics::new());
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Stop::new();
         let threads = Kind::ALL
             .iter()
             .map(|kind| {
                 let namespace = namespace.map(str::to_string);
-                spawn(*kind, Arc::clone(&client), namespace, tx.clone(), Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts")
+                spawn(*kind, Arc::clone(&client), namespace, tx.clone(), Arc::clone(&metrics), stop.clone()).expect("watcher starts")
             })
             .collect();
         Harness { api: Some(api), dir, rx, metrics, stop, threads }
@@ -144,8 +145,8 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Closing the server ends blocked watch reads; backoff sleeps poll the stop flag.
+        self.stop.stop();
+        // Closing the server ends blocked watch reads; stop wakes backoff sleeps.
         drop(self.api.take());
         let deadline = Instant::now() + Duration::from_secs(5);
         for thread in self.threads.drain(..) {
@@ -331,8 +332,8 @@ fn a_certificate_from_another_ca_is_refused() {
     let client = Arc::new(ApiClient::new(&api.url(), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::Ingress, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
+    let stop = Stop::new();
+    let watcher = spawn(Kind::Ingress, client, None, tx, Arc::clone(&metrics), stop.clone()).expect("watcher starts");
     let deadline = Instant::now() + Duration::from_secs(5);
     while metrics.api_errors(Kind::Ingress) == 0 {
         assert!(Instant::now() < deadline, "no error counted");
@@ -340,7 +341,7 @@ fn a_certificate_from_another_ca_is_refused() {
     }
     assert_eq!(metrics.api_reachable(), Some(false));
     assert!(rx.try_recv().is_err(), "nothing may come from an untrusted server");
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     while !watcher.is_finished() {
         assert!(Instant::now() < deadline + Duration::from_secs(2), "watcher ignores stop");
         std::thread::sleep(Duration::from_millis(10));
@@ -405,7 +406,7 @@ fn large_lists_are_paged_and_delivered_as_one_replace() {
 fn no_server_at_start_backs_off_until_it_appears() {
     let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
     // A free port with nothing listening: connections are refused.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let addr = support::ports::unused_port();
     let ca = fakeapi::certs::Ca::new("ingressd test CA");
     let dir = temp_dir("late-server");
     std::fs::write(dir.join("ca.crt"), ca.cert_pem()).expect("write CA");
@@ -413,8 +414,8 @@ fn no_server_at_start_backs_off_until_it_appears() {
     let client = Arc::new(ApiClient::new(&format!("https://{addr}"), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
     let (tx, rx) = crossbeam_channel::unbounded();
     let metrics = Arc::new(WatchMetrics::new());
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), Arc::clone(&stop)).expect("watcher starts");
+    let stop = Stop::new();
+    let watcher = spawn(Kind::IngressClass, client, None, tx, Arc::clone(&metrics), stop.clone()).expect("watcher starts");
 
     assert!(wait_until(Duration::from_secs(5), || metrics.api_errors(Kind::IngressClass) >= 2), "refused connections not retried");
     assert_eq!(metrics.api_reachable(), Some(false));
@@ -433,8 +434,81 @@ fn no_server_at_start_backs_off_until_it_appears() {
         other => panic!("no sync after the server appeared: {other:?}"),
     }
     assert_eq!(metrics.api_reachable(), Some(true));
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
     drop(api);
     assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Hands a generic watcher's changes to the test as (what, pod names).
+struct PodChanges(crossbeam_channel::Sender<(&'static str, Vec<String>)>);
+
+impl Sink<Pod> for PodChanges {
+    fn deliver(&mut self, change: Change<Pod>) -> bool {
+        let seen = match change {
+            Change::Replace(pods) => ("replace", pods.iter().map(|p| p.metadata.name.clone()).collect()),
+            Change::Upsert(pod) => ("upsert", vec![pod.metadata.name]),
+            Change::Delete(pod) => ("delete", vec![pod.metadata.name]),
+        };
+        self.0.send(seen).is_ok()
+    }
+}
+
+fn pod(ns: &str, name: &str, app: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
+        "status": {"phase": "Running", "hostIP": "10.0.0.1"}})
+}
+
+/// A kind outside the cache is one row (status' PODS) watched by the same
+/// watcher, narrowed by namespace and label selector.
+#[test]
+fn any_resource_row_is_watched_with_its_label_selector() {
+    let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
+    let objects = vec![pod("ingress", "ingressd-a", "ingressd"), pod("ingress", "web-a", "web"), pod("other", "ingressd-b", "ingressd")];
+    let api = FakeApi::start(Options { tokens: vec![TOKEN.to_string()], objects, ..Default::default() }).expect("fake API starts");
+    let dir = temp_dir("pods");
+    std::fs::write(dir.join("ca.crt"), api.ca_pem()).expect("write CA");
+    std::fs::write(dir.join("token"), TOKEN).expect("write token");
+    let client = Arc::new(ApiClient::new(&api.url(), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let stop = Stop::new();
+    let target = Target { resource: &PODS, namespace: Some("ingress".into()), label_selector: Some("app=ingressd".into()) };
+    let watcher = spawn_watch(target, client, PodChanges(tx), None, stop.clone()).expect("watcher starts");
+    let next = || rx.recv_timeout(Duration::from_secs(5)).expect("a change");
+    assert_eq!(next(), ("replace", vec!["ingressd-a".to_string()]));
+    assert!(api.wait_for_watches(1, Duration::from_secs(5)), "watch did not open");
+    api.create(pod("ingress", "web-b", "web"));
+    api.create(pod("other", "ingressd-c", "ingressd"));
+    api.create(pod("ingress", "ingressd-d", "ingressd"));
+    assert_eq!(next(), ("upsert", vec!["ingressd-d".to_string()]), "other labels and namespaces are not seen");
+    assert!(api.delete("v1", "Pod", "ingress", "ingressd-a"));
+    assert_eq!(next(), ("delete", vec!["ingressd-a".to_string()]));
+    stop.stop();
+    drop(api);
+    assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stop wakes a watcher sleeping out a backoff at once, rather than after
+/// the delay (or a polling interval).
+#[test]
+fn stop_ends_a_backoff_sleep_at_once() {
+    let _ = simple_logger::SimpleLogger::new().with_level(log::LevelFilter::Info).init();
+    // A free port with nothing listening: connections are refused.
+    let addr = support::ports::unused_port();
+    let dir = temp_dir("stop-backoff");
+    std::fs::write(dir.join("ca.crt"), fakeapi::certs::Ca::new("ingressd test CA").cert_pem()).expect("write CA");
+    std::fs::write(dir.join("token"), TOKEN).expect("write token");
+    let client = Arc::new(ApiClient::new(&format!("https://{addr}"), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let metrics = Arc::new(WatchMetrics::new());
+    let stop = Stop::new();
+    let watcher = spawn(Kind::Service, client, None, tx, Arc::clone(&metrics), stop.clone()).expect("watcher starts");
+    // After the third failure the next delay is 2.4 s at least (3.2 s, jittered by ±25%).
+    assert!(wait_until(Duration::from_secs(10), || metrics.api_errors(Kind::Service) >= 3), "refused connections not retried");
+    let stopped = Instant::now();
+    stop.stop();
+    assert!(wait_until(Duration::from_secs(5), || watcher.is_finished()), "watcher ignores stop");
+    assert!(stopped.elapsed() < Duration::from_millis(1500), "the backoff was waited out: {:?}", stopped.elapsed());
     let _ = std::fs::remove_dir_all(&dir);
 }

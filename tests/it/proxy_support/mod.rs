@@ -140,9 +140,9 @@ pub fn serve_backend_connection(stream: TcpStream, handler: Handler, log: Arc<Mu
     }
 }
 
-/// A port with nothing listening on it.
+/// A port with nothing listening on it, which stays that way.
 pub fn dead_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    crate::support::ports::unused_port().port()
 }
 
 // ---------------------------------------------------------------- routes
