@@ -2,8 +2,8 @@
 //! A waiter remembers the version it acted on and sleeps until it moves (or
 //! until its own deadline), instead of waking on a timer to compare.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Notify {
@@ -30,18 +30,8 @@ impl Notify {
     /// Waits until the version is no longer `seen`, at most `timeout`;
     /// returns the version then.
     pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        let mut version = self.lock();
-        while *version == seen {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            version = match self.changed.wait_timeout(version, left) {
-                Ok((version, _)) => version,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
+        let version = self.lock();
+        let (version, _) = self.changed.wait_timeout_while(version, timeout, |v| *v == seen).unwrap_or_else(PoisonError::into_inner);
         *version
     }
 }
@@ -49,6 +39,7 @@ impl Notify {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
     use std::sync::Arc;
 
     #[test]

@@ -5,8 +5,8 @@
 //! register a wake-up with [`Stop::on_stop`]. Nothing polls a flag.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 type Hook = Box<dyn Fn() + Send + Sync>;
 
@@ -54,19 +54,9 @@ impl Stop {
 
     /// Sleeps up to `duration`; true when stopped (before or during).
     pub fn sleep(&self, duration: Duration) -> bool {
-        let deadline = Instant::now() + duration;
-        let mut hooks = self.lock();
-        while !self.is_stopped() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            hooks = match self.0.woken.wait_timeout(hooks, left) {
-                Ok((hooks, _)) => hooks,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        true
+        let hooks = self.lock();
+        let _hooks = self.0.woken.wait_timeout_while(hooks, duration, |_| !self.is_stopped()).unwrap_or_else(PoisonError::into_inner);
+        self.is_stopped()
     }
 
     /// Runs `wake` when stop is signalled, or now if it already was: for a
@@ -87,6 +77,7 @@ impl Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
     use std::sync::atomic::AtomicUsize;
 
     #[test]

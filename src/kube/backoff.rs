@@ -12,8 +12,8 @@
 //! "the API answers" to "every kind is current" by the probe interval plus
 //! one list, at one request per interval per node.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use crate::stop::Stop;
 
@@ -208,26 +208,20 @@ impl Recovery {
     /// Sleeps up to `delay`; a successful probe or `stop` ends it early
     /// (stop once [`wake_on`](Self::wake_on) registered it).
     pub fn sleep(&self, delay: Duration, stop: &Stop) -> Woke {
-        let deadline = Instant::now() + delay;
         let mut state = self.lock();
         let wakes = state.wakes;
         state.sleeping += 1;
         self.changed.notify_all();
-        let woke = loop {
-            if stop.is_stopped() {
-                break Woke::Stopped;
-            }
-            if state.wakes != wakes {
-                break Woke::ApiAnswers;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break Woke::Elapsed;
-            }
-            state = match self.changed.wait_timeout(state, left) {
-                Ok((state, _)) => state,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
+        let (mut state, _) = self
+            .changed
+            .wait_timeout_while(state, delay, |state| !stop.is_stopped() && state.wakes == wakes)
+            .unwrap_or_else(PoisonError::into_inner);
+        let woke = if stop.is_stopped() {
+            Woke::Stopped
+        } else if state.wakes != wakes {
+            Woke::ApiAnswers
+        } else {
+            Woke::Elapsed
         };
         state.sleeping -= 1;
         woke
@@ -248,24 +242,18 @@ impl Recovery {
 
     /// Waits up to `timeout` for someone to start backing off (or for stop).
     pub fn wait_for_sleepers(&self, timeout: Duration, stop: &Stop) {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.lock();
-        while state.sleeping == 0 && !stop.is_stopped() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            state = match self.changed.wait_timeout(state, left) {
-                Ok((state, _)) => state,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
+        let state = self.lock();
+        let _state = self
+            .changed
+            .wait_timeout_while(state, timeout, |state| state.sleeping == 0 && !stop.is_stopped())
+            .unwrap_or_else(PoisonError::into_inner);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn delays_grow_within_jitter_bounds_and_cap() {
