@@ -89,8 +89,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         .and_then(|cors| cors.response_headers(request.headers().iter().find(|h| h.field.equiv("origin")).map(|h| h.value.as_str())))
         .unwrap_or_default();
     if !cors_headers.is_empty() && outcome.method == "OPTIONS" {
-        let mut headers: Vec<(&str, &[u8])> = cors_headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
-        headers.push(("content-type", b"text/plain charset=UTF-8"));
+        let headers: Vec<(&str, &[u8])> = cors_headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
         return reply(request, &client, outcome, started, 204, "", &headers);
     }
     if let Some((code, location)) = route.policy.as_ref().and_then(|policy| {

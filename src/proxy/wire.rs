@@ -124,9 +124,12 @@ pub fn simple_response(status: u16, extra_headers: &[(&str, &[u8])], text: &str,
     let mut headers: Vec<(&str, &[u8])> = vec![("content-type", b"text/plain; charset=utf-8")];
     headers.extend_from_slice(extra_headers);
     let body = format!("{text}\n");
-    let mut message =
-        response_head(status, &headers, Framing::Length(body.len() as u64), close, http10_client);
-    message.extend_from_slice(body.as_bytes());
+    // A 204 (or 1xx, 304) has no body: a byte of one would be read as the start of the next response.
+    let framing = Framing::for_response(false, status, Some(body.len() as u64), http10_client);
+    let mut message = response_head(status, &headers, framing, close, http10_client);
+    if !matches!(framing, Framing::Empty { .. }) {
+        message.extend_from_slice(body.as_bytes());
+    }
     message
 }
 
@@ -199,6 +202,15 @@ pub fn parse_response_head(buffer: &[u8]) -> Result<Option<ResponseHead>, HeadEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_simple_204_has_no_body_and_no_length() {
+        let message = String::from_utf8(simple_response(204, &[], "ignored", false, false)).expect("ASCII");
+        assert!(message.ends_with("\r\n\r\n"), "{message:?}");
+        assert!(!message.to_ascii_lowercase().contains("content-length"), "{message:?}");
+        let message = String::from_utf8(simple_response(302, &[], "moved", false, false)).expect("ASCII");
+        assert!(message.ends_with("\r\n\r\nmoved\n"), "{message:?}");
+    }
 
     #[test]
     fn target_table() {

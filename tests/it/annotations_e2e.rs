@@ -198,6 +198,16 @@ fn cors_preflights_are_answered_here_and_responses_carry_the_headers() {
 
     let open = send("GET", "open.example.com", None);
     assert_eq!(open.header("access-control-allow-origin"), Some("*"), "the default origin is *");
+
+    // A preflight on a keep-alive connection leaves it ready for the next request.
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(ingressd.http).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let head = "Host: api.example.com\r\nOrigin: https://app.example.com\r\n";
+    stream.write_all(format!("OPTIONS /data HTTP/1.1\r\n{head}\r\nGET /after HTTP/1.1\r\n{head}\r\n").as_bytes()).expect("write");
+    let first = crate::support::http::read_response(&mut stream, false).expect("preflight");
+    let second = crate::support::http::read_response(&mut stream, false).expect("the next response");
+    assert_eq!((first.status, second.status, second.text()), (204, 200, "blue /after\n".to_string()));
 }
 
 #[test]
