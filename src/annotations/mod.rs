@@ -51,7 +51,7 @@ pub fn unapplied(annotations: &StringMap) -> Vec<(&str, Support)> {
 pub fn newly_unapplied<'a>(old: Option<&StringMap>, new: &'a StringMap) -> Vec<(&'a str, Support)> {
     unapplied(new)
         .into_iter()
-        .filter(|(key, _)| old.and_then(|old| old.get(*key)) != new.get(*key))
+        .filter(|(key, _)| old.and_then(|old| old.get(key)) != new.get(key))
         .collect()
 }
 

@@ -17,6 +17,7 @@ mod buffers;
 mod forward;
 pub mod headers;
 pub mod holddown;
+mod policy;
 mod request;
 mod response;
 mod route;

@@ -1,14 +1,14 @@
 //! The first phase of a request: read what the client asked for, find its
-//! route by Host and path, apply the route's policy (redirects, body size),
-//! and hand it to the forwarder or the upgrade tunnel.
+//! route by Host and path, run the route's policy phase (`policy`) and the
+//! body-size check, and hand it to the forwarder or the upgrade tunnel.
 
 use std::time::Instant;
 
 use super::headers::{self, ClientOrigin};
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
+use super::policy::{self, Asked, Decision};
 use super::{forward, tunnel, Outcome, Shared};
-use crate::annotations::policy::Policy;
 use crate::routes::Backend;
 
 /// Requests under this prefix are answered over plain HTTP even when the
@@ -80,32 +80,27 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     outcome.ingress = Some(route.ingress.clone());
     outcome.service = Some(route.service.clone());
 
-    // An OPTIONS request CORS applies to is answered here, before any
-    // redirect, as ingress-nginx's location does.
-    let cors_headers = route
-        .policy
-        .as_ref()
-        .and_then(|policy| policy.cors.as_ref())
-        .and_then(|cors| cors.response_headers(request.headers().iter().find(|h| h.field.equiv("origin")).map(|h| h.value.as_str())))
-        .unwrap_or_default();
-    if !cors_headers.is_empty() && outcome.method == "OPTIONS" {
-        let headers: Vec<(&str, &[u8])> = cors_headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
-        return reply(request, &client, outcome, started, 204, "", &headers);
-    }
-    if let Some((code, location)) = route.policy.as_ref().and_then(|policy| {
-        let scheme = if secure { "https" } else { "http" };
-        policy.redirect_for(scheme, host, &target.path_and_query)
-    }) {
-        return reply(request, &client, outcome, started, code, "redirecting", &[("location", location.as_bytes())]);
+    let mut response_headers = Vec::new();
+    if let Some(policy) = &route.policy {
+        let asked = Asked {
+            method: &outcome.method,
+            origin: request.headers().iter().find(|h| h.field.equiv("origin")).map(|h| h.value.as_str()),
+            secure,
+            host,
+            path_and_query: &target.path_and_query,
+        };
+        match policy::decide(policy, &asked, &mut upstream_head.headers) {
+            Decision::Answer { status, text, headers } => {
+                let headers: Vec<(&str, &[u8])> = headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
+                return reply(request, &client, outcome, started, status, text, &headers);
+            }
+            Decision::Forward { response_headers: set } => response_headers = set,
+        }
     }
     if route.ssl_redirect && !secure && !target.path().starts_with(ACME_CHALLENGE_PREFIX) {
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
         let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
-    }
-
-    if let Some(policy) = &route.policy {
-        rewrite_upstream_headers(&mut upstream_head.headers, policy);
     }
 
     let upstreams = match &route.backend {
@@ -132,17 +127,6 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let client = ClientRequest { close: true, ..client };
         return reply(request, &client, outcome, started, 413, "request body too large", &[]);
     }
-    let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started, response_headers: cors_headers };
+    let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started, response_headers };
     forward::forward(shared, request, routed, buffer)
-}
-
-/// `upstream-vhost` replaces the Host the backend sees; `x-forwarded-prefix`
-/// sets `X-Forwarded-Prefix` (a client's own value is replaced, not joined).
-fn rewrite_upstream_headers(headers: &mut Vec<(headers::HeaderName, String)>, policy: &Policy) {
-    for (name, value) in [("host", &policy.upstream_vhost), ("x-forwarded-prefix", &policy.forwarded_prefix)] {
-        if let Some(value) = value {
-            headers.retain(|(existing, _)| existing != name);
-            headers.push((name.into(), value.clone()));
-        }
-    }
 }

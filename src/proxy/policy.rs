@@ -1,0 +1,48 @@
+//! The policy phase, between route and forward: what the route's Ingress
+//! annotations decide about one request. Either ingressd answers it itself
+//! (a CORS preflight, a redirect) or it goes upstream with its headers
+//! rewritten and with headers to set on the response. Routes of Ingresses
+//! without such annotations carry no policy and skip this phase.
+
+use super::headers::HeaderName;
+use crate::annotations::policy::Policy;
+
+/// What the policy phase decided.
+pub(super) enum Decision {
+    /// Answer here with this status, reason text and headers.
+    Answer { status: u16, text: &'static str, headers: Vec<(&'static str, String)> },
+    /// Send upstream; set these headers on the response (replacing the backend's).
+    Forward { response_headers: Vec<(&'static str, String)> },
+}
+
+/// The request as the policy sees it.
+pub(super) struct Asked<'a> {
+    pub method: &'a str,
+    pub origin: Option<&'a str>,
+    pub secure: bool,
+    /// The Host as the client sent it, port included.
+    pub host: &'a str,
+    pub path_and_query: &'a str,
+}
+
+/// Applies `policy` in ingress-nginx's order: a CORS preflight is answered
+/// before any redirect (its location block returns first), then `app-root`
+/// and the Ingress-wide redirect; otherwise the upstream headers are
+/// rewritten (`upstream-vhost`, `x-forwarded-prefix`).
+pub(super) fn decide(policy: &Policy, asked: &Asked<'_>, upstream_headers: &mut Vec<(HeaderName, String)>) -> Decision {
+    let cors_headers = policy.cors.as_ref().and_then(|cors| cors.response_headers(asked.origin)).unwrap_or_default();
+    if !cors_headers.is_empty() && asked.method == "OPTIONS" {
+        return Decision::Answer { status: 204, text: "", headers: cors_headers };
+    }
+    let scheme = if asked.secure { "https" } else { "http" };
+    if let Some((status, location)) = policy.redirect_for(scheme, asked.host, asked.path_and_query) {
+        return Decision::Answer { status, text: "redirecting", headers: vec![("location", location)] };
+    }
+    for (name, value) in [("host", &policy.upstream_vhost), ("x-forwarded-prefix", &policy.forwarded_prefix)] {
+        if let Some(value) = value {
+            upstream_headers.retain(|(existing, _)| existing != name);
+            upstream_headers.push((name.into(), value.clone()));
+        }
+    }
+    Decision::Forward { response_headers: cors_headers }
+}
