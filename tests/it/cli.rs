@@ -33,9 +33,9 @@ fn help_and_version() {
     assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("ingressd {}", env!("CARGO_PKG_VERSION")));
 }
 
-#[test]
-fn a_ca_file_without_a_certificate_is_a_startup_error() {
-    let dir = std::env::temp_dir().join(format!("ingressd-cli-{}", std::process::id()));
+/// Runs ingressd with a CA file that holds no certificate, which it refuses at start.
+fn start_with_an_unparsable_ca(tag: &str) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("ingressd-cli-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let ca = dir.join("ca.crt");
     std::fs::write(&ca, "not a certificate\n").expect("ca");
@@ -44,6 +44,12 @@ fn a_ca_file_without_a_certificate_is_a_startup_error() {
         "--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
     ]);
     let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+#[test]
+fn a_ca_file_without_a_certificate_is_a_startup_error() {
+    let out = start_with_an_unparsable_ca("ca");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).to_lowercase().contains("certificate"), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -61,15 +67,7 @@ fn is_stamped(line: &str) -> bool {
 
 #[test]
 fn a_fatal_error_is_printed_once_with_a_timestamp() {
-    let dir = std::env::temp_dir().join(format!("ingressd-cli-fatal-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let ca = dir.join("ca.crt");
-    std::fs::write(&ca, "not a certificate\n").expect("ca");
-    let out = ingressd(&[
-        "--apiserver", "https://127.0.0.1:1", "--ca-file", &ca.display().to_string(),
-        "--http-addr", "127.0.0.1:0", "--https-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-    ]);
-    let _ = std::fs::remove_dir_all(&dir);
+    let out = start_with_an_unparsable_ca("fatal");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("certificate")).collect();
