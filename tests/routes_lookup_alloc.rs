@@ -2,8 +2,8 @@
 //! header: a counting global allocator (only possible in its own test binary)
 //! checks it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod counting_alloc;
+
 use std::sync::Arc;
 
 use ingressd::store::Snapshot;
@@ -11,23 +11,8 @@ use ingressd::kube::objects::Ingress;
 use ingressd::routes::{compile, RouteConfig};
 use serde_json::json;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn lookup_does_not_allocate() {
@@ -56,11 +41,11 @@ fn lookup_does_not_allocate() {
     // Only this thread looks up, but the test harness's threads may allocate
     // concurrently: retry, and require one clean run.
     let clean = (0..20).any(|_| {
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = counting_alloc::allocations();
         for (host, path, expected) in requests {
             assert_eq!(table.lookup(host, path).map(|r| r.path.as_str()), expected, "{host} {path}");
         }
-        ALLOCATIONS.load(Ordering::SeqCst) == before
+        counting_alloc::allocations() == before
     });
     assert!(clean, "lookup allocated");
 }

@@ -2,42 +2,22 @@
 //! per keep-alive request, counted by a global allocator, and file descriptors per
 //! connection. Both observe the process, hence their own test binary.
 
+mod counting_alloc;
+
 #[path = "it/support/mod.rs"]
 mod support;
 #[path = "it/tiny_http_common/mod.rs"]
 mod tiny_http_common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tiny_http::{Limits, Request, Server};
 use tiny_http_common::*;
 
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Both tests measure the whole process: they must not run at the same time.
 static ALONE: Mutex<()> = Mutex::new(());
@@ -66,11 +46,11 @@ fn a_keep_alive_request_costs_few_allocations() {
         exchange();
     }
     const REQUESTS: usize = 1000;
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     for _ in 0..REQUESTS {
         exchange();
     }
-    let per_request = (ALLOCATIONS.load(Ordering::SeqCst) - before) as f64 / REQUESTS as f64;
+    let per_request = (counting_alloc::allocations() - before) as f64 / REQUESTS as f64;
     eprintln!("{per_request:.1} allocations per request");
     assert!(per_request <= MAX_ALLOCATIONS, "{per_request:.1} allocations per keep-alive request");
 }
