@@ -68,15 +68,21 @@ fn main() {
             // The old table is dropped by whoever held the last reference, not by compile.
             table = next;
         }
-        let lookups = 1_000_000;
+        // The best of 20 rounds: on a shared machine the other processes
+        // only ever add time.
+        let lookups = 100_000;
         let hosts: Vec<String> = (0..1000).map(|i| format!("x.APP{}.example.com:443", i * ingresses / 1000)).collect();
-        let start = Instant::now();
-        for n in 0..lookups {
-            black_box(table.lookup(&hosts[n % hosts.len()], "/api/v1/items"));
-        }
-        let per_lookup = start.elapsed().as_secs_f64() * 1e9 / lookups as f64;
+        let per_lookup = (0..20)
+            .map(|_| {
+                let start = Instant::now();
+                for n in 0..lookups {
+                    black_box(table.lookup(&hosts[n % hosts.len()], "/api/v1/items"));
+                }
+                start.elapsed().as_secs_f64() * 1e9 / lookups as f64
+            })
+            .fold(f64::MAX, f64::min);
         println!(
-            "{ingresses} ingresses, {} routes: compile best of {runs} {best:.1} ms; lookup (wildcard fall-through, upper-case host) {per_lookup:.0} ns",
+            "{ingresses} ingresses, {} routes: compile best of {runs} {best:.1} ms; lookup (wildcard fall-through, upper-case host) best of 20 rounds {per_lookup:.0} ns",
             table.len()
         );
         incremental(snapshot, &config, ingresses);

@@ -125,7 +125,7 @@ fn follow(
             let watcher = Running { stop: Stop::new(), gate: Arc::new(Mutex::new(true)) };
             let target = Target {
                 resource: &NAMED_SECRET,
-                namespace: Some(key.namespace.clone()),
+                namespace: Some(key.namespace.to_string()),
                 label_selector: None,
                 field_selector: Some(format!("metadata.name={}", key.name)),
             };

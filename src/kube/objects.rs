@@ -5,6 +5,7 @@
 //! that omits one, must never break decoding of the whole watch stream.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use smol_str::SmolStr;
 
 /// The annotation `kubectl apply` writes: a copy of the whole object as last
 /// applied, often the largest part of it. ingressd never reads it, so it is
@@ -121,11 +122,11 @@ fn annotations<'de, D: Deserializer<'de>>(deserializer: D) -> Result<StringMap, 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ObjectMeta {
-    pub name: String,
-    pub namespace: String,
-    pub resource_version: String,
+    pub name: SmolStr,
+    pub namespace: SmolStr,
+    pub resource_version: SmolStr,
     /// RFC 3339 with second precision, so it orders correctly as a string.
-    pub creation_timestamp: String,
+    pub creation_timestamp: SmolStr,
     pub labels: StringMap,
     /// Without [`LAST_APPLIED_ANNOTATION`].
     #[serde(deserialize_with = "annotations")]
@@ -142,13 +143,13 @@ impl ObjectMeta {
 /// `namespace/name`; cluster-scoped objects have an empty namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: SmolStr,
+    pub name: SmolStr,
 }
 
 impl ObjectKey {
     pub fn new(namespace: &str, name: &str) -> ObjectKey {
-        ObjectKey { namespace: namespace.to_string(), name: name.to_string() }
+        ObjectKey { namespace: SmolStr::new(namespace), name: SmolStr::new(name) }
     }
 }
 
@@ -216,7 +217,7 @@ pub struct IngressLoadBalancerIngress {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IngressSpec {
-    pub ingress_class_name: Option<String>,
+    pub ingress_class_name: Option<SmolStr>,
     pub default_backend: Option<IngressBackend>,
     #[serde(deserialize_with = "exact_vec")]
     pub tls: Vec<IngressTls>,
@@ -235,14 +236,14 @@ pub struct IngressBackend {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IngressServiceBackend {
-    pub name: String,
+    pub name: SmolStr,
     pub port: ServiceBackendPort,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ServiceBackendPort {
-    pub name: Option<String>,
+    pub name: Option<SmolStr>,
     pub number: Option<i32>,
 }
 
@@ -250,14 +251,14 @@ pub struct ServiceBackendPort {
 #[serde(rename_all = "camelCase", default)]
 pub struct IngressTls {
     #[serde(deserialize_with = "exact_vec")]
-    pub hosts: Vec<String>,
-    pub secret_name: Option<String>,
+    pub hosts: Vec<SmolStr>,
+    pub secret_name: Option<SmolStr>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct IngressRule {
-    pub host: Option<String>,
+    pub host: Option<SmolStr>,
     pub http: Option<HttpIngressRuleValue>,
 }
 
@@ -271,9 +272,9 @@ pub struct HttpIngressRuleValue {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct HttpIngressPath {
-    pub path: Option<String>,
+    pub path: Option<SmolStr>,
     /// `Exact`, `Prefix` or `ImplementationSpecific`; anything else is invalid.
-    pub path_type: Option<String>,
+    pub path_type: Option<SmolStr>,
     pub backend: IngressBackend,
 }
 
@@ -304,10 +305,10 @@ pub struct Service {
 pub struct ServiceSpec {
     /// `ClusterIP` (the default when absent), `NodePort`, `LoadBalancer` or `ExternalName`.
     #[serde(rename = "type")]
-    pub type_: Option<String>,
+    pub type_: Option<SmolStr>,
     #[serde(rename = "clusterIP")]
-    pub cluster_ip: Option<String>,
-    pub external_name: Option<String>,
+    pub cluster_ip: Option<SmolStr>,
+    pub external_name: Option<SmolStr>,
     #[serde(deserialize_with = "exact_vec")]
     pub ports: Vec<ServicePort>,
 }
@@ -315,10 +316,10 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ServicePort {
-    pub name: Option<String>,
+    pub name: Option<SmolStr>,
     pub port: i32,
     pub target_port: Option<IntOrString>,
-    pub protocol: Option<String>,
+    pub protocol: Option<SmolStr>,
 }
 
 /// The API's `IntOrString`, used by `targetPort`.
@@ -335,7 +336,7 @@ pub enum IntOrString {
 pub struct EndpointSlice {
     pub metadata: ObjectMeta,
     /// `IPv4`, `IPv6` or `FQDN`.
-    pub address_type: String,
+    pub address_type: SmolStr,
     #[serde(deserialize_with = "exact_vec")]
     pub endpoints: Vec<Endpoint>,
     #[serde(deserialize_with = "exact_vec")]
@@ -353,7 +354,7 @@ impl EndpointSlice {
 #[serde(rename_all = "camelCase", default)]
 pub struct Endpoint {
     #[serde(deserialize_with = "exact_vec")]
-    pub addresses: Vec<String>,
+    pub addresses: Vec<SmolStr>,
     pub conditions: EndpointConditions,
 }
 
@@ -369,9 +370,9 @@ pub struct EndpointConditions {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct EndpointPort {
-    pub name: Option<String>,
+    pub name: Option<SmolStr>,
     pub port: Option<i32>,
-    pub protocol: Option<String>,
+    pub protocol: Option<SmolStr>,
 }
 
 /// v1 Secret of type `kubernetes.io/tls`; no other Secret is ever fetched.
@@ -380,7 +381,7 @@ pub struct EndpointPort {
 pub struct Secret {
     pub metadata: ObjectMeta,
     #[serde(rename = "type")]
-    pub type_: String,
+    pub type_: SmolStr,
     /// Values are base64 as the API sends them; `tls.crt` and `tls.key` are decoded by `tls`.
     pub data: StringMap,
 }

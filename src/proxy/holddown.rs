@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::kube::objects::SmolStr;
 use crate::routes::Upstream;
 
 /// How long an endpoint that refused a connection is passed over.
@@ -21,7 +22,7 @@ pub const MAX_TRIES: usize = 3;
 /// Endpoints by `host:port` with the time their hold-down ends.
 #[derive(Debug, Default)]
 pub struct HoldDown {
-    until: Mutex<HashMap<String, Instant>>,
+    until: Mutex<HashMap<SmolStr, Instant>>,
     /// Entries in `until`: zero on the hot path, which then takes no lock.
     held: AtomicUsize,
 }
@@ -40,7 +41,7 @@ impl TryOrder {
 }
 
 impl HoldDown {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<SmolStr, Instant>> {
         // The map holds plain data that is valid after a panic elsewhere.
         self.until.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -103,7 +104,7 @@ mod tests {
     use super::*;
 
     fn upstreams(n: usize) -> Vec<Upstream> {
-        (0..n).map(|i| Upstream { authority: format!("10.0.0.{i}:80") }).collect()
+        (0..n).map(|i| Upstream { authority: format!("10.0.0.{i}:80").into() }).collect()
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::Current;
 use crate::config::{Cidr, Config};
-use crate::kube::objects::ObjectKey;
+use crate::kube::objects::{ObjectKey, SmolStr};
 
 /// The settings the data plane reads from the command line.
 #[derive(Debug, Clone)]
@@ -79,11 +79,11 @@ pub struct Outcome {
     pub bytes_sent: u64,
     pub duration: Duration,
     /// The `host:port` of the last upstream tried.
-    pub upstream: Option<String>,
+    pub upstream: Option<SmolStr>,
     pub upstream_status: Option<u16>,
     pub request_id: String,
     pub ingress: Option<ObjectKey>,
-    pub service: Option<String>,
+    pub service: Option<SmolStr>,
     /// Upstream endpoints tried (more than one after connect failures).
     pub attempts: u32,
     /// Connection attempts to upstreams that failed.

@@ -6,14 +6,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::store::Snapshot;
-use crate::kube::objects::{IngressBackend, ObjectKey, ServicePort};
+use crate::kube::objects::{IngressBackend, ObjectKey, ServicePort, SmolStr};
 
 use super::{Backend, PortRef, RouteError, Upstream, UpstreamMode};
 
 /// A backend as a route carries it.
 pub(crate) struct ResolvedBackend {
-    pub(crate) service: String,
-    pub(crate) service_port: String,
+    pub(crate) service: SmolStr,
+    pub(crate) service_port: SmolStr,
     pub(crate) port: Option<PortRef>,
     pub(crate) backend: Backend,
 }
@@ -39,14 +39,14 @@ impl<'a> BackendResolver<'a> {
         let Some(service) = &backend.service else {
             let error = if backend.resource.is_some() { RouteError::ResourceBackend } else { RouteError::NoBackend };
             log::warn!("ingress {ingress}: backend unavailable: {error}");
-            return ResolvedBackend { service: String::new(), service_port: String::new(), port: None, backend: Backend::Unavailable(error.to_string()) };
+            return ResolvedBackend { service: SmolStr::default(), service_port: SmolStr::default(), port: None, backend: Backend::Unavailable(error.to_string()) };
         };
         let port = match (service.port.number, &service.port.name) {
             (Some(number), _) => Some(PortRef::Number(number)),
-            (None, Some(name)) if !name.is_empty() => Some(PortRef::Name(name.clone())),
+            (None, Some(name)) if !name.is_empty() => Some(PortRef::Name(name.to_string())),
             _ => None,
         };
-        let service_port = port.as_ref().map(PortRef::to_string).unwrap_or_default();
+        let service_port = port.as_ref().map(|p| SmolStr::new(p.to_string())).unwrap_or_default();
         let backend = match port.clone() {
             Some(port) => self.resolve_service(namespace, &service.name, port, ingress, mode),
             None => {
@@ -134,7 +134,7 @@ fn authority(host: &str, port: i32) -> Upstream {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
         _ => format!("{host}:{port}"),
     };
-    Upstream { authority }
+    Upstream { authority: SmolStr::new(authority) }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::kube::objects::{IngressClass, ObjectKey};
+    use crate::kube::objects::{IngressClass, ObjectKey, SmolStr};
 
     fn config() -> RouteConfig {
         RouteConfig {
@@ -80,7 +80,7 @@ mod tests {
 
     fn ingress(class_name: Option<&str>, legacy: Option<&str>) -> Ingress {
         let mut ingress = Ingress::default();
-        ingress.spec.ingress_class_name = class_name.map(String::from);
+        ingress.spec.ingress_class_name = class_name.map(SmolStr::new);
         if let Some(legacy) = legacy {
             ingress.metadata.annotations.insert(LEGACY_CLASS_ANNOTATION, legacy);
         }

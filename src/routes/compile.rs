@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::annotations::{self, policy::Policy};
-use crate::kube::objects::{Ingress, IngressBackend, ObjectKey};
+use crate::kube::objects::{Ingress, IngressBackend, ObjectKey, SmolStr};
 use crate::store::Snapshot;
 
 use super::backend::{BackendResolver, ResolvedBackend};
@@ -25,7 +25,7 @@ use super::{mode_override, served_ingresses, Conflict, PathType, Route, RouteCon
 /// (missing counts as oldest), then namespace, then name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Age {
-    created: String,
+    created: SmolStr,
     pub(crate) key: ObjectKey,
 }
 
@@ -112,7 +112,7 @@ fn compile_host_routes<'a>(
         // The previous route is the oldest claim on the same path, if any.
         if let Some(winner) = routes.last().filter(|w| w.matcher == candidate.matcher) {
             let conflict = Conflict {
-                host: display.clone(),
+                host: display.to_string(),
                 path: candidate.written.to_string(),
                 path_type: Some(candidate.path_type),
                 winner: winner.route.ingress.clone(),
@@ -128,7 +128,7 @@ fn compile_host_routes<'a>(
         let carried = previous.and_then(|p| p.position_of(&candidate.matcher, &key, &resolved));
         let route = Route {
             policy: candidate.policy,
-            ..route(key, resolved, candidate.ssl_redirect, display.clone(), candidate.written.to_string(), Some(candidate.path_type), carried)
+            ..route(key, resolved, candidate.ssl_redirect, display.clone(), SmolStr::new(candidate.written), Some(candidate.path_type), carried)
         };
         routes.push(PathRoute { matcher: candidate.matcher, route });
     }
@@ -212,8 +212,8 @@ fn route(
     ingress: ObjectKey,
     resolved: ResolvedBackend,
     ssl_redirect: bool,
-    host: String,
-    path: String,
+    host: SmolStr,
+    path: SmolStr,
     path_type: Option<PathType>,
     next_upstream: Option<Arc<AtomicUsize>>,
 ) -> Route {
@@ -285,12 +285,12 @@ pub(crate) fn default_backend<'a>(
         }
         let resolved = resolver.resolve(&ingress.metadata.namespace, backend, &winner, None);
         let next = carried(&resolved);
-        return (Some(Arc::new(route(winner, resolved, false, String::new(), String::new(), None, next))), conflicts);
+        return (Some(Arc::new(route(winner, resolved, false, SmolStr::default(), SmolStr::default(), None, next))), conflicts);
     }
     let Some((service, port)) = config.default_backend_service.as_ref() else { return (None, Vec::new()) };
     let flag = ObjectKey::default();
     let backend = resolver.resolve_service(&service.namespace, &service.name, port.clone(), &flag, None);
-    let resolved = ResolvedBackend { service: service.name.clone(), service_port: port.to_string(), port: Some(port.clone()), backend };
+    let resolved = ResolvedBackend { service: service.name.clone(), service_port: SmolStr::new(port.to_string()), port: Some(port.clone()), backend };
     let next = carried(&resolved);
-    (Some(Arc::new(route(flag, resolved, false, String::new(), String::new(), None, next))), Vec::new())
+    (Some(Arc::new(route(flag, resolved, false, SmolStr::default(), SmolStr::default(), None, next))), Vec::new())
 }

@@ -1,6 +1,7 @@
 //! Host normalisation (request side) and host pattern validation (Ingress side).
 
 use super::RouteError;
+use crate::kube::objects::SmolStr;
 
 /// The longest host normalised on the stack; DNS names stop at 253 bytes, so
 /// only junk Host headers take the allocating path.
@@ -10,21 +11,21 @@ const STACK_HOST_LEN: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum HostPattern {
     /// One host, lower-case.
-    Exact(String),
+    Exact(SmolStr),
     /// `*.parent`: exactly one label in front of `parent` (stored lower-case
     /// without the `*.`), so a lookup strips one label and probes once.
-    Wildcard(String),
+    Wildcard(SmolStr),
     /// No host in the rule: every host.
     Any,
 }
 
 impl HostPattern {
     /// The host as the inspector and logs show it (`*.example.com`, "" for any).
-    pub(crate) fn display(&self) -> String {
+    pub(crate) fn display(&self) -> SmolStr {
         match self {
             HostPattern::Exact(host) => host.clone(),
-            HostPattern::Wildcard(parent) => format!("*.{parent}"),
-            HostPattern::Any => String::new(),
+            HostPattern::Wildcard(parent) => SmolStr::new(format!("*.{parent}")),
+            HostPattern::Any => SmolStr::default(),
         }
     }
 }
@@ -113,7 +114,7 @@ pub(crate) fn compile_host(host: Option<&str>) -> Result<HostPattern, RouteError
     if !name.split('.').all(valid_label) {
         return Err(invalid("it is not a DNS name (or * followed by one) of letters, digits and -"));
     }
-    Ok(if wildcard { HostPattern::Wildcard(name.to_string()) } else { HostPattern::Exact(name.to_string()) })
+    Ok(if wildcard { HostPattern::Wildcard(SmolStr::new(name)) } else { HostPattern::Exact(SmolStr::new(name)) })
 }
 
 /// Whether a TLS entry's host covers a rule's host: equal, or a TLS wildcard

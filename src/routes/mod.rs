@@ -46,7 +46,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::annotations::policy::Policy;
-use crate::kube::objects::ObjectKey;
+use crate::kube::objects::{ObjectKey, SmolStr};
 use crate::store::Snapshot;
 
 pub use compile::{compile, compile_served};
@@ -94,7 +94,7 @@ pub struct RouteConfig {
 /// (`10.1.2.3:8080`, `[fd00::1]:8080`, `db.example.com:5432`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
-    pub authority: String,
+    pub authority: SmolStr,
 }
 
 /// What a matched route forwards to.
@@ -139,9 +139,9 @@ pub struct Route {
     /// The Ingress this route came from (for metrics, logs and the inspector);
     /// empty for the `--default-backend-service` route.
     pub ingress: ObjectKey,
-    pub service: String,
+    pub service: SmolStr,
     /// The Service port as the Ingress named it, for display.
-    pub service_port: String,
+    pub service_port: SmolStr,
     /// The same port as resolved, when the backend names a Service and a
     /// port: an endpoint change re-resolves it without compiling the route.
     pub(crate) port: Option<PortRef>,
@@ -157,10 +157,10 @@ pub struct Route {
     pub next_upstream: Arc<AtomicUsize>,
     /// The rule's host as matched: lower-case, `*.example.com` for a
     /// wildcard, "" for a rule without host and for the default backend.
-    pub host: String,
+    pub host: SmolStr,
     /// The path as the Ingress wrote it ("/" when an ImplementationSpecific
     /// path was left out); "" for the default backend.
-    pub path: String,
+    pub path: SmolStr,
     /// None for the default backend.
     pub path_type: Option<PathType>,
 }

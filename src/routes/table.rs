@@ -12,7 +12,7 @@ use super::compile::Age;
 use super::host::{wildcard_parent, with_normalized_host, HostPattern};
 use super::path::{strip_query, PathMatcher};
 use super::{Conflict, Route};
-use crate::kube::objects::ObjectKey;
+use crate::kube::objects::{ObjectKey, SmolStr};
 
 /// One route with the matcher that selects it.
 #[derive(Debug)]
@@ -61,7 +61,7 @@ pub(crate) struct HostMap {
     shards: Vec<Arc<Shard>>,
 }
 
-type Shard = HashMap<String, Arc<HostRoutes>, BuildHasherDefault<HostHasher>>;
+type Shard = HashMap<SmolStr, Arc<HostRoutes>, BuildHasherDefault<HostHasher>>;
 
 /// Eight bytes per step (FxHash's rotate, xor and multiply), then a
 /// murmur3 finaliser so the low bits (the bucket), bits 48-55 (the shard)
@@ -128,7 +128,7 @@ impl HostMap {
         self.shards[shard_of(host)].get(host)
     }
 
-    pub(crate) fn insert(&mut self, host: String, routes: Arc<HostRoutes>) {
+    pub(crate) fn insert(&mut self, host: SmolStr, routes: Arc<HostRoutes>) {
         Arc::make_mut(&mut self.shards[shard_of(&host)]).insert(host, routes);
     }
 

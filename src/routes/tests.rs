@@ -75,12 +75,12 @@ fn path_rule(path: &str, path_type: &str, backend: Value) -> Value {
 
 /// `(path, pathType)` of the route a request reaches, if any.
 fn matched(table: &RouteTable, host: &str, path: &str) -> Option<(String, Option<PathType>)> {
-    table.lookup(host, path).map(|r| (r.path.clone(), r.path_type))
+    table.lookup(host, path).map(|r| (r.path.to_string(), r.path_type))
 }
 
 fn upstreams(route: Option<&Route>) -> Vec<String> {
     match route.map(|r| &r.backend) {
-        Some(Backend::Upstreams(list)) => list.iter().map(|u| u.authority.clone()).collect(),
+        Some(Backend::Upstreams(list)) => list.iter().map(|u| u.authority.to_string()).collect(),
         other => panic!("expected upstreams, got {other:?}"),
     }
 }
@@ -330,7 +330,7 @@ fn class_selection_decides_what_is_routed() {
         .ingress(classed("legacy-other", None, Some("nginx")))
         .ingress(classed("classless", None, None));
     let routed = |snapshot: &Snapshot, config: &RouteConfig| -> Vec<String> {
-        let mut names: Vec<String> = served_ingresses(snapshot, config).iter().map(|i| i.metadata.name.clone()).collect();
+        let mut names: Vec<String> = served_ingresses(snapshot, config).iter().map(|i| i.metadata.name.to_string()).collect();
         names.sort();
         let table = compile(snapshot, config);
         for name in &names {

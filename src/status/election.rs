@@ -126,7 +126,7 @@ pub fn decide(now_micros: i64, lease: Option<&Lease>, identity: &str, timing: &T
     let spec = &lease.spec;
     let holder = spec.holder_identity.as_deref().unwrap_or_default();
     let transitions = spec.lease_transitions.unwrap_or(0);
-    let resource_version = lease.metadata.resource_version.clone();
+    let resource_version = lease.metadata.resource_version.to_string();
     if holder == identity {
         let acquired = spec.acquire_time.clone().unwrap_or_else(|| now.clone());
         return Action::Update { resource_version, spec: ours(acquired, transitions) };
@@ -163,7 +163,7 @@ pub fn release(now_micros: i64, lease: &Lease, identity: &str) -> Option<Action>
         renew_time: Some(now),
         lease_transitions: lease.spec.lease_transitions,
     };
-    Some(Action::Update { resource_version: lease.metadata.resource_version.clone(), spec })
+    Some(Action::Update { resource_version: lease.metadata.resource_version.to_string(), spec })
 }
 
 /// Whether a leader whose last successful renewal was sent at

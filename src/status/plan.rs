@@ -85,7 +85,7 @@ pub fn plan(snapshot: &Snapshot, served: &[&Ingress], addresses: &[IngressLoadBa
         if memory.written_over.get(key).is_some_and(|(over, wrote)| over == resource_version && *wrote == desired) {
             continue;
         }
-        writes.push(Write { key: key.clone(), resource_version: resource_version.clone(), status: desired });
+        writes.push(Write { key: key.clone(), resource_version: resource_version.to_string(), status: desired });
     }
     writes
 }
@@ -123,7 +123,7 @@ mod tests {
         let addresses: Vec<_> = addresses.iter().map(|a| ip(a)).collect();
         plan(&snapshot, &served, &addresses, memory)
             .into_iter()
-            .map(|w| (w.key.name, w.status.load_balancer.ingress.into_iter().filter_map(|a| a.ip).collect()))
+            .map(|w| (w.key.name.to_string(), w.status.load_balancer.ingress.into_iter().filter_map(|a| a.ip).collect()))
             .collect()
     }
 

@@ -71,7 +71,7 @@ pub fn write_status(api: &dyn StatusApi, write: &Write, may_write: &dyn Fn() -> 
                 if fresh.status.unwrap_or_default() == write.status {
                     return Ok(Written::AlreadySet);
                 }
-                resource_version = fresh.metadata.resource_version;
+                resource_version = fresh.metadata.resource_version.to_string();
                 attempt += 1;
             }
             Err(e) => return Err(e),

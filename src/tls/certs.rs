@@ -19,7 +19,7 @@ use rustls::sign::CertifiedKey;
 
 use super::{base64, der, Error, SECRET_ERRORS};
 use crate::store::Snapshot;
-use crate::kube::objects::{Ingress, ObjectKey, Secret};
+use crate::kube::objects::{Ingress, ObjectKey, Secret, SmolStr};
 use crate::routes::{normalize_host, wildcard_parent};
 
 /// One served certificate, as metrics and the route inspector see it.
@@ -178,7 +178,7 @@ fn claim_hosts<'a>(served: &[&'a Ingress]) -> BTreeMap<String, Claim<'a>> {
             let hosts: Vec<&str> = if tls.hosts.is_empty() {
                 ingress.spec.rules.iter().filter_map(|rule| rule.host.as_deref()).collect()
             } else {
-                tls.hosts.iter().map(String::as_str).collect()
+                tls.hosts.iter().map(SmolStr::as_str).collect()
             };
             for host in hosts {
                 let pattern = normalize_host(host);
@@ -395,11 +395,11 @@ F05fe82Kx5mO/KFhw62MWYA=
                 tls: tls
                     .iter()
                     .map(|(hosts, secret)| IngressTls {
-                        hosts: hosts.iter().map(|h| h.to_string()).collect(),
-                        secret_name: Some(secret.to_string()),
+                        hosts: hosts.iter().map(|h| SmolStr::new(h)).collect(),
+                        secret_name: Some(SmolStr::new(secret)),
                     })
                     .collect(),
-                rules: rule_hosts.iter().map(|h| IngressRule { host: Some(h.to_string()), http: None }).collect(),
+                rules: rule_hosts.iter().map(|h| IngressRule { host: Some(SmolStr::new(h)), http: None }).collect(),
                 ..IngressSpec::default()
             },
             status: None,

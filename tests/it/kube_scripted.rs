@@ -149,7 +149,7 @@ fn list(rv: &str, continue_token: &str, items: &[String]) -> Reply {
 }
 
 fn names(objects: &[Object]) -> Vec<String> {
-    objects.iter().map(|o| o.metadata().name.clone()).collect()
+    objects.iter().map(|o| o.metadata().name.to_string()).collect()
 }
 
 #[test]

@@ -446,9 +446,9 @@ struct PodChanges(crossbeam_channel::Sender<(&'static str, Vec<String>)>);
 impl Sink<Pod> for PodChanges {
     fn deliver(&mut self, change: Change<Pod>) -> bool {
         let seen = match change {
-            Change::Replace(pods) => ("replace", pods.iter().map(|p| p.metadata.name.clone()).collect()),
-            Change::Upsert(pod) => ("upsert", vec![pod.metadata.name]),
-            Change::Delete(pod) => ("delete", vec![pod.metadata.name]),
+            Change::Replace(pods) => ("replace", pods.iter().map(|p| p.metadata.name.to_string()).collect()),
+            Change::Upsert(pod) => ("upsert", vec![pod.metadata.name.to_string()]),
+            Change::Delete(pod) => ("delete", vec![pod.metadata.name.to_string()]),
         };
         self.0.send(seen).is_ok()
     }

@@ -35,7 +35,7 @@ fn ingress(namespace: &str, name: &str, tls: &[(&[&str], &str)]) -> Ingress {
             ingress_class_name: Some(CLASS.into()),
             tls: tls
                 .iter()
-                .map(|(hosts, secret)| IngressTls { hosts: hosts.iter().map(|h| h.to_string()).collect(), secret_name: Some(secret.to_string()) })
+                .map(|(hosts, secret)| IngressTls { hosts: hosts.iter().map(|h| (*h).into()).collect(), secret_name: Some((*secret).into()) })
                 .collect(),
             ..IngressSpec::default()
         },
