@@ -43,9 +43,9 @@ fn cluster(ingresses: usize) -> Snapshot {
             "endpoints": endpoints
         }))
         .expect("slice json");
-        snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
-        snapshot.services.insert(service.metadata.key(), Arc::new(service));
-        snapshot.insert(ingressd::kube::Object::EndpointSlice(slice));
+        snapshot.insert(Object::Ingress(ingress));
+        snapshot.insert(Object::Service(service));
+        snapshot.insert(Object::EndpointSlice(slice));
     }
     snapshot
 }
@@ -98,7 +98,7 @@ fn incremental(snapshot: Snapshot, config: &RouteConfig, ingresses: usize) {
         let objects: Vec<Object> = match kind {
             Kind::Ingress => snapshot.ingresses.values().map(|i| Object::Ingress(Ingress::clone(i))).collect(),
             Kind::Service => snapshot.services.values().map(|s| Object::Service(Service::clone(s))).collect(),
-            Kind::EndpointSlice => snapshot.endpoint_slices().values().map(|s| Object::EndpointSlice(EndpointSlice::clone(s))).collect(),
+            Kind::EndpointSlice => snapshot.endpoint_slices.values().map(|s| Object::EndpointSlice(EndpointSlice::clone(s))).collect(),
             _ => Vec::new(),
         };
         store.apply(Event::Replace(kind, objects));
@@ -112,7 +112,7 @@ fn incremental(snapshot: Snapshot, config: &RouteConfig, ingresses: usize) {
             Event::Upsert(Object::Ingress(ingress))
         }),
         ("EndpointSlice update", &|n| {
-            let mut slice = EndpointSlice::clone(snapshot.endpoint_slices().values().nth(n * 7 % ingresses).expect("slice"));
+            let mut slice = EndpointSlice::clone(snapshot.endpoint_slices.values().nth(n * 7 % ingresses).expect("slice"));
             slice.endpoints.truncate(n % 3 + 1);
             Event::Upsert(Object::EndpointSlice(slice))
         }),

@@ -177,7 +177,7 @@ pub fn record(snapshot: &Snapshot, event: &Event, changes: &mut Changes) {
         Object::IngressClass(_) => changes.everything = true,
         Object::Service(service) => drop(changes.services.insert(service.metadata.key())),
         Object::EndpointSlice(slice) => {
-            let old = snapshot.endpoint_slices().get(&slice.metadata.key());
+            let old = snapshot.endpoint_slices.get(&slice.metadata.key());
             for owner in [Some(slice), old.map(|o| o.as_ref())].into_iter().flatten() {
                 if let Some(service) = owner.service_name() {
                     changes.services.insert(ObjectKey::new(&owner.metadata.namespace, service));

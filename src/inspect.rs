@@ -267,8 +267,8 @@ mod tests {
         let mut later = ingress.clone();
         later.metadata = ObjectMeta { namespace: "web".into(), name: "late".into(), creation_timestamp: "2026-02-01T00:00:00Z".into(), ..Default::default() };
         let mut snapshot = Snapshot::default();
-        snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
-        snapshot.ingresses.insert(later.metadata.key(), Arc::new(later));
+        snapshot.insert(crate::kube::Object::Ingress(ingress));
+        snapshot.insert(crate::kube::Object::Ingress(later));
         let routes = RouteConfig { ingress_class: "ingressd".into(), controller_name: "x".into(), ..Default::default() };
         compile(&Arc::new(snapshot), &CompileConfig { routes, ..Default::default() }, &Generation::default())
     }

@@ -61,10 +61,10 @@ impl IngressFinding {
 pub fn check(ingresses: &[Ingress], classes: &[IngressClass], config: &RouteConfig) -> Vec<IngressFinding> {
     let mut snapshot = Snapshot::default();
     for class in classes {
-        snapshot.ingress_classes.insert(class.metadata.key(), class.clone().into());
+        snapshot.insert(crate::kube::Object::IngressClass(class.clone()));
     }
     for ingress in ingresses {
-        snapshot.ingresses.insert(ingress.metadata.key(), ingress.clone().into());
+        snapshot.insert(crate::kube::Object::Ingress(ingress.clone()));
     }
     let served: Vec<_> = served_ingresses(&snapshot, config).into_iter().map(|i| i.metadata.key()).collect();
     snapshot

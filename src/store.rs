@@ -10,30 +10,36 @@
 //! O(log n) however many objects there are.
 
 use std::collections::BTreeSet;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use imbl::OrdMap;
 
-use crate::kube::objects::{EndpointSlice, Ingress, IngressClass, KubeObject, ObjectKey, Secret, Service};
-use crate::kube::{Event, Kind, Object};
+use crate::kube::objects::{EndpointSlice, ObjectKey, Secret};
+use crate::kube::{Event, Kind, Object, Objects};
 
-/// Every watched object, by kind, at one instant.
+/// Every watched object, by kind, at one instant: the maps of [`Objects`]
+/// (read through `Deref`: `snapshot.ingresses`), and the indexes the store
+/// keeps beside them.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    pub ingresses: OrdMap<ObjectKey, Arc<Ingress>>,
-    pub ingress_classes: OrdMap<ObjectKey, Arc<IngressClass>>,
-    pub services: OrdMap<ObjectKey, Arc<Service>>,
-    /// Private so that every insertion goes through the store's index below
-    /// ([`Snapshot::insert`] for hand-built snapshots).
-    endpoint_slices: OrdMap<ObjectKey, Arc<EndpointSlice>>,
-    /// `kubernetes.io/tls` Secrets, from their watcher.
-    pub secrets: OrdMap<ObjectKey, Arc<Secret>>,
+    /// Private so that every change goes through [`Snapshot::insert`] and
+    /// [`Snapshot::remove`], which keep the slice index below up to date.
+    objects: Objects,
     /// Secrets of any type that an annotation names, each from a watch of
     /// its own (see [`crate::kube::named_secrets`]).
     named_secrets: OrdMap<ObjectKey, Arc<Secret>>,
     /// EndpointSlice keys by the key of the Service they belong to (their
     /// `kubernetes.io/service-name` label), kept up to date by the store.
     slices_by_service: OrdMap<ObjectKey, Vec<ObjectKey>>,
+}
+
+impl Deref for Snapshot {
+    type Target = Objects;
+
+    fn deref(&self) -> &Objects {
+        &self.objects
+    }
 }
 
 /// Applies watcher events to the objects. Pure: the cache thread owns one.
@@ -43,46 +49,6 @@ pub struct Store {
     synced: BTreeSet<Kind>,
 }
 
-/// Inserts or removes one object in the map of its kind.
-fn place(snapshot: &mut Snapshot, object: Object, present: bool) {
-    fn put<T: KubeObject>(map: &mut OrdMap<ObjectKey, Arc<T>>, object: T, present: bool) -> Option<Arc<T>> {
-        let key = object.metadata().key();
-        if present {
-            map.insert(key, Arc::new(object))
-        } else {
-            map.remove(&key)
-        }
-    }
-    match object {
-        Object::Ingress(o) => drop(put(&mut snapshot.ingresses, o, present)),
-        Object::IngressClass(o) => drop(put(&mut snapshot.ingress_classes, o, present)),
-        Object::Service(o) => drop(put(&mut snapshot.services, o, present)),
-        Object::EndpointSlice(o) => {
-            let key = o.metadata.key();
-            if let Some(old) = put(&mut snapshot.endpoint_slices, o, present) {
-                snapshot.unindex_slice(&old, &key);
-            }
-            if let Some(new) = snapshot.endpoint_slices.get(&key).cloned() {
-                snapshot.index_slice(&new, key);
-            }
-        }
-        Object::Secret(o) => drop(put(&mut snapshot.secrets, o, present)),
-    }
-}
-
-fn clear(snapshot: &mut Snapshot, kind: Kind) {
-    match kind {
-        Kind::Ingress => snapshot.ingresses.clear(),
-        Kind::IngressClass => snapshot.ingress_classes.clear(),
-        Kind::Service => snapshot.services.clear(),
-        Kind::EndpointSlice => {
-            snapshot.endpoint_slices.clear();
-            snapshot.slices_by_service.clear();
-        }
-        Kind::Secret => snapshot.secrets.clear(),
-    }
-}
-
 impl Store {
     /// Applies one event. A `Replace` swaps the kind's whole set in one step,
     /// so objects the new list lacks disappear and no reader ever sees a
@@ -90,13 +56,16 @@ impl Store {
     pub fn apply(&mut self, event: Event) {
         let snapshot = Arc::make_mut(&mut self.snapshot);
         match event {
-            Event::Upsert(object) => place(snapshot, object, true),
-            Event::Delete(object) => place(snapshot, object, false),
+            Event::Upsert(object) => snapshot.insert(object),
+            Event::Delete(object) => snapshot.remove(object.kind(), &object.metadata().key()),
             Event::Replace(kind, objects) => {
-                clear(snapshot, kind);
+                snapshot.objects.clear(kind);
+                if kind == Kind::EndpointSlice {
+                    snapshot.slices_by_service.clear();
+                }
                 for object in objects {
                     if object.kind() == kind {
-                        place(snapshot, object, true);
+                        snapshot.insert(object);
                     } else {
                         log::error!("a {} list carried a {} object; ignored", kind.name(), object.kind().name());
                     }
@@ -124,19 +93,28 @@ impl Store {
 }
 
 impl Snapshot {
-    /// Adds an object as [`Store::apply`] would, for tests and tools that
-    /// build a snapshot by hand.
+    /// Adds or replaces an object, as [`Store::apply`] does for an
+    /// upsert (also for tests and tools that build a snapshot by hand).
     pub fn insert(&mut self, object: Object) {
-        place(self, object, true);
+        if let Object::EndpointSlice(slice) = &object {
+            let key = slice.metadata.key();
+            self.unindex_slice(&key);
+            self.index_slice(slice, key);
+        }
+        self.objects.insert(object);
+    }
+
+    /// Removes the object of `kind` with `key`, if there is one.
+    pub fn remove(&mut self, kind: Kind, key: &ObjectKey) {
+        if kind == Kind::EndpointSlice {
+            self.unindex_slice(key);
+        }
+        self.objects.remove(kind, key);
     }
 
     /// The Secret `key`, whether it is a TLS Secret or one an annotation names.
     pub fn secret(&self, key: &ObjectKey) -> Option<&Arc<Secret>> {
         self.secrets.get(key).or_else(|| self.named_secrets.get(key))
-    }
-
-    pub fn endpoint_slices(&self) -> &OrdMap<ObjectKey, Arc<EndpointSlice>> {
-        &self.endpoint_slices
     }
 
     /// The EndpointSlices of the Service `service` (namespace and name).
@@ -158,7 +136,9 @@ impl Snapshot {
         }
     }
 
-    fn unindex_slice(&mut self, slice: &EndpointSlice, key: &ObjectKey) {
+    /// Takes the slice `key` as stored now out of the index.
+    fn unindex_slice(&mut self, key: &ObjectKey) {
+        let Some(slice) = self.objects.endpoint_slices.get(key).cloned() else { return };
         if let Some(service) = slice.service_name() {
             let service = ObjectKey::new(&slice.metadata.namespace, service);
             if let Some(keys) = self.slices_by_service.get_mut(&service) {
@@ -167,17 +147,6 @@ impl Snapshot {
                     self.slices_by_service.remove(&service);
                 }
             }
-        }
-    }
-
-    /// Object count per kind, for metrics.
-    pub fn count(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::Ingress => self.ingresses.len(),
-            Kind::IngressClass => self.ingress_classes.len(),
-            Kind::Service => self.services.len(),
-            Kind::EndpointSlice => self.endpoint_slices.len(),
-            Kind::Secret => self.secrets.len(),
         }
     }
 }

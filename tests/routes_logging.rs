@@ -46,10 +46,12 @@ fn each_problem_is_logged_once_per_compile_with_its_ingress() {
 
     let missing = |path: &str| json!({"path": path, "pathType": "Prefix", "backend": {"service": {"name": "gone", "port": {"number": 80}}}});
     let mut snapshot = Snapshot::default();
-    snapshot.ingresses.extend([
+    for (_, ingress) in [
         ingress("cart", "2024-01-01T00:00:00Z", json!([missing("/cart"), missing("/basket"), missing("/checkout")])),
         ingress("late", "2024-06-01T00:00:00Z", json!([missing("/cart"), {"path": "no-slash", "pathType": "Prefix", "backend": {}}])),
-    ]);
+    ] {
+        snapshot.insert(ingressd::kube::Object::Ingress(Ingress::clone(&ingress)));
+    }
     let config = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
 
     for _ in 0..2 {

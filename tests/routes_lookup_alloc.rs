@@ -4,7 +4,6 @@
 
 mod counting_alloc;
 
-use std::sync::Arc;
 
 use ingressd::store::Snapshot;
 use ingressd::kube::objects::Ingress;
@@ -27,7 +26,7 @@ fn lookup_does_not_allocate() {
     }))
     .expect("ingress json");
     let mut snapshot = Snapshot::default();
-    snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
+    snapshot.insert(ingressd::kube::Object::Ingress(ingress));
     let config = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
     let table = compile(&snapshot, &config);
     let requests = [

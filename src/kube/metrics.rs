@@ -27,12 +27,12 @@ struct KindMetrics {
 /// Watch health for all kinds, plus whether the API server is reachable.
 #[derive(Debug)]
 pub struct WatchMetrics {
-    kinds: [KindMetrics; 5],
+    kinds: [KindMetrics; Kind::COUNT],
     /// -1 before the first request, then 0 or 1.
     api_reachable: AtomicI64,
     /// The last failed request of each kind, for `/readyz` on loopback: written
     /// only on failure, read only by a readiness request.
-    last_errors: Mutex<[Option<String>; 5]>,
+    last_errors: Mutex<[Option<String>; Kind::COUNT]>,
 }
 
 impl Default for WatchMetrics {
@@ -42,13 +42,7 @@ impl Default for WatchMetrics {
 }
 
 fn slot(kind: Kind) -> usize {
-    match kind {
-        Kind::Ingress => 0,
-        Kind::IngressClass => 1,
-        Kind::Service => 2,
-        Kind::EndpointSlice => 3,
-        Kind::Secret => 4,
-    }
+    kind as usize
 }
 
 fn unix_now() -> u64 {

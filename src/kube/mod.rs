@@ -33,17 +33,11 @@ pub mod watcher;
 
 pub use error::Error;
 
-use objects::{EndpointSlice, Ingress, IngressClass, ObjectKey, ObjectMeta, Secret, Service};
+use std::sync::Arc;
 
-/// The kinds ingressd watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Ingress,
-    IngressClass,
-    Service,
-    EndpointSlice,
-    Secret,
-}
+use imbl::OrdMap;
+
+use objects::{EndpointSlice, Ingress, IngressClass, ObjectKey, ObjectMeta, Secret, Service};
 
 /// How a kind is found and read on the API server: the one place that
 /// says so (paths, queries, RBAC checks and decoding all follow it). `T` is
@@ -77,23 +71,98 @@ impl Versioned for Object {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(json: &str, wrap: fn(T) -> Object) -> Result<Object, serde_json::Error> {
-    serde_json::from_str(json).map(wrap)
+/// Declares the cached kinds, one row each: the kind's name (the variant of
+/// [`Kind`] and of [`Object`], and the object type), the field of
+/// [`Objects`] that holds its objects, and the rest of its [`Resource`]
+/// (`decode` is filled in from the type). Paths, queries, RBAC checks,
+/// decoding, the store's maps and the per-kind metrics all follow the row,
+/// so adding a kind is adding a row (and an object type in `objects`).
+macro_rules! cached_kinds {
+    ($($kind:ident in $map:ident { $($field:ident: $value:expr),* $(,)? })*) => {
+        /// The kinds ingressd caches, in the order of their rows.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Kind {
+            $($kind),*
+        }
+
+        impl Kind {
+            pub const COUNT: usize = [$(stringify!($kind)),*].len();
+            pub const ALL: [Kind; Kind::COUNT] = [$(Kind::$kind),*];
+        }
+
+        const RESOURCES: [Resource; Kind::COUNT] = [$(
+            Resource { $($field: $value,)* decode: |json| serde_json::from_str(json).map(Object::$kind) }
+        ),*];
+
+        /// One decoded object of any cached kind.
+        #[derive(Debug, Clone)]
+        pub enum Object {
+            $($kind($kind)),*
+        }
+
+        impl Object {
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $(Object::$kind(_) => Kind::$kind),*
+                }
+            }
+
+            pub fn metadata(&self) -> &ObjectMeta {
+                match self {
+                    $(Object::$kind(o) => &o.metadata),*
+                }
+            }
+        }
+
+        /// The cached objects, one persistent map per kind by object key
+        /// (B-trees whose nodes are shared between versions: see
+        /// [`crate::store`]).
+        #[derive(Debug, Default, Clone)]
+        pub struct Objects {
+            $(pub $map: OrdMap<ObjectKey, Arc<$kind>>),*
+        }
+
+        impl Objects {
+            /// Inserts `object` into the map of its kind, replacing the one
+            /// with its key.
+            pub(crate) fn insert(&mut self, object: Object) {
+                match object {
+                    $(Object::$kind(o) => drop(self.$map.insert(o.metadata.key(), Arc::new(o)))),*
+                }
+            }
+
+            pub(crate) fn remove(&mut self, kind: Kind, key: &ObjectKey) {
+                match kind {
+                    $(Kind::$kind => drop(self.$map.remove(key))),*
+                }
+            }
+
+            pub(crate) fn clear(&mut self, kind: Kind) {
+                match kind {
+                    $(Kind::$kind => self.$map.clear()),*
+                }
+            }
+
+            /// The number of objects of `kind`, for metrics.
+            pub fn count(&self, kind: Kind) -> usize {
+                match kind {
+                    $(Kind::$kind => self.$map.len()),*
+                }
+            }
+        }
+    };
 }
 
-/// One row per kind, in the order of [`Kind::ALL`].
-const RESOURCES: [Resource; 5] = [
-    Resource { name: "ingress", group: "networking.k8s.io", version: "v1", plural: "ingresses", namespaced: true, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::Ingress) },
-    Resource { name: "ingressclass", group: "networking.k8s.io", version: "v1", plural: "ingressclasses", namespaced: false, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::IngressClass) },
-    Resource { name: "service", group: "", version: "v1", plural: "services", namespaced: true, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::Service) },
-    Resource { name: "endpointslice", group: "discovery.k8s.io", version: "v1", plural: "endpointslices", namespaced: true, field_selector: None, withhold_values: false, decode: |v| decode(v, Object::EndpointSlice) },
+cached_kinds! {
+    Ingress in ingresses { name: "ingress", group: "networking.k8s.io", version: "v1", plural: "ingresses", namespaced: true, field_selector: None, withhold_values: false }
+    IngressClass in ingress_classes { name: "ingressclass", group: "networking.k8s.io", version: "v1", plural: "ingressclasses", namespaced: false, field_selector: None, withhold_values: false }
+    Service in services { name: "service", group: "", version: "v1", plural: "services", namespaced: true, field_selector: None, withhold_values: false }
+    EndpointSlice in endpoint_slices { name: "endpointslice", group: "discovery.k8s.io", version: "v1", plural: "endpointslices", namespaced: true, field_selector: None, withhold_values: false }
     // Only TLS Secrets: ingressd has no business reading others.
-    Resource { name: "secret", group: "", version: "v1", plural: "secrets", namespaced: true, field_selector: Some("type%3Dkubernetes.io%2Ftls"), withhold_values: true, decode: |v| decode(v, Object::Secret) },
-];
+    Secret in secrets { name: "secret", group: "", version: "v1", plural: "secrets", namespaced: true, field_selector: Some("type%3Dkubernetes.io%2Ftls"), withhold_values: true }
+}
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Ingress, Kind::IngressClass, Kind::Service, Kind::EndpointSlice, Kind::Secret];
-
     /// Where and how this kind is read.
     pub fn resource(self) -> &'static Resource {
         &RESOURCES[self as usize]
@@ -102,38 +171,6 @@ impl Kind {
     /// The name used in metrics and logs.
     pub fn name(self) -> &'static str {
         self.resource().name
-    }
-}
-
-/// One decoded object of any watched kind.
-#[derive(Debug, Clone)]
-pub enum Object {
-    Ingress(Ingress),
-    IngressClass(IngressClass),
-    Service(Service),
-    EndpointSlice(EndpointSlice),
-    Secret(Secret),
-}
-
-impl Object {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Object::Ingress(_) => Kind::Ingress,
-            Object::IngressClass(_) => Kind::IngressClass,
-            Object::Service(_) => Kind::Service,
-            Object::EndpointSlice(_) => Kind::EndpointSlice,
-            Object::Secret(_) => Kind::Secret,
-        }
-    }
-
-    pub fn metadata(&self) -> &ObjectMeta {
-        match self {
-            Object::Ingress(o) => &o.metadata,
-            Object::IngressClass(o) => &o.metadata,
-            Object::Service(o) => &o.metadata,
-            Object::EndpointSlice(o) => &o.metadata,
-            Object::Secret(o) => &o.metadata,
-        }
     }
 }
 

@@ -89,7 +89,9 @@ mod tests {
 
     fn serves(classes: &[(ObjectKey, Arc<IngressClass>)], config: &RouteConfig, ingress: &Ingress) -> bool {
         let mut snapshot = Snapshot::default();
-        snapshot.ingress_classes = classes.iter().cloned().collect();
+        for (_, class) in classes {
+            snapshot.insert(crate::kube::Object::IngressClass(IngressClass::clone(class)));
+        }
         ClassSelector::new(&snapshot, config).serves(ingress)
     }
 

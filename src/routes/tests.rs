@@ -1,7 +1,5 @@
 //! Table tests for compile + lookup, from Snapshot to Route.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 
 use super::*;
@@ -24,7 +22,7 @@ struct Cluster {
 impl Cluster {
     fn ingress(&mut self, value: Value) -> &mut Self {
         let ingress: Ingress = serde_json::from_value(value).expect("ingress json");
-        self.snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
+        self.snapshot.insert(crate::kube::Object::Ingress(ingress));
         self
     }
 
@@ -44,13 +42,13 @@ impl Cluster {
 
     fn class(&mut self, value: Value) -> &mut Self {
         let class: IngressClass = serde_json::from_value(value).expect("class json");
-        self.snapshot.ingress_classes.insert(class.metadata.key(), Arc::new(class));
+        self.snapshot.insert(crate::kube::Object::IngressClass(class));
         self
     }
 
     fn service(&mut self, value: Value) -> &mut Self {
         let service: Service = serde_json::from_value(value).expect("service json");
-        self.snapshot.services.insert(service.metadata.key(), Arc::new(service));
+        self.snapshot.insert(crate::kube::Object::Service(service));
         self
     }
 
@@ -223,7 +221,7 @@ fn many_ingresses_merge_and_the_oldest_claim_wins() {
     assert!(table.conflicts().iter().all(|c| c.winner.name == "old" && c.host == "foo.com"));
     assert_eq!(table.conflicts()[0].path_type, Some(PathType::ImplementationSpecific));
 
-    cluster.snapshot.ingresses.remove(&ObjectKey::new("ns", "old"));
+    cluster.snapshot.remove(crate::kube::Kind::Ingress, &ObjectKey::new("ns", "old"));
     let table = cluster.table();
     assert_eq!(table.lookup("foo.com", "/").map(|r| r.service.as_str()), Some("a-tie"), "a change re-decides");
 }

@@ -94,7 +94,6 @@ pub fn plan(snapshot: &Snapshot, served: &[&Ingress], addresses: &[IngressLoadBa
 mod tests {
     use super::*;
     use crate::kube::objects::ObjectMeta;
-    use std::sync::Arc;
 
     fn ip(text: &str) -> IngressLoadBalancerIngress {
         IngressLoadBalancerIngress { ip: Some(text.into()), hostname: None }
@@ -111,7 +110,7 @@ mod tests {
     fn snapshot(ingresses: &[Ingress]) -> Snapshot {
         let mut snapshot = Snapshot::default();
         for i in ingresses {
-            snapshot.ingresses.insert(i.metadata.key(), Arc::new(i.clone()));
+            snapshot.insert(crate::kube::Object::Ingress(i.clone()));
         }
         snapshot
     }

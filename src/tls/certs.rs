@@ -409,7 +409,7 @@ F05fe82Kx5mO/KFhw62MWYA=
     fn snapshot(secrets: &[&Arc<Secret>]) -> Snapshot {
         let mut snapshot = Snapshot::default();
         for secret in secrets {
-            snapshot.secrets.insert(secret.metadata.key(), Arc::clone(secret));
+            snapshot.insert(crate::kube::Object::Secret(Secret::clone(secret)));
         }
         snapshot
     }

@@ -366,7 +366,7 @@ fn ssl_redirect_answers_308_except_for_acme_challenges() {
     let mut ingress = (*snapshot.ingresses[&key]).clone();
     ingress.metadata.annotations.insert("ingressd.io/ssl-redirect", "true");
     ingress.spec.tls = vec![ingressd::kube::objects::IngressTls { hosts: vec!["secure.test".into()], secret_name: Some("cert".into()) }];
-    snapshot.ingresses.insert(key, Arc::new(ingress));
+    snapshot.insert(ingressd::kube::Object::Ingress(ingress));
     let proxy = start_proxy_with(snapshot, ProxyConfig { https_port: 8443, ..test_config() });
 
     let redirect = get(&proxy, "Secure.test:80", "/a/b?c=d");

@@ -144,10 +144,10 @@ fn tunnel(request: tiny_http::Request) {
 fn snapshot(secrets: &[&Arc<Secret>], ingresses: &[&Ingress]) -> Snapshot {
     let mut snapshot = Snapshot::default();
     for secret in secrets {
-        snapshot.secrets.insert(secret.metadata.key(), Arc::clone(secret));
+        snapshot.insert(ingressd::kube::Object::Secret(Secret::clone(secret)));
     }
     for ingress in ingresses {
-        snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(Ingress::clone(ingress)));
+        snapshot.insert(ingressd::kube::Object::Ingress(Ingress::clone(ingress)));
     }
     snapshot
 }

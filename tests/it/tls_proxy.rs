@@ -37,9 +37,9 @@ fn start_edge(backend_port: u16) -> Edge {
     let mut ingress = Ingress::clone(&snapshot.ingresses[&web]);
     ingress.metadata.annotations.insert("ingressd.io/ssl-redirect", "true");
     ingress.spec.tls = vec![IngressTls { hosts: vec![HOST.into()], secret_name: Some("secure-tls".into()) }];
-    snapshot.ingresses.insert(web, Arc::new(ingress));
+    snapshot.insert(ingressd::kube::Object::Ingress(ingress));
     let secret = secret("default", "secure-tls", &issued.cert_pem, &issued.key_pem);
-    snapshot.secrets.insert(secret.metadata.key(), secret);
+    snapshot.insert(ingressd::kube::Object::Secret(ingressd::kube::objects::Secret::clone(&secret)));
 
     let config = CompileConfig { routes: route_config(), default_certificate: None };
     let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &config, &Generation::default())));

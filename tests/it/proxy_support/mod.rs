@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use ingressd::cache::{self, CompileConfig, Current, Generation};
-use ingressd::kube::objects::{EndpointSlice, Ingress, ObjectKey, Service};
+use ingressd::kube::objects::{EndpointSlice, Ingress, Service};
 use ingressd::kube::Object;
 use ingressd::proxy::{self, Outcome, ProxyConfig};
 use ingressd::routes::RouteConfig;
@@ -176,7 +176,7 @@ pub fn snapshot(rules: &[Rule]) -> Snapshot {
             "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
         }))
         .unwrap();
-        snapshot.services.insert(ObjectKey::new("default", &service), Arc::new(svc));
+        snapshot.insert(Object::Service(svc));
         for (slice_index, port) in rule.ports.iter().enumerate() {
             let name = format!("{service}-{slice_index}");
             let slice: EndpointSlice = serde_json::from_value(json!({
@@ -195,7 +195,7 @@ pub fn snapshot(rules: &[Rule]) -> Snapshot {
         "spec": {"ingressClassName": "ingressd", "rules": ingress_rules}
     }))
     .unwrap();
-    snapshot.ingresses.insert(ObjectKey::new("default", "web"), Arc::new(ingress));
+    snapshot.insert(Object::Ingress(ingress));
     snapshot
 }
 
