@@ -12,7 +12,7 @@
 
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use ingressd::store::Snapshot;
 use ingressd::kube::objects::Ingress;
@@ -37,7 +37,7 @@ fn fixed_snapshot() -> Snapshot {
     let ingress: Result<Ingress, _> = serde_json::from_value(json!({"metadata": {"namespace": "ns", "name": "fixed"}, "spec": {"rules": rules}}));
     let mut snapshot = Snapshot::default();
     if let Ok(ingress) = ingress {
-        snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
+        snapshot.insert(ingressd::kube::Object::Ingress(ingress));
     }
     snapshot
 }
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     if text.starts_with('{') {
         if let Ok(ingress) = serde_json::from_str::<Ingress>(text) {
             let mut snapshot = fixed_snapshot();
-            snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
+            snapshot.insert(ingressd::kube::Object::Ingress(ingress));
             let table = compile(&snapshot, &config());
             assert_eq!(table.routes().len(), table.len());
             check(&table, host, path);
