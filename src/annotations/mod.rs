@@ -7,9 +7,11 @@
 //! Ingress without deleting what ingress-nginx read. [`catalogue`] says what
 //! ingressd does with each name.
 
+pub mod canary;
 pub mod catalogue;
 pub mod cors;
 pub mod policy;
+pub mod rewrite;
 
 use std::collections::BTreeMap;
 
