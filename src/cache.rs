@@ -390,7 +390,7 @@ mod tests {
         let certs = [random_cert(&["h0.test", "*.w.test"]), random_cert(&["h1.test"])];
         // (canaries attached, rewriting routes, regex paths left out) seen, so
         // the generator is known to reach them.
-        let mut reached = (0, 0, 0);
+        let mut reached = (0, 0, 0, 0);
         for seed in 1..=40u64 {
             let mut rng = XorShift::new(seed);
             let routes = RouteConfig {
@@ -418,10 +418,11 @@ mod tests {
                 reached.0 += routes.iter().filter(|r| r.canary.is_some()).count();
                 reached.1 += routes.iter().filter(|r| r.rewrite.is_some()).count();
                 reached.2 += incremental.routes.invalid_regex_paths();
+                reached.3 += routes.iter().filter(|r| r.policy.as_ref().is_some_and(|p| p.www_redirect.is_some())).count();
                 current = Arc::new(incremental);
             }
         }
-        assert!(reached.0 > 100 && reached.1 > 100 && reached.2 > 100, "the generator must reach canaries, rewrites and bad regexes: {reached:?}");
+        assert!(reached.0 > 100 && reached.1 > 100 && reached.2 > 100 && reached.3 > 100, "the generator must reach canaries, rewrites, bad regexes and www redirects: {reached:?}");
     }
 
     /// Untouched hosts are shared with the previous generation, and a route
@@ -531,7 +532,7 @@ mod tests {
                                 json!({"path": path, "pathType": path_type, "backend": backend(rng)})
                             })
                             .collect();
-                        let host = *pick(rng, &[Some("h0.test"), Some("h1.test"), Some("*.w.test"), Some("x.w.test"), None, Some("bad host")]);
+                        let host = *pick(rng, &[Some("h0.test"), Some("h1.test"), Some("*.w.test"), Some("x.w.test"), None, Some("bad host"), Some("www.h1.test")]);
                         json!({"host": host, "http": {"paths": paths}})
                     })
                     .collect();
@@ -549,8 +550,9 @@ mod tests {
                 }
                 let mut annotations = if rng.range(0, 3) == 0 { json!({"ingressd.io/ssl-redirect": "true"}) } else { json!({}) };
                 // Regex mode, rewrites and canaries, which decide a host's routes across Ingresses.
-                match rng.range(0, 8) {
+                match rng.range(0, 9) {
                     0 => annotations["nginx.ingress.kubernetes.io/use-regex"] = json!("true"),
+                    4 => annotations["nginx.ingress.kubernetes.io/from-to-www-redirect"] = json!("true"),
                     1 => annotations["nginx.ingress.kubernetes.io/rewrite-target"] = json!(*pick(rng, &["/$2", "/x"])),
                     2 | 3 => {
                         annotations["nginx.ingress.kubernetes.io/canary"] = json!("true");

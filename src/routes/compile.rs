@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::annotations::canary::{is_canary, CanaryRule};
 use crate::annotations::rewrite::PathOptions;
+use crate::annotations::policy::asks_www_redirect;
 use crate::annotations::{self, policy::Policy};
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey};
 use crate::store::Snapshot;
@@ -76,6 +77,7 @@ pub fn compile_served(snapshot: &Snapshot, served: &[&Ingress], config: &RouteCo
         let routes = compile_host_routes(&host, candidates, served, &mut resolver, None);
         table.set_host(host, routes);
     }
+    add_www_redirects(served, &mut table);
     let (default_backend, conflicts) = default_backend(served.iter().copied().filter(|i| !is_canary(&i.metadata.annotations)), config, &mut resolver, None);
     table.default_backend = default_backend;
     table.default_conflicts = conflicts;
@@ -217,6 +219,61 @@ fn add_canary<'a>(
     };
     let canary_route = Route { policy: main.route.policy.clone(), rewrite: main.route.rewrite.clone(), ..canary_route };
     main.route.canary = Some(Arc::new(Canary { rule, route: canary_route }));
+}
+
+/// `from-to-www-redirect`'s other host for a rule host: `www.` removed or
+/// added (exact hosts only). A host is the other host of at most one rule
+/// host: the one `www_counterpart` of it gives back.
+pub(crate) fn www_counterpart(host: &HostPattern) -> Option<HostPattern> {
+    let HostPattern::Exact(name) = host else { return None };
+    let other = match name.strip_prefix("www.") {
+        Some("") => return None,
+        Some(bare) => bare.to_string(),
+        None => format!("www.{name}"),
+    };
+    Some(HostPattern::Exact(other))
+}
+
+/// The routes of `from`, a host no served Ingress has rules on, when an
+/// Ingress on its counterpart (`to_ingresses`, oldest first) asks for
+/// `from-to-www-redirect`: one route redirecting every request, from the
+/// oldest such Ingress (canaries ask for nothing).
+pub(crate) fn www_redirect_routes(from: &HostPattern, to_ingresses: &[&Ingress]) -> Option<HostRoutes> {
+    let to = www_counterpart(from)?;
+    if www_counterpart(&to).as_ref() != Some(from) {
+        return None;
+    }
+    let HostPattern::Exact(to_name) = &to else { return None };
+    let asking = to_ingresses.iter().find(|i| asks_www_redirect(&i.metadata.annotations) && !is_canary(&i.metadata.annotations))?;
+    let matcher = compile_path(Some("/"), PathType::Prefix).ok()?;
+    let policy = Policy { www_redirect: Some(to_name.clone()), ..Policy::default() };
+    let resolved = ResolvedBackend {
+        service: String::new(),
+        service_port: String::new(),
+        port: None,
+        backend: super::Backend::Unavailable(format!("from-to-www-redirect to {to_name}")),
+    };
+    let route = Route {
+        policy: Some(Arc::new(policy)),
+        ..route(asking.metadata.key(), resolved, false, from.display(), "/".to_string(), Some(PathType::Prefix), None)
+    };
+    Some(HostRoutes { routes: vec![PathRoute { matcher, route }], ..HostRoutes::default() })
+}
+
+/// Adds the `from-to-www-redirect` hosts of a full compile.
+fn add_www_redirects(served: &[&Ingress], table: &mut RouteTable) {
+    let mut by_host: HashMap<HostPattern, Vec<&Ingress>> = HashMap::new();
+    for ingress in served {
+        for host in rule_hosts(ingress) {
+            by_host.entry(host).or_default().push(ingress);
+        }
+    }
+    for (to, ingresses) in &by_host {
+        let Some(from) = www_counterpart(to).filter(|from| !by_host.contains_key(from)) else { continue };
+        if let Some(routes) = www_redirect_routes(&from, ingresses) {
+            table.set_host(from, routes);
+        }
+    }
 }
 
 fn log_conflict(conflict: &Conflict) {

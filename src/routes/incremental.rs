@@ -23,7 +23,7 @@ use crate::store::Snapshot;
 
 use super::backend::BackendResolver;
 use super::class::ClassSelector;
-use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, Age};
+use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, www_counterpart, www_redirect_routes, Age};
 use super::host::HostPattern;
 use super::table::{HostRoutes, PathRoute, RouteTable};
 use super::{mode_override, served_ingresses, Canary, Route, RouteConfig, UpstreamMode};
@@ -168,18 +168,27 @@ impl RouteCompiler {
             }
         }
 
+        // A host's `from-to-www-redirect` counterpart gains or loses its
+        // redirect with it.
+        let counterparts: Vec<HostPattern> = dirty.iter().filter_map(www_counterpart).collect();
+        dirty.extend(counterparts);
         let mut resolver = BackendResolver::new(snapshot, config.upstream_mode);
+        let ingresses_on = |host: &HostPattern| -> Vec<&Ingress> {
+            self.by_host.get(host).into_iter().flatten().filter_map(|age| snapshot.ingresses.get(&age.key)).map(|i| i.as_ref()).collect()
+        };
+        let mut compiled = Vec::with_capacity(dirty.len());
         for host in dirty {
-            let ingresses: Vec<&Ingress> = self
-                .by_host
-                .get(&host)
-                .into_iter()
-                .flatten()
-                .filter_map(|age| snapshot.ingresses.get(&age.key))
-                .map(|i| i.as_ref())
-                .collect();
-            let previous = self.table.host(&host).cloned();
-            let routes = compile_one_host(&host, &ingresses, &mut resolver, previous.as_deref());
+            let ingresses = ingresses_on(&host);
+            let routes = if ingresses.is_empty() {
+                let to = www_counterpart(&host);
+                to.and_then(|to| www_redirect_routes(&host, &ingresses_on(&to))).unwrap_or_default()
+            } else {
+                let previous = self.table.host(&host).cloned();
+                compile_one_host(&host, &ingresses, &mut resolver, previous.as_deref())
+            };
+            compiled.push((host, routes));
+        }
+        for (host, routes) in compiled {
             self.table.set_host(host, routes);
         }
         if default_dirty {

@@ -783,3 +783,29 @@ fn a_canary_default_backend_claims_nothing() {
     }));
     assert!(cluster.table().default_backend().is_none());
 }
+
+/// ingress-nginx's `BuildRedirects`: the other host (`www.` added or
+/// removed) redirects, unless an Ingress serves it; wildcard hosts have none.
+#[test]
+fn from_to_www_redirect_adds_the_other_host_unless_it_is_served() {
+    let www = json!({"nginx.ingress.kubernetes.io/from-to-www-redirect": "true"});
+    let mut cluster = Cluster::default();
+    cluster
+        .ingress(annotated("bare", "", "shop.test", www.clone(), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("www", "", "www.blog.test", www.clone(), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("both", "", "both.test", www.clone(), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("both-www", "", "www.both.test", json!({}), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("wild", "", "*.wild.test", www, &[("/", "Prefix", "svc")]));
+    let table = cluster.table();
+    let redirect = |host: &str, path: &str| {
+        let route = table.lookup(host, path)?;
+        route.policy.as_ref()?.redirect_for("https", host, path)
+    };
+    assert_eq!(redirect("www.shop.test", "/a?b=1"), Some((308, "https://shop.test/a?b=1".to_string())));
+    assert_eq!(redirect("WWW.Shop.Test:8443", "/"), Some((308, "https://shop.test:8443".to_string())));
+    assert_eq!(redirect("blog.test", "/x/"), Some((308, "https://www.blog.test/x".to_string())));
+    assert_eq!(redirect("shop.test", "/"), None, "the host itself is served");
+    assert_eq!(served_by(&table, "www.both.test", "/"), Some(("both-www".into(), "/".into())), "a served host is never redirected");
+    assert!(table.lookup("www.*.wild.test", "/").is_none());
+    assert_eq!(table.lookup("www.shop.test", "/").map(|r| r.ingress.name.as_str()), Some("bare"), "the inspector names the asking Ingress");
+}
