@@ -147,6 +147,13 @@ fn canary_takes_traffic_by_header_then_cookie_then_weight() {
     ));
     assert!(wait_until(Duration::from_secs(2), || reached(&stack, "app.example.com", "", "/b") == "green /v1/b"), "weight 100 takes everything");
     assert_eq!(reached(&stack, "root.example.com", "", "/b"), "blue /b", "other hosts are untouched");
+
+    let document: Value = serde_json::from_slice(&stack.ingressd.admin_get("/debug/routes").body).expect("inspector JSON");
+    let routes = document["routes"].as_array().expect("routes");
+    let app = routes.iter().find(|r| r["host"] == "app.example.com").expect("the app route");
+    assert_eq!((app["ingress"].as_str(), app["rewriteTarget"].as_str()), (Some("web/main"), Some("/v1/$1")));
+    assert_eq!((app["canary"]["ingress"].as_str(), app["canary"]["service"].as_str()), (Some("web/canary"), Some("green")), "{app}");
+    assert_eq!(app["canary"]["endpoints"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]
