@@ -110,6 +110,12 @@ impl Admin {
             ("ingressd_ready", Type::Gauge, "1 when every kind has been listed and no drain is under way.", u64::from(self.ready()).to_string()),
             ("ingressd_route_table_routes", Type::Gauge, "Routes in the current table.", generation.routes.len().to_string()),
             (
+                "ingressd_route_invalid_regex_paths",
+                Type::Gauge,
+                "Paths of regex-mode hosts left out of the current table because their regex does not compile.",
+                generation.routes.invalid_regex_paths().to_string(),
+            ),
+            (
                 "ingressd_route_table_compile_seconds_last",
                 Type::Gauge,
                 "Seconds the last route table compile took.",
@@ -239,6 +245,7 @@ mod tests {
         assert_eq!(status, 200);
         assert!(content_type.starts_with("text/plain; version=0.0.4"));
         assert!(body.contains("ingressd_route_table_routes 0\n"), "{body}");
+        assert!(body.contains("ingressd_route_invalid_regex_paths 0\n"), "{body}");
         assert!(body.contains("ingressd_route_table_compile_seconds_last 0.000000\n"), "{body}");
         for line in body.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap_or("");

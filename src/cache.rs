@@ -410,6 +410,9 @@ mod tests {
         use crate::routes::{PortRef, UpstreamMode};
 
         let certs = [random_cert(&["h0.test", "*.w.test"]), random_cert(&["h1.test"])];
+        // (canaries attached, rewriting routes, regex paths left out) seen, so
+        // the generator is known to reach them.
+        let mut reached = (0, 0, 0, 0);
         for seed in 1..=40u64 {
             let mut rng = XorShift::new(seed);
             let routes = RouteConfig {
@@ -433,9 +436,15 @@ mod tests {
                 let incremental = compiler.update(store.snapshot(), &changes, &current);
                 let full = compile(store.snapshot(), &config, &current);
                 assert_eq!(dump(&incremental), dump(&full), "seed {seed}, step {step}, after {changes:?}");
+                let routes = incremental.routes.routes();
+                reached.0 += routes.iter().filter(|r| r.canary.is_some()).count();
+                reached.1 += routes.iter().filter(|r| r.rewrite.is_some()).count();
+                reached.2 += incremental.routes.invalid_regex_paths();
+                reached.3 += routes.iter().filter(|r| r.policy.as_ref().is_some_and(|p| p.www_redirect.is_some())).count();
                 current = Arc::new(incremental);
             }
         }
+        assert!(reached.0 > 100 && reached.1 > 100 && reached.2 > 100 && reached.3 > 100, "the generator must reach canaries, rewrites, bad regexes and www redirects: {reached:?}");
     }
 
     /// Untouched hosts are shared with the previous generation, and a route
@@ -487,8 +496,14 @@ mod tests {
             .routes
             .routes()
             .iter()
-            .map(|r| format!("{:?}", (&r.host, &r.path, r.path_type, &r.ingress, &r.service, &r.service_port, &r.backend, r.ssl_redirect)))
+            .map(|r| {
+                let canary = r.canary.as_ref().map(|c| (&c.route.ingress, &c.route.service, &c.route.service_port, &c.route.backend));
+                let rewrite = r.rewrite.as_ref().map(|w| w.target());
+                format!("{:?}", (&r.host, &r.path, r.path_type, &r.ingress, &r.service, &r.service_port, &r.backend, r.ssl_redirect, canary, rewrite))
+            })
             .collect();
+        let mut routes: Vec<String> = routes;
+        routes.push(format!("invalid regex paths: {}", generation.routes.invalid_regex_paths()));
         (routes, generation.routes.conflicts(), generation.certs.entries().to_vec())
     }
 
@@ -535,11 +550,11 @@ mod tests {
                     .map(|_| {
                         let paths: Vec<_> = (0..rng.range(1, 3))
                             .map(|_| {
-                                let (path, path_type) = *pick(rng, &[("/", "Prefix"), ("/x", "Prefix"), ("/x/", "Prefix"), ("/x", "Exact"), ("/x", "ImplementationSpecific"), ("", "ImplementationSpecific"), ("x", "Prefix")]);
+                                let (path, path_type) = *pick(rng, &[("/", "Prefix"), ("/x", "Prefix"), ("/x/", "Prefix"), ("/x", "Exact"), ("/x", "ImplementationSpecific"), ("", "ImplementationSpecific"), ("x", "Prefix"), ("/x(/|$)(.*)", "ImplementationSpecific"), ("/[", "ImplementationSpecific"), ("/x/?", "ImplementationSpecific")]);
                                 json!({"path": path, "pathType": path_type, "backend": backend(rng)})
                             })
                             .collect();
-                        let host = *pick(rng, &[Some("h0.test"), Some("h1.test"), Some("*.w.test"), Some("x.w.test"), None, Some("bad host")]);
+                        let host = *pick(rng, &[Some("h0.test"), Some("h1.test"), Some("*.w.test"), Some("x.w.test"), None, Some("bad host"), Some("www.h1.test")]);
                         json!({"host": host, "http": {"paths": paths}})
                     })
                     .collect();
@@ -555,7 +570,18 @@ mod tests {
                     let hosts = *pick(rng, &options);
                     spec["tls"] = json!([{"hosts": hosts, "secretName": *pick(rng, &["tls0", "tls1"])}]);
                 }
-                let annotations = if rng.range(0, 3) == 0 { json!({"ingressd.io/ssl-redirect": "true"}) } else { json!({}) };
+                let mut annotations = if rng.range(0, 3) == 0 { json!({"ingressd.io/ssl-redirect": "true"}) } else { json!({}) };
+                // Regex mode, rewrites and canaries, which decide a host's routes across Ingresses.
+                match rng.range(0, 9) {
+                    0 => annotations["nginx.ingress.kubernetes.io/use-regex"] = json!("true"),
+                    4 => annotations["nginx.ingress.kubernetes.io/from-to-www-redirect"] = json!("true"),
+                    1 => annotations["nginx.ingress.kubernetes.io/rewrite-target"] = json!(*pick(rng, &["/$2", "/x"])),
+                    2 | 3 => {
+                        annotations["nginx.ingress.kubernetes.io/canary"] = json!("true");
+                        annotations["nginx.ingress.kubernetes.io/canary-weight"] = json!("50");
+                    }
+                    _ => {}
+                }
                 let created = *pick(rng, &["", "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"]);
                 let name = *pick(rng, &["i0", "i1", "i2", "i3", "i4"]);
                 Object::Ingress(serde_json::from_value(json!({

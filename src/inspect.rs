@@ -35,7 +35,7 @@ pub fn unapplied_annotations(generation: &Generation) -> Vec<Unapplied<'_>> {
         .routes()
         .into_iter()
         .chain(generation.routes.default_backend())
-        .map(|r| &r.ingress)
+        .flat_map(|r| std::iter::once(&r.ingress).chain(r.canary.as_ref().map(|c| &c.route.ingress)))
         .filter(|key| !key.name.is_empty())
         .collect();
     serving.sort();
@@ -65,11 +65,16 @@ pub fn routes_json(generation: &Generation) -> Value {
             secrets.get(format!("*.{parent}").as_str()).cloned()
         })
     };
+    let endpoints_of = |backend: &Backend| match backend {
+        Backend::Upstreams(u) => (u.iter().map(|u| u.authority.clone()).collect::<Vec<_>>(), None),
+        Backend::Unavailable(reason) => (Vec::new(), Some(reason.clone())),
+    };
     let route = |r: &Route| {
-        let (endpoints, error) = match &r.backend {
-            Backend::Upstreams(u) => (u.iter().map(|u| u.authority.clone()).collect::<Vec<_>>(), None),
-            Backend::Unavailable(reason) => (Vec::new(), Some(reason.clone())),
-        };
+        let (endpoints, error) = endpoints_of(&r.backend);
+        let canary = r.canary.as_ref().map(|c| {
+            let (endpoints, error) = endpoints_of(&c.route.backend);
+            json!({"ingress": c.route.ingress.to_string(), "service": c.route.service, "port": c.route.service_port, "endpoints": endpoints, "backendError": error})
+        });
         json!({
             "host": r.host,
             "path": r.path,
@@ -81,6 +86,8 @@ pub fn routes_json(generation: &Generation) -> Value {
             "backendError": error,
             "sslRedirect": r.ssl_redirect,
             "tlsSecret": if r.host.is_empty() { None } else { tls_secret(&r.host) },
+            "rewriteTarget": r.rewrite.as_ref().map(|w| w.target()),
+            "canary": canary,
         })
     };
     let conflicts: Vec<Value> = generation

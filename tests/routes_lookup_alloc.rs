@@ -7,6 +7,7 @@ mod counting_alloc;
 
 use ingressd::store::Snapshot;
 use ingressd::kube::objects::Ingress;
+use ingressd::kube::Object;
 use ingressd::routes::{compile, RouteConfig};
 use serde_json::json;
 
@@ -47,4 +48,47 @@ fn lookup_does_not_allocate() {
         counting_alloc::allocations() == before
     });
     assert!(clean, "lookup allocated");
+}
+
+/// The canary choice (header, cookie, then the weighted draw) allocates
+/// nothing either.
+#[test]
+fn canary_choice_does_not_allocate() {
+    let ingress = |name: &str, created: &str, service: &str, annotations: serde_json::Value| -> Ingress {
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": name, "creationTimestamp": created, "annotations": annotations},
+            "spec": {"ingressClassName": "ingressd", "rules": [
+                {"host": "www.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}
+            ]}
+        }))
+        .expect("ingress json")
+    };
+    let mut snapshot = Snapshot::default();
+    for ingress in [
+        ingress("main", "2024-01-01T00:00:00Z", "main", json!({})),
+        ingress("canary", "2024-01-02T00:00:00Z", "canary", json!({
+            "nginx.ingress.kubernetes.io/canary": "true",
+            "nginx.ingress.kubernetes.io/canary-by-header": "X-Canary",
+            "nginx.ingress.kubernetes.io/canary-by-cookie": "canary",
+            "nginx.ingress.kubernetes.io/canary-weight": "50"
+        })),
+    ] {
+        snapshot.insert(Object::Ingress(ingress));
+    }
+    let config = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
+    let table = compile(&snapshot, &config);
+    let requests: [&[(&str, &str)]; 4] = [&[("x-canary", "always")], &[("cookie", "a=b; canary=never")], &[("user-agent", "curl")], &[]];
+    let clean = (0..20).any(|_| {
+        let before = counting_alloc::allocations();
+        let mut canary = 0;
+        for _ in 0..100 {
+            for headers in requests {
+                let route = table.lookup("www.example.com", "/x").expect("routed").for_request(|| headers.iter().copied());
+                canary += usize::from(route.service == "canary");
+            }
+        }
+        assert!(canary > 100 && canary < 300, "always, never, and about half of the rest: {canary}");
+        counting_alloc::allocations() == before
+    });
+    assert!(clean, "the canary choice allocated");
 }

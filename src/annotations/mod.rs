@@ -7,9 +7,11 @@
 //! Ingress without deleting what ingress-nginx read. [`catalogue`] says what
 //! ingressd does with each name.
 
+pub mod canary;
 pub mod catalogue;
 pub mod cors;
 pub mod policy;
+pub mod rewrite;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -96,6 +98,22 @@ pub fn markdown_table() -> String {
             ("proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout", _) => {
                 "whole seconds, as ingress-nginx reads them; read covers the response head and each body read; a bad value keeps the command line's timeout"
             }
+            ("use-regex", _) => {
+                "one Ingress with it makes every path of its host a regex (`rewrite-target` too): case-insensitive, anchored at the start only, longest path first; Rust regex syntax (no look-around or back-references); a path that does not compile is left out and counted in `ingressd_route_invalid_regex_paths`"
+            }
+            ("rewrite-target", _) => {
+                "the backend receives the target with `$1`…`$9` from the path's groups; the query is kept (after the target's own); a URL target (nginx redirects) is refused"
+            }
+            ("from-to-www-redirect", _) => {
+                "requests for the host with `www.` added or removed answer 308 to it (port kept, one trailing `/` dropped), unless an Ingress serves that host"
+            }
+            ("canary", _) => {
+                "the Ingress shadows other Ingresses' paths with the same host, path and pathType (one canary each, the oldest) instead of claiming them; canary traffic keeps the main Ingress's other annotations"
+            }
+            ("canary-by-header" | "canary-by-header-value" | "canary-by-header-pattern" | "canary-by-cookie", _) => {
+                "ingress-nginx's order: header (`always`/`never`, the value, or the pattern), then cookie (`always`/`never`), then weight"
+            }
+            ("canary-weight" | "canary-weight-total", _) => "weight out of the total (100 unless the total is above 100); a bad weight counts as 0, a bad total as 100",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",

@@ -33,6 +33,9 @@ pub struct Policy {
     /// `service-upstream: "true"`: traffic goes to the Service's ClusterIP
     /// (kube-proxy balances), not to the endpoints.
     pub service_upstream: bool,
+    /// Set only on the route ingressd adds for `from-to-www-redirect`: the
+    /// host (`www.` added or removed) every request is redirected to.
+    pub www_redirect: Option<String>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -88,6 +91,9 @@ impl Policy {
                 None => problems.push(format!("service-upstream {text:?} is not a boolean; --upstream-mode applies")),
             }
         }
+        if let Some(text) = value(annotations, "from-to-www-redirect").filter(|t| parse_bool(t).is_none()) {
+            problems.push(format!("from-to-www-redirect {text:?} is not a boolean; no redirect"));
+        }
         let mut timeouts = UpstreamTimeouts::default();
         for (name, slot) in [("proxy-connect-timeout", &mut timeouts.connect), ("proxy-read-timeout", &mut timeouts.read), ("proxy-send-timeout", &mut timeouts.send)] {
             if let Some(text) = value(annotations, name) {
@@ -108,6 +114,9 @@ impl Policy {
     /// `http_host` is the Host as the client sent it, port included, as
     /// nginx's `$http_host`.
     pub fn redirect_for(&self, scheme: &str, http_host: &str, path_and_query: &str) -> Option<(u16, String)> {
+        if let Some(to) = &self.www_redirect {
+            return Some(www_redirect(scheme, http_host, to, path_and_query));
+        }
         let path = path_and_query.split('?').next().unwrap_or(path_and_query);
         if let Some(root) = self.app_root.as_deref().filter(|_| path == "/") {
             return Some((302, format!("{scheme}://{http_host}{root}")));
@@ -202,12 +211,36 @@ pub fn parse_size(text: &str) -> Option<u64> {
 }
 
 /// nginx's `$host`: the Host without its port, lower-case.
+/// Whether an Ingress asks for `from-to-www-redirect`: requests for its
+/// hosts with `www.` added or removed are redirected to them, unless an
+/// Ingress serves that other host itself.
+pub fn asks_www_redirect(annotations: &StringMap) -> bool {
+    value(annotations, "from-to-www-redirect").and_then(parse_bool) == Some(true)
+}
+
+/// The HTTP redirect code ingress-nginx's `from-to-www-redirect` server answers with.
+const WWW_REDIRECT_CODE: u16 = 308;
+
+/// ingress-nginx's `ngx_srv_redirect.lua`: the scheme, the other host, the
+/// port, and `$request_uri` without one trailing `/`. The port is the one the
+/// client addressed (nginx's `$server_port`; the same behind a plain port
+/// mapping), left out when the client named none.
+fn www_redirect(scheme: &str, http_host: &str, to: &str, path_and_query: &str) -> (u16, String) {
+    let port = &http_host[port_suffix_start(http_host)..];
+    let uri = path_and_query.strip_suffix('/').unwrap_or(path_and_query);
+    (WWW_REDIRECT_CODE, format!("{scheme}://{to}{port}{uri}"))
+}
+
+/// Where `:PORT` starts in a Host value (its length when there is none).
+fn port_suffix_start(http_host: &str) -> usize {
+    match http_host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) => name.len(),
+        _ => http_host.len(),
+    }
+}
+
 fn host_of(http_host: &str) -> String {
-    let host = match http_host.rsplit_once(':') {
-        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) => name,
-        _ => http_host,
-    };
-    host.to_ascii_lowercase()
+    http_host[..port_suffix_start(http_host)].to_ascii_lowercase()
 }
 
 /// The nginx variables a redirect URL may use, as nginx's `return` expands
@@ -309,6 +342,20 @@ mod tests {
         for bad in ["app1", "//evil.test", "/a b", "/a?b"] {
             let (policy, problems) = Policy::from_annotations(&map(&[("app-root", bad)]));
             assert_eq!((policy, problems.len()), (None, 1), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn www_redirects_keep_scheme_port_and_uri_without_trailing_slash() {
+        let policy = Policy { www_redirect: Some("www.shop.test".into()), ..Policy::default() };
+        let cases = [
+            ("http", "shop.test", "/", "http://www.shop.test"),
+            ("http", "shop.test", "/a/b?q=1", "http://www.shop.test/a/b?q=1"),
+            ("https", "Shop.Test:8443", "/a/", "https://www.shop.test:8443/a"),
+            ("http", "shop.test:", "/x", "http://www.shop.test/x"),
+        ];
+        for (scheme, http_host, uri, expected) in cases {
+            assert_eq!(policy.redirect_for(scheme, http_host, uri), Some((308, expected.to_string())), "{scheme} {http_host} {uri}");
         }
     }
 

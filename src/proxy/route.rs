@@ -56,7 +56,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         ..Outcome::default()
     };
 
-    let Some(target) = wire::parse_target(request.url()) else {
+    let Some(mut target) = wire::parse_target(request.url()) else {
         log::info!("{} {:?} from {peer:?}: request target not routable", outcome.method, outcome.path);
         return reply(request, &client, outcome, started, 400, "bad request target", &[]);
     };
@@ -77,6 +77,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     let Some(route) = generation.routes.lookup(host, target.path()) else {
         return reply(request, &client, outcome, started, 404, "no route for this host and path", &[]);
     };
+    let route = route.for_request(|| request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())));
     outcome.ingress = Some(route.ingress.clone());
     outcome.service = Some(route.service.clone());
 
@@ -101,6 +102,14 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
         let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
+    }
+
+    if let Some(rewrite) = &route.rewrite {
+        // Redirects above saw the path as the client sent it, as nginx's
+        // `return` runs before the location's `rewrite ... break`.
+        if let Some(rewritten) = rewrite.apply(target.path(), target.query()) {
+            target.set_path_and_query(rewritten);
+        }
     }
 
     let upstreams = match &route.backend {

@@ -20,6 +20,17 @@ impl Target {
     pub fn path(&self) -> &str {
         &self.path_and_query[..self.path_len]
     }
+
+    /// The query without `?`, if the target has one.
+    pub fn query(&self) -> Option<&str> {
+        self.path_and_query.get(self.path_len + 1..)
+    }
+
+    /// Replaces path and query (`rewrite-target`); the authority stays.
+    pub fn set_path_and_query(&mut self, path_and_query: String) {
+        self.path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
+        self.path_and_query = path_and_query;
+    }
 }
 
 /// Splits a request target; `None` for forms a proxy does not route

@@ -11,15 +11,18 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
+use crate::annotations::canary::{is_canary, CanaryRule};
+use crate::annotations::rewrite::PathOptions;
+use crate::annotations::policy::asks_www_redirect;
 use crate::annotations::{self, policy::Policy};
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey, SmolStr};
 use crate::store::Snapshot;
 
 use super::backend::{BackendResolver, ResolvedBackend};
 use super::host::{compile_host, tls_host_covers, HostPattern};
-use super::path::{compile_path, parse_path_type, PathMatcher};
+use super::path::{compile_path, compile_regex_path, parse_path_type, PathMatcher};
 use super::table::{HostRoutes, PathRoute, RouteTable};
-use super::{mode_override, served_ingresses, Conflict, PathType, Route, RouteConfig};
+use super::{mode_override, served_ingresses, Canary, Conflict, PathType, Rewrite, Route, RouteConfig, RouteError};
 
 /// An Ingress's place in the order in which claims win: creationTimestamp
 /// (missing counts as oldest), then namespace, then name.
@@ -35,11 +38,11 @@ impl Age {
     }
 }
 
-/// One valid path of one served Ingress, before conflicts are settled.
+/// One path of one served Ingress, before its host's mode is known and
+/// conflicts are settled.
 struct Candidate<'a> {
-    /// Equal matchers are one claim: `Prefix` `/foo` and `/foo/`, or `Prefix`
-    /// and `ImplementationSpecific` on one path, match the same requests.
-    matcher: PathMatcher,
+    /// As written; compiled once the host's mode (plain or regex) is known.
+    path: Option<&'a str>,
     path_type: PathType,
     /// The path as written, "/" when an ImplementationSpecific path was left out.
     written: &'a str,
@@ -47,6 +50,10 @@ struct Candidate<'a> {
     ssl_redirect: bool,
     /// What the Ingress's annotations ask of each request; shared by its routes.
     policy: Option<Arc<Policy>>,
+    /// `use-regex` and `rewrite-target`; shared by the Ingress's paths.
+    options: Arc<PathOptions>,
+    /// Set for a canary Ingress: its paths shadow others' instead of claiming.
+    canary: Option<Arc<CanaryRule>>,
     ingress: &'a Ingress,
     /// The Ingress's position oldest-first: the lower claim wins.
     age_rank: usize,
@@ -70,7 +77,8 @@ pub fn compile_served(snapshot: &Snapshot, served: &[&Ingress], config: &RouteCo
         let routes = compile_host_routes(&host, candidates, served, &mut resolver, None);
         table.set_host(host, routes);
     }
-    let (default_backend, conflicts) = default_backend(served.iter().copied(), config, &mut resolver, None);
+    add_www_redirects(served, &mut table);
+    let (default_backend, conflicts) = default_backend(served.iter().copied().filter(|i| !is_canary(&i.metadata.annotations)), config, &mut resolver, None);
     table.default_backend = default_backend;
     table.default_conflicts = conflicts;
     table
@@ -96,21 +104,35 @@ pub(crate) fn compile_one_host<'a>(
 
 fn compile_host_routes<'a>(
     host: &HostPattern,
-    mut candidates: Vec<Candidate<'a>>,
+    candidates: Vec<Candidate<'a>>,
     ingresses: &[&'a Ingress],
     resolver: &mut BackendResolver<'a>,
     previous: Option<&HostRoutes>,
 ) -> HostRoutes {
-    // Match order first, then rivals adjacent with the oldest in front.
-    candidates.sort_by(|a, b| {
-        (a.matcher.precedence(), &a.matcher.pattern, a.age_rank).cmp(&(b.matcher.precedence(), &b.matcher.pattern, b.age_rank))
-    });
-    let display = host.display();
-    let mut routes: Vec<PathRoute> = Vec::with_capacity(candidates.len());
-    let mut conflicts = Vec::new();
+    let (canaries, candidates): (Vec<Candidate<'a>>, Vec<Candidate<'a>>) = candidates.into_iter().partition(|c| c.canary.is_some());
+    // ingress-nginx's rule: one Ingress asking for regex paths (or rewriting)
+    // turns every path of the host into a regex.
+    let regex_mode = candidates.iter().any(|c| c.options.regex_for(c.written));
+    let mut invalid_regex = 0;
+    let mut compiled: Vec<(PathMatcher, Candidate<'a>)> = Vec::with_capacity(candidates.len());
     for candidate in candidates {
+        let matcher = if regex_mode { compile_regex_path(candidate.path, candidate.path_type) } else { compile_path(candidate.path, candidate.path_type) };
+        match matcher {
+            Ok(matcher) => compiled.push((matcher, candidate)),
+            Err(error) => {
+                invalid_regex += usize::from(matches!(error, RouteError::InvalidRegex { .. }));
+                log::warn!("ingress {}: path skipped: {error}", candidate.ingress.metadata.key());
+            }
+        }
+    }
+    // Match order first, then rivals adjacent with the oldest in front.
+    compiled.sort_by(|(a_matcher, a), (b_matcher, b)| a_matcher.match_order(b_matcher).then(a.age_rank.cmp(&b.age_rank)));
+    let display = host.display();
+    let mut routes: Vec<PathRoute> = Vec::with_capacity(compiled.len());
+    let mut conflicts = Vec::new();
+    for (matcher, candidate) in compiled {
         // The previous route is the oldest claim on the same path, if any.
-        if let Some(winner) = routes.last().filter(|w| w.matcher == candidate.matcher) {
+        if let Some(winner) = routes.last().filter(|w| w.matcher == matcher) {
             let conflict = Conflict {
                 host: display.to_string(),
                 path: candidate.written.to_string(),
@@ -125,14 +147,133 @@ fn compile_host_routes<'a>(
         let key = candidate.ingress.metadata.key();
         let mode = mode_override(candidate.policy.as_deref());
         let resolved = resolver.resolve(&candidate.ingress.metadata.namespace, candidate.backend, &key, mode);
-        let carried = previous.and_then(|p| p.position_of(&candidate.matcher, &key, &resolved));
+        let carried = previous.and_then(|p| p.position_of(&matcher, &key, &resolved));
+        let rewrite = match (&matcher.regex, candidate.options.rewrite_for(candidate.written)) {
+            (Some(regex), Some(target)) => Some(Arc::new(Rewrite { regex: Arc::clone(&regex.0), target: target.clone() })),
+            _ => None,
+        };
         let route = Route {
             policy: candidate.policy,
+            rewrite,
             ..route(key, resolved, candidate.ssl_redirect, display.clone(), SmolStr::new(candidate.written), Some(candidate.path_type), carried)
         };
-        routes.push(PathRoute { matcher: candidate.matcher, route });
+        routes.push(PathRoute { matcher, route });
     }
-    HostRoutes { routes, conflicts }
+    for candidate in canaries {
+        add_canary(candidate, &mut routes, &mut conflicts, &display, ingresses, resolver, previous);
+    }
+    HostRoutes { routes, conflicts, invalid_regex }
+}
+
+/// Attaches a canary Ingress's path to the route with the same path and
+/// `pathType` (ingress-nginx's `mergeAlternativeBackends`): the oldest canary
+/// per host+path is used, a younger one is a conflict; a canary without a
+/// main route, or to the main route's own Service, is ignored.
+fn add_canary<'a>(
+    candidate: Candidate<'a>,
+    routes: &mut [PathRoute],
+    conflicts: &mut Vec<(Age, Conflict)>,
+    display: &str,
+    ingresses: &[&'a Ingress],
+    resolver: &mut BackendResolver<'a>,
+    previous: Option<&HostRoutes>,
+) {
+    let key = candidate.ingress.metadata.key();
+    let Some(rule) = candidate.canary else { return };
+    let Some(main) = routes.iter_mut().find(|r| r.route.path == candidate.written && r.route.path_type == Some(candidate.path_type)) else {
+        log::warn!(
+            "ingress {key}: canary {} {} on host {display:?} ignored: no other Ingress serves that host and path",
+            candidate.path_type.as_str(),
+            candidate.written
+        );
+        return;
+    };
+    if let Some(existing) = &main.route.canary {
+        let conflict = Conflict {
+            host: display.to_string(),
+            path: candidate.written.to_string(),
+            path_type: Some(candidate.path_type),
+            winner: existing.route.ingress.clone(),
+            loser: key,
+        };
+        log::warn!(
+            "ingress {}: canary {} on host {:?} ignored: the older canary ingress {} already shadows it (one canary per host and path)",
+            conflict.loser,
+            conflict.path,
+            conflict.host,
+            conflict.winner
+        );
+        conflicts.push((Age::of(ingresses[candidate.age_rank]), conflict));
+        return;
+    }
+    let mode = mode_override(main.route.policy.as_deref());
+    let resolved = resolver.resolve(&candidate.ingress.metadata.namespace, candidate.backend, &key, mode);
+    if resolved.service == main.route.service && key.namespace == main.route.ingress.namespace {
+        log::warn!("ingress {key}: canary {} on host {display:?} ignored: it names the main route's own service {}", candidate.written, resolved.service);
+        return;
+    }
+    let carried = previous.and_then(|p| p.canary_position_of(&main.matcher, &key, &resolved));
+    let canary_route = Route {
+        canary: None,
+        ..route(key, resolved, main.route.ssl_redirect, main.route.host.clone(), main.route.path.clone(), main.route.path_type, carried)
+    };
+    let canary_route = Route { policy: main.route.policy.clone(), rewrite: main.route.rewrite.clone(), ..canary_route };
+    main.route.canary = Some(Arc::new(Canary { rule, route: canary_route }));
+}
+
+/// `from-to-www-redirect`'s other host for a rule host: `www.` removed or
+/// added (exact hosts only). A host is the other host of at most one rule
+/// host: the one `www_counterpart` of it gives back.
+pub(crate) fn www_counterpart(host: &HostPattern) -> Option<HostPattern> {
+    let HostPattern::Exact(name) = host else { return None };
+    let other = match name.strip_prefix("www.") {
+        Some("") => return None,
+        Some(bare) => SmolStr::new(bare),
+        None => SmolStr::new(format!("www.{name}")),
+    };
+    Some(HostPattern::Exact(other))
+}
+
+/// The routes of `from`, a host no served Ingress has rules on, when an
+/// Ingress on its counterpart (`to_ingresses`, oldest first) asks for
+/// `from-to-www-redirect`: one route redirecting every request, from the
+/// oldest such Ingress (canaries ask for nothing).
+pub(crate) fn www_redirect_routes(from: &HostPattern, to_ingresses: &[&Ingress]) -> Option<HostRoutes> {
+    let to = www_counterpart(from)?;
+    if www_counterpart(&to).as_ref() != Some(from) {
+        return None;
+    }
+    let HostPattern::Exact(to_name) = &to else { return None };
+    let asking = to_ingresses.iter().find(|i| asks_www_redirect(&i.metadata.annotations) && !is_canary(&i.metadata.annotations))?;
+    let matcher = compile_path(Some("/"), PathType::Prefix).ok()?;
+    let policy = Policy { www_redirect: Some(to_name.to_string()), ..Policy::default() };
+    let resolved = ResolvedBackend {
+        service: SmolStr::default(),
+        service_port: SmolStr::default(),
+        port: None,
+        backend: super::Backend::Unavailable(format!("from-to-www-redirect to {to_name}")),
+    };
+    let route = Route {
+        policy: Some(Arc::new(policy)),
+        ..route(asking.metadata.key(), resolved, false, from.display(), SmolStr::new_static("/"), Some(PathType::Prefix), None)
+    };
+    Some(HostRoutes { routes: vec![PathRoute { matcher, route }], ..HostRoutes::default() })
+}
+
+/// Adds the `from-to-www-redirect` hosts of a full compile.
+fn add_www_redirects(served: &[&Ingress], table: &mut RouteTable) {
+    let mut by_host: HashMap<HostPattern, Vec<&Ingress>> = HashMap::new();
+    for ingress in served {
+        for host in rule_hosts(ingress) {
+            by_host.entry(host).or_default().push(ingress);
+        }
+    }
+    for (to, ingresses) in &by_host {
+        let Some(from) = www_counterpart(to).filter(|from| !by_host.contains_key(from)) else { continue };
+        if let Some(routes) = www_redirect_routes(&from, ingresses) {
+            table.set_host(from, routes);
+        }
+    }
 }
 
 fn log_conflict(conflict: &Conflict) {
@@ -167,11 +308,18 @@ pub(crate) fn rule_hosts(ingress: &Ingress) -> Vec<HostPattern> {
 /// host compiled, or they have no host at all to compile).
 fn add_candidates<'a>(ingress: &'a Ingress, age_rank: usize, only: Option<&HostPattern>, by_host: &mut HashMap<HostPattern, Vec<Candidate<'a>>>) {
     let redirect = ssl_redirect_hosts(ingress);
-    let (policy, problems) = Policy::from_annotations(&ingress.metadata.annotations);
+    let annotations = &ingress.metadata.annotations;
+    let (policy, mut problems) = Policy::from_annotations(annotations);
+    let (options, more) = PathOptions::from_annotations(annotations);
+    problems.extend(more);
+    let (canary, more) = CanaryRule::from_annotations(annotations);
+    problems.extend(more);
     for problem in problems {
         log::warn!("ingress {}: {problem}", ingress.metadata.key());
     }
     let policy = policy.map(Arc::new);
+    let options = Arc::new(options);
+    let canary = canary.map(Arc::new);
     for rule in &ingress.spec.rules {
         let host = match compile_host(rule.host.as_deref()) {
             Ok(host) => host,
@@ -189,16 +337,16 @@ fn add_candidates<'a>(ingress: &'a Ingress, age_rank: usize, only: Option<&HostP
         let ssl_redirect = redirect.as_ref().is_some_and(|r| r.covers(&host));
         let candidates = by_host.entry(host).or_default();
         for path in &http.paths {
-            let compiled = parse_path_type(path.path_type.as_deref())
-                .and_then(|path_type| Ok((path_type, compile_path(path.path.as_deref(), path_type)?)));
-            match compiled {
-                Ok((path_type, matcher)) => candidates.push(Candidate {
-                    matcher,
+            match parse_path_type(path.path_type.as_deref()) {
+                Ok(path_type) => candidates.push(Candidate {
+                    path: path.path.as_deref(),
                     path_type,
                     written: path.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/"),
                     backend: &path.backend,
                     ssl_redirect,
                     policy: policy.clone(),
+                    options: Arc::clone(&options),
+                    canary: canary.clone(),
                     ingress,
                     age_rank,
                 }),
@@ -229,6 +377,8 @@ fn route(
         host,
         path,
         path_type,
+        rewrite: None,
+        canary: None,
     }
 }
 

@@ -15,17 +15,19 @@
 //! event sequences both ways and compares the tables.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
+use crate::annotations::canary::is_canary;
 use crate::annotations::secrets::named_secrets;
 use crate::kube::objects::{Ingress, ObjectKey};
 use crate::store::Snapshot;
 
 use super::backend::BackendResolver;
 use super::class::ClassSelector;
-use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, Age};
+use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, www_counterpart, www_redirect_routes, Age};
 use super::host::HostPattern;
 use super::table::{HostRoutes, PathRoute, RouteTable};
-use super::{mode_override, served_ingresses, RouteConfig, UpstreamMode};
+use super::{mode_override, served_ingresses, Canary, Route, RouteConfig, UpstreamMode};
 
 /// What a batch of events touched, collected by the cache thread.
 #[derive(Debug, Default, Clone)]
@@ -80,7 +82,8 @@ impl Served {
             hosts: rule_hosts(ingress),
             services,
             secrets: named_secrets(ingress),
-            has_default: ingress.spec.default_backend.is_some(),
+            // A canary's defaultBackend claims nothing.
+            has_default: ingress.spec.default_backend.is_some() && !is_canary(&ingress.metadata.annotations),
             has_tls: !ingress.spec.tls.is_empty(),
         }
     }
@@ -186,18 +189,27 @@ impl RouteCompiler {
             }
         }
 
+        // A host's `from-to-www-redirect` counterpart gains or loses its
+        // redirect with it.
+        let counterparts: Vec<HostPattern> = dirty.iter().filter_map(www_counterpart).collect();
+        dirty.extend(counterparts);
         let mut resolver = BackendResolver::new(snapshot, config.upstream_mode);
+        let ingresses_on = |host: &HostPattern| -> Vec<&Ingress> {
+            self.by_host.get(host).into_iter().flatten().filter_map(|age| snapshot.ingresses.get(&age.key)).map(|i| i.as_ref()).collect()
+        };
+        let mut compiled = Vec::with_capacity(dirty.len());
         for host in dirty {
-            let ingresses: Vec<&Ingress> = self
-                .by_host
-                .get(&host)
-                .into_iter()
-                .flatten()
-                .filter_map(|age| snapshot.ingresses.get(&age.key))
-                .map(|i| i.as_ref())
-                .collect();
-            let previous = self.table.host(&host).cloned();
-            let routes = compile_one_host(&host, &ingresses, &mut resolver, previous.as_deref());
+            let ingresses = ingresses_on(&host);
+            let routes = if ingresses.is_empty() {
+                let to = www_counterpart(&host);
+                to.and_then(|to| www_redirect_routes(&host, &ingresses_on(&to))).unwrap_or_default()
+            } else {
+                let previous = self.table.host(&host).cloned();
+                compile_one_host(&host, &ingresses, &mut resolver, previous.as_deref())
+            };
+            compiled.push((host, routes));
+        }
+        for (host, routes) in compiled {
             self.table.set_host(host, routes);
         }
         if default_dirty {
@@ -270,26 +282,32 @@ fn insert_sorted<T: Ord>(items: &mut Vec<T>, item: T) {
     }
 }
 
-/// A copy of `host` whose routes to a Service in `services` are resolved
-/// again; the matchers, order and conflicts are kept as they are, and every
-/// route keeps its round-robin position.
-fn rebind_backends(host: &HostRoutes, snapshot: &Snapshot, services: &BTreeSet<ObjectKey>, mode: UpstreamMode) -> HostRoutes {
+/// A copy of `host` whose routes (and canaries) to a Service in `services`
+/// are resolved again; the matchers, order and conflicts are kept as they
+/// are, and every route keeps its round-robin position.
+fn rebind_backends<'a>(host: &'a HostRoutes, snapshot: &'a Snapshot, services: &BTreeSet<ObjectKey>, mode: UpstreamMode) -> HostRoutes {
     let mut resolver = BackendResolver::new(snapshot, mode);
+    let mut rebind = |old: &'a Route, mode: Option<UpstreamMode>| {
+        let mut route = old.clone();
+        if let Some(port) = &old.port {
+            let namespace = old.ingress.namespace.as_str();
+            if services.contains(&ObjectKey::new(namespace, &old.service)) {
+                route.backend = resolver.resolve_service(namespace, &old.service, port.clone(), &old.ingress, mode);
+            }
+        }
+        route
+    };
     let routes = host
         .routes
         .iter()
         .map(|path_route| {
-            let old = &path_route.route;
-            let mut route = old.clone();
-            if let Some(port) = &old.port {
-                let namespace = old.ingress.namespace.as_str();
-                if services.contains(&ObjectKey::new(namespace, &old.service)) {
-                    let mode = mode_override(old.policy.as_deref());
-                    route.backend = resolver.resolve_service(namespace, &old.service, port.clone(), &old.ingress, mode);
-                }
+            let mode = mode_override(path_route.route.policy.as_deref());
+            let mut route = rebind(&path_route.route, mode);
+            if let Some(canary) = &path_route.route.canary {
+                route.canary = Some(Arc::new(Canary { rule: Arc::clone(&canary.rule), route: rebind(&canary.route, mode) }));
             }
             PathRoute { matcher: path_route.matcher.clone(), route }
         })
         .collect();
-    HostRoutes { routes, conflicts: host.conflicts.clone() }
+    HostRoutes { routes, conflicts: host.conflicts.clone(), invalid_regex: host.invalid_regex }
 }

@@ -45,12 +45,15 @@ mod tests;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
+use crate::annotations::canary::CanaryRule;
 use crate::annotations::policy::Policy;
+use crate::annotations::rewrite::RewriteTarget;
 use crate::kube::objects::{ObjectKey, SmolStr};
 use crate::store::Snapshot;
 
 pub use compile::{compile, compile_served};
 pub use host::normalize_host;
+pub use path::compile_path_regex;
 pub use incremental::{Changes, RouteCompiler};
 pub(crate) use host::wildcard_parent;
 pub use table::RouteTable;
@@ -163,6 +166,43 @@ pub struct Route {
     pub path: SmolStr,
     /// None for the default backend.
     pub path_type: Option<PathType>,
+    /// `rewrite-target` on a host in regex mode: the path the backend receives.
+    pub rewrite: Option<Arc<Rewrite>>,
+    /// The canary Ingress shadowing this route, if one does.
+    pub canary: Option<Arc<Canary>>,
+}
+
+/// `rewrite-target` for one regex path.
+#[derive(Debug)]
+pub struct Rewrite {
+    /// The route's own path pattern, whose groups `$1`…`$9` refer to.
+    pub(crate) regex: Arc<regex::Regex>,
+    pub(crate) target: RewriteTarget,
+}
+
+impl Rewrite {
+    /// The path and query sent upstream for a request to this route; `None`
+    /// if `path` does not match the route's pattern (it always does for a
+    /// request the route was looked up for). Only rewriting routes pay for
+    /// the capture groups.
+    pub fn apply(&self, path: &str, query: Option<&str>) -> Option<String> {
+        let captures = self.regex.captures(path)?;
+        Some(self.target.expand(&captures, query))
+    }
+
+    pub fn target(&self) -> &str {
+        self.target.as_str()
+    }
+}
+
+/// A canary Ingress on a route's host and path (`canary: "true"`): when its
+/// rule says so, a request goes to its backend instead. Everything else
+/// (policy, redirects, rewrite) is the main Ingress's, as in ingress-nginx.
+#[derive(Debug)]
+pub struct Canary {
+    pub rule: Arc<CanaryRule>,
+    /// The main route with the canary Ingress's backend.
+    pub route: Route,
 }
 
 impl Route {
@@ -175,6 +215,19 @@ impl Route {
     /// `proxy-body-size` when the Ingress sets it, else `default`.
     pub fn max_body_size(&self, default: u64) -> u64 {
         self.policy.as_ref().and_then(|p| p.max_body_size).unwrap_or(default)
+    }
+
+    /// This route, or its canary's when the canary rule takes the request;
+    /// `headers` gives the request's headers. A route without canary pays
+    /// one branch; the weighted draw neither allocates nor locks.
+    pub fn for_request<'r, 'h, I>(&'r self, headers: impl Fn() -> I) -> &'r Route
+    where
+        I: Iterator<Item = (&'h str, &'h str)>,
+    {
+        match &self.canary {
+            Some(canary) if canary.rule.wants_canary(headers, crate::annotations::canary::roll) => &canary.route,
+            _ => self,
+        }
     }
 
     /// The number of ready upstreams (0 for an unavailable backend).
@@ -209,6 +262,9 @@ pub enum RouteError {
     InvalidHost { host: String, reason: &'static str },
     /// A path is not absolute or contains what the API server refuses; the path is skipped.
     InvalidPath { path: String, reason: &'static str },
+    /// A path of a host in regex mode is not a regular expression ingressd
+    /// can compile (or is too large); the path is skipped.
+    InvalidRegex { path: String, error: String },
     /// networking.k8s.io/v1 requires `pathType`; the path is skipped.
     MissingPathType,
     /// A `pathType` other than Exact, Prefix or ImplementationSpecific; the path is skipped.
@@ -232,6 +288,7 @@ impl std::fmt::Display for RouteError {
         match self {
             RouteError::InvalidHost { host, reason } => write!(f, "invalid host {host:?}: {reason}"),
             RouteError::InvalidPath { path, reason } => write!(f, "invalid path {path:?}: {reason}"),
+            RouteError::InvalidRegex { path, error } => write!(f, "invalid regex path {path:?} (use-regex or rewrite-target on this host): {error}"),
             RouteError::MissingPathType => f.write_str("pathType is missing"),
             RouteError::UnknownPathType(t) => write!(f, "unknown pathType {t:?}"),
             RouteError::ServiceNotFound { service } => write!(f, "service {service} not found"),

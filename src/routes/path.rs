@@ -2,6 +2,15 @@
 //!
 //! Matching works on raw bytes: nothing is percent-decoded, so `/a%2Fb` is one
 //! path element, exactly as the backend will see it.
+//!
+//! Regex paths (`use-regex`, `rewrite-target`) follow ingress-nginx: nginx
+//! writes each path of such a host as `location ~* "^PATH"`, so a pattern is
+//! case-insensitive, anchored at the start only, and the locations are tried
+//! in ingress-nginx's order (longest path first, then the greater string).
+
+use std::sync::Arc;
+
+use regex::{Regex, RegexBuilder};
 
 use super::{PathType, RouteError};
 
@@ -13,15 +22,33 @@ use super::{PathType, RouteError};
 pub(crate) enum MatchKind {
     Exact,
     Prefix,
+    /// A host in regex mode: every path of the host is a pattern.
+    Regex,
 }
+
+/// A compiled path pattern; equal when the patterns are (the regex crate's
+/// `Regex` has no equality of its own).
+#[derive(Debug, Clone)]
+pub(crate) struct PathRegex(pub(crate) Arc<Regex>);
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &PathRegex) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for PathRegex {}
 
 /// A validated path as it is matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PathMatcher {
     /// For `Prefix`, trailing slashes are removed (so `/` becomes ""), which
     /// turns element-wise matching into one `starts_with` plus a boundary check.
+    /// For `Regex`, the path as written.
     pub(crate) pattern: String,
     pub(crate) kind: MatchKind,
+    /// Set for `Regex` only.
+    pub(crate) regex: Option<PathRegex>,
 }
 
 impl PathMatcher {
@@ -29,14 +56,35 @@ impl PathMatcher {
         match self.kind {
             MatchKind::Exact => path == self.pattern,
             MatchKind::Prefix => prefix_matches(&self.pattern, path),
+            MatchKind::Regex => self.regex.as_ref().is_some_and(|r| r.0.is_match(path)),
         }
     }
 
-    /// The sort order of a host's paths: the first match in this order is the
-    /// longest path, and at equal length `Exact` comes before `Prefix`.
-    pub(crate) fn precedence(&self) -> (std::cmp::Reverse<usize>, MatchKind) {
-        (std::cmp::Reverse(self.pattern.len()), self.kind)
+    /// The sort order of a host's paths, in which the first match wins. Plain
+    /// paths: the longest first, and at equal length `Exact` before `Prefix`.
+    /// Regex paths: ingress-nginx's location order (nginx tries regex
+    /// locations in order), the longest path first and, at equal length, the
+    /// greater string first.
+    pub(crate) fn match_order(&self, other: &PathMatcher) -> std::cmp::Ordering {
+        if self.kind == MatchKind::Regex && other.kind == MatchKind::Regex {
+            return other.pattern.len().cmp(&self.pattern.len()).then_with(|| other.pattern.cmp(&self.pattern));
+        }
+        let precedence = |m: &PathMatcher| (std::cmp::Reverse(m.pattern.len()), m.kind);
+        precedence(self).cmp(&precedence(other)).then_with(|| self.pattern.cmp(&other.pattern))
     }
+}
+
+/// The most a regex path may compile to; an Ingress must not be able to make
+/// the cache thread build a huge automaton (the regex crate's default is 10 MiB).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compiles a regex path as nginx's `location ~* "^PATH"`. The pattern must
+/// be a regular expression on its own (balanced), so wrapping it in a group
+/// cannot change its meaning: `/a)|(.*` is refused rather than unanchored.
+pub fn compile_path_regex(path: &str) -> Result<Regex, String> {
+    let build = |pattern: &str| RegexBuilder::new(pattern).case_insensitive(true).size_limit(REGEX_SIZE_LIMIT).build();
+    build(path).map_err(|e| e.to_string())?;
+    build(&format!("^(?:{path})")).map_err(|e| e.to_string())
 }
 
 /// Element-wise prefix match; `pattern` carries no trailing slash.
@@ -96,11 +144,40 @@ pub(crate) fn compile_path(path: Option<&str>, path_type: PathType) -> Result<Pa
         return Err(invalid("it contains //, /./, /../ or an encoded slash"));
     }
     Ok(match path_type {
-        PathType::Exact => PathMatcher { pattern: path.to_string(), kind: MatchKind::Exact },
+        PathType::Exact => PathMatcher { pattern: path.to_string(), kind: MatchKind::Exact, regex: None },
         PathType::Prefix | PathType::ImplementationSpecific => {
-            PathMatcher { pattern: path.trim_end_matches('/').to_string(), kind: MatchKind::Prefix }
+            PathMatcher { pattern: path.trim_end_matches('/').to_string(), kind: MatchKind::Prefix, regex: None }
         }
     })
+}
+
+/// Validates one Ingress path of a host in regex mode and compiles it as a
+/// pattern, whatever its `pathType` (ingress-nginx writes every location of
+/// such a host as a regex). `?` and `#` are pattern syntax here, but what
+/// the plain rules refuse for `Exact` and `Prefix` stays refused.
+pub(crate) fn compile_regex_path(path: Option<&str>, path_type: PathType) -> Result<PathMatcher, RouteError> {
+    let written = match (path, path_type) {
+        (None | Some(""), PathType::ImplementationSpecific) => "/",
+        (Some(p), _) => p,
+        (None, _) => "",
+    };
+    let invalid = |reason: &'static str| RouteError::InvalidPath { path: written.to_string(), reason };
+    if written.is_empty() {
+        return Err(invalid("a path is required for Exact and Prefix"));
+    }
+    if !written.starts_with('/') {
+        return Err(invalid("it does not start with /"));
+    }
+    if written.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(invalid("it contains a space or a control character"));
+    }
+    if path_type != PathType::ImplementationSpecific
+        && (INVALID_SEQUENCES.iter().any(|s| written.contains(s)) || INVALID_SUFFIXES.iter().any(|s| written.ends_with(s)))
+    {
+        return Err(invalid("it contains //, /./, /../ or an encoded slash"));
+    }
+    let regex = compile_path_regex(written).map_err(|error| RouteError::InvalidRegex { path: written.to_string(), error })?;
+    Ok(PathMatcher { pattern: written.to_string(), kind: MatchKind::Regex, regex: Some(PathRegex(Arc::new(regex))) })
 }
 
 #[cfg(test)]
@@ -162,6 +239,61 @@ mod tests {
         }
         let defaulted = compile_path(None, PathType::ImplementationSpecific).expect("defaults to /");
         assert!(defaulted.matches("/x"));
+    }
+
+    fn regex(p: &str) -> PathMatcher {
+        compile_regex_path(Some(p), PathType::ImplementationSpecific).expect("valid regex path")
+    }
+
+    /// ingress-nginx's documented examples: case-insensitive, anchored at the
+    /// start only, so a regex `/foo` also matches `/foobar`.
+    #[test]
+    fn regex_paths_are_case_insensitive_and_anchored_at_the_start_only() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("/foo/.+", "/foo/bar", true),
+            ("/foo/.+", "/FOO/bar", true),
+            ("/foo/.+", "/foo/", false),
+            ("/foo", "/foobar", true),
+            ("/foo", "/x/foo", false),
+            ("/foo/bar/[A-Z0-9]{3}", "/foo/bar/bar", true),
+            ("/something(/|$)(.*)", "/something", true),
+            ("/something(/|$)(.*)", "/something/new", true),
+            ("/something(/|$)(.*)", "/somethingelse", false),
+            ("/api/?", "/api", true),
+            ("/a|/b", "/x/b", false),
+            ("/", "/anything", true),
+        ];
+        for (pattern, path, expected) in cases {
+            assert_eq!(regex(pattern).matches(path), *expected, "regex {pattern} vs {path}");
+        }
+    }
+
+    #[test]
+    fn bad_regex_paths_are_refused_with_the_reason() {
+        for bad in ["/[", "/a)|(.*", "/(?<x>a", "/a(?=b)", "/a\\1", "/a b", "x(.*)"] {
+            assert!(compile_regex_path(Some(bad), PathType::ImplementationSpecific).is_err(), "{bad:?} should be refused");
+        }
+        match compile_regex_path(Some("/(unclosed"), PathType::ImplementationSpecific) {
+            Err(RouteError::InvalidRegex { path, error }) => assert!(path == "/(unclosed" && !error.is_empty()),
+            other => panic!("expected InvalidRegex, got {other:?}"),
+        }
+        let huge = format!("/{}", "(a{100}){100}".repeat(3));
+        assert!(compile_regex_path(Some(&huge), PathType::ImplementationSpecific).is_err(), "the size limit holds");
+        assert!(compile_regex_path(Some("/a//b"), PathType::Prefix).is_err());
+        assert_eq!(compile_regex_path(None, PathType::ImplementationSpecific).map(|m| m.pattern).ok(), Some("/".to_string()));
+    }
+
+    /// ingress-nginx's documented order: `/foo/bar/[A-Z0-9]{3}` (longest)
+    /// before `/foo/bar/bar` before `/foo/bar/.+`; equal lengths by the
+    /// greater string first.
+    #[test]
+    fn regex_paths_sort_longest_first_then_greater_string() {
+        let mut paths: Vec<PathMatcher> = ["/foo/bar/.+", "/foo/bar/bar", "/foo/bar/[A-Z0-9]{3}", "/a/x", "/a/y", "/"].iter().map(|p| regex(p)).collect();
+        paths.sort_by(PathMatcher::match_order);
+        let order: Vec<&str> = paths.iter().map(|m| m.pattern.as_str()).collect();
+        assert_eq!(order, ["/foo/bar/[A-Z0-9]{3}", "/foo/bar/bar", "/foo/bar/.+", "/a/y", "/a/x", "/"]);
+        let first = paths.iter().find(|m| m.matches("/foo/bar/bar")).map(|m| m.pattern.as_str());
+        assert_eq!(first, Some("/foo/bar/[A-Z0-9]{3}"), "the documented surprise: the longer pattern wins");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub(crate) struct PathRoute {
 pub(crate) struct HostRoutes {
     pub(crate) routes: Vec<PathRoute>,
     pub(crate) conflicts: Vec<(Age, Conflict)>,
+    /// Paths left out because their regex did not compile (logged).
+    pub(crate) invalid_regex: usize,
 }
 
 impl HostRoutes {
@@ -43,6 +45,18 @@ impl HostRoutes {
             .iter()
             .find(|r| r.matcher == *matcher && r.route.ingress == *ingress && r.route.service == resolved.service && r.route.service_port == resolved.service_port)
             .map(|r| Arc::clone(&r.route.next_upstream))
+    }
+
+    /// The same for the canary of the route on `matcher`.
+    pub(crate) fn canary_position_of(
+        &self,
+        matcher: &PathMatcher,
+        ingress: &ObjectKey,
+        resolved: &super::backend::ResolvedBackend,
+    ) -> Option<Arc<std::sync::atomic::AtomicUsize>> {
+        let canary = self.routes.iter().filter(|r| r.matcher == *matcher).find_map(|r| r.route.canary.as_ref())?;
+        let route = &canary.route;
+        (route.ingress == *ingress && route.service == resolved.service && route.service_port == resolved.service_port).then(|| Arc::clone(&route.next_upstream))
     }
 }
 
@@ -195,7 +209,7 @@ impl RouteTable {
 
     /// Replaces a host's routes; a host left without routes or conflicts is removed.
     pub(crate) fn set_host(&mut self, host: HostPattern, routes: HostRoutes) {
-        let empty = routes.routes.is_empty() && routes.conflicts.is_empty();
+        let empty = routes.routes.is_empty() && routes.conflicts.is_empty() && routes.invalid_regex == 0;
         match host {
             HostPattern::Exact(name) if empty => self.exact.remove(&name),
             HostPattern::Exact(name) => self.exact.insert(name, Arc::new(routes)),
@@ -237,6 +251,11 @@ impl RouteTable {
         let mut all: Vec<&(Age, Conflict)> = self.hosts().flat_map(|h| h.conflicts.iter()).chain(&self.default_conflicts).collect();
         all.sort_by(|(a_age, a), (b_age, b)| (a_age, &a.host, &a.path).cmp(&(b_age, &b.host, &b.path)));
         all.into_iter().map(|(_, conflict)| conflict.clone()).collect()
+    }
+
+    /// Paths left out because their regex did not compile.
+    pub fn invalid_regex_paths(&self) -> usize {
+        self.hosts().map(|h| h.invalid_regex).sum()
     }
 
     /// The route for requests no rule matches.

@@ -640,3 +640,170 @@ fn service_upstream_sends_one_ingress_to_the_cluster_ip() {
     assert_eq!(upstreams(table.lookup("direct.com", "/")), ["10.0.0.1:8080"]);
     assert_eq!(upstreams(table.lookup("vip.com", "/")), ["10.96.0.10:80"], "the same Service, through its ClusterIP");
 }
+
+/// An Ingress of our class on one host with annotations and `(path,
+/// pathType, service)` paths.
+fn annotated(name: &str, created: &str, host: &str, annotations: Value, paths: &[(&str, &str, &str)]) -> Value {
+    let paths: Vec<Value> = paths.iter().map(|(path, path_type, service)| path_rule(path, path_type, backend(service, 80))).collect();
+    json!({
+        "metadata": {"namespace": "ns", "name": name, "creationTimestamp": created, "annotations": annotations},
+        "spec": {"ingressClassName": "ingressd", "rules": [{"host": host, "http": {"paths": paths}}]}
+    })
+}
+
+fn served_by(table: &RouteTable, host: &str, path: &str) -> Option<(String, String)> {
+    table.lookup(host, path).map(|r| (r.ingress.name.to_string(), r.path.to_string()))
+}
+
+/// ingress-nginx's "ingress path matching" page: one Ingress with
+/// `use-regex` makes every path of its host a case-insensitive regex
+/// anchored at the start, in every Ingress on that host; other hosts stay plain.
+#[test]
+fn one_regex_ingress_makes_its_host_regex() {
+    let regex = json!({"nginx.ingress.kubernetes.io/use-regex": "true"});
+    let mut cluster = Cluster::default();
+    cluster
+        .ingress(annotated("regex", "2024-01-01T00:00:00Z", "r.test", regex, &[("/foo/bar/bar", "Prefix", "svc"), ("/foo/bar/.+", "ImplementationSpecific", "svc")]))
+        .ingress(annotated("plain", "2024-01-02T00:00:00Z", "r.test", json!({}), &[("/foo/bar/[A-Z0-9]{3}", "ImplementationSpecific", "svc"), ("/exact", "Exact", "svc")]))
+        .ingress(annotated("other", "2024-01-01T00:00:00Z", "p.test", json!({}), &[("/foo", "Prefix", "svc")]));
+    let table = cluster.table();
+    let cases: &[(&str, &str, Option<(&str, &str)>)] = &[
+        ("r.test", "/foo/bar/bar", Some(("plain", "/foo/bar/[A-Z0-9]{3}"))),
+        ("r.test", "/foo/bar/ba", Some(("regex", "/foo/bar/.+"))),
+        ("r.test", "/FOO/BAR/BAZ", Some(("plain", "/foo/bar/[A-Z0-9]{3}"))),
+        ("r.test", "/foo/bar/bar-and-more", Some(("plain", "/foo/bar/[A-Z0-9]{3}"))),
+        ("r.test", "/foo/bar/", None),
+        ("r.test", "/exact/and/more", Some(("plain", "/exact"))),
+        ("r.test", "/EXACT", Some(("plain", "/exact"))),
+        ("p.test", "/foo", Some(("other", "/foo"))),
+        ("p.test", "/foobar", None),
+        ("p.test", "/FOO", None),
+    ];
+    for (host, path, expected) in cases {
+        let expected = expected.map(|(i, p)| (i.to_string(), p.to_string()));
+        assert_eq!(served_by(&table, host, path), expected, "{host}{path}");
+    }
+}
+
+#[test]
+fn rewrite_target_turns_regex_on_unless_it_is_the_path_itself() {
+    let mut cluster = Cluster::default();
+    cluster
+        .ingress(annotated("rw", "", "rw.test", json!({"nginx.ingress.kubernetes.io/rewrite-target": "/$2"}), &[("/something(/|$)(.*)", "ImplementationSpecific", "svc")]))
+        .ingress(annotated("same", "", "same.test", json!({"nginx.ingress.kubernetes.io/rewrite-target": "/app"}), &[("/app", "Prefix", "svc")]));
+    let table = cluster.table();
+    let route = table.lookup("rw.test", "/something/new").expect("routed");
+    let rewrite = route.rewrite.as_ref().expect("a rewrite");
+    assert_eq!(rewrite.apply("/something/new", Some("a=1")).as_deref(), Some("/new?a=1"));
+    assert_eq!(rewrite.target(), "/$2");
+    assert!(table.lookup("rw.test", "/somethingelse").is_none());
+    let same = table.lookup("same.test", "/app/x").expect("routed");
+    assert!(same.rewrite.is_none(), "a target equal to the path rewrites nothing");
+    assert!(table.lookup("same.test", "/application").is_none(), "and the host stays plain");
+}
+
+/// A bad regex is logged and counted, and leaves out that path only.
+#[test]
+fn a_bad_regex_path_is_left_out_and_the_rest_serves() {
+    let mut cluster = Cluster::default();
+    cluster.ingress(annotated(
+        "mixed",
+        "",
+        "r.test",
+        json!({"ingressd.io/use-regex": "true"}),
+        &[("/broken(", "ImplementationSpecific", "svc"), ("/lookahead(?=x)", "ImplementationSpecific", "svc"), ("/good/(.*)", "ImplementationSpecific", "svc")],
+    ));
+    let table = cluster.table();
+    assert_eq!(table.invalid_regex_paths(), 2);
+    assert_eq!(served_by(&table, "r.test", "/good/x"), Some(("mixed".into(), "/good/(.*)".into())));
+    assert!(table.lookup("r.test", "/broken(").is_none());
+    assert_eq!(table.len(), 1);
+}
+
+/// In regex mode equal patterns are one claim whatever their pathType: the
+/// oldest Ingress wins, as for plain paths.
+#[test]
+fn regex_claims_conflict_by_pattern() {
+    let regex = json!({"nginx.ingress.kubernetes.io/use-regex": "true"});
+    let mut cluster = Cluster::default();
+    cluster
+        .ingress(annotated("young", "2024-01-02T00:00:00Z", "r.test", regex.clone(), &[("/a.*", "ImplementationSpecific", "svc")]))
+        .ingress(annotated("old", "2024-01-01T00:00:00Z", "r.test", json!({}), &[("/a.*", "Prefix", "svc")]));
+    let table = cluster.table();
+    assert_eq!(served_by(&table, "r.test", "/abc"), Some(("old".into(), "/a.*".into())));
+    let conflicts = table.conflicts();
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!((conflicts[0].winner.name.as_str(), conflicts[0].loser.name.as_str()), ("old", "young"));
+}
+
+fn canary_annotations(weight: &str) -> Value {
+    json!({"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-by-header": "X-Canary", "nginx.ingress.kubernetes.io/canary-weight": weight})
+}
+
+fn chosen<'t>(table: &'t RouteTable, host: &str, path: &str, headers: &[(&str, &str)]) -> &'t Route {
+    table.lookup(host, path).expect("routed").for_request(|| headers.iter().copied())
+}
+
+/// One canary per host+path, exempt from oldest-wins: an older canary
+/// Ingress does not take the path from the main one, and a second canary
+/// on the same path is a conflict.
+#[test]
+fn canaries_shadow_a_host_and_path() {
+    let mut cluster = Cluster::default();
+    cluster
+        .ingress(annotated("canary", "2024-01-01T00:00:00Z", "c.test", canary_annotations("0"), &[("/", "Prefix", "new"), ("/only-canary", "Prefix", "new"), ("/same", "Prefix", "main")]))
+        .ingress(annotated("second", "2024-01-03T00:00:00Z", "c.test", canary_annotations("100"), &[("/", "Prefix", "other")]))
+        .ingress(annotated("main", "2024-01-02T00:00:00Z", "c.test", json!({"nginx.ingress.kubernetes.io/upstream-vhost": "internal.test"}), &[("/", "Prefix", "main"), ("/same", "Prefix", "main")]))
+        .ingress(annotated("wrong-type", "2024-01-04T00:00:00Z", "c.test", canary_annotations("100"), &[("/", "Exact", "other")]));
+    let table = cluster.table();
+    let main = table.lookup("c.test", "/x").expect("routed");
+    assert_eq!((main.ingress.name.as_str(), main.service.as_str()), ("main", "main"), "the older canary does not win the path");
+    let canary = main.canary.as_ref().expect("the canary shadows it");
+    assert_eq!((canary.route.ingress.name.as_str(), canary.route.service.as_str()), ("canary", "new"));
+    assert_eq!(canary.route.policy, main.policy, "the main Ingress's annotations apply to canary traffic");
+    assert_eq!(chosen(&table, "c.test", "/x", &[]).service, "main", "weight 0");
+    assert_eq!(chosen(&table, "c.test", "/x", &[("x-canary", "always")]).service, "new");
+    assert_eq!(chosen(&table, "c.test", "/x", &[("x-canary", "never")]).service, "main");
+    assert_eq!(served_by(&table, "c.test", "/only-canary/x"), Some(("main".into(), "/".into())), "a canary without main claims nothing");
+    assert!(table.lookup("c.test", "/same").expect("routed").canary.is_none(), "a canary to the main Service is ignored");
+    let conflicts = table.conflicts();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!((conflicts[0].winner.name.as_str(), conflicts[0].loser.name.as_str()), ("canary", "second"));
+    assert_eq!(table.len(), 2, "canary paths are not routes of their own");
+}
+
+#[test]
+fn a_canary_default_backend_claims_nothing() {
+    let mut cluster = Cluster::default();
+    cluster.ingress(json!({
+        "metadata": {"namespace": "ns", "name": "canary", "annotations": {"nginx.ingress.kubernetes.io/canary": "true"}},
+        "spec": {"ingressClassName": "ingressd", "defaultBackend": backend("svc", 80)}
+    }));
+    assert!(cluster.table().default_backend().is_none());
+}
+
+/// ingress-nginx's `BuildRedirects`: the other host (`www.` added or
+/// removed) redirects, unless an Ingress serves it; wildcard hosts have none.
+#[test]
+fn from_to_www_redirect_adds_the_other_host_unless_it_is_served() {
+    let www = json!({"nginx.ingress.kubernetes.io/from-to-www-redirect": "true"});
+    let mut cluster = Cluster::default();
+    cluster
+        .ingress(annotated("bare", "", "shop.test", www.clone(), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("www", "", "www.blog.test", www.clone(), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("both", "", "both.test", www.clone(), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("both-www", "", "www.both.test", json!({}), &[("/", "Prefix", "svc")]))
+        .ingress(annotated("wild", "", "*.wild.test", www, &[("/", "Prefix", "svc")]));
+    let table = cluster.table();
+    let redirect = |host: &str, path: &str| {
+        let route = table.lookup(host, path)?;
+        route.policy.as_ref()?.redirect_for("https", host, path)
+    };
+    assert_eq!(redirect("www.shop.test", "/a?b=1"), Some((308, "https://shop.test/a?b=1".to_string())));
+    assert_eq!(redirect("WWW.Shop.Test:8443", "/"), Some((308, "https://shop.test:8443".to_string())));
+    assert_eq!(redirect("blog.test", "/x/"), Some((308, "https://www.blog.test/x".to_string())));
+    assert_eq!(redirect("shop.test", "/"), None, "the host itself is served");
+    assert_eq!(served_by(&table, "www.both.test", "/"), Some(("both-www".into(), "/".into())), "a served host is never redirected");
+    assert!(table.lookup("www.*.wild.test", "/").is_none());
+    assert_eq!(table.lookup("www.shop.test", "/").map(|r| r.ingress.name.as_str()), Some("bare"), "the inspector names the asking Ingress");
+}
