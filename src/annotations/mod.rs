@@ -7,6 +7,8 @@
 //! Ingress without deleting what ingress-nginx read. [`catalogue`] says what
 //! ingressd does with each name.
 
+pub mod backend_tls;
+pub mod balance;
 pub mod catalogue;
 pub mod cors;
 pub mod policy;

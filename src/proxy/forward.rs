@@ -4,7 +4,6 @@
 //! out to be dead before anything was answered.
 
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use ureq::http;
@@ -13,7 +12,7 @@ use ureq::SendBody;
 use super::headers::HeaderName;
 use crate::annotations::policy::UpstreamTimeouts;
 use super::request::{reply, ClientRequest, RoutedRequest};
-use super::{response, upstream, Outcome, Shared};
+use super::{balance, response, upstream, Outcome, Shared};
 
 /// Why the client's request body stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,9 +139,15 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
     };
     let declared_length = request.body_length().map(|n| n as u64);
     let has_body = client.unread_body;
-    let first = route.next_upstream.fetch_add(1, Ordering::Relaxed);
-    let order = shared.hold_down.order(upstreams, first, Instant::now());
+    let plan = balance::plan(route, upstreams, || balance::Inputs {
+        headers: request.headers(),
+        request_uri: request.url(),
+        client: request.remote_addr().copied(),
+        host: &outcome.host,
+    });
+    let order = shared.hold_down.order(upstreams, plan.first, Instant::now(), plan.tries);
     let tries = order.as_slice().len();
+    let mut used = plan.first;
 
     let mut body_failure = None;
     let mut body_finished = false;
@@ -159,6 +164,7 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
         });
         for (attempt, &index) in order.as_slice().iter().enumerate() {
             let upstream = &upstreams[index];
+            used = index;
             outcome.upstream = Some(upstream.authority.clone());
             outcome.attempts += 1;
             let mut uri = String::with_capacity(7 + upstream.authority.len() + target.path_and_query.len());
@@ -217,6 +223,10 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
     }
     let client = &ClientRequest { unread_body: has_body && !body_finished, ..client };
 
+    let mut response_headers = response_headers;
+    if let Some(cookie) = plan.cookie_for(used, upstreams, &route.path, request.secure()) {
+        response_headers.push(("set-cookie", cookie));
+    }
     let response = match (result, body_failure) {
         (Some(Ok(response)), _) => response,
         (_, Some(BodyFailure::TooLarge)) => {

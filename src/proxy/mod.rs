@@ -13,6 +13,7 @@
 //! Agent), [`holddown`] (endpoints that refused a connection are tried last
 //! for a while), [`buffers`] (copy buffers lent per request).
 
+mod balance;
 mod buffers;
 mod forward;
 pub mod headers;
