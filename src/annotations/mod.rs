@@ -97,6 +97,22 @@ pub fn markdown_table() -> String {
             ("proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout", _) => {
                 "whole seconds, as ingress-nginx reads them; read covers the response head and each body read; a bad value keeps the command line's timeout"
             }
+            ("affinity", _) => {
+                "`cookie`: the cookie names the endpoint by a fixed digest of its address, so every replica sends the session to it while it is ready; a request without a valid cookie is balanced and gets one"
+            }
+            ("session-cookie-name", _) => "default `INGRESSCOOKIE`",
+            ("session-cookie-path", _) => "default: the Ingress path that matched",
+            ("session-cookie-expires", _) => "seconds from the response, sent as an `Expires` date",
+            ("session-cookie-max-age" | "session-cookie-domain" | "session-cookie-samesite", _) => "sent as the cookie attribute; `HttpOnly` is always set",
+            ("session-cookie-secure", _) => "`Secure` on every response; without it, only on HTTPS requests",
+            ("session-cookie-change-on-failure", _) => "`\"true\"`: a session whose endpoint refused the connection gets a cookie for the endpoint that answered",
+            ("upstream-hash-by", _) => {
+                "consistent (rendezvous) hashing, the same on every replica, over `$request_uri`, `$remote_addr`, `$host`, `$http_NAME`, `$cookie_NAME`, `$arg_NAME` and literal text; any other variable leaves round robin"
+            }
+            ("load-balance", _) => "`round_robin`; `ewma` is not implemented and balances round robin, with a warning",
+            ("proxy-next-upstream-tries", _) => {
+                "endpoints tried when connections are refused (default 3; `0` means up to 16); never once any of the request went out"
+            }
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",
