@@ -86,7 +86,7 @@ fn may_be_stale_connection(err: &ureq::Error) -> bool {
 /// Sends the request to one upstream; the outer error is a request ureq's
 /// types refuse to represent (the client's fault).
 fn exchange(
-    shared: &Shared,
+    agent: &ureq::Agent,
     method: &http::Method,
     uri: &str,
     headers: &[(HeaderName, String)],
@@ -110,8 +110,8 @@ fn exchange(
         builder = builder.header(http::header::CONTENT_LENGTH, length);
     }
     Ok(match body {
-        Some(reader) => run(&shared.agent, builder.body(SendBody::from_reader(reader))?, timeouts),
-        None => run(&shared.agent, builder.body(())?, timeouts),
+        Some(reader) => run(agent, builder.body(SendBody::from_reader(reader))?, timeouts),
+        None => run(agent, builder.body(())?, timeouts),
     })
 }
 
@@ -136,6 +136,17 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
     let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started, response_headers } = routed;
     let Ok(method) = http::Method::from_bytes(outcome.method.as_bytes()) else {
         return reply(request, &client, outcome, started, 400, "bad method", &[]);
+    };
+    // Routes to HTTPS backends use their TLS setting's client; plain routes the shared one.
+    let (agent, scheme) = match &route.upstream_tls {
+        None => (&shared.agent, "http://"),
+        Some(tls) => match shared.tls_agents.agent(tls, &shared.config) {
+            Ok(agent) => (agent, "https://"),
+            Err(why) => {
+                log::warn!("{}{}: TLS to service {} unusable: {why}", outcome.host, target.path(), route.service);
+                return reply(request, &client, outcome, started, 502, "bad gateway", &[]);
+            }
+        },
     };
     let declared_length = request.body_length().map(|n| n as u64);
     let has_body = client.unread_body;
@@ -167,14 +178,14 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
             used = index;
             outcome.upstream = Some(upstream.authority.clone());
             outcome.attempts += 1;
-            let mut uri = String::with_capacity(7 + upstream.authority.len() + target.path_and_query.len());
-            uri.push_str("http://");
+            let mut uri = String::with_capacity(scheme.len() + upstream.authority.len() + target.path_and_query.len());
+            uri.push_str(scheme);
             uri.push_str(&upstream.authority);
             uri.push_str(&target.path_and_query);
             let mut fresh_retry_left = true;
             let sent = loop {
                 let reader = body.as_mut().map(|b| b as &mut dyn Read);
-                let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
+                let sent = match exchange(agent, &method, &uri, &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
                     Ok(sent) => sent,
                     Err(err) => {
                         log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use crate::annotations::{self, policy::Policy};
+use crate::annotations::{self, backend_tls::BackendProtocol, policy::Policy};
+use crate::tls::{self, upstream::BackendTls};
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey};
 use crate::store::Snapshot;
 
@@ -126,13 +127,26 @@ fn compile_host_routes<'a>(
         let mode = mode_override(candidate.policy.as_deref());
         let resolved = resolver.resolve(&candidate.ingress.metadata.namespace, candidate.backend, &key, mode);
         let carried = previous.and_then(|p| p.position_of(&candidate.matcher, &key, &resolved));
+        let upstream_tls = upstream_tls(candidate.policy.as_deref(), &key, &resolved.service, resolver.snapshot());
         let route = Route {
+            upstream_tls,
             policy: candidate.policy,
             ..route(key, resolved, candidate.ssl_redirect, display.clone(), candidate.written.to_string(), Some(candidate.path_type), carried)
         };
         routes.push(PathRoute { matcher: candidate.matcher, route });
     }
     HostRoutes { routes, conflicts }
+}
+
+/// The TLS settings of a route whose Ingress asks for `backend-protocol: HTTPS`.
+fn upstream_tls(policy: Option<&Policy>, ingress: &ObjectKey, service: &str, snapshot: &Snapshot) -> Option<Arc<BackendTls>> {
+    let Some(BackendProtocol::Https(ssl)) = policy.and_then(|p| p.backend_protocol.as_ref()) else { return None };
+    let secrets = |key: &ObjectKey| snapshot.secrets.get(key).cloned();
+    let resolved = tls::upstream::resolve(ssl, &ingress.namespace, service, &secrets);
+    if let Err(why) = &resolved.config {
+        log::warn!("ingress {ingress}: TLS to service {service} unusable, its requests answer 502: {why}");
+    }
+    Some(Arc::new(resolved))
 }
 
 fn log_conflict(conflict: &Conflict) {
@@ -225,6 +239,7 @@ fn route(
         backend: resolved.backend,
         ssl_redirect,
         policy: None,
+        upstream_tls: None,
         next_upstream: next_upstream.unwrap_or_default(),
         host,
         path,
