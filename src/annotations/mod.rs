@@ -113,6 +113,19 @@ pub fn markdown_table() -> String {
             ("proxy-next-upstream-tries", _) => {
                 "endpoints tried when connections are refused (default 3; `0` means up to 16); never once any of the request went out"
             }
+            ("backend-protocol", _) => {
+                "`HTTPS` through rustls; `HTTP` and `AUTO_HTTP` as plain HTTP; `GRPC`, `GRPCS` (HTTP/2 to backends is a later step), `AJP` and `FCGI` answer 502 with a warning; WebSocket to an HTTPS backend answers 502 for now"
+            }
+            ("proxy-ssl-verify", _) => {
+                "`\"on\"`: the backend's certificate must chain to `proxy-ssl-secret`'s `ca.crt`; a missing Secret or CA answers 502, never unverified; an unreadable value keeps verification on"
+            }
+            ("proxy-ssl-secret", _) => {
+                "`NAME` or `NAMESPACE/NAME` in the Ingress's own namespace (others refused); `ca.crt` for verification, `tls.crt`/`tls.key` (when present) as the client certificate"
+            }
+            ("proxy-ssl-name", _) => {
+                "the name verified and sent as SNI; without it, `SERVICE.NAMESPACE.svc` (ingress-nginx verifies `upstream_balancer`, which no certificate carries)"
+            }
+            ("proxy-ssl-server-name", _) => "`\"on\"` sends SNI; off (the default) sends none",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",

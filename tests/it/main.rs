@@ -13,6 +13,7 @@ mod tiny_http_common;
 mod tls_support;
 
 mod annotations_e2e;
+mod backend_tls_e2e;
 mod balance_e2e;
 mod cli;
 mod dockerfile;
