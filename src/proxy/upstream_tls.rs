@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -25,10 +25,13 @@ use super::upstream::{agent_config, CountingConnector};
 use super::ProxyConfig;
 use crate::tls::upstream::{BackendTls, TlsKey};
 
-/// The Agents in use, by setting; an entry dies with the last route using it.
+/// The Agents by setting. An Agent outlives the routes that use it until
+/// another setting needs a new one: a route recompiled with the same setting
+/// (the host changed, the Secret did not) finds its pool again even when the
+/// old generation was dropped before its first request.
 #[derive(Debug, Default)]
 pub(crate) struct TlsAgents {
-    agents: Mutex<HashMap<TlsKey, Weak<Agent>>>,
+    agents: Mutex<HashMap<TlsKey, Arc<Agent>>>,
 }
 
 impl TlsAgents {
@@ -39,12 +42,13 @@ impl TlsAgents {
         let client_config = tls.config.as_ref().map_err(String::as_str)?;
         Ok(tls.agent.get_or_init(|| {
             let mut agents = self.agents.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(agent) = agents.get(&tls.key).and_then(Weak::upgrade) {
-                return agent;
+            if let Some(agent) = agents.get(&tls.key) {
+                return Arc::clone(agent);
             }
-            agents.retain(|_, agent| agent.strong_count() > 0);
+            // Settings no route holds any more (a rotated CA, a removed Ingress) go.
+            agents.retain(|_, agent| Arc::strong_count(agent) > 1);
             let agent = Arc::new(new_agent(config, Arc::clone(client_config), &tls.key.server_name));
-            agents.insert(tls.key.clone(), Arc::downgrade(&agent));
+            agents.insert(tls.key.clone(), Arc::clone(&agent));
             agent
         }))
     }
