@@ -12,6 +12,7 @@ pub mod balance;
 pub mod catalogue;
 pub mod cors;
 pub mod policy;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 
