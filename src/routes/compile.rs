@@ -141,7 +141,7 @@ fn compile_host_routes<'a>(
 /// The TLS settings of a route whose Ingress asks for `backend-protocol: HTTPS`.
 fn upstream_tls(policy: Option<&Policy>, ingress: &ObjectKey, service: &str, snapshot: &Snapshot) -> Option<Arc<BackendTls>> {
     let Some(BackendProtocol::Https(ssl)) = policy.and_then(|p| p.backend_protocol.as_ref()) else { return None };
-    let secrets = |key: &ObjectKey| snapshot.secrets.get(key).cloned();
+    let secrets = |key: &ObjectKey| snapshot.secret(key).cloned();
     let resolved = tls::upstream::resolve(ssl, &ingress.namespace, service, &secrets);
     if let Err(why) = &resolved.config {
         log::warn!("ingress {ingress}: TLS to service {service} unusable, its requests answer 502: {why}");

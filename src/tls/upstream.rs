@@ -18,6 +18,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use super::base64;
 use super::certs::{parse_chain, parse_key};
 use crate::annotations::backend_tls::ProxySsl;
+use crate::annotations::secrets::secret_key;
 use crate::kube::objects::{ObjectKey, Secret};
 
 /// What identifies one TLS setting: two routes with equal keys may share
@@ -59,18 +60,6 @@ impl std::fmt::Debug for BackendTls {
 /// Finds a Secret by key; the store's lookup in production.
 pub type SecretLookup<'a> = &'a dyn Fn(&ObjectKey) -> Option<Arc<Secret>>;
 
-/// The Secret `proxy-ssl-secret` names: `name` or `namespace/name`, and only
-/// in the Ingress's own namespace (an Ingress must not read another
-/// namespace's Secrets).
-pub fn secret_key(written: &str, namespace: &str) -> Result<ObjectKey, String> {
-    match written.split_once('/') {
-        None => Ok(ObjectKey::new(namespace, written)),
-        Some((ns, name)) if ns == namespace && !name.is_empty() && !name.contains('/') => Ok(ObjectKey::new(ns, name)),
-        Some((ns, _)) if ns != namespace => Err(format!("proxy-ssl-secret {written:?} is in another namespace than the Ingress's ({namespace}); refused")),
-        Some(_) => Err(format!("proxy-ssl-secret {written:?} is not NAME or NAMESPACE/NAME")),
-    }
-}
-
 /// Resolves an Ingress's `proxy-ssl-*` settings. `service` names the
 /// route's Service: with verification on and no `proxy-ssl-name`, the name
 /// verified is the Service's cluster DNS name (ingress-nginx would verify
@@ -98,7 +87,7 @@ fn material(ssl: &ProxySsl, namespace: &str, secrets: SecretLookup<'_>) -> Resul
         None if ssl.verify => return Err("proxy-ssl-verify is on but no proxy-ssl-secret names the CA".into()),
         None => return Ok((None, None)),
         Some(written) => {
-            let key = secret_key(written, namespace)?;
+            let key = secret_key(namespace, written).map_err(|why| format!("proxy-ssl-secret {why}"))?;
             match secrets(&key) {
                 Some(secret) => secret,
                 None if ssl.verify => return Err(format!("proxy-ssl-secret {key} not found")),
@@ -189,15 +178,6 @@ impl ServerCertVerifier for Unverified {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_only_from_the_ingress_namespace() {
-        assert_eq!(secret_key("ca", "web"), Ok(ObjectKey::new("web", "ca")));
-        assert_eq!(secret_key("web/ca", "web"), Ok(ObjectKey::new("web", "ca")));
-        assert!(secret_key("kube-system/ca", "web").is_err());
-        assert!(secret_key("web/", "web").is_err());
-        assert!(secret_key("web/a/b", "web").is_err());
-    }
 
     #[test]
     fn verification_on_fails_closed_without_a_usable_ca() {

@@ -16,6 +16,7 @@ use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{json, Value};
 
 use crate::common::{get, service_for, Api, Backend, Ingressd};
+use crate::support::wait::wait_until;
 use crate::tls_support::{provider, Ca, Issued};
 
 /// A TLS backend answering `sni=NAME client=BOOL` for what its handshake saw.
@@ -64,10 +65,11 @@ fn tls_backend(issued: &Issued, client_ca: Option<&Ca>) -> SocketAddr {
     addr
 }
 
-/// A Secret in `web` with these PEM fields (base64 as the API serves them).
+/// An Opaque Secret in `web` with these PEM fields (base64 as the API
+/// serves them): ingressd reads it because an annotation names it.
 fn secret(name: &str, fields: &[(&str, &str)]) -> Value {
     let data: serde_json::Map<String, Value> = fields.iter().map(|(k, v)| (k.to_string(), json!(base64(v.as_bytes())))).collect();
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": "web", "name": name}, "type": "kubernetes.io/tls", "data": data})
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": "web", "name": name}, "type": "Opaque", "data": data})
 }
 
 fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> Value {
@@ -113,6 +115,7 @@ fn https_backends_with_and_without_verification() {
         ("wrong-name", "open", &[https, verify, ("proxy-ssl-name", "other.internal"), ("proxy-ssl-secret", "right-ca")], 502, None),
         ("no-name", "open", &[https, verify, ("proxy-ssl-secret", "right-ca")], 502, None),
         ("missing-secret", "open", &[https, verify, named, ("proxy-ssl-secret", "nowhere")], 502, None),
+        ("late-secret", "open", &[https, verify, named, ("proxy-ssl-secret", "late-ca")], 502, None),
         ("foreign-secret", "open", &[https, verify, named, ("proxy-ssl-secret", "other/right-ca")], 502, None),
         ("client-cert", "mutual", &[https, verify, named, ("proxy-ssl-secret", "with-client")], 200, Some("sni=None client=true")),
         ("no-client-cert", "mutual", &[https, verify, named, ("proxy-ssl-secret", "right-ca")], 502, None),
@@ -137,4 +140,12 @@ fn https_backends_with_and_without_verification() {
         }
     }
     assert_eq!(plain.requests.load(std::sync::atomic::Ordering::SeqCst), 2, "GRPC and FCGI never reach the backend");
+
+    // The Secret appears: the Ingress naming it is recompiled and verifies against it.
+    api.fake.create(secret("late-ca", &[("ca.crt", &server_ca_pem)]));
+    let late = || get(ingressd.http, "/", "late-secret.example.com").map(|r| r.status).unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(10), || late() == 200), "a Secret created later is used");
+    // A CA that no longer matches takes effect the same way, failing closed.
+    api.fake.apply(secret("late-ca", &[("ca.crt", &other_ca.cert.pem())]));
+    assert!(wait_until(Duration::from_secs(10), || late() == 502), "a rotated CA that does not match answers 502");
 }
