@@ -193,12 +193,16 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
                     }
                 };
                 // No body byte was taken from the client, so the request can go out again
-                // exactly as it was: never a POST body sent twice.
+                // exactly as it was: never a POST body sent twice. Its head may have
+                // reached the upstream before the connection died, so only an
+                // idempotent method is sent again (nginx's default, without
+                // `non_idempotent` in proxy_next_upstream).
                 let body_untouched = body.as_ref().is_none_or(|b| b.received == 0 && b.failure.is_none());
                 match &sent {
                     Err(err)
                         if fresh_retry_left
                             && body_untouched
+                            && method.is_idempotent()
                             && may_be_stale_connection(err)
                             && upstream::last_connection_was_reused() =>
                     {

@@ -193,3 +193,31 @@ fn next_upstream_tries_bounds_the_endpoints_one_request_tries() {
     let four = send(&ingressd, "four.example.com", "/", None);
     assert_eq!((four.status, four.text()), (200, "127.0.0.52".to_string()), "the fourth try answers");
 }
+
+/// A pooled connection the backend closed after its answer fails the next
+/// request on it: a GET goes again on a fresh connection, a POST (even
+/// without a body) does not, since the backend may have acted on it.
+#[test]
+fn only_idempotent_requests_are_sent_again_after_a_dead_pooled_connection() {
+    use crate::proxy_support::{connect, rule, send, start_proxy, test_config, Backend as KeepAliveBackend};
+    use crate::support::http::read_response;
+
+    let backend = KeepAliveBackend::start(std::sync::Arc::new(|_request, out| {
+        // Keep-alive as far as the proxy can tell, then gone.
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let _ = out.shutdown(std::net::Shutdown::Both);
+    }));
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
+    let mut conn = connect(&proxy);
+    let mut status = |method: &str| {
+        send(&mut conn, format!("{method} / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n").as_bytes());
+        read_response(&mut conn, method == "HEAD").expect("an answer").status
+    };
+    assert_eq!(status("GET"), 200);
+    assert_eq!(status("GET"), 200, "retried on a fresh connection");
+    let before = backend.received.lock().expect("log").len();
+    assert_eq!(status("POST"), 502, "not sent twice");
+    assert_eq!(status("DELETE"), 200, "idempotent");
+    let methods: Vec<String> = backend.received.lock().expect("log")[before..].iter().map(|r| r.method.clone()).collect();
+    assert_eq!(methods, ["DELETE"], "the POST died with its connection and was not sent again");
+}
