@@ -8,6 +8,8 @@
 //! ingressd does with each name.
 
 pub mod canary;
+pub mod backend_tls;
+pub mod balance;
 pub mod catalogue;
 pub mod cors;
 pub mod policy;
@@ -114,6 +116,35 @@ pub fn markdown_table() -> String {
                 "ingress-nginx's order: header (`always`/`never`, the value, or the pattern), then cookie (`always`/`never`), then weight"
             }
             ("canary-weight" | "canary-weight-total", _) => "weight out of the total (100 unless the total is above 100); a bad weight counts as 0, a bad total as 100",
+            ("affinity", _) => {
+                "`cookie`: the cookie names the endpoint by a fixed digest of its address, so every replica sends the session to it while it is ready; a request without a valid cookie is balanced and gets one"
+            }
+            ("session-cookie-name", _) => "default `INGRESSCOOKIE`",
+            ("session-cookie-path", _) => "default: the Ingress path that matched",
+            ("session-cookie-expires", _) => "seconds from the response, sent as an `Expires` date",
+            ("session-cookie-max-age" | "session-cookie-domain" | "session-cookie-samesite", _) => "sent as the cookie attribute; `HttpOnly` is always set",
+            ("session-cookie-secure", _) => "`Secure` on every response; without it, only on HTTPS requests",
+            ("session-cookie-change-on-failure", _) => "`\"true\"`: a session whose endpoint refused the connection gets a cookie for the endpoint that answered",
+            ("upstream-hash-by", _) => {
+                "consistent (rendezvous) hashing, the same on every replica, over `$request_uri`, `$remote_addr`, `$host`, `$http_NAME`, `$cookie_NAME`, `$arg_NAME` and literal text; any other variable leaves round robin"
+            }
+            ("load-balance", _) => "`round_robin`; `ewma` is not implemented and balances round robin, with a warning",
+            ("proxy-next-upstream-tries", _) => {
+                "endpoints tried when connections are refused (default 3; `0` means up to 16); never once any of the request went out"
+            }
+            ("backend-protocol", _) => {
+                "`HTTPS` through rustls; `HTTP` and `AUTO_HTTP` as plain HTTP; `GRPC`, `GRPCS` (HTTP/2 to backends is a later step), `AJP` and `FCGI` answer 502 with a warning; WebSocket to an HTTPS backend answers 502 for now"
+            }
+            ("proxy-ssl-verify", _) => {
+                "`\"on\"`: the backend's certificate must chain to `proxy-ssl-secret`'s `ca.crt`; a missing Secret or CA answers 502, never unverified; an unreadable value keeps verification on"
+            }
+            ("proxy-ssl-secret", _) => {
+                "`NAME` or `NAMESPACE/NAME` in the Ingress's own namespace (others refused); `ca.crt` for verification, `tls.crt`/`tls.key` (when present) as the client certificate"
+            }
+            ("proxy-ssl-name", _) => {
+                "the name verified and sent as SNI; without it, `SERVICE.NAMESPACE.svc` (ingress-nginx verifies `upstream_balancer`, which no certificate carries)"
+            }
+            ("proxy-ssl-server-name", _) => "`\"on\"` sends SNI; off (the default) sends none",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",

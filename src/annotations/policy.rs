@@ -9,6 +9,8 @@
 use crate::kube::objects::StringMap;
 use std::time::Duration;
 
+use super::backend_tls::BackendProtocol;
+use super::balance::Balance;
 use super::cors::{parse_bool, Cors};
 use super::value;
 
@@ -36,6 +38,10 @@ pub struct Policy {
     /// Set only on the route ingressd adds for `from-to-www-redirect`: the
     /// host (`www.` added or removed) every request is redirected to.
     pub www_redirect: Option<String>,
+    /// `affinity`, `upstream-hash-by`, `proxy-next-upstream-tries`.
+    pub balance: Option<Balance>,
+    /// `backend-protocol` other than plain HTTP, with the `proxy-ssl-*` settings.
+    pub backend_protocol: Option<BackendProtocol>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -104,6 +110,8 @@ impl Policy {
             }
         }
         policy.timeouts = (timeouts != UpstreamTimeouts::default()).then_some(timeouts);
+        policy.balance = Balance::from_annotations(annotations, &mut problems);
+        policy.backend_protocol = BackendProtocol::from_annotations(annotations, &mut problems);
         let asked = policy != Policy::default();
         (asked.then_some(policy), problems)
     }

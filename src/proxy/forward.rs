@@ -4,7 +4,6 @@
 //! out to be dead before anything was answered.
 
 use std::io::{self, Read};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use ureq::http;
@@ -13,7 +12,7 @@ use ureq::SendBody;
 use super::headers::HeaderName;
 use crate::annotations::policy::UpstreamTimeouts;
 use super::request::{reply, ClientRequest, RoutedRequest};
-use super::{response, upstream, Outcome, Shared};
+use super::{balance, response, upstream, Outcome, Shared};
 
 /// Why the client's request body stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +86,7 @@ fn may_be_stale_connection(err: &ureq::Error) -> bool {
 /// Sends the request to one upstream; the outer error is a request ureq's
 /// types refuse to represent (the client's fault).
 fn exchange(
-    shared: &Shared,
+    agent: &ureq::Agent,
     method: &http::Method,
     uri: &str,
     headers: &[(HeaderName, String)],
@@ -111,8 +110,8 @@ fn exchange(
         builder = builder.header(http::header::CONTENT_LENGTH, length);
     }
     Ok(match body {
-        Some(reader) => run(&shared.agent, builder.body(SendBody::from_reader(reader))?, timeouts),
-        None => run(&shared.agent, builder.body(())?, timeouts),
+        Some(reader) => run(agent, builder.body(SendBody::from_reader(reader))?, timeouts),
+        None => run(agent, builder.body(())?, timeouts),
     })
 }
 
@@ -138,11 +137,28 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
     let Ok(method) = http::Method::from_bytes(outcome.method.as_bytes()) else {
         return reply(request, &client, outcome, started, 400, "bad method", &[]);
     };
+    // Routes to HTTPS backends use their TLS setting's client; plain routes the shared one.
+    let (agent, scheme) = match &route.upstream_tls {
+        None => (&shared.agent, "http://"),
+        Some(tls) => match shared.tls_agents.agent(tls, &shared.config) {
+            Ok(agent) => (agent, "https://"),
+            Err(why) => {
+                log::warn!("{}{}: TLS to service {} unusable: {why}", outcome.host, target.path(), route.service);
+                return reply(request, &client, outcome, started, 502, "bad gateway", &[]);
+            }
+        },
+    };
     let declared_length = request.body_length().map(|n| n as u64);
     let has_body = client.unread_body;
-    let first = route.next_upstream.fetch_add(1, Ordering::Relaxed);
-    let order = shared.hold_down.order(upstreams, first, Instant::now());
+    let plan = balance::plan(route, upstreams, || balance::Inputs {
+        headers: request.headers(),
+        request_uri: request.url(),
+        client: request.remote_addr().copied(),
+        host: &outcome.host,
+    });
+    let order = shared.hold_down.order(upstreams, plan.first, Instant::now(), plan.tries);
     let tries = order.as_slice().len();
+    let mut used = plan.first;
 
     let mut body_failure = None;
     let mut body_finished = false;
@@ -159,16 +175,17 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
         });
         for (attempt, &index) in order.as_slice().iter().enumerate() {
             let upstream = &upstreams[index];
+            used = index;
             outcome.upstream = Some(upstream.authority.clone());
             outcome.attempts += 1;
-            let mut uri = String::with_capacity(7 + upstream.authority.len() + target.path_and_query.len());
-            uri.push_str("http://");
+            let mut uri = String::with_capacity(scheme.len() + upstream.authority.len() + target.path_and_query.len());
+            uri.push_str(scheme);
             uri.push_str(&upstream.authority);
             uri.push_str(&target.path_and_query);
             let mut fresh_retry_left = true;
             let sent = loop {
                 let reader = body.as_mut().map(|b| b as &mut dyn Read);
-                let sent = match exchange(shared, &method, &uri, &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
+                let sent = match exchange(agent, &method, &uri, &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
                     Ok(sent) => sent,
                     Err(err) => {
                         log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
@@ -176,12 +193,16 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
                     }
                 };
                 // No body byte was taken from the client, so the request can go out again
-                // exactly as it was: never a POST body sent twice.
+                // exactly as it was: never a POST body sent twice. Its head may have
+                // reached the upstream before the connection died, so only an
+                // idempotent method is sent again (nginx's default, without
+                // `non_idempotent` in proxy_next_upstream).
                 let body_untouched = body.as_ref().is_none_or(|b| b.received == 0 && b.failure.is_none());
                 match &sent {
                     Err(err)
                         if fresh_retry_left
                             && body_untouched
+                            && method.is_idempotent()
                             && may_be_stale_connection(err)
                             && upstream::last_connection_was_reused() =>
                     {
@@ -217,6 +238,10 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
     }
     let client = &ClientRequest { unread_body: has_body && !body_finished, ..client };
 
+    let mut response_headers = response_headers;
+    if let Some(cookie) = plan.cookie_for(used, upstreams, &route.path, request.secure()) {
+        response_headers.push(("set-cookie", cookie));
+    }
     let response = match (result, body_failure) {
         (Some(Ok(response)), _) => response,
         (_, Some(BodyFailure::TooLarge)) => {

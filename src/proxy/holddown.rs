@@ -10,14 +10,16 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::kube::objects::SmolStr;
+use crate::annotations::balance::MAX_TRIES_LIMIT;
 use crate::routes::Upstream;
 
 /// How long an endpoint that refused a connection is passed over.
 pub const HOLD_DOWN: Duration = Duration::from_secs(5);
 
-/// The most endpoints one request tries, and only while nothing of the
-/// request has gone out (connect failures).
-pub const MAX_TRIES: usize = 3;
+/// The most endpoints one request tries unless its Ingress sets
+/// `proxy-next-upstream-tries` (ingress-nginx's default), and only while
+/// nothing of the request has gone out (connect failures).
+pub const DEFAULT_TRIES: usize = 3;
 
 /// Endpoints by `host:port` with the time their hold-down ends.
 #[derive(Debug, Default)]
@@ -30,7 +32,7 @@ pub struct HoldDown {
 /// Indices into a route's upstreams, in the order to try them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TryOrder {
-    indices: [usize; MAX_TRIES],
+    indices: [usize; MAX_TRIES_LIMIT],
     len: usize,
 }
 
@@ -47,18 +49,20 @@ impl HoldDown {
     }
 
     /// The endpoints to try, round-robin from `first`: endpoints not held
-    /// down first, held-down ones after, at most [`MAX_TRIES`].
-    pub fn order(&self, upstreams: &[Upstream], first: usize, now: Instant) -> TryOrder {
-        let mut order = TryOrder { indices: [0; MAX_TRIES], len: 0 };
+    /// down first, held-down ones after, at most `tries` (capped at
+    /// [`MAX_TRIES_LIMIT`]).
+    pub fn order(&self, upstreams: &[Upstream], first: usize, now: Instant, tries: usize) -> TryOrder {
+        let tries = tries.clamp(1, MAX_TRIES_LIMIT);
+        let mut order = TryOrder { indices: [0; MAX_TRIES_LIMIT], len: 0 };
         let count = upstreams.len();
         if count == 0 {
             return order;
         }
         if self.held.load(Ordering::Relaxed) == 0 {
-            for attempt in 0..count.min(MAX_TRIES) {
+            for attempt in 0..count.min(tries) {
                 order.indices[attempt] = (first + attempt) % count;
             }
-            order.len = count.min(MAX_TRIES);
+            order.len = count.min(tries);
             return order;
         }
         let mut entries = self.entries();
@@ -67,7 +71,7 @@ impl HoldDown {
         for held_down in [false, true] {
             for step in 0..count {
                 let index = (first + step) % count;
-                if order.len < MAX_TRIES && entries.contains_key(&upstreams[index].authority) == held_down {
+                if order.len < tries && entries.contains_key(&upstreams[index].authority) == held_down {
                     order.indices[order.len] = index;
                     order.len += 1;
                 }
@@ -111,9 +115,12 @@ mod tests {
     fn round_robin_when_nothing_is_held_down() {
         let hold = HoldDown::default();
         let now = Instant::now();
-        assert_eq!(hold.order(&upstreams(5), 3, now).as_slice(), [3, 4, 0]);
-        assert_eq!(hold.order(&upstreams(2), 1, now).as_slice(), [1, 0]);
-        assert!(hold.order(&[], 0, now).as_slice().is_empty());
+        assert_eq!(hold.order(&upstreams(5), 3, now, DEFAULT_TRIES).as_slice(), [3, 4, 0]);
+        assert_eq!(hold.order(&upstreams(2), 1, now, DEFAULT_TRIES).as_slice(), [1, 0]);
+        assert!(hold.order(&[], 0, now, DEFAULT_TRIES).as_slice().is_empty());
+        assert_eq!(hold.order(&upstreams(5), 3, now, 1).as_slice(), [3]);
+        assert_eq!(hold.order(&upstreams(5), 3, now, 0).as_slice(), [3], "at least one try");
+        assert_eq!(hold.order(&upstreams(20), 0, now, 100).as_slice().len(), MAX_TRIES_LIMIT);
     }
 
     #[test]
@@ -124,11 +131,11 @@ mod tests {
         hold.refused(&list[0], now);
         assert_eq!(hold.held(), 1);
         for first in 0..3 {
-            let order = hold.order(&list, first, now);
+            let order = hold.order(&list, first, now, DEFAULT_TRIES);
             assert_eq!(order.as_slice().last(), Some(&0), "first {first}: {order:?}");
             assert_eq!(order.as_slice().len(), 3);
         }
-        assert_eq!(hold.order(&list, 0, now + HOLD_DOWN).as_slice(), [0, 1, 2], "the hold-down ends");
+        assert_eq!(hold.order(&list, 0, now + HOLD_DOWN, DEFAULT_TRIES).as_slice(), [0, 1, 2], "the hold-down ends");
         assert_eq!(hold.held(), 0);
     }
 
@@ -139,9 +146,10 @@ mod tests {
         let now = Instant::now();
         hold.refused(&list[0], now);
         hold.refused(&list[1], now);
-        assert_eq!(hold.order(&list, 1, now).as_slice(), [1, 0], "never turned away");
+        assert_eq!(hold.order(&list, 1, now, DEFAULT_TRIES).as_slice(), [1, 0], "never turned away");
+        assert_eq!(hold.order(&upstreams(5), 0, now, 4).as_slice(), [2, 3, 4, 0], "the limit holds with endpoints held down");
         hold.answered(&list[1]);
         assert_eq!(hold.held(), 1);
-        assert_eq!(hold.order(&list, 0, now).as_slice(), [1, 0]);
+        assert_eq!(hold.order(&list, 0, now, DEFAULT_TRIES).as_slice(), [1, 0]);
     }
 }

@@ -10,9 +10,11 @@
 //!
 //! Below them: [`request`] (what the phases share), [`headers`] and [`wire`]
 //! (pure header rewriting and HTTP framing), [`upstream`] (the shared ureq
-//! Agent), [`holddown`] (endpoints that refused a connection are tried last
+//! Agent), `upstream_tls` (the Agents of routes to HTTPS backends),
+//! `balance` (sticky and hashed endpoint choice), [`holddown`] (endpoints that refused a connection are tried last
 //! for a while), [`buffers`] (copy buffers lent per request).
 
+mod balance;
 mod buffers;
 mod forward;
 pub mod headers;
@@ -23,6 +25,7 @@ mod response;
 mod route;
 mod tunnel;
 pub mod upstream;
+mod upstream_tls;
 pub mod wire;
 
 use std::net::{SocketAddr, TcpListener};
@@ -107,6 +110,8 @@ pub(crate) struct Shared {
     pub current: Arc<Current>,
     pub config: Arc<ProxyConfig>,
     pub agent: ureq::Agent,
+    /// Clients for routes to HTTPS backends, one per TLS setting.
+    pub tls_agents: upstream_tls::TlsAgents,
     pub hold_down: holddown::HoldDown,
     buffers: buffers::BufferPool,
 }
@@ -126,6 +131,7 @@ pub fn serve(
     let shared = Arc::new(Shared {
         current,
         agent: upstream::agent(&config),
+        tls_agents: Default::default(),
         hold_down: Default::default(),
         buffers: buffers::BufferPool::new(buffers::COPY_BUFFER, buffers::POOLED_BUFFERS),
         config,

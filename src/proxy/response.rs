@@ -18,7 +18,8 @@ use super::wire::{self, Framing};
 use super::Outcome;
 
 /// Copies the upstream response to the client; `added` headers replace the
-/// upstream's of the same name.
+/// upstream's of the same name, except `set-cookie`, which is added to the
+/// upstream's cookies (the sticky-session cookie).
 pub(super) fn stream(
     request: tiny_http::Request,
     client: &ClientRequest,
@@ -51,7 +52,7 @@ pub(super) fn stream(
     let upstream_headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
     let mut kept = headers::downstream_response_headers(&upstream_headers, false);
     if !added.is_empty() {
-        kept.retain(|(name, _)| !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set)));
+        kept.retain(|(name, _)| !added.iter().any(|(set, _)| *set != "set-cookie" && name.eq_ignore_ascii_case(set)));
         kept.extend(added.iter().map(|(name, value)| (*name, value.as_bytes())));
     }
     let head = wire::response_head(status, &kept, framing, client.close, client.http10);

@@ -9,6 +9,7 @@ use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
 use super::policy::{self, Asked, Decision};
 use super::{forward, tunnel, Outcome, Shared};
+use crate::annotations::backend_tls::BackendProtocol;
 use crate::routes::Backend;
 
 /// Requests under this prefix are answered over plain HTTP even when the
@@ -124,6 +125,14 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         }
     };
 
+    if let Some(BackendProtocol::Unsupported(why)) = route.policy.as_ref().and_then(|p| p.backend_protocol.as_ref()) {
+        log::warn!("{host}{}: backend-protocol of ingress {} not served: {why}", target.path(), route.ingress);
+        return reply(request, &client, outcome, started, 502, "backend protocol not supported", &[]);
+    }
+    if upstream_head.upgrade && route.upstream_tls.is_some() {
+        log::warn!("{host}{}: protocol upgrades to HTTPS backends are not supported yet", target.path());
+        return reply(request, &client, outcome, started, 502, "upgrade to an HTTPS backend not supported", &[]);
+    }
     if upstream_head.upgrade {
         let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started, response_headers: Vec::new() };
         return tunnel::relay(shared, request, routed);

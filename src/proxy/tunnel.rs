@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::request::{finish, reply, ClientRequest, RoutedRequest};
+use super::balance;
 use super::headers;
 use super::wire;
 use super::{Outcome, Shared};
@@ -52,10 +53,11 @@ fn resolve(authority: &str) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "authority resolves to nothing"))
 }
 
-/// Connects to the first endpoint that accepts, starting at the round-robin position.
-fn connect(shared: &Shared, upstreams: &[Upstream], route: &Route, outcome: &mut Outcome) -> Result<TcpStream, TunnelError> {
-    let first = route.next_upstream.fetch_add(1, Ordering::Relaxed);
-    let order = shared.hold_down.order(upstreams, first, Instant::now());
+/// Connects to the first endpoint that accepts, starting where the route's
+/// balancing puts this request (its sticky endpoint, its hash, or the
+/// round-robin position).
+fn connect(shared: &Shared, upstreams: &[Upstream], route: &Route, plan: &balance::Plan<'_>, outcome: &mut Outcome) -> Result<TcpStream, TunnelError> {
+    let order = shared.hold_down.order(upstreams, plan.first, Instant::now(), plan.tries);
     let mut last_error = io::Error::new(io::ErrorKind::NotConnected, "no endpoint tried");
     for &index in order.as_slice() {
         let upstream = &upstreams[index];
@@ -114,7 +116,13 @@ fn handshake(shared: &Shared, stream: &mut TcpStream, request_head: &[u8]) -> Re
 pub(super) fn relay(shared: &Shared, request: tiny_http::Request, routed: RoutedRequest) -> Outcome {
     let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started, .. } = routed;
     let client = &ClientRequest { close: true, ..client };
-    let mut upstream = match connect(shared, upstreams, route, &mut outcome) {
+    let plan = balance::plan(route, upstreams, || balance::Inputs {
+        headers: request.headers(),
+        request_uri: request.url(),
+        client: request.remote_addr().copied(),
+        host: &outcome.host,
+    });
+    let mut upstream = match connect(shared, upstreams, route, &plan, &mut outcome) {
         Ok(stream) => stream,
         Err(err) => {
             log::warn!("{}: upgrade for {}{} failed: {err}", route.service, outcome.host, target.path());

@@ -42,8 +42,13 @@ const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 /// read whose remaining time changed, which a whole-response deadline does on
 /// each request.
 pub fn agent(config: &ProxyConfig) -> Agent {
+    Agent::with_parts(agent_config(config), DefaultConnector::new().chain(CountingConnector), DefaultResolver::default())
+}
+
+/// The settings of [`agent`], shared by the TLS agents of `upstream_tls`.
+pub(super) fn agent_config(config: &ProxyConfig) -> ureq::config::Config {
     let response_timeout = (config.response_timeout < config.read_timeout).then_some(config.response_timeout);
-    let agent_config = Agent::config_builder()
+    Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent(AutoHeaderValue::None)
@@ -58,8 +63,7 @@ pub fn agent(config: &ProxyConfig) -> Agent {
         .timeout_recv_response(response_timeout)
         .timeout_per_read(Some(config.read_timeout))
         .timeout_per_write(Some(config.read_timeout))
-        .build();
-    Agent::with_parts(agent_config, DefaultConnector::new().chain(CountingConnector), DefaultResolver::default())
+        .build()
 }
 
 /// Upstream connections open right now, idle in the pool or in use.
@@ -103,7 +107,7 @@ pub fn next_connection_fresh() {
 
 /// Wraps every new upstream connection in a [`Counted`] one.
 #[derive(Debug)]
-struct CountingConnector;
+pub(super) struct CountingConnector;
 
 impl Connector<Box<dyn Transport>> for CountingConnector {
     type Out = Box<dyn Transport>;

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use crate::annotations::canary::{is_canary, CanaryRule};
 use crate::annotations::rewrite::PathOptions;
 use crate::annotations::policy::asks_www_redirect;
-use crate::annotations::{self, policy::Policy};
+use crate::annotations::{self, backend_tls::BackendProtocol, policy::Policy};
 use crate::kube::objects::{Ingress, IngressBackend, ObjectKey, SmolStr};
+use crate::tls::{self, upstream::BackendTls};
 use crate::store::Snapshot;
 
 use super::backend::{BackendResolver, ResolvedBackend};
@@ -152,7 +153,9 @@ fn compile_host_routes<'a>(
             (Some(regex), Some(target)) => Some(Arc::new(Rewrite { regex: Arc::clone(&regex.0), target: target.clone() })),
             _ => None,
         };
+        let upstream_tls = upstream_tls(candidate.policy.as_deref(), &key, &resolved.service, resolver.snapshot());
         let route = Route {
+            upstream_tls,
             policy: candidate.policy,
             rewrite,
             ..route(key, resolved, candidate.ssl_redirect, display.clone(), SmolStr::new(candidate.written), Some(candidate.path_type), carried)
@@ -276,6 +279,17 @@ fn add_www_redirects(served: &[&Ingress], table: &mut RouteTable) {
     }
 }
 
+/// The TLS settings of a route whose Ingress asks for `backend-protocol: HTTPS`.
+fn upstream_tls(policy: Option<&Policy>, ingress: &ObjectKey, service: &str, snapshot: &Snapshot) -> Option<Arc<BackendTls>> {
+    let Some(BackendProtocol::Https(ssl)) = policy.and_then(|p| p.backend_protocol.as_ref()) else { return None };
+    let secrets = |key: &ObjectKey| snapshot.secret(key).cloned();
+    let resolved = tls::upstream::resolve(ssl, &ingress.namespace, service, &secrets);
+    if let Err(why) = &resolved.config {
+        log::warn!("ingress {ingress}: TLS to service {service} unusable, its requests answer 502: {why}");
+    }
+    Some(Arc::new(resolved))
+}
+
 fn log_conflict(conflict: &Conflict) {
     match conflict.path_type {
         Some(path_type) => log::warn!(
@@ -373,6 +387,7 @@ fn route(
         backend: resolved.backend,
         ssl_redirect,
         policy: None,
+        upstream_tls: None,
         next_upstream: next_upstream.unwrap_or_default(),
         host,
         path,

@@ -155,6 +155,8 @@ pub struct Route {
     /// Redirects and limits the Ingress's annotations ask for; `None` (no
     /// cost on the request path) when it asks for none.
     pub policy: Option<Arc<Policy>>,
+    /// TLS to the backends (`backend-protocol: HTTPS`); `None` for plain HTTP.
+    pub upstream_tls: Option<Arc<crate::tls::upstream::BackendTls>>,
     /// Round-robin position, shared by every worker, and carried over to the
     /// next generation's route to the same backend.
     pub next_upstream: Arc<AtomicUsize>,

@@ -7,6 +7,7 @@
 //! - [`stream`]: one TLS session as a stream tiny_http serves; the handshake
 //!   runs on the connection's own thread with a deadline.
 //! - [`listener`]: the accept loop that hands sockets to tiny_http.
+//! - [`upstream`]: the client side, TLS to backends (`backend-protocol: HTTPS`).
 
 pub mod base64;
 pub mod certs;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod der;
 pub mod listener;
 pub mod stream;
+pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -14,6 +14,8 @@ mod tls_support;
 
 mod annotations_e2e;
 mod annotations_routing;
+mod backend_tls_e2e;
+mod balance_e2e;
 mod cli;
 mod dockerfile;
 mod drain;
