@@ -49,6 +49,23 @@ pub enum Timeout {
 }
 
 impl Timeout {
+    /// This timeout's slot in [`CallTimings`]' recorded times.
+    fn slot(&self) -> usize {
+        match self {
+            Timeout::PerRead => 0,
+            Timeout::PerWrite => 1,
+            Timeout::Global => 2,
+            Timeout::PerCall => 3,
+            Timeout::Resolve => 4,
+            Timeout::Connect => 5,
+            Timeout::SendRequest => 6,
+            Timeout::Await100 => 7,
+            Timeout::SendBody => 8,
+            Timeout::RecvResponse => 9,
+            Timeout::RecvBody => 10,
+        }
+    }
+
     /// Give the immediate preceeding Timeout
     fn preceeding(&self) -> impl Iterator<Item = Timeout> {
         let prev: &[Timeout] = match self {
@@ -89,25 +106,30 @@ impl Timeout {
     }
 }
 
+/// Timeouts that can have a recorded start or completion time, one slot each.
+const RECORDED: usize = 11;
+
 #[derive(Default, Debug)]
 pub(crate) struct CallTimings {
-    timeouts: Box<Timeouts>,
+    // Held inline, and the recorded times in a fixed array: a call allocates
+    // nothing for its timings (a proxy makes one call per request).
+    timeouts: Timeouts,
     per_read: Option<Duration>,
     per_write: Option<Duration>,
     current_time: CurrentTime,
-    times: Vec<(Timeout, Instant)>,
+    times: [Option<Instant>; RECORDED],
 }
 
 impl CallTimings {
     pub(crate) fn new(timeouts: Timeouts, current_time: CurrentTime) -> Self {
-        let mut times = Vec::with_capacity(8);
+        let mut times = [None; RECORDED];
 
         let now = current_time.now();
-        times.push((Timeout::Global, now));
-        times.push((Timeout::PerCall, now));
+        times[Timeout::Global.slot()] = Some(now);
+        times[Timeout::PerCall.slot()] = Some(now);
 
         CallTimings {
-            timeouts: Box::new(timeouts),
+            timeouts,
             per_read: None,
             per_write: None,
             current_time,
@@ -122,8 +144,11 @@ impl CallTimings {
     }
 
     pub(crate) fn new_call(mut self) -> CallTimings {
-        self.times.truncate(1); // Global is in position 0.
-        self.times.push((Timeout::PerCall, self.current_time.now()));
+        // Only Global survives into the next call.
+        let global = self.times[Timeout::Global.slot()];
+        self.times = [None; RECORDED];
+        self.times[Timeout::Global.slot()] = global;
+        self.times[Timeout::PerCall.slot()] = Some(self.current_time.now());
 
         CallTimings {
             timeouts: self.timeouts,
@@ -160,11 +185,11 @@ impl CallTimings {
         assert!(any_preceeding, "{:?} has no preceeding", timeout);
 
         // Record the time
-        self.times.push((timeout, self.current_time.now()));
+        self.times[timeout.slot()] = Some(self.current_time.now());
     }
 
     fn time_of(&self, timeout: Timeout) -> Option<Instant> {
-        self.times.iter().find(|x| x.0 == timeout).map(|x| x.1)
+        self.times[timeout.slot()]
     }
 
     pub(crate) fn next_timeout(&self, timeout: Timeout) -> NextTimeout {
@@ -302,7 +327,10 @@ impl Default for CurrentTime {
         }
         #[cfg(not(test))]
         {
-            Self(Arc::new(Instant::now))
+            // One clock shared by every call: cloning it allocates nothing.
+            static SYSTEM: std::sync::LazyLock<CurrentTime> =
+                std::sync::LazyLock::new(|| CurrentTime(Arc::new(Instant::now)));
+            SYSTEM.clone()
         }
     }
 }
