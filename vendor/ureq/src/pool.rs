@@ -17,13 +17,23 @@ use crate::util::DebugAuthority;
 pub(crate) struct ConnectionPool {
     connector: Box<dyn Connector<Out = Box<dyn Transport>>>,
     pool: Arc<Mutex<Pool>>,
+    /// Made once and shared by every call, which would otherwise allocate one.
+    register_shutdown: Arc<RegisterShutdown>,
 }
 
 impl ConnectionPool {
     pub fn new(connector: Box<dyn Connector<Out = Box<dyn Transport>>>, config: &Config) -> Self {
+        let pool = Arc::new(Mutex::new(Pool::new(config)));
+        let weak = Arc::downgrade(&pool);
+        let register_shutdown: Arc<RegisterShutdown> = Arc::new(move |handle| match weak.upgrade() {
+            Some(pool) => pool.lock().unwrap().register_shutdown(handle),
+            // Without the pool there is no agent left to shut down.
+            None => Ok(()),
+        });
         ConnectionPool {
             connector,
-            pool: Arc::new(Mutex::new(Pool::new(config))),
+            pool,
+            register_shutdown,
         }
     }
 
@@ -33,8 +43,6 @@ impl ConnectionPool {
         max_idle_age: Duration,
         use_pool: bool,
     ) -> Result<Connection, Error> {
-        let key = details.into();
-
         let mut pool = self.pool.lock().unwrap();
         if pool.closed {
             let e = io::Error::new(io::ErrorKind::NotConnected, "Agent is shut down");
@@ -43,12 +51,17 @@ impl ConnectionPool {
         pool.purge(details.now);
 
         if use_pool {
-            if let Some(conn) = pool.get(&key, max_idle_age, details.now) {
-                debug!("Use pooled: {:?}", key);
+            // Compared in place: a pooled connection is found without building
+            // (allocating) a key for this request.
+            let matches = |key: &PoolKey| key.is_for(details.uri, details.config.proxy());
+            if let Some(conn) = pool.get(matches, max_idle_age, details.now) {
+                debug!("Use pooled: {:?}", conn.key);
                 return Ok(conn);
             }
         }
         drop(pool);
+
+        let key = details.into();
 
         let transport = self.run_connector(details)?;
 
@@ -81,12 +94,7 @@ impl ConnectionPool {
     /// The [`RegisterShutdown`] for [`ConnectionDetails`], which tracks transports
     /// in this pool until [`shutdown()`](Self::shutdown).
     pub fn make_register_shutdown(&self) -> Arc<RegisterShutdown> {
-        let pool = Arc::downgrade(&self.pool);
-        Arc::new(move |handle| match pool.upgrade() {
-            Some(pool) => pool.lock().unwrap().register_shutdown(handle),
-            // Without the pool there is no agent left to shut down.
-            None => Ok(()),
-        })
+        self.register_shutdown.clone()
     }
 
     /// Close every connection, idle or in use, and refuse new ones.
@@ -261,6 +269,14 @@ impl PoolKey {
 #[derive(PartialEq, Eq)]
 struct PoolKeyInner(Scheme, Authority, Option<Proxy>);
 
+impl PoolKey {
+    /// Whether this key is the one [`PoolKey::new`] makes of `uri` and `proxy`.
+    fn is_for(&self, uri: &Uri, proxy: Option<&Proxy>) -> bool {
+        let PoolKeyInner(scheme, authority, own_proxy) = &*self.0;
+        uri.scheme() == Some(scheme) && uri.authority() == Some(authority) && own_proxy.as_ref() == proxy
+    }
+}
+
 #[derive(Debug)]
 struct Pool {
     lru: VecDeque<Connection>,
@@ -354,8 +370,13 @@ impl Pool {
         self.lru.push_back(conn)
     }
 
-    fn get(&mut self, key: &PoolKey, max_idle_age: Duration, now: Instant) -> Option<Connection> {
-        while let Some(i) = self.lru.iter().position(|c| c.key == *key) {
+    fn get(
+        &mut self,
+        matches: impl Fn(&PoolKey) -> bool,
+        max_idle_age: Duration,
+        now: Instant,
+    ) -> Option<Connection> {
+        while let Some(i) = self.lru.iter().position(|c| matches(&c.key)) {
             let mut conn = self.lru.remove(i).unwrap(); // unwrap ok since we just got the position
 
             // Before we release the connection, we probe that it appears to still work.
