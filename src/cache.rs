@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::Receiver;
+use std::collections::BTreeSet;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::kube::metrics::WatchMetrics;
 use crate::notify::Notify;
@@ -123,6 +125,11 @@ impl Compiler {
         Generation { snapshot: Arc::clone(snapshot), routes, certs }
     }
 
+    /// The Secrets the served Ingresses' annotations name.
+    pub fn named_secrets(&self) -> BTreeSet<ObjectKey> {
+        self.routes.iter().flat_map(RouteCompiler::named_secrets).cloned().collect()
+    }
+
     /// Logs the annotations ingressd does not apply: once the cache is
     /// synced, one summary line per annotation; after that, one line per
     /// served Ingress that gains or changes one. Ingresses of other classes
@@ -157,6 +164,10 @@ pub fn record(snapshot: &Snapshot, event: &Event, changes: &mut Changes) {
     let object = match event {
         Event::Replace(..) => {
             changes.everything = true;
+            return;
+        }
+        Event::NamedSecret(key, _) => {
+            changes.secrets.insert(key.clone());
             return;
         }
         Event::Upsert(object) | Event::Delete(object) => object,
@@ -293,19 +304,23 @@ impl CacheStatus {
 
 /// The cache thread: applies events in batches (everything already queued is
 /// applied before one compile, so a relist of thousands of objects costs one
-/// compile), then publishes. Ends when every sender is gone.
+/// compile), then publishes, and tells `wanted_secrets` (see
+/// [`crate::kube::named_secrets`]) whenever the set of Secrets the served
+/// Ingresses' annotations name changes. Ends when every sender is gone.
 pub fn spawn(
     rx: Receiver<Event>,
     current: Arc<Current>,
     config: CompileConfig,
     status: Arc<CacheStatus>,
     watch_metrics: Arc<WatchMetrics>,
+    wanted_secrets: Sender<BTreeSet<ObjectKey>>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("cache".into())
         .spawn(move || {
             let mut store = Store::default();
             let mut compiler = Compiler::new(config);
+            let mut named = BTreeSet::new();
             while let Ok(first) = rx.recv() {
                 let cpu_before = thread_cpu_time();
                 let mut changes = Changes::default();
@@ -326,6 +341,12 @@ pub fn spawn(
                     compiler.report_annotations(&previous.snapshot, store.snapshot(), &changes, !was_synced);
                 }
                 current.store(generation);
+                let wanted = compiler.named_secrets();
+                if wanted != named {
+                    // Nobody follows them in tests that run the cache alone.
+                    let _ = wanted_secrets.send(wanted.clone());
+                    named = wanted;
+                }
                 status.last_compile_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 status.compiles.fetch_add(1, Ordering::Relaxed);
                 status.observe_cpu(thread_cpu_time().saturating_sub(cpu_before));
@@ -369,7 +390,8 @@ mod tests {
         }
         tx.send(Event::Upsert(ingress("a", "one"))).expect("send");
         let metrics = Arc::new(WatchMetrics::new());
-        let handle = spawn(rx, Arc::clone(&current), CompileConfig::default(), Arc::clone(&status), metrics).expect("thread");
+        let (wanted_secrets, _) = crossbeam_channel::unbounded();
+        let handle = spawn(rx, Arc::clone(&current), CompileConfig::default(), Arc::clone(&status), metrics, wanted_secrets).expect("thread");
         drop(tx);
         handle.join().expect("cache thread ends when senders are gone");
         assert!(status.synced.load(Ordering::Relaxed));

@@ -12,7 +12,7 @@ use ingressd::cache::{self, CacheStatus, CompileConfig, Current};
 use ingressd::config::{Command, Config};
 use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
-use ingressd::kube::{probe, watcher, Kind};
+use ingressd::kube::{named_secrets, probe, watcher, Kind};
 use ingressd::proxy::{self, ProxyConfig};
 use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
@@ -124,8 +124,9 @@ fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Starts the cache thread, one watcher per kind, and the probe that ends
-/// their backoff when the API server answers again.
+/// Starts the cache thread, one watcher per kind, the follower of the
+/// Secrets annotations name, and the probe that ends their backoff when the
+/// API server answers again.
 fn start_watching(
     config: &Config,
     client: &Arc<ApiClient>,
@@ -136,7 +137,9 @@ fn start_watching(
 ) -> Result<(), String> {
     let (events, received) = crossbeam_channel::unbounded();
     let compile_config = CompileConfig { routes: config.route_config(), default_certificate: config.default_ssl_certificate.clone() };
-    cache::spawn(received, Arc::clone(current), compile_config, Arc::clone(cache_status), Arc::clone(watch_metrics))
+    let (wanted_secrets, _) = named_secrets::spawn(Arc::clone(client), events.clone(), stop.clone())
+        .map_err(|e| format!("cannot start the named Secrets' follower: {e}"))?;
+    cache::spawn(received, Arc::clone(current), compile_config, Arc::clone(cache_status), Arc::clone(watch_metrics), wanted_secrets)
         .map_err(|e| format!("cannot start the cache thread: {e}"))?;
     for kind in Kind::ALL {
         watcher::spawn(kind, Arc::clone(client), config.watch_namespace.clone(), events.clone(), Arc::clone(watch_metrics), stop.clone())

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
+use crate::annotations::secrets::{secret_key, SECRET_ANNOTATIONS};
 use crate::annotations::{self, catalogue::Support};
 use crate::store::Snapshot;
 use crate::config::{Command, Config};
@@ -43,7 +44,8 @@ pub struct AnnotationFinding {
 pub struct IngressFinding {
     pub ingress: String,
     pub annotations: Vec<AnnotationFinding>,
-    /// Behaviour ingress-nginx applied without being asked and ingressd does not.
+    /// Behaviour ingress-nginx had without being asked and ingressd does
+    /// not: its default HTTPS redirect, reading Secrets of any namespace.
     pub defaults: Vec<String>,
     /// Why ingressd would not serve it, and what to change; `None` when it would.
     pub class: Option<String>,
@@ -95,6 +97,12 @@ fn default_differences(ingress: &Ingress) -> Vec<String> {
              unless asked: add nginx.ingress.kubernetes.io/ssl-redirect: \"true\" to keep the redirect"
                 .to_string(),
         );
+    }
+    for name in SECRET_ANNOTATIONS {
+        let Some(text) = annotations::value(&ingress.metadata.annotations, name) else { continue };
+        if let Err(why) = secret_key(&ingress.metadata.namespace, text) {
+            found.push(format!("{name}: {why}; ingressd fails closed on the paths that need it: name a Secret in the Ingress's own namespace"));
+        }
     }
     found
 }
@@ -330,19 +338,21 @@ mod tests {
                 ingress("nginx", Some("nginx"), json!({}), false),
                 ingress("legacy", None, json!({"kubernetes.io/ingress.class": "nginx"}), false),
                 ingress("clean", Some("ingressd"), json!({"ingressd.io/ssl-redirect": "false"}), true),
+                ingress("borrow", Some("ingressd"), json!({"nginx.ingress.kubernetes.io/auth-secret": "kube-system/admin"}), false),
             ],
             &[],
             &config(),
         );
         let by_name = |name: &str| findings.iter().find(|f| f.ingress == format!("shop/{name}")).expect("finding");
         assert_eq!(by_name("tls").defaults.len(), 1);
+        assert!(by_name("borrow").defaults.iter().any(|d| d.contains("auth-secret") && d.contains("another namespace")), "{:?}", by_name("borrow"));
         assert!(by_name("nginx").class.as_deref().is_some_and(|c| c.contains("class \"nginx\"")), "{:?}", by_name("nginx").class);
         assert!(by_name("legacy").class.as_deref().is_some_and(|c| c.contains("legacy class annotation")));
         assert!(!by_name("clean").needs_attention(), "{:?}", by_name("clean"));
         assert_eq!(exit_status(&[by_name("clean").clone()]), 0);
         let report = render(&findings);
         assert!(report.contains("Ingresses whose class ingressd does not serve: 2"), "{report}");
-        assert!(report.contains("Ingresses relying on ingress-nginx defaults: 1"), "{report}");
+        assert!(report.contains("Ingresses relying on ingress-nginx defaults: 2"), "{report}");
     }
 
     #[test]

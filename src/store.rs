@@ -26,7 +26,11 @@ pub struct Snapshot {
     /// Private so that every insertion goes through the store's index below
     /// ([`Snapshot::insert`] for hand-built snapshots).
     endpoint_slices: OrdMap<ObjectKey, Arc<EndpointSlice>>,
+    /// `kubernetes.io/tls` Secrets, from their watcher.
     pub secrets: OrdMap<ObjectKey, Arc<Secret>>,
+    /// Secrets of any type that an annotation names, each from a watch of
+    /// its own (see [`crate::kube::named_secrets`]).
+    named_secrets: OrdMap<ObjectKey, Arc<Secret>>,
     /// EndpointSlice keys by the key of the Service they belong to (their
     /// `kubernetes.io/service-name` label), kept up to date by the store.
     slices_by_service: OrdMap<ObjectKey, Vec<ObjectKey>>,
@@ -99,6 +103,8 @@ impl Store {
                 }
                 self.synced.insert(kind);
             }
+            Event::NamedSecret(key, Some(secret)) => drop(snapshot.named_secrets.insert(key, Arc::new(secret))),
+            Event::NamedSecret(key, None) => drop(snapshot.named_secrets.remove(&key)),
         }
     }
 
@@ -122,6 +128,11 @@ impl Snapshot {
     /// build a snapshot by hand.
     pub fn insert(&mut self, object: Object) {
         place(self, object, true);
+    }
+
+    /// The Secret `key`, whether it is a TLS Secret or one an annotation names.
+    pub fn secret(&self, key: &ObjectKey) -> Option<&Arc<Secret>> {
+        self.secrets.get(key).or_else(|| self.named_secrets.get(key))
     }
 
     pub fn endpoint_slices(&self) -> &OrdMap<ObjectKey, Arc<EndpointSlice>> {
@@ -174,7 +185,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::objects::{Ingress, ObjectMeta, Service};
+    use crate::kube::objects::{Ingress, ObjectMeta, Secret, Service};
 
     fn ingress(ns: &str, name: &str) -> Object {
         Object::Ingress(Ingress {
@@ -236,6 +247,24 @@ mod tests {
             store.apply(Event::Replace(kind, vec![]));
         }
         assert!(store.synced());
+    }
+
+    #[test]
+    fn named_secrets_survive_a_relist_of_tls_secrets() {
+        let secret = |name: &str, type_: &str| Secret {
+            metadata: ObjectMeta { namespace: "a".into(), name: name.into(), ..Default::default() },
+            type_: type_.into(),
+            ..Default::default()
+        };
+        let mut store = Store::default();
+        let creds = ObjectKey::new("a", "creds");
+        store.apply(Event::NamedSecret(creds.clone(), Some(secret("creds", "Opaque"))));
+        store.apply(Event::Replace(Kind::Secret, vec![Object::Secret(secret("tls", "kubernetes.io/tls"))]));
+        assert_eq!(store.snapshot().secret(&creds).map(|s| s.type_.as_str()), Some("Opaque"));
+        assert!(store.snapshot().secret(&ObjectKey::new("a", "tls")).is_some());
+        store.apply(Event::NamedSecret(creds.clone(), None));
+        assert!(store.snapshot().secret(&creds).is_none());
+        assert_eq!(store.snapshot().count(Kind::Secret), 1, "the metric counts the TLS Secrets' watch only");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod catalogue;
 pub mod cors;
 pub mod policy;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 

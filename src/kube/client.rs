@@ -15,7 +15,7 @@ use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 use ureq::{Agent, BodyReader};
 
 use super::backoff::Recovery;
-use super::list::{decode_list_page, list_query, resource_path, watch_query, ListPage};
+use super::list::{decode_list_page, list_query, resource_path, watch_query, ListPage, Selectors};
 use super::token::Token;
 use super::watch_line::{LineSplitter, Status, MAX_LINE};
 use super::{Error, Resource};
@@ -216,9 +216,9 @@ impl ApiClient {
         Err(status_error(status, retry_after.as_deref(), &body))
     }
 
-    /// Fetches one page of `resource`'s list, narrowed by `label_selector`.
-    pub fn list_page<T>(&self, resource: &Resource<T>, namespace: Option<&str>, label_selector: Option<&str>, continue_token: Option<&str>) -> Result<ListPage<T>, Error> {
-        let url = format!("{}{}?{}", self.base, resource_path(resource, namespace), list_query(resource, label_selector, continue_token));
+    /// Fetches one page of `resource`'s list, narrowed by `narrowed`.
+    pub fn list_page<T>(&self, resource: &Resource<T>, namespace: Option<&str>, narrowed: Selectors, continue_token: Option<&str>) -> Result<ListPage<T>, Error> {
+        let url = format!("{}{}?{}", self.base, resource_path(resource, namespace), list_query(resource, narrowed, continue_token));
         decode_list_page(resource, &self.get_body(&url)?)
     }
 
@@ -231,14 +231,14 @@ impl ApiClient {
     }
 
     /// Opens a watch of `resource` from `resource_version`, narrowed by
-    /// `label_selector`; the server ends it after `timeout_seconds`, and
+    /// `narrowed`; the server ends it after `timeout_seconds`, and
     /// reads time out only after that plus the grace.
-    pub fn watch<T>(&self, resource: &Resource<T>, namespace: Option<&str>, label_selector: Option<&str>, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
+    pub fn watch<T>(&self, resource: &Resource<T>, namespace: Option<&str>, narrowed: Selectors, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Error> {
         let url = format!(
             "{}{}?{}",
             self.base,
             resource_path(resource, namespace),
-            watch_query(resource, label_selector, resource_version, timeout_seconds)
+            watch_query(resource, narrowed, resource_version, timeout_seconds)
         );
         let per_read = Duration::from_secs(timeout_seconds) + self.watch_read_grace;
         let response =

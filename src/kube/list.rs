@@ -53,33 +53,44 @@ pub fn encode(value: &str) -> String {
     out
 }
 
-fn selectors<T>(resource: &Resource<T>, label_selector: Option<&str>, query: &mut String) {
-    if let Some(fields) = resource.field_selector {
-        query.push_str("&fieldSelector=");
-        query.push_str(fields);
+/// What narrows one watcher's objects beyond its resource row, unencoded
+/// (`app=x`, `metadata.name=y`); a field selector is added to the row's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selectors<'a> {
+    pub labels: Option<&'a str>,
+    pub fields: Option<&'a str>,
+}
+
+fn selectors<T>(resource: &Resource<T>, narrowed: Selectors, query: &mut String) {
+    let extra_fields = narrowed.fields.filter(|f| !f.is_empty()).map(encode);
+    match (resource.field_selector, extra_fields) {
+        (Some(row), Some(extra)) => query.push_str(&format!("&fieldSelector={row}%2C{extra}")),
+        (Some(row), None) => query.push_str(&format!("&fieldSelector={row}")),
+        (None, Some(extra)) => query.push_str(&format!("&fieldSelector={extra}")),
+        (None, None) => {}
     }
-    if let Some(labels) = label_selector.filter(|l| !l.is_empty()) {
+    if let Some(labels) = narrowed.labels.filter(|l| !l.is_empty()) {
         query.push_str("&labelSelector=");
         query.push_str(&encode(labels));
     }
 }
 
 /// The query string (without `?`) of one list page.
-pub fn list_query<T>(resource: &Resource<T>, label_selector: Option<&str>, continue_token: Option<&str>) -> String {
+pub fn list_query<T>(resource: &Resource<T>, narrowed: Selectors, continue_token: Option<&str>) -> String {
     let mut query = format!("limit={PAGE_SIZE}");
     if let Some(token) = continue_token.filter(|t| !t.is_empty()) {
         query.push_str("&continue=");
         query.push_str(&encode(token));
     }
-    selectors(resource, label_selector, &mut query);
+    selectors(resource, narrowed, &mut query);
     query
 }
 
 /// The query string (without `?`) of a watch from `resource_version`.
-pub fn watch_query<T>(resource: &Resource<T>, label_selector: Option<&str>, resource_version: &str, timeout_seconds: u64) -> String {
+pub fn watch_query<T>(resource: &Resource<T>, narrowed: Selectors, resource_version: &str, timeout_seconds: u64) -> String {
     let mut query =
         format!("watch=1&allowWatchBookmarks=true&resourceVersion={}&timeoutSeconds={timeout_seconds}", encode(resource_version));
-    selectors(resource, label_selector, &mut query);
+    selectors(resource, narrowed, &mut query);
     query
 }
 
@@ -161,23 +172,34 @@ mod tests {
 
     #[test]
     fn list_queries() {
-        assert_eq!(list_query(Kind::Ingress.resource(), None, None), "limit=500");
-        assert_eq!(list_query(Kind::Service.resource(), None, Some("eyJ2Ijo+/=")), "limit=500&continue=eyJ2Ijo%2B%2F%3D");
-        assert_eq!(list_query(Kind::Secret.resource(), None, None), "limit=500&fieldSelector=type%3Dkubernetes.io%2Ftls");
+        let none = Selectors::default();
+        assert_eq!(list_query(Kind::Ingress.resource(), none, None), "limit=500");
+        assert_eq!(list_query(Kind::Service.resource(), none, Some("eyJ2Ijo+/=")), "limit=500&continue=eyJ2Ijo%2B%2F%3D");
+        assert_eq!(list_query(Kind::Secret.resource(), none, None), "limit=500&fieldSelector=type%3Dkubernetes.io%2Ftls");
         assert_eq!(
-            list_query(Kind::EndpointSlice.resource(), Some("app in (a,b)"), Some("")),
+            list_query(Kind::EndpointSlice.resource(), Selectors { labels: Some("app in (a,b)"), fields: None }, Some("")),
             "limit=500&labelSelector=app%20in%20%28a%2Cb%29"
+        );
+        assert_eq!(
+            list_query(Kind::Service.resource(), Selectors { labels: None, fields: Some("metadata.name=web") }, None),
+            "limit=500&fieldSelector=metadata.name%3Dweb"
+        );
+        assert_eq!(
+            list_query(Kind::Secret.resource(), Selectors { labels: None, fields: Some("metadata.name=a.b") }, None),
+            "limit=500&fieldSelector=type%3Dkubernetes.io%2Ftls%2Cmetadata.name%3Da.b",
+            "a narrowing field selector joins the row's, never replaces it"
         );
     }
 
     #[test]
     fn watch_queries() {
+        let none = Selectors::default();
         assert_eq!(
-            watch_query(Kind::Ingress.resource(), None, "123", 421),
+            watch_query(Kind::Ingress.resource(), none, "123", 421),
             "watch=1&allowWatchBookmarks=true&resourceVersion=123&timeoutSeconds=421"
         );
         assert_eq!(
-            watch_query(Kind::Secret.resource(), None, "9", 300),
+            watch_query(Kind::Secret.resource(), none, "9", 300),
             "watch=1&allowWatchBookmarks=true&resourceVersion=9&timeoutSeconds=300&fieldSelector=type%3Dkubernetes.io%2Ftls"
         );
     }

@@ -24,6 +24,7 @@ pub mod client;
 mod error;
 pub mod list;
 pub mod metrics;
+pub mod named_secrets;
 pub mod objects;
 pub mod probe;
 pub mod token;
@@ -32,7 +33,7 @@ pub mod watcher;
 
 pub use error::Error;
 
-use objects::{EndpointSlice, Ingress, IngressClass, ObjectMeta, Secret, Service};
+use objects::{EndpointSlice, Ingress, IngressClass, ObjectKey, ObjectMeta, Secret, Service};
 
 /// The kinds ingressd watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,4 +147,8 @@ pub enum Event {
     /// A complete list: the kind's objects become exactly these, in one step.
     /// The first one for a kind marks that kind synced.
     Replace(Kind, Vec<Object>),
+    /// A Secret an annotation names is now this (`None`: absent, or no
+    /// longer named), whatever its type. Kept apart from the TLS Secrets'
+    /// list, whose relists must not drop it.
+    NamedSecret(ObjectKey, Option<Secret>),
 }

@@ -27,7 +27,7 @@ pub use super::list::{api_path, api_resources};
 
 use super::backoff::{Backoff, Woke, XorShift, MAXIMUM};
 use super::client::{ApiClient, WatchStream};
-use super::list::ListPage;
+use super::list::{ListPage, Selectors};
 use super::metrics::WatchMetrics;
 use super::watch_line::{decode_event, DecodeError, WatchEvent};
 use super::{Error, Event, Kind, Object, Resource, Versioned};
@@ -84,6 +84,8 @@ pub struct Target<T: 'static> {
     pub namespace: Option<String>,
     /// Narrows the objects beyond the row's own field selector.
     pub label_selector: Option<String>,
+    /// Joins the row's own field selector (`metadata.name=x` follows one object).
+    pub field_selector: Option<String>,
 }
 
 /// Starts the watcher thread of one of the cached kinds, feeding the cache.
@@ -98,7 +100,7 @@ pub fn spawn(
     metrics: Arc<WatchMetrics>,
     stop: Stop,
 ) -> std::io::Result<JoinHandle<()>> {
-    let target = Target { resource: kind.resource(), namespace, label_selector: None };
+    let target = Target { resource: kind.resource(), namespace, label_selector: None, field_selector: None };
     spawn_watch(target, client, CacheSink { kind, tx }, Some((metrics, kind)), stop)
 }
 
@@ -115,8 +117,9 @@ pub fn spawn_watch<T: Versioned + Send + 'static>(
     let resource = target.resource;
     let namespace = target.namespace.filter(|ns| !ns.is_empty() && resource.namespaced);
     let label_selector = target.label_selector.filter(|l| !l.is_empty());
+    let field_selector = target.field_selector.filter(|f| !f.is_empty());
     let salt = resource.plural.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    let driver = Driver { resource, namespace, label_selector, client, sink, meter: Meter(metrics), stop };
+    let driver = Driver { resource, namespace, label_selector, field_selector, client, sink, meter: Meter(metrics), stop };
     let machine = Machine::new(Backoff::new(XorShift::from_time(salt)));
     std::thread::Builder::new().name(format!("watch-{}", resource.name)).spawn(move || driver.run(machine))
 }
@@ -399,6 +402,7 @@ struct Driver<T: 'static, S> {
     resource: &'static Resource<T>,
     namespace: Option<String>,
     label_selector: Option<String>,
+    field_selector: Option<String>,
     client: Arc<ApiClient>,
     sink: S,
     meter: Meter,
@@ -410,10 +414,14 @@ impl<T: Versioned, S: Sink<T>> Driver<T, S> {
         self.resource.name
     }
 
+    fn selectors(&self) -> Selectors<'_> {
+        Selectors { labels: self.label_selector.as_deref(), fields: self.field_selector.as_deref() }
+    }
+
     fn run(mut self, mut machine: Machine<T>) {
         let mut path = super::list::resource_path(self.resource, self.namespace.as_deref());
-        if let Some(labels) = &self.label_selector {
-            path = format!("{path} ({labels})");
+        for selector in [&self.label_selector, &self.field_selector].into_iter().flatten() {
+            path = format!("{path} ({selector})");
         }
         log::info!("{}: watching {}{path}", self.name(), self.client.base_url());
         let mut stream: Option<WatchStream> = None;
@@ -480,7 +488,7 @@ impl<T: Versioned, S: Sink<T>> Driver<T, S> {
     fn list(&self, continue_token: Option<&str>) -> Outcome<T> {
         self.meter.with(WatchMetrics::count_list_request);
         let token_before = self.client.token_generation();
-        match self.client.list_page(self.resource, self.namespace.as_deref(), self.label_selector.as_deref(), continue_token) {
+        match self.client.list_page(self.resource, self.namespace.as_deref(), self.selectors(), continue_token) {
             Ok(page) => Outcome::Page(page),
             Err(error) => Outcome::ListFailed { token_rotated: self.token_rotated(&error, token_before), error },
         }
@@ -489,7 +497,7 @@ impl<T: Versioned, S: Sink<T>> Driver<T, S> {
     fn watch(&self, resource_version: &str, timeout_seconds: u64) -> Result<WatchStream, Outcome<T>> {
         self.meter.with(WatchMetrics::count_watch_request);
         let token_before = self.client.token_generation();
-        let opened = self.client.watch(self.resource, self.namespace.as_deref(), self.label_selector.as_deref(), resource_version, timeout_seconds);
+        let opened = self.client.watch(self.resource, self.namespace.as_deref(), self.selectors(), resource_version, timeout_seconds);
         match opened {
             Ok(stream) => {
                 self.meter.with(|metrics, _| metrics.set_api_reachable(true));

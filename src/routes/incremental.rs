@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use crate::annotations::secrets::named_secrets;
 use crate::kube::objects::{Ingress, ObjectKey};
 use crate::store::Snapshot;
 
@@ -34,14 +35,15 @@ pub struct Changes {
     pub ingresses: BTreeSet<ObjectKey>,
     /// Services changed themselves or in their EndpointSlices.
     pub services: BTreeSet<ObjectKey>,
-    /// TLS Secrets that changed: certificates, not routes.
+    /// Secrets that changed: TLS ones for certificates, and those an
+    /// annotation names for the routes of the Ingresses that name them.
     pub secrets: BTreeSet<ObjectKey>,
 }
 
 impl Changes {
     /// Whether the route table may differ.
     pub fn touches_routes(&self) -> bool {
-        self.everything || !self.ingresses.is_empty() || !self.services.is_empty()
+        self.everything || !self.ingresses.is_empty() || !self.services.is_empty() || !self.secrets.is_empty()
     }
 }
 
@@ -51,6 +53,8 @@ struct Served {
     age: Age,
     hosts: Vec<HostPattern>,
     services: Vec<ObjectKey>,
+    /// What its annotations name (see [`crate::annotations::secrets`]).
+    secrets: Vec<ObjectKey>,
     has_default: bool,
     has_tls: bool,
 }
@@ -75,6 +79,7 @@ impl Served {
             age: Age::of(ingress),
             hosts: rule_hosts(ingress),
             services,
+            secrets: named_secrets(ingress),
             has_default: ingress.spec.default_backend.is_some(),
             has_tls: !ingress.spec.tls.is_empty(),
         }
@@ -91,6 +96,8 @@ pub struct RouteCompiler {
     /// Ingress, and a one-element B-tree node costs over 500 bytes.
     by_host: HashMap<HostPattern, Vec<Age>>,
     by_service: HashMap<ObjectKey, Vec<ObjectKey>>,
+    /// Served Ingresses by the Secrets their annotations name.
+    by_secret: HashMap<ObjectKey, Vec<ObjectKey>>,
     /// Served Ingresses with a `defaultBackend`, oldest first.
     with_default: BTreeSet<Age>,
     /// Served Ingresses with TLS entries, oldest first: all certificates need.
@@ -111,6 +118,12 @@ impl RouteCompiler {
     /// Whether the Ingress `key` is ours, as of the last update.
     pub fn serves(&self, key: &ObjectKey) -> bool {
         self.served.contains_key(key)
+    }
+
+    /// The Secrets that served Ingresses' annotations name: the ones
+    /// ingressd must follow besides the TLS Secrets.
+    pub fn named_secrets(&self) -> impl Iterator<Item = &ObjectKey> {
+        self.by_secret.keys()
     }
 
     /// The table in service; cloning it is cheap and shares every host.
@@ -149,6 +162,14 @@ impl RouteCompiler {
                 tls_changed |= served.has_tls;
                 dirty.extend(served.hosts.iter().cloned());
                 self.index(key.clone(), served);
+            }
+        }
+        // A named Secret compiles into the policies of its Ingresses' routes.
+        for secret in &changes.secrets {
+            for ingress in self.by_secret.get(secret).into_iter().flatten() {
+                let served = &self.served[ingress];
+                default_dirty |= served.has_default;
+                dirty.extend(served.hosts.iter().cloned());
             }
         }
         // Hosts whose paths did not change but whose Services did only need
@@ -196,6 +217,9 @@ impl RouteCompiler {
         for service in &served.services {
             insert_sorted(self.by_service.entry(service.clone()).or_default(), key.clone());
         }
+        for secret in &served.secrets {
+            insert_sorted(self.by_secret.entry(secret.clone()).or_default(), key.clone());
+        }
         if served.has_default {
             self.with_default.insert(served.age.clone());
         }
@@ -216,16 +240,24 @@ impl RouteCompiler {
             }
         }
         for service in &served.services {
-            if let Some(keys) = self.by_service.get_mut(service) {
-                keys.retain(|k| k != key);
-                if keys.is_empty() {
-                    self.by_service.remove(service);
-                }
-            }
+            remove_user(&mut self.by_service, service, key);
+        }
+        for secret in &served.secrets {
+            remove_user(&mut self.by_secret, secret, key);
         }
         self.with_default.remove(&served.age);
         self.with_tls.remove(&served.age);
         Some(served)
+    }
+}
+
+/// Drops `user` from the users of `used`, and the entry once it has none.
+fn remove_user(index: &mut HashMap<ObjectKey, Vec<ObjectKey>>, used: &ObjectKey, user: &ObjectKey) {
+    if let Some(users) = index.get_mut(used) {
+        users.retain(|k| k != user);
+        if users.is_empty() {
+            index.remove(used);
+        }
     }
 }
 

@@ -36,6 +36,6 @@ impl Sink<Pod> for PodSink {
 }
 
 pub(super) fn spawn(client: Arc<ApiClient>, namespace: &str, selector: &str, state: Arc<StatusState>, stop: Stop) -> std::io::Result<JoinHandle<()>> {
-    let target = Target { resource: &PODS, namespace: Some(namespace.to_string()), label_selector: Some(selector.to_string()) };
+    let target = Target { resource: &PODS, namespace: Some(namespace.to_string()), label_selector: Some(selector.to_string()), field_selector: None };
     watcher::spawn_watch(target, client, PodSink { pods: PodSet::default(), state }, None, stop)
 }

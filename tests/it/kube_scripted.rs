@@ -276,7 +276,7 @@ fn a_silent_watch_stream_is_abandoned_at_its_read_timeout() {
         .expect("client")
         .with_watch_read_grace(Duration::from_secs(1));
     // timeoutSeconds 1 plus 1 s grace: silence beyond 2 s ends the stream.
-    let mut stream = client.watch(Kind::Ingress.resource(), None, None, "2", 1).expect("watch opens");
+    let mut stream = client.watch(Kind::Ingress.resource(), None, Default::default(), "2", 1).expect("watch opens");
     let line = stream.next_line().expect("first line").expect("not the end");
     assert!(String::from_utf8_lossy(&line).contains("BOOKMARK"));
     let started = Instant::now();

@@ -472,7 +472,7 @@ fn any_resource_row_is_watched_with_its_label_selector() {
     let client = Arc::new(ApiClient::new(&api.url(), &dir.join("ca.crt"), &dir.join("token")).expect("client"));
     let (tx, rx) = crossbeam_channel::unbounded();
     let stop = Stop::new();
-    let target = Target { resource: &PODS, namespace: Some("ingress".into()), label_selector: Some("app=ingressd".into()) };
+    let target = Target { resource: &PODS, namespace: Some("ingress".into()), label_selector: Some("app=ingressd".into()), field_selector: None };
     let watcher = spawn_watch(target, client, PodChanges(tx), None, stop.clone()).expect("watcher starts");
     let next = || rx.recv_timeout(Duration::from_secs(5)).expect("a change");
     assert_eq!(next(), ("replace", vec!["ingressd-a".to_string()]));

@@ -22,6 +22,7 @@ mod kube_watch;
 mod low_ports;
 mod manifests;
 mod migrate_check;
+mod named_secrets;
 mod proxy_cut;
 mod proxy_e2e;
 mod proxy_fakeapi;

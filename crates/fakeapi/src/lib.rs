@@ -32,6 +32,7 @@
 
 pub mod certs;
 mod http;
+pub mod ports;
 mod resources;
 mod selector;
 mod server;

@@ -114,8 +114,7 @@ fn starts_from_an_objects_file_writes_the_ready_file_and_reuses_its_ca() {
 #[test]
 fn plain_http_on_a_chosen_address() {
     let dir = TempDir::new("plain");
-    let free_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{free_port}");
+    let addr = fakeapi::ports::unused_port().to_string();
     let server = spawn(&["--plain-http", "--addr", &addr, "--ready-file", dir.path("ready").to_str().unwrap()], &dir.path("ready"));
     assert_eq!(server.url, format!("http://{addr}"));
     let mut client = Client::at(server.addr(), None);
