@@ -1,11 +1,13 @@
 //! The one HTTP client every connection thread shares to reach upstreams.
 
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use ureq::config::AutoHeaderValue;
-use ureq::unversioned::resolver::DefaultResolver;
+use ureq::config::{AutoHeaderValue, Config};
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport};
 use ureq::Agent;
 
@@ -42,7 +44,7 @@ const TRUSTED_IDLE: Duration = Duration::from_secs(1);
 /// read whose remaining time changed, which a whole-response deadline does on
 /// each request.
 pub fn agent(config: &ProxyConfig) -> Agent {
-    Agent::with_parts(agent_config(config), DefaultConnector::new().chain(CountingConnector), DefaultResolver::default())
+    Agent::with_parts(agent_config(config), DefaultConnector::new().chain(CountingConnector), EndpointResolver::default())
 }
 
 /// The settings of [`agent`], shared by the TLS agents of `upstream_tls`.
@@ -64,6 +66,29 @@ pub(super) fn agent_config(config: &ProxyConfig) -> ureq::config::Config {
         .timeout_per_read(Some(config.read_timeout))
         .timeout_per_write(Some(config.read_timeout))
         .build()
+}
+
+/// Resolves an upstream URI whose authority is an address (`10.1.2.3:8080`,
+/// `[fd00::1]:80`: what endpoints and ClusterIPs are) without allocating;
+/// anything else goes to ureq's resolver. ureq resolves on every request,
+/// pooled connection or not, and its resolver formats a `host:port` string
+/// and asks the system each time.
+#[derive(Debug, Default)]
+pub(super) struct EndpointResolver {
+    names: DefaultResolver,
+}
+
+impl Resolver for EndpointResolver {
+    fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        match uri.authority().and_then(|authority| authority.as_str().parse::<SocketAddr>().ok()) {
+            Some(address) => {
+                let mut addresses = self.empty();
+                addresses.push(address);
+                Ok(addresses)
+            }
+            None => self.names.resolve(uri, config, timeout),
+        }
+    }
 }
 
 /// Upstream connections open right now, idle in the pool or in use.

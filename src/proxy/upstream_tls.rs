@@ -17,11 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
-use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, TcpConnector, Transport, TransportAdapter};
 use ureq::Agent;
 
-use super::upstream::{agent_config, CountingConnector};
+use super::upstream::{agent_config, CountingConnector, EndpointResolver};
 use super::ProxyConfig;
 use crate::tls::upstream::{BackendTls, TlsKey};
 
@@ -56,7 +55,7 @@ impl TlsAgents {
 
 fn new_agent(config: &ProxyConfig, client_config: Arc<ClientConfig>, server_name: &str) -> Agent {
     let connector = TcpConnector::default().chain(TlsConnector { config: client_config, server_name: server_name.to_string() }).chain(CountingConnector);
-    Agent::with_parts(agent_config(config), connector, DefaultResolver::default())
+    Agent::with_parts(agent_config(config), connector, EndpointResolver::default())
 }
 
 /// Wraps each new connection in TLS with the setting's name, whatever address it goes to.

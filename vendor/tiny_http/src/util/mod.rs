@@ -21,6 +21,9 @@ mod fused_reader;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
+// The one exception to `deny(unsafe_code)`: `madvise` on the thread's own stack.
+#[allow(unsafe_code)]
+pub(crate) mod stack;
 mod task_pool;
 
 /// One slot in the server's count of live connections, released when dropped.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::external::SharedExternal;
+use crate::util::stack;
 use crate::util::LiveConnection;
 
 pub(crate) enum Stream {
@@ -117,6 +118,11 @@ pub(crate) struct ReadPolicy {
     /// Set by a drain: parked connections must close.
     closing_idle: Arc<AtomicBool>,
 }
+
+/// How long a connection waits for its next request before its thread gives back the
+/// stack pages it is not using (see [`stack`]): long after the pause between a busy
+/// client's requests, so a loaded connection never pays for it.
+const RELEASE_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Longest single wait of a parked external stream, whose blocked read holds the stream's
 /// lock so a drain cannot shut it down: it notices the drain after at most this long.
@@ -270,15 +276,23 @@ impl Read for RefinedTcpStream {
             return Ok(0);
         }
         let sliced = matches!(self.stream, Stream::External(_)) && self.read_policy.parked();
+        // Whether this wait already gave back the thread's idle memory.
+        let mut released = false;
         loop {
             let mut timeout = self.read_policy.next_read_timeout()?;
+            let parked_tcp = !sliced && self.read_policy.parked();
             if sliced {
                 timeout = timeout.min(PARKED_EXTERNAL_READ_SLICE);
-            } else if self.read_policy.parked() {
-                // The wait for a keep-alive connection's next request is one read, so the
-                // idle timeout itself bounds it: the same value every time, and the socket
-                // option is not set again for each request.
-                timeout = self.read_policy.idle;
+            } else if parked_tcp {
+                // The wait for a keep-alive connection's next request is one read, so a
+                // fixed value bounds it: the same value every time, and the socket option
+                // is not set again for each request. First the release delay, then the
+                // rest of the idle timeout (set only on connections idle that long).
+                let idle = self.read_policy.idle;
+                timeout = match released {
+                    false => idle.min(RELEASE_IDLE_AFTER),
+                    true => idle.saturating_sub(RELEASE_IDLE_AFTER),
+                };
             }
             if self.applied_read_timeout != Some(timeout) {
                 self.stream.set_read_timeout(timeout)?;
@@ -295,6 +309,19 @@ impl Read for RefinedTcpStream {
                             "server draining",
                         ));
                     }
+                    if !released {
+                        released = true;
+                        stack::release_unused();
+                    }
+                }
+                Err(e)
+                    if parked_tcp
+                        && !released
+                        && self.read_policy.idle > RELEASE_IDLE_AFTER
+                        && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    released = true;
+                    stack::release_unused();
                 }
                 // What a socket read timeout looks like on Unix.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {

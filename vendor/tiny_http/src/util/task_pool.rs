@@ -86,7 +86,9 @@ impl TaskPool {
         let sharing = self.sharing.clone();
         sharing.lock().threads += 1;
 
-        let spawned = thread::Builder::new().stack_size(self.stack_size).spawn(move || {
+        let stack_size = self.stack_size;
+        let spawned = thread::Builder::new().stack_size(stack_size).spawn(move || {
+            super::stack::record_thread_stack(stack_size);
             if let Some(mut f) = initial_fn {
                 f();
             }
