@@ -38,6 +38,7 @@ mod tiny_http_drain;
 mod tiny_http_limits;
 mod tiny_http_parser;
 mod tiny_http_pool;
+mod tiny_http_preface;
 mod tiny_http_serve;
 mod tiny_http_shutdown;
 mod tiny_http_timeouts;
