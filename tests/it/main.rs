@@ -27,6 +27,7 @@ mod proxy_cut;
 mod proxy_e2e;
 mod proxy_fakeapi;
 mod proxy_hardening;
+mod proxy_protocol_e2e;
 mod proxy_websocket;
 mod readme;
 mod status_e2e;
