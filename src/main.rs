@@ -218,6 +218,7 @@ impl MetricsSource for GenerationMetrics {
         let generation = self.0.load();
         tls::write_metrics(&generation.certs, now, out);
         inspect::write_annotation_metrics(&generation, out);
+        inspect::write_invalid_annotation_metrics(&generation, out);
     }
 }
 

@@ -60,7 +60,7 @@ catalogue! {
     "affinity" => NOT_YET,
     "affinity-canary-behavior" => NOT_YET,
     "affinity-mode" => NOT_YET,
-    "allowlist-source-range" => NOT_YET,
+    "allowlist-source-range" => Support::Honoured,
     "app-root" => Support::Honoured,
     "auth-always-set-cookie" => NOT_YET,
     "auth-cache-duration" => NOT_YET,
@@ -107,7 +107,7 @@ catalogue! {
     "custom-headers" => NOT_YET,
     "custom-http-errors" => NOT_YET,
     "default-backend" => NOT_YET,
-    "denylist-source-range" => NOT_YET,
+    "denylist-source-range" => Support::Honoured,
     "disable-proxy-intercept-errors" => NOT_YET,
     "enable-access-log" => Support::Ignored("access logging is set for the whole node with --access-log"),
     "enable-cors" => Support::Honoured,
@@ -193,7 +193,7 @@ catalogue! {
     "upstream-vhost" => Support::Honoured,
     "use-port-in-redirects" => NOT_YET,
     "use-regex" => NOT_YET,
-    "whitelist-source-range" => NOT_YET,
+    "whitelist-source-range" => Support::Honoured,
     "x-forwarded-prefix" => Support::Honoured,
 }
 
@@ -230,6 +230,7 @@ mod tests {
         assert_eq!(
             honoured,
             [
+                "allowlist-source-range",
                 "app-root",
                 "cors-allow-credentials",
                 "cors-allow-headers",
@@ -237,6 +238,7 @@ mod tests {
                 "cors-allow-origin",
                 "cors-expose-headers",
                 "cors-max-age",
+                "denylist-source-range",
                 "enable-cors",
                 "force-ssl-redirect",
                 "permanent-redirect",
@@ -250,6 +252,7 @@ mod tests {
                 "temporal-redirect",
                 "temporal-redirect-code",
                 "upstream-vhost",
+                "whitelist-source-range",
                 "x-forwarded-prefix"
             ]
         );

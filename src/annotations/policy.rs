@@ -10,6 +10,7 @@ use crate::kube::objects::StringMap;
 use std::time::Duration;
 
 use super::cors::{parse_bool, Cors};
+use super::source_range::SourceRanges;
 use super::value;
 
 /// Per-request behaviour from annotations.
@@ -33,6 +34,9 @@ pub struct Policy {
     /// `service-upstream: "true"`: traffic goes to the Service's ClusterIP
     /// (kube-proxy balances), not to the endpoints.
     pub service_upstream: bool,
+    /// `allowlist-source-range` (`whitelist-source-range`) and
+    /// `denylist-source-range`; a bad list refuses every client.
+    pub source_ranges: Option<SourceRanges>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -98,6 +102,10 @@ impl Policy {
             }
         }
         policy.timeouts = (timeouts != UpstreamTimeouts::default()).then_some(timeouts);
+        policy.source_ranges = SourceRanges::from_annotations(annotations);
+        if let Some(SourceRanges::Invalid { annotation, why }) = &policy.source_ranges {
+            problems.push(format!("{annotation} is invalid ({why}): every path of this Ingress answers 403 until it is fixed"));
+        }
         let asked = policy != Policy::default();
         (asked.then_some(policy), problems)
     }

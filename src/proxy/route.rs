@@ -84,6 +84,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     let mut response_headers = Vec::new();
     if let Some(policy) = &route.policy {
         let asked = Asked {
+            client: client.address,
             method: &outcome.method,
             origin: request.headers().iter().find(|h| h.field.equiv("origin")).map(|h| h.value.as_str()),
             secure,

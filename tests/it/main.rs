@@ -30,6 +30,7 @@ mod proxy_hardening;
 mod proxy_protocol_e2e;
 mod proxy_websocket;
 mod readme;
+mod source_range_e2e;
 mod status_e2e;
 mod status_writer;
 mod tiny_http_accept_errors;
