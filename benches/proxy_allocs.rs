@@ -216,6 +216,7 @@ fn proxy_config(http_port: u16) -> ProxyConfig {
         read_timeout: Duration::from_secs(60),
         websocket_idle_timeout: Duration::from_secs(60),
         trusted_proxies: Vec::new(),
+        proxy_protocol: None,
         http_port,
         https_port: 443,
     }

@@ -89,6 +89,10 @@ pub struct Config {
     pub upstream_read_timeout: Duration,
     pub websocket_idle_timeout: Duration,
     pub trusted_proxies: Vec<Cidr>,
+    /// Every connection on the HTTP and HTTPS listeners starts with a PROXY protocol header.
+    pub use_proxy_protocol: bool,
+    /// Peers whose PROXY protocol header is believed; empty: any peer.
+    pub proxy_protocol_trusted_cidrs: Vec<Cidr>,
     pub default_ssl_certificate: Option<ObjectKey>,
     pub tls_handshake_timeout: Duration,
     pub access_log: AccessLog,
@@ -163,6 +167,13 @@ const FLAGS: &[Flag] = &[
     flag("upstream-read-timeout", "SECONDS", "60", "silence allowed between reads of an upstream body"),
     flag("websocket-idle-timeout", "SECONDS", "3600", "an upgraded tunnel with no traffic either way is closed"),
     flag("trusted-proxies", "CIDR,...", "none", "clients whose X-Forwarded-* headers are kept and extended"),
+    Flag {
+        name: "use-proxy-protocol",
+        value: None,
+        default: "off",
+        help: "every HTTP and HTTPS connection must start with a PROXY protocol v1 or v2 header (else it is closed); its address is the client's",
+    },
+    flag("proxy-protocol-trusted-cidrs", "CIDR,...", "any peer", "with --use-proxy-protocol, connections from other peers are closed"),
     flag("default-ssl-certificate", "NS/NAME", "none", "TLS Secret for handshakes no Ingress host matches"),
     flag("tls-handshake-timeout", "SECONDS", "10", "a TLS client must finish its handshake within this"),
     flag("access-log", "text|json|off", "text", "one line per request on stdout"),
@@ -189,6 +200,15 @@ impl std::fmt::Display for UsageError {
 
 fn bad(flag: &str, value: &str, expected: &str) -> UsageError {
     UsageError(format!("invalid value {value:?} for --{flag}: expected {expected}"))
+}
+
+/// A comma-separated CIDR list; empty items are skipped.
+fn cidrs(flag: &str, value: &str) -> Result<Vec<Cidr>, UsageError> {
+    value
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Cidr::parse(s).ok_or_else(|| bad(flag, value, "comma-separated CIDRs")))
+        .collect()
 }
 
 fn seconds(flag: &str, value: &str) -> Result<Duration, UsageError> {
@@ -279,6 +299,8 @@ impl Config {
             upstream_read_timeout: Duration::from_secs(60),
             websocket_idle_timeout: Duration::from_secs(3600),
             trusted_proxies: Vec::new(),
+            use_proxy_protocol: false,
+            proxy_protocol_trusted_cidrs: Vec::new(),
             default_ssl_certificate: None,
             tls_handshake_timeout: Duration::from_secs(10),
             access_log: AccessLog::Text,
@@ -330,6 +352,9 @@ impl Config {
             };
             config.set(name, &value)?;
         }
+        if !config.proxy_protocol_trusted_cidrs.is_empty() && !config.use_proxy_protocol {
+            return Err(UsageError("--proxy-protocol-trusted-cidrs needs --use-proxy-protocol".into()));
+        }
         Ok(Command::Run(Box::new(config)))
     }
 
@@ -371,12 +396,14 @@ impl Config {
             "upstream-response-timeout" => self.upstream_response_timeout = seconds(name, v)?,
             "upstream-read-timeout" => self.upstream_read_timeout = seconds(name, v)?,
             "websocket-idle-timeout" => self.websocket_idle_timeout = seconds(name, v)?,
-            "trusted-proxies" => {
-                self.trusted_proxies = v
-                    .split(',')
-                    .filter(|s| !s.trim().is_empty())
-                    .map(|s| Cidr::parse(s).ok_or_else(|| bad(name, v, "comma-separated CIDRs")))
-                    .collect::<Result<_, _>>()?
+            "trusted-proxies" => self.trusted_proxies = cidrs(name, v)?,
+            "use-proxy-protocol" => self.use_proxy_protocol = v != "false",
+            "proxy-protocol-trusted-cidrs" => {
+                self.proxy_protocol_trusted_cidrs = cidrs(name, v)?;
+                if self.proxy_protocol_trusted_cidrs.is_empty() {
+                    // An empty list must not silently mean "any peer".
+                    return Err(bad(name, v, "at least one CIDR (leave the flag out to trust any peer)"));
+                }
             }
             "default-ssl-certificate" => self.default_ssl_certificate = Some(object_key(name, v)?),
             "tls-handshake-timeout" => self.tls_handshake_timeout = seconds(name, v)?,
@@ -471,6 +498,16 @@ mod tests {
     }
 
     #[test]
+    fn proxy_protocol_trusts_any_peer_unless_told() {
+        let c = run(&[]);
+        assert!(!c.use_proxy_protocol);
+        let c = run(&["--use-proxy-protocol"]);
+        assert!(c.use_proxy_protocol && c.proxy_protocol_trusted_cidrs.is_empty());
+        let c = run(&["--use-proxy-protocol=true", "--proxy-protocol-trusted-cidrs", "10.0.0.0/8, 2001:db8::/32"]);
+        assert_eq!(c.proxy_protocol_trusted_cidrs.len(), 2);
+    }
+
+    #[test]
     fn mistakes_are_usage_errors() {
         for args in [
             &["--nope"][..],
@@ -481,6 +518,9 @@ mod tests {
             &["--token-file"],
             &["stray"],
             &["--default-backend-service", "svc:80"],
+            &["--use-proxy-protocol", "--proxy-protocol-trusted-cidrs", ""],
+            &["--use-proxy-protocol", "--proxy-protocol-trusted-cidrs", "10.0.0.0/33"],
+            &["--proxy-protocol-trusted-cidrs", "10.0.0.0/8"],
         ] {
             assert!(parse(args).is_err(), "{args:?} should be refused");
         }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::annotations;
+use crate::annotations::source_range::SourceRanges;
 use crate::cache::Generation;
 use crate::kube::objects::ObjectKey;
 use crate::prometheus::{self, Type};
@@ -88,6 +89,7 @@ pub fn routes_json(generation: &Generation) -> Value {
             "tlsSecret": if r.host.is_empty() { None } else { tls_secret(&r.host) },
             "rewriteTarget": r.rewrite.as_ref().map(|w| w.target()),
             "canary": canary,
+            "failClosed": fail_closed(r).map(|(annotation, why)| format!("{annotation}: {why}")),
         })
     };
     let conflicts: Vec<Value> = generation
@@ -137,6 +139,39 @@ pub fn write_annotation_metrics(generation: &Generation, out: &mut String) {
     );
     for (annotation, count) in counts {
         prometheus::sample(out, "ingressd_ingress_annotations_ignored", &[("annotation", annotation)], count);
+    }
+}
+
+/// The security annotation whose bad value makes the route refuse every
+/// request (403), and why.
+fn fail_closed(route: &Route) -> Option<(&'static str, &str)> {
+    match route.policy.as_ref()?.source_ranges.as_ref()? {
+        SourceRanges::Invalid { annotation, why } => Some((annotation, why)),
+        SourceRanges::Lists { .. } => None,
+    }
+}
+
+/// `ingressd_ingress_annotations_invalid{annotation}`: how many serving
+/// Ingresses have a bad value for a security annotation, which makes their
+/// paths refuse every request instead of leaving it out.
+pub fn write_invalid_annotation_metrics(generation: &Generation, out: &mut String) {
+    let mut seen: Vec<(&ObjectKey, &str)> = generation
+        .routes
+        .routes()
+        .into_iter()
+        .chain(generation.routes.default_backend())
+        .filter_map(|r| Some((&r.ingress, fail_closed(r)?.0)))
+        .collect();
+    seen.sort();
+    seen.dedup();
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (_, annotation) in seen {
+        *counts.entry(annotation).or_default() += 1;
+    }
+    const NAME: &str = "ingressd_ingress_annotations_invalid";
+    prometheus::header(out, NAME, Type::Gauge, "Serving Ingresses whose security annotation is invalid, so their paths answer 403 (fail closed).");
+    for (annotation, count) in counts {
+        prometheus::sample(out, NAME, &[("annotation", annotation)], count);
     }
 }
 

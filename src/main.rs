@@ -18,7 +18,7 @@ use ingressd::status::{self, StatusConfig};
 use ingressd::metrics::RequestMetrics;
 use ingressd::prometheus::{self, Type};
 use ingressd::stop::Stop;
-use ingressd::{access_log, inspect, migrate, shutdown, tls};
+use ingressd::{access_log, inspect, migrate, proxy_protocol, shutdown, tls};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -218,11 +218,12 @@ impl MetricsSource for GenerationMetrics {
         let generation = self.0.load();
         tls::write_metrics(&generation.certs, now, out);
         inspect::write_annotation_metrics(&generation, out);
+        inspect::write_invalid_annotation_metrics(&generation, out);
     }
 }
 
-/// Client connections held by the server and upstream connections held by
-/// the proxy's pool (idle or in use).
+/// Client connections held by the server, upstream connections held by the
+/// proxy's pool (idle or in use), and connections the PROXY protocol closed.
 struct ConnectionMetrics(Arc<tiny_http::Server>);
 
 impl MetricsSource for ConnectionMetrics {
@@ -231,5 +232,6 @@ impl MetricsSource for ConnectionMetrics {
         prometheus::single(out, "ingressd_client_connections", Type::Gauge, "Client connections open (HTTP and HTTPS).", client);
         let upstream = proxy::upstream::open_connections();
         prometheus::single(out, "ingressd_upstream_connections", Type::Gauge, "Upstream connections open, idle in the pool or in use.", upstream);
+        proxy_protocol::write_metrics(out);
     }
 }

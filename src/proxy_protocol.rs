@@ -6,11 +6,18 @@
 //! says how many more it needs, how long the header is, or why the bytes are
 //! not a header. [`read_header`] is the one place that touches a socket: it
 //! peeks, so it never consumes a byte past the header, and the TLS handshake
-//! or HTTP request behind it reaches its parser untouched.
+//! or HTTP request behind it reaches its parser untouched. [`preface`] is what
+//! the listeners run with `--use-proxy-protocol`: the trusted-peer check, the
+//! header, and the count of connections closed and why.
 
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+use crate::config::Cidr;
+use crate::prometheus::{self, Type};
 
 /// The 12 bytes every version 2 header starts with.
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -46,6 +53,8 @@ impl std::fmt::Display for Error {
         }
     }
 }
+
+impl std::error::Error for Error {}
 
 /// Decodes the start of a connection.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, Error> {
@@ -142,15 +151,15 @@ fn decode_v2(bytes: &[u8]) -> Result<Decoded, Error> {
 /// all of it and one read consumes it. A header split across packets is read
 /// in exact steps instead: [`decode`] never asks for more bytes than the
 /// header holds, so nothing behind it is consumed.
-pub fn read_header(stream: &mut TcpStream, deadline: Instant) -> io::Result<Option<SocketAddr>> {
+pub fn read_header(stream: &TcpStream, deadline: Instant) -> io::Result<Option<SocketAddr>> {
     let original_timeout = stream.read_timeout()?;
     let result = read_header_by(stream, deadline);
     stream.set_read_timeout(original_timeout)?;
     result
 }
 
-fn read_header_by(stream: &mut TcpStream, deadline: Instant) -> io::Result<Option<SocketAddr>> {
-    let invalid = |e: Error| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+fn read_header_by(stream: &TcpStream, deadline: Instant) -> io::Result<Option<SocketAddr>> {
+    let invalid = |e: Error| io::Error::new(io::ErrorKind::InvalidData, e);
     let mut peeked = [0u8; 256];
     arm_timeout(stream, deadline)?;
     let seen = stream.peek(&mut peeked).map_err(deadline_error)?;
@@ -179,7 +188,7 @@ fn arm_timeout(stream: &TcpStream, deadline: Instant) -> io::Result<()> {
     stream.set_read_timeout(Some(left))
 }
 
-fn read_exactly(stream: &mut TcpStream, buffer: &mut [u8], deadline: Instant) -> io::Result<()> {
+fn read_exactly(mut stream: &TcpStream, buffer: &mut [u8], deadline: Instant) -> io::Result<()> {
     let mut filled = 0;
     while filled < buffer.len() {
         arm_timeout(stream, deadline)?;
@@ -200,6 +209,94 @@ fn deadline_error(e: io::Error) -> io::Error {
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timed_out(),
         _ => e,
+    }
+}
+
+/// Why a connection was closed before its first request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rejection {
+    /// The peer is outside `--proxy-protocol-trusted-cidrs`.
+    Untrusted,
+    /// The connection did not start with a header.
+    Missing,
+    Malformed,
+    /// No complete header before the request-head deadline.
+    Timeout,
+    /// The peer closed or reset the connection inside the header.
+    Closed,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 5] = [Rejection::Untrusted, Rejection::Missing, Rejection::Malformed, Rejection::Timeout, Rejection::Closed];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::Untrusted => "untrusted",
+            Rejection::Missing => "missing",
+            Rejection::Malformed => "malformed",
+            Rejection::Timeout => "timeout",
+            Rejection::Closed => "closed",
+        }
+    }
+
+    fn of(error: &io::Error) -> Rejection {
+        match error.kind() {
+            io::ErrorKind::TimedOut => Rejection::Timeout,
+            io::ErrorKind::InvalidData => match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+                Some(Error::Missing) => Rejection::Missing,
+                _ => Rejection::Malformed,
+            },
+            _ => Rejection::Closed,
+        }
+    }
+}
+
+static REJECTED: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static WARNED: [AtomicBool; 5] = [const { AtomicBool::new(false) }; 5];
+
+fn reject(why: Rejection, peer: Option<SocketAddr>, error: io::Error) -> io::Error {
+    REJECTED[why as usize].fetch_add(1, Ordering::Relaxed);
+    let peer = peer.map_or_else(|| "an unknown peer".to_string(), |peer| peer.to_string());
+    // The first of each kind is a warning (most likely a load balancer not
+    // configured to send the header, or an address missing from the trusted
+    // list); the rest are counted, so a scanner cannot flood the log.
+    if !WARNED[why as usize].swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "proxy protocol: closed a connection from {peer}: {error}; further ones are only counted in ingressd_proxy_protocol_rejected_total{{reason=\"{}\"}}",
+            why.label()
+        );
+    } else {
+        log::debug!("proxy protocol: closed a connection from {peer}: {error}");
+    }
+    error
+}
+
+/// What the HTTP and HTTPS listeners run first with `--use-proxy-protocol`:
+/// a peer outside `trusted` (empty: any peer) is closed before a byte is
+/// read, so a client that bypasses the load balancer cannot forge its
+/// address; otherwise the connection must start with a header by
+/// `deadline`. `Ok(None)` means the peer speaks for itself (v2 `LOCAL`).
+pub fn preface(stream: &TcpStream, deadline: Instant, trusted: &[Cidr]) -> io::Result<Option<SocketAddr>> {
+    let peer = stream.peer_addr().ok();
+    let believed = trusted.is_empty() || peer.is_some_and(|peer| trusted.iter().any(|cidr| cidr.contains(peer.ip())));
+    if !believed {
+        let error = io::Error::new(io::ErrorKind::PermissionDenied, "the peer is outside --proxy-protocol-trusted-cidrs");
+        return Err(reject(Rejection::Untrusted, peer, error));
+    }
+    read_header(stream, deadline).map_err(|error| reject(Rejection::of(&error), peer, error))
+}
+
+/// [`preface`] as tiny_http runs it on every connection.
+pub fn tiny_http_preface(trusted: Vec<Cidr>) -> tiny_http::Preface {
+    Arc::new(move |stream: &TcpStream, deadline: Instant| preface(stream, deadline, &trusted))
+}
+
+/// `ingressd_proxy_protocol_rejected_total{reason}`.
+pub fn write_metrics(out: &mut String) {
+    const NAME: &str = "ingressd_proxy_protocol_rejected_total";
+    prometheus::header(out, NAME, Type::Counter, "Connections closed before their first request by --use-proxy-protocol, by reason.");
+    for why in Rejection::ALL {
+        prometheus::sample(out, NAME, &[("reason", why.label())], REJECTED[why as usize].load(Ordering::Relaxed));
     }
 }
 
@@ -315,18 +412,18 @@ mod tests {
             client
         });
         let (mut server, _) = listener.accept().expect("accept");
-        let client = read_header(&mut server, Instant::now() + Duration::from_secs(5)).expect("header");
+        let client = read_header(&server, Instant::now() + Duration::from_secs(5)).expect("header");
         assert_eq!(client, addr("203.0.113.7:4321"));
         let _client = writer.join().expect("writer");
         let mut rest = [0u8; 18];
         server.read_exact(&mut rest).expect("request");
         assert_eq!(&rest, b"GET / HTTP/1.1\r\n\r\n");
 
-        let (mut silent, _keep) = {
+        let (silent, _keep) = {
             let idle = TcpStream::connect(listening).expect("connect");
             (listener.accept().expect("accept").0, idle)
         };
-        let err = read_header(&mut silent, Instant::now() + Duration::from_millis(100)).expect_err("nothing sent");
+        let err = read_header(&silent, Instant::now() + Duration::from_millis(100)).expect_err("nothing sent");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

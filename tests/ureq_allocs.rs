@@ -59,6 +59,7 @@ fn a_pooled_get_allocates_little() {
         trusted_proxies: Vec::new(),
         http_port: 0,
         https_port: 443,
+        proxy_protocol: None,
     };
     let agent = ingressd::proxy::upstream::agent(&config);
     let uri = format!("http://127.0.0.1:{port}/x");

@@ -60,7 +60,7 @@ catalogue! {
     "affinity" => Support::Honoured,
     "affinity-canary-behavior" => NOT_YET,
     "affinity-mode" => Support::Ignored("the sticky cookie names its endpoint, so a session stays there while it is ready, as ingress-nginx's `persistent`; `balanced` re-spreading after a scale-up is not done"),
-    "allowlist-source-range" => NOT_YET,
+    "allowlist-source-range" => Support::Honoured,
     "app-root" => Support::Honoured,
     "auth-always-set-cookie" => NOT_YET,
     "auth-cache-duration" => NOT_YET,
@@ -107,7 +107,7 @@ catalogue! {
     "custom-headers" => NOT_YET,
     "custom-http-errors" => NOT_YET,
     "default-backend" => NOT_YET,
-    "denylist-source-range" => NOT_YET,
+    "denylist-source-range" => Support::Honoured,
     "disable-proxy-intercept-errors" => NOT_YET,
     "enable-access-log" => Support::Ignored("access logging is set for the whole node with --access-log"),
     "enable-cors" => Support::Honoured,
@@ -193,7 +193,7 @@ catalogue! {
     "upstream-vhost" => Support::Honoured,
     "use-port-in-redirects" => NOT_YET,
     "use-regex" => Support::Honoured,
-    "whitelist-source-range" => NOT_YET,
+    "whitelist-source-range" => Support::Honoured,
     "x-forwarded-prefix" => Support::Honoured,
 }
 
@@ -231,6 +231,7 @@ mod tests {
             honoured,
             [
                 "affinity",
+                "allowlist-source-range",
                 "app-root",
                 "backend-protocol",
                 "canary",
@@ -246,6 +247,7 @@ mod tests {
                 "cors-allow-origin",
                 "cors-expose-headers",
                 "cors-max-age",
+                "denylist-source-range",
                 "enable-cors",
                 "force-ssl-redirect",
                 "from-to-www-redirect",
@@ -277,6 +279,7 @@ mod tests {
                 "upstream-hash-by",
                 "upstream-vhost",
                 "use-regex",
+                "whitelist-source-range",
                 "x-forwarded-prefix"
             ]
         );

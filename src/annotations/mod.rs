@@ -14,6 +14,7 @@ pub mod catalogue;
 pub mod cors;
 pub mod policy;
 pub mod rewrite;
+pub mod source_range;
 pub mod secrets;
 
 use std::collections::BTreeMap;
@@ -145,6 +146,12 @@ pub fn markdown_table() -> String {
                 "the name verified and sent as SNI; without it, `SERVICE.NAMESPACE.svc` (ingress-nginx verifies `upstream_balancer`, which no certificate carries)"
             }
             ("proxy-ssl-server-name", _) => "`\"on\"` sends SNI; off (the default) sends none",
+            ("allowlist-source-range" | "whitelist-source-range", _) => {
+                "403 for clients outside the comma-separated CIDRs or addresses (IPv4 and IPv6); `allowlist-` wins over `whitelist-`; a bad list makes every path of the Ingress answer 403 (fails closed)"
+            }
+            ("denylist-source-range", _) => {
+                "403 for clients inside the list; checked before the allow list, and before redirects and CORS preflights; a bad list answers 403 to everyone"
+            }
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::backend_tls::BackendProtocol;
 use super::balance::Balance;
 use super::cors::{parse_bool, Cors};
+use super::source_range::SourceRanges;
 use super::value;
 
 /// Per-request behaviour from annotations.
@@ -42,6 +43,9 @@ pub struct Policy {
     pub balance: Option<Balance>,
     /// `backend-protocol` other than plain HTTP, with the `proxy-ssl-*` settings.
     pub backend_protocol: Option<BackendProtocol>,
+    /// `allowlist-source-range` (`whitelist-source-range`) and
+    /// `denylist-source-range`; a bad list refuses every client.
+    pub source_ranges: Option<SourceRanges>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -112,6 +116,10 @@ impl Policy {
         policy.timeouts = (timeouts != UpstreamTimeouts::default()).then_some(timeouts);
         policy.balance = Balance::from_annotations(annotations, &mut problems);
         policy.backend_protocol = BackendProtocol::from_annotations(annotations, &mut problems);
+        policy.source_ranges = SourceRanges::from_annotations(annotations);
+        if let Some(SourceRanges::Invalid { annotation, why }) = &policy.source_ranges {
+            problems.push(format!("{annotation} is invalid ({why}): every path of this Ingress answers 403 until it is fixed"));
+        }
         let asked = policy != Policy::default();
         (asked.then_some(policy), problems)
     }

@@ -9,14 +9,15 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Cidr;
 
 /// What the proxy knows about the client connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientOrigin<'a> {
-    /// The direct peer of the TCP connection.
+    /// The connection's client: the PROXY protocol address with
+    /// `--use-proxy-protocol`, else the direct peer of the TCP connection.
     pub peer: Option<IpAddr>,
     /// The request came over TLS.
     pub secure: bool,
@@ -49,6 +50,10 @@ pub struct UpstreamRequestHeaders {
     pub request_id: String,
     /// The client asked for a protocol upgrade (`Connection: upgrade` plus `Upgrade`).
     pub upgrade: bool,
+    /// The client address, found in the same walk as X-Real-IP: the peer, or
+    /// from `--trusted-proxies` the first untrusted X-Forwarded-For hop;
+    /// `None` when that hop is not an address.
+    pub client_address: Option<IpAddr>,
 }
 
 /// Headers a proxy consumes rather than forwards (RFC 9110 7.6.1), plus the
@@ -129,6 +134,11 @@ fn real_client_address(chain: &[&str], side: &ClientOrigin) -> Option<String> {
     chain.first().map(|hop| hop.to_string())
 }
 
+/// An X-Forwarded-For hop as an address; some proxies append a port.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|addr| addr.ip()))
+}
+
 /// Builds the upstream request's headers from the client's: drops hop-by-hop
 /// and framing headers and Expect (the proxy answers 100-continue itself),
 /// keeps Host verbatim, and sets X-Forwarded-*, X-Real-IP and X-Request-ID.
@@ -178,6 +188,7 @@ pub fn upstream_request_headers(
         headers.push(("x-forwarded-for".into(), chain.join(", ")));
     }
     let real_ip = if trusted { real_client_address(&chain, side) } else { peer.clone() };
+    let client_address = if trusted { real_ip.as_deref().and_then(hop_address) } else { side.peer };
     if let Some(real_ip) = real_ip {
         headers.push(("x-real-ip".into(), real_ip));
     }
@@ -199,7 +210,7 @@ pub fn upstream_request_headers(
             id
         }
     };
-    UpstreamRequestHeaders { headers, request_id, upgrade }
+    UpstreamRequestHeaders { headers, request_id, upgrade, client_address }
 }
 
 /// The upstream response's headers minus hop-by-hop and framing headers.
@@ -358,21 +369,24 @@ mod tests {
     #[test]
     fn real_ip_table() {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
-        let cases: &[(&str, Option<&str>, &str)] = &[
-            // (peer, incoming X-Forwarded-For, expected X-Real-IP)
-            ("10.0.0.9", None, "10.0.0.9"),
-            ("10.0.0.9", Some("10.1.1.1"), "10.1.1.1"),
-            ("10.0.0.9", Some("198.51.100.1, 203.0.113.7"), "203.0.113.7"),
-            ("10.0.0.9", Some("garbage, 10.1.1.1"), "garbage"),
-            ("192.0.2.1", Some("203.0.113.7"), "192.0.2.1"),
+        let cases: &[(&str, Option<&str>, &str, Option<&str>)] = &[
+            // (peer, incoming X-Forwarded-For, expected X-Real-IP, expected client address)
+            ("10.0.0.9", None, "10.0.0.9", Some("10.0.0.9")),
+            ("10.0.0.9", Some("10.1.1.1"), "10.1.1.1", Some("10.1.1.1")),
+            ("10.0.0.9", Some("198.51.100.1, 203.0.113.7"), "203.0.113.7", Some("203.0.113.7")),
+            ("10.0.0.9", Some("garbage, 10.1.1.1"), "garbage", None),
+            ("10.0.0.9", Some("203.0.113.7:4711"), "203.0.113.7:4711", Some("203.0.113.7")),
+            ("10.0.0.9", Some("[2001:db8::7]:4711"), "[2001:db8::7]:4711", Some("2001:db8::7")),
+            ("192.0.2.1", Some("203.0.113.7"), "192.0.2.1", Some("192.0.2.1")),
         ];
-        for (peer, xff, expected) in cases {
+        for (peer, xff, expected, client_address) in cases {
             let mut client = vec![("Host", "h")];
             if let Some(xff) = xff {
                 client.push(("X-Forwarded-For", xff));
             }
             let head = rewrite(&client, &side(peer, false, &trusted));
             assert_eq!(get(&head, "x-real-ip"), [*expected], "peer {peer} xff {xff:?}");
+            assert_eq!(head.client_address, client_address.map(|a| a.parse().unwrap()), "peer {peer} xff {xff:?}");
         }
     }
 

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use crate::cache::Current;
 use crate::config::{Cidr, Config};
 use crate::kube::objects::{ObjectKey, SmolStr};
+use crate::proxy_protocol;
 
 /// The settings the data plane reads from the command line.
 #[derive(Debug, Clone)]
@@ -47,6 +48,10 @@ pub struct ProxyConfig {
     pub read_timeout: Duration,
     pub websocket_idle_timeout: Duration,
     pub trusted_proxies: Vec<Cidr>,
+    /// `Some` with `--use-proxy-protocol`: every connection, plain and TLS,
+    /// starts with a PROXY protocol header from a peer in this list (empty:
+    /// any peer), and the header's address is the connection's client.
+    pub proxy_protocol: Option<Vec<Cidr>>,
     /// X-Forwarded-Port for plain requests.
     pub http_port: u16,
     /// X-Forwarded-Port for TLS requests, and the port of ssl-redirect targets.
@@ -62,6 +67,7 @@ impl ProxyConfig {
             read_timeout: config.upstream_read_timeout,
             websocket_idle_timeout: config.websocket_idle_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
+            proxy_protocol: config.use_proxy_protocol.then(|| config.proxy_protocol_trusted_cidrs.clone()),
             http_port: config.http_addr.port(),
             https_port: config.https_addr.port(),
         }
@@ -121,6 +127,9 @@ pub(crate) struct Shared {
 /// tiny_http's connection threads are the proxy's only threads. One server
 /// carries plain and TLS connections alike: each request's `secure()` decides.
 /// The connection threads get [`THREAD_STACK_SIZE`] whatever `limits` says.
+/// With `config.proxy_protocol`, each connection's PROXY protocol header is
+/// read on its own thread before anything else (for TLS, before the
+/// handshake), and its address is what `remote_addr` reports from then on.
 pub fn serve(
     listener: TcpListener,
     limits: tiny_http::Limits,
@@ -136,9 +145,14 @@ pub fn serve(
         buffers: buffers::BufferPool::new(buffers::COPY_BUFFER, buffers::POOLED_BUFFERS),
         config,
     });
+    let preface = shared.config.proxy_protocol.clone().map(proxy_protocol::tiny_http_preface);
     let handler: tiny_http::Handler = Arc::new(move |request| handle(&shared, request, observer.as_ref()));
     let limits = tiny_http::Limits { thread_stack_size: THREAD_STACK_SIZE, ..limits };
-    tiny_http::Server::from_listener_serving(listener, limits, handler)
+    let server = match preface {
+        Some(preface) => tiny_http::Server::from_listener_serving_with_preface(listener, limits, handler, preface),
+        None => tiny_http::Server::from_listener_serving(listener, limits, handler),
+    };
+    server
         .map(Arc::new)
         .map_err(|e| format!("cannot start the HTTP server: {e}"))
 }

@@ -4,6 +4,7 @@
 //! imports the other.
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use super::headers::UpstreamRequestHeaders;
@@ -14,6 +15,12 @@ use crate::routes::{Route, Upstream};
 /// What the handler knows about the client's request after reading its head.
 #[derive(Clone, Copy)]
 pub(super) struct ClientRequest {
+    /// The client address every phase after reading the head uses (access
+    /// lists, limits): the PROXY protocol address with
+    /// `--use-proxy-protocol`, else the peer; from `--trusted-proxies`, the
+    /// first untrusted X-Forwarded-For hop. `None` when unknown (a hop that
+    /// is not an address), which access checks treat as outside every list.
+    pub address: Option<IpAddr>,
     pub http10: bool,
     pub close: bool,
     pub head_request: bool,

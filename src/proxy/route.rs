@@ -37,6 +37,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let upstream_head = headers::upstream_request_headers(&header_refs, &origin, headers::new_request_id);
         let chunked = header_refs.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
         let client = ClientRequest {
+            address: upstream_head.client_address,
             http10,
             close: headers::client_wants_close(version.1, &header_refs),
             head_request: request.method().as_str().eq_ignore_ascii_case("HEAD"),
@@ -85,6 +86,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     let mut response_headers = Vec::new();
     if let Some(policy) = &route.policy {
         let asked = Asked {
+            client: client.address,
             method: &outcome.method,
             origin: request.headers().iter().find(|h| h.field.equiv("origin")).map(|h| h.value.as_str()),
             secure,

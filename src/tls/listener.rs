@@ -2,7 +2,9 @@
 //!
 //! Nothing here reads from a client: the handshake runs lazily on the
 //! connection's own tiny_http thread, so one slow client never delays the
-//! next accept.
+//! next accept. With `--use-proxy-protocol` the server's preface reads the
+//! PROXY protocol header there too, from the stream's shared socket, before
+//! the first TLS byte.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};

@@ -234,6 +234,7 @@ pub fn test_config() -> ProxyConfig {
         read_timeout: Duration::from_secs(5),
         websocket_idle_timeout: Duration::from_secs(5),
         trusted_proxies: Vec::new(),
+        proxy_protocol: None,
         http_port: 0,
         https_port: 443,
     }

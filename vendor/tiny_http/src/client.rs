@@ -10,10 +10,12 @@ use std::time::Instant;
 use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
+use crate::util::refined_tcp_stream::TcpSocket;
 use crate::util::RefinedTcpStream;
 use crate::util::{Drain, Parked};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Limits;
+use crate::Preface;
 use crate::Request;
 use crate::ShutdownHandle;
 
@@ -76,6 +78,12 @@ pub struct ClientConnection {
 
     /// Holds each head line while it is parsed; kept for the connection's next requests.
     line: Vec<u8>,
+
+    /// The TCP socket a preface is read from; dropped once it was read (or not wanted).
+    preface_socket: Option<TcpSocket>,
+
+    /// Set by the preface: the first request head shares its deadline.
+    first_head_deadline: Option<Instant>,
 }
 
 /// Error that can happen when reading a request.
@@ -105,6 +113,7 @@ impl ClientConnection {
         let body_abandoned = read_socket.body_abandoned();
         let read_policy = read_socket.read_policy();
         let shutdown = read_socket.shutdown_handle();
+        let preface_socket = read_socket.tcp_socket();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -130,7 +139,26 @@ impl ClientConnection {
             parked: None,
             response_said_close: Arc::default(),
             line: Vec::with_capacity(256),
+            preface_socket,
+            first_head_deadline: None,
         }
+    }
+
+    /// Runs `preface` on the TCP socket before the first request; on success its address,
+    /// if any, becomes the connection's remote address. The first head's deadline starts
+    /// now, so the preface and that head together get `header_timeout`.
+    pub(crate) fn read_preface(&mut self, preface: &Preface) -> Result<(), IoError> {
+        let deadline = Instant::now() + self.limits.header_timeout;
+        let socket = self.preface_socket.take();
+        let tcp = socket
+            .as_ref()
+            .and_then(TcpSocket::tcp)
+            .ok_or_else(|| IoError::new(ErrorKind::Unsupported, "a preface needs a TCP socket"))?;
+        if let Some(client) = preface(tcp, deadline)? {
+            self.remote_addr = Some(client);
+        }
+        self.first_head_deadline = Some(deadline);
+        Ok(())
     }
 
     /// Reads the next line from self.next_header_source into `buf` (cleared first),
@@ -220,8 +248,13 @@ impl ClientConnection {
             self.read_policy
                 .set_head_deadline(Some(now + self.limits.idle_timeout));
         } else {
-            self.read_policy
-                .set_head_deadline(Some(now + self.limits.header_timeout));
+            // Without a preface the socket is not needed past this point.
+            self.preface_socket = None;
+            let deadline = self
+                .first_head_deadline
+                .take()
+                .unwrap_or(now + self.limits.header_timeout);
+            self.read_policy.set_head_deadline(Some(deadline));
         }
         // The line buffer is lent out while the head is read; a failed read ends the
         // connection, so it need not come back then.

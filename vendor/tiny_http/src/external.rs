@@ -25,7 +25,10 @@ pub trait ExternalStream: Read + Write + Send + 'static {
     /// holds that lock until its read timeout, which may be the whole idle timeout.
     /// Shutting the socket itself down wakes that read at once.
     ///
-    /// `None` (the default) shuts down through `shutdown`, under the lock.
+    /// A server with a `Preface` reads it from this socket before the stream's first read.
+    ///
+    /// `None` (the default) shuts down through `shutdown`, under the lock, and makes a
+    /// server with a `Preface` close the connection.
     fn shared_socket(&self) -> Option<Arc<TcpStream>> {
         None
     }
@@ -79,6 +82,11 @@ impl SharedExternal {
 
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
         self.lock().peer_addr()
+    }
+
+    /// `ExternalStream::shared_socket`, as taken when the stream was wrapped.
+    pub(crate) fn socket(&self) -> Option<Arc<TcpStream>> {
+        self.state.socket.clone()
     }
 
     pub(crate) fn shutdown(&self) -> io::Result<()> {

@@ -95,7 +95,7 @@ use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
@@ -103,7 +103,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use client::ClientConnection;
 use connection::Connection;
@@ -169,12 +169,26 @@ struct Shared {
 
     /// Set when requests are handled on their connection's thread instead of `recv()`.
     handler: Option<Handler>,
+
+    /// Run on each connection's thread before its first request is read.
+    preface: Option<Preface>,
 }
 
 /// Handles one request on the thread that owns its connection. The connection's next
 /// request is read once it returns, so a connection's requests are handled in order and
 /// no request crosses threads.
 pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
+
+/// Reads what a connection sends before HTTP (a PROXY protocol header), on the
+/// connection's own thread, from the TCP socket under it (for an external stream, its
+/// `ExternalStream::shared_socket`, before any TLS byte), by the given deadline: the
+/// first request head's deadline, which the preface's time counts against.
+///
+/// `Ok(Some(addr))` makes `addr` the connection's `Request::remote_addr`; `Ok(None)`
+/// keeps the peer address. An error closes the connection without an answer, as does a
+/// connection with no TCP socket to read (a Unix socket, an external stream without a
+/// shared socket).
+pub type Preface = Arc<dyn Fn(&TcpStream, Instant) -> IoResult<Option<SocketAddr>> + Send + Sync>;
 
 /// Limits that make the server safe on an edge node.
 #[derive(Debug, Clone)]
@@ -300,7 +314,7 @@ impl Server {
         if ssl_config.is_some() {
             return Err("this tiny_http has no built-in TLS: use Server::serve_stream".into());
         }
-        Self::start(listener.into(), Limits::default(), None)
+        Self::start(listener.into(), Limits::default(), None, None)
     }
 
     /// Builds a server on a listener accepted elsewhere, with explicit limits.
@@ -308,7 +322,7 @@ impl Server {
         listener: std::net::TcpListener,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), limits, None)
+        Self::start(listener.into(), limits, None, None)
     }
 
     /// Builds a server that runs `handler` for each request on the thread of the request's
@@ -321,13 +335,25 @@ impl Server {
         limits: Limits,
         handler: Handler,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::start(listener.into(), limits, Some(handler))
+        Self::start(listener.into(), limits, Some(handler), None)
+    }
+
+    /// Like `from_listener_serving`, and every connection, TCP and `serve_stream` alike,
+    /// first goes through `preface`.
+    pub fn from_listener_serving_with_preface(
+        listener: std::net::TcpListener,
+        limits: Limits,
+        handler: Handler,
+        preface: Preface,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(listener.into(), limits, Some(handler), Some(preface))
     }
 
     fn start(
         listener: Listener,
         limits: Limits,
         handler: Option<Handler>,
+        preface: Option<Preface>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the TcpListener
         let (server, local_addr) = {
@@ -344,6 +370,7 @@ impl Server {
             live_connections: Arc::new(AtomicUsize::new(0)),
             drain: Arc::default(),
             handler,
+            preface,
         });
 
         let inside_shared = shared.clone();
@@ -572,11 +599,18 @@ impl Shared {
     fn serve_client(&self, client: ClientConnection) {
         let messages = self.messages.clone();
         let handler = self.handler.clone();
+        let preface = self.preface.clone();
         let mut client = Some(client);
         self.connection_threads.spawn(Box::new(move || {
-            let Some(client) = client.take() else {
+            let Some(mut client) = client.take() else {
                 return;
             };
+            if let Some(preface) = &preface {
+                if let Err(e) = client.read_preface(preface) {
+                    log::debug!("closing a connection whose preface failed: {}", e);
+                    return;
+                }
+            }
             match &handler {
                 Some(handler) => handle_in_place(client, handler),
                 None => {

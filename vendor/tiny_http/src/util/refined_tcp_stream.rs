@@ -1,6 +1,6 @@
 use std::io::Result as IoResult;
 use std::io::{Error as IoError, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -25,6 +25,26 @@ impl Stream {
         match self {
             Stream::Http(tcp_stream) => Stream::Http(tcp_stream.clone()),
             Stream::External(external) => Stream::External(external.clone()),
+        }
+    }
+}
+
+/// The TCP socket under a connection, held only until its preface is read.
+pub(crate) enum TcpSocket {
+    Http(Arc<Connection>),
+    External(Arc<TcpStream>),
+}
+
+impl TcpSocket {
+    /// `None` for a Unix socket.
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            TcpSocket::Http(connection) => match &**connection {
+                Connection::Tcp(tcp) => Some(tcp),
+                #[cfg(unix)]
+                Connection::Unix(_) => None,
+            },
+            TcpSocket::External(tcp) => Some(tcp),
         }
     }
 }
@@ -247,6 +267,15 @@ impl RefinedTcpStream {
     /// The flag that makes reads end once a request body was given up.
     pub(crate) fn body_abandoned(&self) -> Arc<AtomicBool> {
         self.body_abandoned.clone()
+    }
+
+    /// The TCP socket under the stream; `None` for an external stream without a shared
+    /// socket.
+    pub(crate) fn tcp_socket(&self) -> Option<TcpSocket> {
+        match &self.stream {
+            Stream::Http(connection) => Some(TcpSocket::Http(connection.clone())),
+            Stream::External(external) => external.socket().map(TcpSocket::External),
+        }
     }
 
     /// The shared stream when it came through `Server::serve_stream`.
