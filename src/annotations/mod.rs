@@ -7,8 +7,10 @@
 //! Ingress without deleting what ingress-nginx read. [`catalogue`] says what
 //! ingressd does with each name.
 
+pub mod basic_auth;
 pub mod catalogue;
 pub mod cors;
+pub mod htpasswd;
 pub mod policy;
 pub mod secrets;
 

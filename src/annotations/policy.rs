@@ -6,8 +6,11 @@
 //! bad value is reported and left out: the Ingress then behaves as if the
 //! annotation were absent (ingressd's defaults, not nginx's).
 
-use crate::kube::objects::StringMap;
+use crate::kube::objects::{Ingress, ObjectKey, Secret, StringMap};
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::basic_auth::{self, BasicAuth};
 
 use super::cors::{parse_bool, Cors};
 use super::value;
@@ -33,6 +36,8 @@ pub struct Policy {
     /// `service-upstream: "true"`: traffic goes to the Service's ClusterIP
     /// (kube-proxy balances), not to the endpoints.
     pub service_upstream: bool,
+    /// `auth-type: basic` and its Secret, compiled.
+    pub basic_auth: Option<BasicAuth>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -52,6 +57,18 @@ pub struct Redirect {
 }
 
 impl Policy {
+    /// The policy of `ingress`: its annotations, and the Secrets they name
+    /// looked up with `secret` (the snapshot being compiled).
+    pub fn for_ingress<'s>(ingress: &Ingress, secret: impl Fn(&ObjectKey) -> Option<&'s Arc<Secret>>) -> (Option<Policy>, Vec<String>) {
+        let annotations = &ingress.metadata.annotations;
+        let (policy, mut problems) = Policy::from_annotations(annotations);
+        let basic_auth = basic_auth::from_annotations(annotations, &ingress.metadata.namespace, secret, &mut problems);
+        if basic_auth.is_none() {
+            return (policy, problems);
+        }
+        (Some(Policy { basic_auth, ..policy.unwrap_or_default() }), problems)
+    }
+
     /// The policy `annotations` ask for (`None` when they ask for nothing),
     /// and a description of every value that had to be left out.
     pub fn from_annotations(annotations: &StringMap) -> (Option<Policy>, Vec<String>) {

@@ -33,6 +33,12 @@ impl<'a> BackendResolver<'a> {
         BackendResolver { snapshot, mode, resolved: HashMap::new() }
     }
 
+    /// The snapshot backends resolve against, which also holds the Secrets
+    /// that policies compile in.
+    pub(crate) fn snapshot(&self) -> &'a Snapshot {
+        self.snapshot
+    }
+
     /// Resolves an Ingress backend in `namespace` (the Ingress's own);
     /// `mode` is the Ingress's own where it sets one.
     pub(crate) fn resolve(&mut self, namespace: &'a str, backend: &'a IngressBackend, ingress: &ObjectKey, mode: Option<UpstreamMode>) -> ResolvedBackend {
