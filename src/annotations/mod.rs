@@ -98,6 +98,14 @@ pub fn markdown_table() -> String {
             ("proxy-connect-timeout" | "proxy-read-timeout" | "proxy-send-timeout", _) => {
                 "whole seconds, as ingress-nginx reads them; read covers the response head and each body read; a bad value keeps the command line's timeout"
             }
+            ("auth-type", _) => "`basic`; `digest` (and any other value) answers 503, failing closed; without `auth-type` there is no authentication, as in ingress-nginx",
+            ("auth-secret", _) => {
+                "`name` or `namespace/name` of the Ingress's own namespace; another namespace, a missing Secret or one without a usable line answers 503"
+            }
+            ("auth-secret-type", _) => {
+                "`auth-file` (key `auth`, htpasswd lines) or `auth-map` (one key per user); hashes: bcrypt (`$2y$`, `$2b$`, `$2a$`), `$apr1$`, `$1$`, `{SHA}`"
+            }
+            ("auth-realm", _) => "sent in `WWW-Authenticate: Basic realm=\"...\"` with the 401",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",

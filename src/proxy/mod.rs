@@ -4,6 +4,7 @@
 //!
 //! Along the request's way:
 //! - [`route`]: read the request, find its route, apply the route's policy.
+//! - [`basic_auth`]: the credentials check of `auth-type: basic` routes.
 //! - [`forward`]: send it upstream (endpoint fallback, one fresh-connection retry).
 //! - [`response`]: stream the answer back with the proxy's own framing.
 //! - [`tunnel`]: protocol upgrades (WebSocket) relayed over raw sockets.
@@ -13,6 +14,7 @@
 //! Agent), [`holddown`] (endpoints that refused a connection are tried last
 //! for a while), [`buffers`] (copy buffers lent per request).
 
+mod basic_auth;
 mod buffers;
 mod forward;
 pub mod headers;

@@ -8,6 +8,7 @@ use super::headers::{self, ClientOrigin};
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
 use super::policy::{self, Asked, Decision};
+use super::basic_auth::{self, Verdict};
 use super::{forward, tunnel, Outcome, Shared};
 use crate::routes::Backend;
 
@@ -101,6 +102,22 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
         let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
+    }
+
+    if let Some(auth) = route.policy.as_deref().and_then(|policy| policy.basic_auth.as_ref()) {
+        let authorization = request.headers().iter().filter(|h| h.field.equiv("authorization")).map(|h| h.value.as_str());
+        match basic_auth::check(auth, authorization) {
+            // Consumed here: the backend never sees the password.
+            Verdict::Pass => upstream_head.headers.retain(|(name, _)| name != "authorization"),
+            Verdict::Challenge => {
+                let challenge = basic_auth::challenge(auth);
+                return reply(request, &client, outcome, started, 401, "authorization required", &[("www-authenticate", challenge.as_bytes())]);
+            }
+            Verdict::Unavailable => {
+                log::debug!("{host}{}: basic auth of ingress {} cannot be set up (see its warning)", target.path(), route.ingress);
+                return reply(request, &client, outcome, started, 503, "authentication unavailable", &[]);
+            }
+        }
     }
 
     let upstreams = match &route.backend {

@@ -13,6 +13,7 @@ mod tiny_http_common;
 mod tls_support;
 
 mod annotations_e2e;
+mod basic_auth;
 mod cli;
 mod dockerfile;
 mod drain;
