@@ -1,5 +1,6 @@
 //! Connections accepted outside tiny_http (TLS sessions), served through `Server::serve_stream`.
 
+use std::any::Any;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,14 @@ pub trait ExternalStream: Read + Write + Send + 'static {
     ///
     /// `None` (the default) shuts down through `shutdown`, under the lock.
     fn shared_socket(&self) -> Option<Arc<TcpStream>> {
+        None
+    }
+    /// What the stream learnt while setting up (a TLS session's server name and client
+    /// certificate), for `Request::session`. Asked once per connection, after its first
+    /// request head was read, so a handshake run lazily by the first read is over by then.
+    ///
+    /// `None` (the default) when there is nothing to tell.
+    fn session(&self) -> Option<Arc<dyn Any + Send + Sync>> {
         None
     }
 }
@@ -79,6 +88,10 @@ impl SharedExternal {
 
     pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
         self.lock().peer_addr()
+    }
+
+    pub(crate) fn session(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.lock().session()
     }
 
     pub(crate) fn shutdown(&self) -> io::Result<()> {
