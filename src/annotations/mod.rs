@@ -9,6 +9,7 @@
 
 pub mod basic_auth;
 pub mod catalogue;
+pub mod client_cert;
 pub mod cors;
 pub mod htpasswd;
 pub mod policy;
