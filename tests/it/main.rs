@@ -15,6 +15,7 @@ mod tls_support;
 mod annotations_e2e;
 mod basic_auth;
 mod cli;
+mod client_cert;
 mod dockerfile;
 mod drain;
 mod ingressd_e2e;
