@@ -106,6 +106,15 @@ pub fn markdown_table() -> String {
             ("auth-secret-type", _) => {
                 "`auth-file` (key `auth`, htpasswd lines) or `auth-map` (one key per user); hashes: bcrypt (`$2y$`, `$2b$`, `$2a$`), `$apr1$`, `$1$`, `{SHA}`"
             }
+            ("auth-tls-secret", _) => {
+                "CA bundle (`ca.crt`) for the whole host, from the oldest Ingress on it that sets one; a certificate is asked for by SNI; a request whose Host is not the SNI name answers 421; a missing or unusable CA answers 403; plain HTTP gets 308 to https"
+            }
+            ("auth-tls-verify-client", _) => {
+                "`on` (default: 400 without a valid certificate), `optional` (400 for an invalid one), `optional_no_ca`, `off`; upstreams get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn`"
+            }
+            ("auth-tls-verify-depth", _) => "certificates allowed between the client's and a CA of the bundle, plus one (default 1: signed directly by the CA)",
+            ("auth-tls-pass-certificate-to-upstream", _) => "the client's certificate as URL-escaped PEM in `ssl-client-cert`",
+            ("auth-tls-error-page", _) => "a failed verification answers 302 to this URL instead of 400",
             ("auth-realm", _) => "sent in `WWW-Authenticate: Basic realm=\"...\"` with the 401",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
