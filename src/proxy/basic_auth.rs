@@ -82,10 +82,13 @@ fn verify(hash: &Hash, password: &[u8]) -> bool {
     ok
 }
 
+/// The remembered digests, and their order of arrival.
+type Remembered = (HashSet<[u8; 32]>, VecDeque<[u8; 32]>);
+
 /// Remembered bcrypt successes: keyed digests, bounded, oldest out first.
 pub(super) struct VerifiedCache {
     key: hmac::Key,
-    entries: Mutex<(HashSet<[u8; 32]>, VecDeque<[u8; 32]>)>,
+    entries: Mutex<Remembered>,
     capacity: usize,
 }
 

@@ -252,9 +252,9 @@ impl ClientAuthSet {
                     None => (&mut set.exact, &previous.exact, pattern),
                 };
                 // An older Ingress may have decided this host already.
-                if !map.contains_key(&name) {
-                    let earlier = earlier_map.get(&name).filter(|earlier| ***earlier == *compiled);
-                    map.insert(name, Arc::clone(earlier.unwrap_or(&compiled)));
+                if let std::collections::hash_map::Entry::Vacant(slot) = map.entry(name) {
+                    let earlier = earlier_map.get(slot.key()).filter(|earlier| ***earlier == *compiled);
+                    slot.insert(Arc::clone(earlier.unwrap_or(&compiled)));
                 }
             }
         }
