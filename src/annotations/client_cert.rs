@@ -50,6 +50,8 @@ pub struct ClientCertSettings {
     pub pass_certificate: bool,
     /// `auth-tls-error-page`: where a failed verification is redirected.
     pub error_page: Option<String>,
+    /// `auth-tls-match-cn`: a regular expression the subject DN must match.
+    pub match_cn: Option<String>,
 }
 
 /// The settings `annotations` of an Ingress in `namespace` ask for; `None`
@@ -90,7 +92,8 @@ pub fn from_annotations(annotations: &StringMap, namespace: &str, problems: &mut
             None
         }
     });
-    Some(ClientCertSettings { secret, verify, depth, pass_certificate, error_page })
+    let match_cn = value(annotations, "auth-tls-match-cn").map(str::to_string);
+    Some(ClientCertSettings { secret, verify, depth, pass_certificate, error_page, match_cn })
 }
 
 /// An absolute http(s) URL or a path, as a Location header may carry it.
@@ -126,6 +129,7 @@ mod tests {
             depth,
             pass_certificate,
             error_page: error_page.map(str::to_string),
+            match_cn: None,
         };
         let cases: &[(&[(&str, &str)], Option<ClientCertSettings>, usize)] = &[
             (&[], None, 0),

@@ -114,6 +114,7 @@ pub fn markdown_table() -> String {
             }
             ("auth-tls-verify-depth", _) => "certificates allowed between the client's and a CA of the bundle, plus one (default 1: signed directly by the CA)",
             ("auth-tls-pass-certificate-to-upstream", _) => "the client's certificate as URL-escaped PEM in `ssl-client-cert`",
+            ("auth-tls-match-cn", _) => "a regular expression the subject DN (`CN=...,O=...`) must match, else 403; an invalid one answers 403 too",
             ("auth-tls-error-page", _) => "a failed verification answers 302 to this URL instead of 400",
             ("auth-realm", _) => "sent in `WWW-Authenticate: Basic realm=\"...\"` with the 401",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",

@@ -65,6 +65,9 @@ pub(super) fn decide(secure: bool, session: Option<&ClientSession>, host: &str, 
             None => Decision::Reject(400, text),
         };
     }
+    if !auth.subject_allowed(&session.subject_dn) {
+        return Decision::Reject(403, "client certificate unauthorized");
+    }
     let mut headers = vec![
         ("ssl-client-verify", session.verification.header_value()),
         ("ssl-client-subject-dn", session.subject_dn.clone()),

@@ -39,6 +39,8 @@ pub struct ClientAuth {
     pub ingress: ObjectKey,
     /// The CA bundle, or why the host cannot verify (it then answers 403).
     ca: Result<Ca, String>,
+    /// `auth-tls-match-cn`, compiled.
+    match_cn: Option<regex::Regex>,
     /// The handshake configuration, built on first use from the listener's.
     handshake: OnceLock<Option<Arc<ServerConfig>>>,
 }
@@ -104,6 +106,12 @@ impl ClientAuth {
     /// Whether requests can be served at all (the CA is usable).
     pub fn usable(&self) -> bool {
         self.ca.is_ok()
+    }
+
+    /// Whether a subject DN passes `auth-tls-match-cn` (unanchored, as
+    /// nginx's `$ssl_client_s_dn !~`); true without one.
+    pub fn subject_allowed(&self, subject_dn: &str) -> bool {
+        self.match_cn.as_ref().is_none_or(|pattern| pattern.is_match(subject_dn))
     }
 
     /// The configuration to finish a handshake with: `base`'s, asking for a
@@ -239,11 +247,17 @@ impl ClientAuthSet {
             if let Ok(secret) = &settings.secret {
                 set.secrets.insert(secret.clone());
             }
-            let ca = settings.secret.clone().and_then(|secret| load_ca(snapshot, &secret));
+            let match_cn = match settings.match_cn.as_deref().map(regex::Regex::new) {
+                None => Ok(None),
+                Some(Ok(pattern)) => Ok(Some(pattern)),
+                Some(Err(_)) => Err("auth-tls-match-cn is not a valid regular expression".to_string()),
+            };
+            let ca = settings.secret.clone().and_then(|secret| load_ca(snapshot, &secret)).and_then(|ca| match_cn.as_ref().map(|_| ca).map_err(Clone::clone));
+            let match_cn = match_cn.unwrap_or_default();
             if let Err(why) = &ca {
                 log::warn!("ingress {key}: client certificates cannot be verified: {why}; its hosts answer 403");
             }
-            let compiled = Arc::new(ClientAuth { settings, ingress: key, ca, handshake: OnceLock::new() });
+            let compiled = Arc::new(ClientAuth { settings, ingress: key, ca, match_cn, handshake: OnceLock::new() });
             for rule in &ingress.spec.rules {
                 let pattern = normalize_host(rule.host.as_deref().unwrap_or(""));
                 let (map, earlier_map, name) = match pattern.strip_prefix("*.") {

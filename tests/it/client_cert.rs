@@ -67,12 +67,14 @@ struct Edge {
     good: Issued,
     /// Signed by another CA.
     stranger: Issued,
+    /// Signed by the trusted CA, CN=admin.example.
+    admin: Issued,
 }
 
 fn start() -> Edge {
     let api = Api::start();
     let server_ca = Ca::new();
-    let names: Vec<String> = ["on", "optional", "off", "nca", "open", "broken"].iter().map(|n| format!("{n}.example.com")).collect();
+    let names: Vec<String> = ["on", "optional", "off", "nca", "open", "broken", "paged", "named"].iter().map(|n| format!("{n}.example.com")).collect();
     let serving = server_ca.issue(&names.iter().map(String::as_str).collect::<Vec<_>>());
     let trusted = Ca::new();
     let other = Ca::new();
@@ -88,12 +90,14 @@ fn start() -> Edge {
         site("nca", &[("auth-tls-secret", "client-ca"), ("auth-tls-verify-client", "optional_no_ca")]),
         site("open", &[]),
         site("broken", &[("auth-tls-secret", "no-such-ca")]),
+        site("paged", &[("auth-tls-secret", "client-ca"), ("auth-tls-error-page", "https://help.example.com/certificates")]),
+        site("named", &[("auth-tls-secret", "client-ca"), ("auth-tls-match-cn", "CN=admin")]),
     ] {
         api.fake.create(object);
     }
     let ingressd = Ingressd::start(&api, &[]);
     assert!(ingressd.wait_ready(WAIT));
-    let edge = Edge { _api: api, ingressd, good: trusted.issue(&["client.example"]), stranger: other.issue(&["client.example"]) };
+    let edge = Edge { _api: api, ingressd, good: trusted.issue(&["client.example"]), stranger: other.issue(&["client.example"]), admin: trusted.issue(&["admin.example"]) };
     // The CA Secret arrives by its own watch, after readiness.
     assert!(wait_until(WAIT, || edge.get("on", "on", Some(&edge.good), &[]).map(|r| r.status) == Some(200)));
     edge
@@ -159,6 +163,12 @@ fn verification_modes_decide_as_ingress_nginx() {
     assert_eq!(header(&seen(&off), "ssl-client-verify"), Some("none"), "off asks for no certificate");
 
     assert_eq!(edge.status("broken", "broken", good), 403, "a missing CA Secret fails closed");
+
+    let paged = edge.get("paged", "paged", None, &[]).expect("answer");
+    assert_eq!((paged.status, paged.header("location")), (302, Some("https://help.example.com/certificates")));
+    assert_eq!(edge.status("paged", "paged", good), 200);
+    assert_eq!(edge.status("named", "named", good), 403, "CN=client.example does not match CN=admin");
+    assert_eq!(edge.status("named", "named", Some(&edge.admin)), 200);
     assert_eq!(edge.status("open", "open", None), 200, "a host without settings is untouched");
 }
 
