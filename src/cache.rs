@@ -22,6 +22,7 @@ use crate::kube::{Event, Kind, Object};
 use crate::prometheus::{self, Type};
 use crate::routes::{self, Changes, RouteCompiler, RouteConfig, RouteTable};
 use crate::store::{Snapshot, Store};
+use crate::tls::client_auth::ClientAuthSet;
 use crate::tls::CertSet;
 
 /// What the cache thread compiled from one snapshot.
@@ -30,6 +31,8 @@ pub struct Generation {
     pub snapshot: Arc<Snapshot>,
     pub routes: Arc<RouteTable>,
     pub certs: Arc<CertSet>,
+    /// Client-certificate settings by host (`auth-tls-*`).
+    pub client_auth: Arc<ClientAuthSet>,
 }
 
 /// The published generation.
@@ -84,7 +87,8 @@ pub fn compile(snapshot: &Arc<Snapshot>, config: &CompileConfig, previous: &Gene
     let served = routes::served_ingresses(snapshot, &config.routes);
     let routes = routes::compile_served(snapshot, &served, &config.routes);
     let certs = CertSet::compile(snapshot, &served, config.default_certificate.as_ref(), &previous.certs);
-    Generation { snapshot: Arc::clone(snapshot), routes: Arc::new(routes), certs: Arc::new(certs) }
+    let client_auth = ClientAuthSet::compile(snapshot, &served, &previous.client_auth);
+    Generation { snapshot: Arc::clone(snapshot), routes: Arc::new(routes), certs: Arc::new(certs), client_auth: Arc::new(client_auth) }
 }
 
 /// The cache thread's compiler: routes are kept up to date by parts (see
@@ -116,13 +120,17 @@ impl Compiler {
         };
         let routes = if first || changes.touches_routes() { Arc::new(compiler.table().clone()) } else { Arc::clone(&previous.routes) };
         let secret_in_use = changes.secrets.iter().any(|key| previous.certs.names(key) || self.config.default_certificate.as_ref() == Some(key));
-        let certs = if tls_changed || secret_in_use {
-            let served = compiler.tls_ingresses(snapshot);
-            Arc::new(CertSet::compile(snapshot, &served, self.config.default_certificate.as_ref(), &previous.certs))
-        } else {
-            Arc::clone(&previous.certs)
+        let ca_in_use = changes.secrets.iter().any(|key| previous.client_auth.names_secret(key));
+        let served = (tls_changed || secret_in_use || ca_in_use).then(|| compiler.tls_ingresses(snapshot));
+        let certs = match &served {
+            Some(served) if tls_changed || secret_in_use => Arc::new(CertSet::compile(snapshot, served, self.config.default_certificate.as_ref(), &previous.certs)),
+            _ => Arc::clone(&previous.certs),
         };
-        Generation { snapshot: Arc::clone(snapshot), routes, certs }
+        let client_auth = match &served {
+            Some(served) if tls_changed || ca_in_use => Arc::new(ClientAuthSet::compile(snapshot, served, &previous.client_auth)),
+            _ => Arc::clone(&previous.client_auth),
+        };
+        Generation { snapshot: Arc::clone(snapshot), routes, certs, client_auth }
     }
 
     /// The Secrets the served Ingresses' annotations name.

@@ -10,10 +10,9 @@
 
 #![no_main]
 
-use std::sync::Arc;
-
 use ingressd::annotations::rewrite::RewriteTarget;
 use ingressd::kube::objects::Ingress;
+use ingressd::kube::Object;
 use ingressd::routes::{compile, compile_path_regex, RouteConfig};
 use ingressd::store::Snapshot;
 use libfuzzer_sys::fuzz_target;
@@ -61,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     }));
     let Ok(ingress) = ingress else { return };
     let mut snapshot = Snapshot::default();
-    snapshot.ingresses.insert(ingress.metadata.key(), Arc::new(ingress));
+    snapshot.insert(Object::Ingress(ingress));
     let table = compile(&snapshot, &RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() });
     if let Some(route) = table.lookup("r.test", request) {
         assert_eq!(route.path, if pattern.is_empty() { "/" } else { pattern });

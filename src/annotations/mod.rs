@@ -10,8 +10,11 @@
 pub mod canary;
 pub mod backend_tls;
 pub mod balance;
+pub mod basic_auth;
 pub mod catalogue;
+pub mod client_cert;
 pub mod cors;
+pub mod htpasswd;
 pub mod policy;
 pub mod rewrite;
 pub mod source_range;
@@ -152,6 +155,24 @@ pub fn markdown_table() -> String {
             ("denylist-source-range", _) => {
                 "403 for clients inside the list; checked before the allow list, and before redirects and CORS preflights; a bad list answers 403 to everyone"
             }
+            ("auth-type", _) => "`basic`; `digest` (and any other value) answers 503, failing closed; without `auth-type` there is no authentication, as in ingress-nginx",
+            ("auth-secret", _) => {
+                "`name` or `namespace/name` of the Ingress's own namespace; another namespace, a missing Secret or one without a usable line answers 503"
+            }
+            ("auth-secret-type", _) => {
+                "`auth-file` (key `auth`, htpasswd lines) or `auth-map` (one key per user); hashes: bcrypt (`$2y$`, `$2b$`, `$2a$`), `$apr1$`, `$1$`, `{SHA}`"
+            }
+            ("auth-tls-secret", _) => {
+                "CA bundle (`ca.crt`) for the whole host, from the oldest Ingress on it that sets one; a certificate is asked for by SNI; a request whose Host is not the SNI name answers 421; a missing or unusable CA answers 403; plain HTTP gets 308 to https"
+            }
+            ("auth-tls-verify-client", _) => {
+                "`on` (default: 400 without a valid certificate), `optional` (400 for an invalid one), `optional_no_ca`, `off`; upstreams get `ssl-client-verify`, `ssl-client-subject-dn`, `ssl-client-issuer-dn`"
+            }
+            ("auth-tls-verify-depth", _) => "certificates allowed between the client's and a CA of the bundle, plus one (default 1: signed directly by the CA)",
+            ("auth-tls-pass-certificate-to-upstream", _) => "the client's certificate as URL-escaped PEM in `ssl-client-cert`",
+            ("auth-tls-match-cn", _) => "a regular expression the subject DN (`CN=...,O=...`) must match, else 403; an invalid one answers 403 too",
+            ("auth-tls-error-page", _) => "a failed verification answers 302 to this URL instead of 400",
+            ("auth-realm", _) => "sent in `WWW-Authenticate: Basic realm=\"...\"` with the 401",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             (_, Some(why)) => why,
             (_, None) => "",

@@ -6,11 +6,14 @@
 //! bad value is reported and left out: the Ingress then behaves as if the
 //! annotation were absent (ingressd's defaults, not nginx's).
 
-use crate::kube::objects::StringMap;
+use crate::kube::objects::{Ingress, ObjectKey, Secret, StringMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::backend_tls::BackendProtocol;
 use super::balance::Balance;
+use super::basic_auth::{self, BasicAuth};
+
 use super::cors::{parse_bool, Cors};
 use super::source_range::SourceRanges;
 use super::value;
@@ -46,6 +49,8 @@ pub struct Policy {
     /// `allowlist-source-range` (`whitelist-source-range`) and
     /// `denylist-source-range`; a bad list refuses every client.
     pub source_ranges: Option<SourceRanges>,
+    /// `auth-type: basic` and its Secret, compiled.
+    pub basic_auth: Option<BasicAuth>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -65,6 +70,18 @@ pub struct Redirect {
 }
 
 impl Policy {
+    /// The policy of `ingress`: its annotations, and the Secrets they name
+    /// looked up with `secret` (the snapshot being compiled).
+    pub fn for_ingress<'s>(ingress: &Ingress, secret: impl Fn(&ObjectKey) -> Option<&'s Arc<Secret>>) -> (Option<Policy>, Vec<String>) {
+        let annotations = &ingress.metadata.annotations;
+        let (policy, mut problems) = Policy::from_annotations(annotations);
+        let basic_auth = basic_auth::from_annotations(annotations, &ingress.metadata.namespace, secret, &mut problems);
+        if basic_auth.is_none() {
+            return (policy, problems);
+        }
+        (Some(Policy { basic_auth, ..policy.unwrap_or_default() }), problems)
+    }
+
     /// The policy `annotations` ask for (`None` when they ask for nothing),
     /// and a description of every value that had to be left out.
     pub fn from_annotations(annotations: &StringMap) -> (Option<Policy>, Vec<String>) {

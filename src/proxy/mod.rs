@@ -4,6 +4,9 @@
 //!
 //! Along the request's way:
 //! - [`route`]: read the request, find its route, apply the route's policy.
+//! - [`client_cert`]: client certificates of `auth-tls-*` hosts (421 when
+//!   the Host is not the handshake's SNI name).
+//! - [`basic_auth`]: the credentials check of `auth-type: basic` routes.
 //! - [`forward`]: send it upstream (endpoint fallback, one fresh-connection retry).
 //! - [`response`]: stream the answer back with the proxy's own framing.
 //! - [`tunnel`]: protocol upgrades (WebSocket) relayed over raw sockets.
@@ -15,7 +18,9 @@
 //! for a while), [`buffers`] (copy buffers lent per request).
 
 mod balance;
+mod basic_auth;
 mod buffers;
+mod client_cert;
 mod forward;
 pub mod headers;
 pub mod holddown;

@@ -8,9 +8,12 @@ use super::headers::{self, ClientOrigin};
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
 use super::policy::{self, Asked, Decision};
+use super::basic_auth::{self, Verdict};
+use super::client_cert;
 use super::{forward, tunnel, Outcome, Shared};
 use crate::annotations::backend_tls::BackendProtocol;
 use crate::routes::Backend;
+use crate::tls::client_auth::ClientSession;
 
 /// Requests under this prefix are answered over plain HTTP even when the
 /// route redirects to HTTPS: ACME HTTP-01 challenges must reach the solver.
@@ -83,6 +86,29 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     outcome.ingress = Some(route.ingress.clone());
     outcome.service = Some(route.service.clone());
 
+    let session = request.session().and_then(|session| session.downcast_ref::<ClientSession>());
+    let required = generation.client_auth.for_route_host(&route.host);
+    if session.is_some() || required.is_some() {
+        match client_cert::decide(secure, session, host, required) {
+            client_cert::Decision::Forward(set) => {
+                upstream_head.headers.retain(|(name, _)| !client_cert::HEADERS.iter().any(|h| name == *h));
+                upstream_head.headers.extend(set.into_iter().map(|(name, value)| (name.into(), value)));
+            }
+            client_cert::Decision::Misdirected => {
+                return reply(request, &client, outcome, started, 421, "misdirected request: open a new connection for this host", &[]);
+            }
+            client_cert::Decision::RequireHttps => {
+                let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
+                let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
+                return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
+            }
+            client_cert::Decision::Reject(status, text) => return reply(request, &client, outcome, started, status, text, &[]),
+            client_cert::Decision::ErrorPage(page) => {
+                return reply(request, &client, outcome, started, 302, "client certificate error", &[("location", page.as_bytes())]);
+            }
+        }
+    }
+
     let mut response_headers = Vec::new();
     if let Some(policy) = &route.policy {
         let asked = Asked {
@@ -105,6 +131,22 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
         let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
+    }
+
+    if let Some(auth) = route.policy.as_deref().and_then(|policy| policy.basic_auth.as_ref()) {
+        let authorization = request.headers().iter().filter(|h| h.field.equiv("authorization")).map(|h| h.value.as_str());
+        match basic_auth::check(auth, authorization) {
+            // Consumed here: the backend never sees the password.
+            Verdict::Pass => upstream_head.headers.retain(|(name, _)| name != "authorization"),
+            Verdict::Challenge => {
+                let challenge = basic_auth::challenge(auth);
+                return reply(request, &client, outcome, started, 401, "authorization required", &[("www-authenticate", challenge.as_bytes())]);
+            }
+            Verdict::Unavailable => {
+                log::debug!("{host}{}: basic auth of ingress {} cannot be set up (see its warning)", target.path(), route.ingress);
+                return reply(request, &client, outcome, started, 503, "authentication unavailable", &[]);
+            }
+        }
     }
 
     if let Some(rewrite) = &route.rewrite {

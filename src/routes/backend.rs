@@ -33,6 +33,8 @@ impl<'a> BackendResolver<'a> {
         BackendResolver { snapshot, mode, resolved: HashMap::new() }
     }
 
+    /// The snapshot backends resolve against, which also holds the Secrets
+    /// that policies compile in.
     pub(crate) fn snapshot(&self) -> &'a Snapshot {
         self.snapshot
     }

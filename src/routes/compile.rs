@@ -71,7 +71,7 @@ pub fn compile_served(snapshot: &Snapshot, served: &[&Ingress], config: &RouteCo
     let mut resolver = BackendResolver::new(snapshot, config.upstream_mode);
     let mut by_host: HashMap<HostPattern, Vec<Candidate<'_>>> = HashMap::new();
     for (age_rank, ingress) in served.iter().enumerate() {
-        add_candidates(ingress, age_rank, None, &mut by_host);
+        add_candidates(snapshot, ingress, age_rank, None, &mut by_host);
     }
     let mut table = RouteTable::default();
     for (host, candidates) in by_host {
@@ -97,7 +97,7 @@ pub(crate) fn compile_one_host<'a>(
 ) -> HostRoutes {
     let mut by_host: HashMap<HostPattern, Vec<Candidate<'a>>> = HashMap::new();
     for (age_rank, ingress) in ingresses.iter().enumerate() {
-        add_candidates(ingress, age_rank, Some(host), &mut by_host);
+        add_candidates(resolver.snapshot(), ingress, age_rank, Some(host), &mut by_host);
     }
     let candidates = by_host.remove(host).unwrap_or_default();
     compile_host_routes(host, candidates, ingresses, resolver, previous)
@@ -320,10 +320,10 @@ pub(crate) fn rule_hosts(ingress: &Ingress) -> Vec<HostPattern> {
 /// Adds the candidates of every rule of `ingress`, or only of those on
 /// `only` (skipped rules are then not logged again: they were when their own
 /// host compiled, or they have no host at all to compile).
-fn add_candidates<'a>(ingress: &'a Ingress, age_rank: usize, only: Option<&HostPattern>, by_host: &mut HashMap<HostPattern, Vec<Candidate<'a>>>) {
+fn add_candidates<'a>(snapshot: &Snapshot, ingress: &'a Ingress, age_rank: usize, only: Option<&HostPattern>, by_host: &mut HashMap<HostPattern, Vec<Candidate<'a>>>) {
     let redirect = ssl_redirect_hosts(ingress);
     let annotations = &ingress.metadata.annotations;
-    let (policy, mut problems) = Policy::from_annotations(annotations);
+    let (policy, mut problems) = Policy::for_ingress(ingress, |key| snapshot.secret(key));
     let (options, more) = PathOptions::from_annotations(annotations);
     problems.extend(more);
     let (canary, more) = CanaryRule::from_annotations(annotations);

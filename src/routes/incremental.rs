@@ -58,6 +58,8 @@ struct Served {
     /// What its annotations name (see [`crate::annotations::secrets`]).
     secrets: Vec<ObjectKey>,
     has_default: bool,
+    /// TLS entries, or client-certificate annotations (`auth-tls-secret`):
+    /// either way the handshake settings depend on it.
     has_tls: bool,
 }
 
@@ -84,7 +86,7 @@ impl Served {
             secrets: named_secrets(ingress),
             // A canary's defaultBackend claims nothing.
             has_default: ingress.spec.default_backend.is_some() && !is_canary(&ingress.metadata.annotations),
-            has_tls: !ingress.spec.tls.is_empty(),
+            has_tls: !ingress.spec.tls.is_empty() || crate::annotations::value(&ingress.metadata.annotations, "auth-tls-secret").is_some(),
         }
     }
 }
@@ -103,7 +105,8 @@ pub struct RouteCompiler {
     by_secret: HashMap<ObjectKey, Vec<ObjectKey>>,
     /// Served Ingresses with a `defaultBackend`, oldest first.
     with_default: BTreeSet<Age>,
-    /// Served Ingresses with TLS entries, oldest first: all certificates need.
+    /// Served Ingresses with TLS entries or client-certificate annotations,
+    /// oldest first: all certificates and client-certificate settings need.
     with_tls: BTreeSet<Age>,
 }
 
@@ -134,8 +137,9 @@ impl RouteCompiler {
         &self.table
     }
 
-    /// Served Ingresses with TLS entries, oldest first: what certificates
-    /// are compiled from (the others claim no host for a certificate).
+    /// Served Ingresses with TLS entries or client-certificate annotations,
+    /// oldest first: what certificates and client-certificate settings are
+    /// compiled from (the others claim no host for either).
     pub fn tls_ingresses<'s>(&self, snapshot: &'s Snapshot) -> Vec<&'s Ingress> {
         self.with_tls.iter().filter_map(|age| snapshot.ingresses.get(&age.key)).map(|i| i.as_ref()).collect()
     }

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use rustls::ServerConfig;
 
+use super::config::HttpsConfig;
 use super::TlsStream;
 
 /// Pause after the first failed accept; doubled per consecutive failure.
@@ -41,6 +41,10 @@ impl tiny_http::ExternalStream for TlsStream {
 
     fn shared_socket(&self) -> Option<Arc<TcpStream>> {
         Some(TlsStream::shared_socket(self))
+    }
+
+    fn session(&self) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        self.client_session().map(|session| session as Arc<dyn std::any::Any + Send + Sync>)
     }
 }
 
@@ -73,7 +77,7 @@ impl HttpsListener {
 /// retried after a growing pause instead of ending the loop.
 pub fn spawn_listener(
     listener: TcpListener,
-    config: Arc<ServerConfig>,
+    config: Arc<HttpsConfig>,
     server: Arc<tiny_http::Server>,
     handshake_timeout: Duration,
 ) -> io::Result<HttpsListener> {
@@ -88,7 +92,7 @@ pub fn spawn_listener(
 
 fn accept_loop(
     listener: &TcpListener,
-    config: &Arc<ServerConfig>,
+    config: &Arc<HttpsConfig>,
     server: &tiny_http::Server,
     handshake_timeout: Duration,
     stop: &AtomicBool,

@@ -2,7 +2,10 @@
 //! SNI resolver rustls consults at handshake time, and the HTTPS accept loop.
 //!
 //! - [`certs`]: pure compilation of Secrets into a [`CertSet`] (cache thread).
-//! - [`base64`], [`der`]: the small decoders that compilation needs.
+//! - [`client_auth`]: client-certificate settings per host (`auth-tls-*`),
+//!   chosen from the ClientHello, verified right after the handshake.
+//! - [`base64`], [`der`], [`dn`]: the small codecs compilation and client
+//!   certificates need.
 //! - [`config`]: the rustls `ServerConfig` whose resolver reads the live set.
 //! - [`stream`]: one TLS session as a stream tiny_http serves; the handshake
 //!   runs on the connection's own thread with a deadline.
@@ -11,8 +14,10 @@
 
 pub mod base64;
 pub mod certs;
+pub mod client_auth;
 pub mod config;
 pub mod der;
+pub mod dn;
 pub mod listener;
 pub mod stream;
 pub mod upstream;
@@ -20,7 +25,7 @@ pub mod upstream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use certs::{CertEntry, CertSet};
-pub use config::server_config;
+pub use config::{server_config, HttpsConfig};
 pub use listener::{spawn_listener, HttpsListener};
 pub use stream::TlsStream;
 

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use rustls::server::{Acceptor, ServerConnection};
 use rustls::ServerConfig;
 
+use super::client_auth::{ClientAuth, ClientSession};
+use super::config::HttpsConfig;
+
 /// A fatal `unrecognized_name` alert as a plaintext TLS record. rustls itself
 /// answers a resolver's `None` with `access_denied`; before the ServerHello
 /// the record is unencrypted, so the right alert can be written directly.
@@ -39,8 +42,13 @@ pub struct TlsStream {
     /// without waiting for a read blocked on it.
     socket: Arc<TcpStream>,
     peer: Option<SocketAddr>,
-    config: Arc<ServerConfig>,
+    config: Arc<HttpsConfig>,
     state: State,
+    /// The SNI name's client-certificate settings, from the ClientHello
+    /// until the handshake ends, with that name.
+    client_auth: Option<(Arc<ClientAuth>, Option<String>)>,
+    /// What the handshake with a client-certificate host found.
+    session: Option<Arc<ClientSession>>,
     handshake_deadline: Instant,
     handshake_done: Cell<bool>,
     /// The timeouts the HTTP server asked for, applied once the handshake is over.
@@ -57,7 +65,7 @@ impl TlsStream {
     /// complete within `handshake_timeout` from now. Until the HTTP server
     /// sets its own, later reads and writes also time out after
     /// `handshake_timeout`, so no socket is ever left without a bound.
-    pub fn new(socket: TcpStream, config: Arc<ServerConfig>, handshake_timeout: Duration) -> io::Result<TlsStream> {
+    pub fn new(socket: TcpStream, config: Arc<HttpsConfig>, handshake_timeout: Duration) -> io::Result<TlsStream> {
         let timeout = Some(handshake_timeout.max(Duration::from_millis(1)));
         socket.set_read_timeout(timeout)?;
         socket.set_write_timeout(timeout)?;
@@ -66,6 +74,8 @@ impl TlsStream {
             socket: Arc::new(socket),
             config,
             state: State::Accepting(Box::default()),
+            client_auth: None,
+            session: None,
             handshake_deadline: Instant::now() + handshake_timeout,
             handshake_done: Cell::new(false),
             read_timeout: Cell::new(timeout),
@@ -75,6 +85,12 @@ impl TlsStream {
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// The client-certificate session, once the handshake with a host that
+    /// has client-certificate settings is over; `None` for other hosts.
+    pub fn client_session(&self) -> Option<Arc<ClientSession>> {
+        self.session.clone()
     }
 
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -127,6 +143,10 @@ impl TlsStream {
         match outcome {
             Ok(()) => {
                 self.handshake_done.set(true);
+                if let (Some((auth, server_name)), State::Open(conn)) = (self.client_auth.take(), &self.state) {
+                    let provider = self.config.rustls.crypto_provider();
+                    self.session = Some(Arc::new(auth.session(server_name.as_deref(), conn.peer_certificates(), provider)));
+                }
                 self.socket.set_read_timeout(self.read_timeout.get())?;
                 self.socket.set_write_timeout(self.write_timeout.get())
             }
@@ -163,22 +183,30 @@ impl TlsStream {
                         }
                     };
                     let hello = accepted.client_hello();
-                    if self.config.cert_resolver.resolve(accepted.client_hello()).is_none() {
+                    if self.config.rustls.cert_resolver.resolve(accepted.client_hello()).is_none() {
                         let name = hello.server_name().unwrap_or("(no SNI)").to_string();
                         let _ = (&*self.socket).write_all(&UNRECOGNIZED_NAME_ALERT);
                         return Err(handshake_error(format!("no certificate for server name {name}")));
                     }
                     let offers_alpn_without_http1 =
                         hello.alpn().is_some_and(|mut offered| !offered.any(|protocol| protocol == b"http/1.1"));
+                    // A host with client-certificate settings asks for one.
+                    let server_name = hello.server_name().map(str::to_owned);
+                    let client_auth = self.config.client_auth(server_name.as_deref());
+                    let base = client_auth
+                        .as_ref()
+                        .and_then(|auth| auth.handshake_config(&self.config.rustls))
+                        .unwrap_or_else(|| Arc::clone(&self.config.rustls));
+                    self.client_auth = client_auth.map(|auth| (auth, server_name));
                     let config = if offers_alpn_without_http1 {
                         // A client that offers ALPN but not http/1.1 (h2 only)
                         // gets no ALPN answer, which means HTTP/1.1, instead
                         // of a no_application_protocol alert.
-                        let mut without_alpn = ServerConfig::clone(&self.config);
+                        let mut without_alpn = ServerConfig::clone(&base);
                         without_alpn.alpn_protocols.clear();
                         Arc::new(without_alpn)
                     } else {
-                        Arc::clone(&self.config)
+                        base
                     };
                     match accepted.into_connection(config) {
                         Ok(conn) => self.state = State::Open(Box::new(conn)),

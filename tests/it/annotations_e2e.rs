@@ -102,7 +102,7 @@ fn a_changed_annotation_takes_effect_for_the_next_request() {
 
 /// A backend that reads each request (its Content-Length body included) and
 /// answers with the request head it received.
-fn echoing_backend() -> std::net::SocketAddr {
+pub(crate) fn echoing_backend() -> std::net::SocketAddr {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");

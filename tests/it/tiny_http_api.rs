@@ -204,3 +204,76 @@ fn built_in_tls_is_refused_in_favour_of_serve_stream() {
     let error = tiny_http::Server::from_listener(listener, Some(config)).err();
     assert!(error.is_some_and(|e| e.to_string().contains("serve_stream")));
 }
+
+/// An external stream whose session exists only once it has been read from (as a TLS
+/// handshake runs in the first read), and that counts how often it is asked.
+struct SessionExternal {
+    inner: PlainExternal,
+    read_any: bool,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Read for SessionExternal {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_any = true;
+        self.inner.read(buf)
+    }
+}
+
+impl Write for SessionExternal {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl tiny_http::ExternalStream for SessionExternal {
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.inner.peer_addr()
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_write_timeout(timeout)
+    }
+    fn shutdown(&self) -> io::Result<()> {
+        self.inner.shutdown()
+    }
+    fn session(&self) -> Option<std::sync::Arc<dyn std::any::Any + Send + Sync>> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.read_any.then(|| std::sync::Arc::new("sni.example".to_string()) as _)
+    }
+}
+
+/// Answers with what the request's session says: "session=<text>" or "session=none".
+fn describe_session(request: Request) {
+    let session = request.session().and_then(|s| s.downcast_ref::<String>()).map_or("none", String::as_str);
+    let body = format!("session={session}");
+    let _ = request.respond(tiny_http::Response::from_string(body));
+}
+
+#[test]
+fn an_external_streams_session_reaches_each_request_and_is_asked_once() {
+    let (server, addr) = start_server(Limits::default());
+    spawn_workers(&server, 2, describe_session);
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let mut client = connect(front_addr);
+    let (accepted, _) = front.accept().unwrap();
+    server.serve_stream(Box::new(SessionExternal { inner: PlainExternal(std::sync::Arc::new(accepted)), read_any: false, asked: asked.clone() }));
+    for _ in 0..3 {
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (_, body) = read_sized_response(&mut client).unwrap();
+        assert_eq!(String::from_utf8(body).unwrap(), "session=sni.example");
+    }
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "asked once per connection, after the first head");
+
+    let mut plain = connect(addr);
+    plain.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (_, body) = read_sized_response(&mut plain).unwrap();
+    assert_eq!(String::from_utf8(body).unwrap(), "session=none");
+}

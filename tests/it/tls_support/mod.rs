@@ -66,7 +66,7 @@ pub fn secret(namespace: &str, name: &str, cert_pem: &str, key_pem: &str) -> Arc
 /// Checks handshake signatures but accepts any certificate: the tests look at
 /// which certificate was served, not at whether a browser would trust it.
 #[derive(Debug)]
-pub struct AnyCertificate(rustls::crypto::CryptoProvider);
+pub struct AnyCertificate(pub rustls::crypto::CryptoProvider);
 
 impl ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {

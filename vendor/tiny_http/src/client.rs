@@ -32,6 +32,9 @@ pub struct ClientConnection {
     /// Set when the connection came through `Server::serve_stream`.
     external: Option<SharedExternal>,
 
+    /// The external stream's `session`, asked once, after the first request head.
+    session: Option<Option<Arc<dyn std::any::Any + Send + Sync>>>,
+
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
     source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
@@ -126,6 +129,7 @@ impl ClientConnection {
             )),
             remote_addr,
             external,
+            session: None,
             next_header_source: first_header,
             no_more_requests: false,
             secure,
@@ -325,6 +329,15 @@ impl ClientConnection {
             self.response_said_close.clone(),
         );
 
+        let external = &self.external;
+        let session = self
+            .session
+            .get_or_insert_with(|| external.as_ref().and_then(SharedExternal::session))
+            .clone();
+        let request = match session {
+            Some(session) => request.with_session(session),
+            None => request,
+        };
         Ok(match &self.external {
             Some(external) => request.with_external(external.clone()),
             None => request,

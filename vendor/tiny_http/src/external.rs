@@ -1,5 +1,6 @@
 //! Connections accepted outside tiny_http (TLS sessions), served through `Server::serve_stream`.
 
+use std::any::Any;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,14 @@ pub trait ExternalStream: Read + Write + Send + 'static {
     /// `None` (the default) shuts down through `shutdown`, under the lock, and makes a
     /// server with a `Preface` close the connection.
     fn shared_socket(&self) -> Option<Arc<TcpStream>> {
+        None
+    }
+    /// What the stream learnt while setting up (a TLS session's server name and client
+    /// certificate), for `Request::session`. Asked once per connection, after its first
+    /// request head was read, so a handshake run lazily by the first read is over by then.
+    ///
+    /// `None` (the default) when there is nothing to tell.
+    fn session(&self) -> Option<Arc<dyn Any + Send + Sync>> {
         None
     }
 }
@@ -87,6 +96,10 @@ impl SharedExternal {
     /// `ExternalStream::shared_socket`, as taken when the stream was wrapped.
     pub(crate) fn socket(&self) -> Option<Arc<TcpStream>> {
         self.state.socket.clone()
+    }
+
+    pub(crate) fn session(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.lock().session()
     }
 
     pub(crate) fn shutdown(&self) -> io::Result<()> {

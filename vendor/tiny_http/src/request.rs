@@ -62,6 +62,9 @@ pub struct Request {
     // true if HTTPS, false if HTTP
     secure: bool,
 
+    /// What the connection's external stream told about its session (`ExternalStream::session`).
+    session: Option<Arc<dyn std::any::Any + Send + Sync>>,
+
     method: Method,
 
     path: String,
@@ -288,6 +291,7 @@ where
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
         remote_addr,
         secure,
+        session: None,
         method,
         path,
         http_version: version,
@@ -352,6 +356,13 @@ impl Request {
     #[inline]
     pub fn remote_addr(&self) -> Option<&SocketAddr> {
         self.remote_addr.as_ref()
+    }
+
+    /// What the external stream this request came through told about its session
+    /// (`ExternalStream::session`), such as a TLS server name and client certificate;
+    /// `None` for plain connections.
+    pub fn session(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.session.as_ref()
     }
 
     /// Ends the client connection from any thread, even after `into_writer` or `into_raw`:
@@ -586,6 +597,11 @@ impl Request {
 
     pub(crate) fn with_external(mut self, external: SharedExternal) -> Self {
         self.external = Some(external);
+        self
+    }
+
+    pub(crate) fn with_session(mut self, session: Arc<dyn std::any::Any + Send + Sync>) -> Self {
+        self.session = Some(session);
         self
     }
 
