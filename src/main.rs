@@ -231,5 +231,7 @@ impl MetricsSource for ConnectionMetrics {
         prometheus::single(out, "ingressd_client_connections", Type::Gauge, "Client connections open (HTTP and HTTPS).", client);
         let upstream = proxy::upstream::open_connections();
         prometheus::single(out, "ingressd_upstream_connections", Type::Gauge, "Upstream connections open, idle in the pool or in use.", upstream);
+        proxy::limits::write_metrics(out);
+        proxy::external_auth::write_metrics(out);
     }
 }

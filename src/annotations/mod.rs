@@ -9,6 +9,8 @@
 
 pub mod catalogue;
 pub mod cors;
+pub mod external_auth;
+pub mod limits;
 pub mod policy;
 pub mod secrets;
 

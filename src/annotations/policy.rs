@@ -10,6 +10,8 @@ use crate::kube::objects::StringMap;
 use std::time::Duration;
 
 use super::cors::{parse_bool, Cors};
+use super::external_auth::ExternalAuth;
+use super::limits::RateLimits;
 use super::value;
 
 /// Per-request behaviour from annotations.
@@ -33,6 +35,10 @@ pub struct Policy {
     /// `service-upstream: "true"`: traffic goes to the Service's ClusterIP
     /// (kube-proxy balances), not to the endpoints.
     pub service_upstream: bool,
+    /// `auth-url` and its companions.
+    pub external_auth: Option<ExternalAuth>,
+    /// `limit-rps`, `limit-rpm`, `limit-connections` and their allowlist.
+    pub limits: Option<RateLimits>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -98,6 +104,8 @@ impl Policy {
             }
         }
         policy.timeouts = (timeouts != UpstreamTimeouts::default()).then_some(timeouts);
+        policy.external_auth = ExternalAuth::from_annotations(annotations, &mut problems);
+        policy.limits = RateLimits::from_annotations(annotations, &mut problems);
         let asked = policy != Policy::default();
         (asked.then_some(policy), problems)
     }

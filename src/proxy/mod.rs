@@ -3,7 +3,8 @@
 //! table, and streamed to an upstream pod and back on that same thread.
 //!
 //! Along the request's way:
-//! - [`route`]: read the request, find its route, apply the route's policy.
+//! - [`route`]: read the request, find its route, apply the route's policy,
+//!   then the per-client [`limits`] and the [`external_auth`] sub-request.
 //! - [`forward`]: send it upstream (endpoint fallback, one fresh-connection retry).
 //! - [`response`]: stream the answer back with the proxy's own framing.
 //! - [`tunnel`]: protocol upgrades (WebSocket) relayed over raw sockets.
@@ -14,9 +15,11 @@
 //! for a while), [`buffers`] (copy buffers lent per request).
 
 mod buffers;
+pub mod external_auth;
 mod forward;
 pub mod headers;
 pub mod holddown;
+pub mod limits;
 mod policy;
 mod request;
 mod response;
@@ -108,6 +111,10 @@ pub(crate) struct Shared {
     pub config: Arc<ProxyConfig>,
     pub agent: ureq::Agent,
     pub hold_down: holddown::HoldDown,
+    /// Per-client state of `limit-*` annotations; untouched by other routes.
+    pub limiter: limits::Limiter,
+    /// The `auth-url` client and its cache; untouched by other routes.
+    pub auth: external_auth::AuthClient,
     buffers: buffers::BufferPool,
 }
 
@@ -127,6 +134,8 @@ pub fn serve(
         current,
         agent: upstream::agent(&config),
         hold_down: Default::default(),
+        limiter: Default::default(),
+        auth: external_auth::AuthClient::new(&config),
         buffers: buffers::BufferPool::new(buffers::COPY_BUFFER, buffers::POOLED_BUFFERS),
         config,
     });
