@@ -99,7 +99,7 @@ impl ExternalAuth {
             Some(text) => return broken(format!("auth-request-redirect {text:?} refused: control or non-ASCII bytes"), problems),
             None => None,
         };
-        let signin = value(annotations, "auth-signin").map(str::trim).filter(|s| !s.is_empty()).and_then(|s| match check_url(s) {
+        let signin = value(annotations, "auth-signin").map(str::trim).filter(|s| !s.is_empty()).and_then(|s| match check_signin(s) {
             Ok(()) => Some(s.to_string()),
             Err(why) => {
                 problems.push(format!("auth-signin {s:?} ignored: {why}; a 401 from the auth service is answered as is"));
@@ -150,6 +150,18 @@ fn check_url(url: &str) -> Result<(), &'static str> {
         return Err("no host");
     }
     Ok(())
+}
+
+/// An absolute http or https URL: it becomes a Location header.
+fn check_signin(url: &str) -> Result<(), &'static str> {
+    if !header_safe(url) || url.contains(' ') {
+        return Err("white space, control or non-ASCII bytes");
+    }
+    let lower = url.to_ascii_lowercase();
+    match lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://")) {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['/', '?', '#']) => Ok(()),
+        _ => Err("not an absolute http or https URL"),
+    }
 }
 
 fn header_safe(text: &str) -> bool {

@@ -186,6 +186,10 @@ impl AuthClient {
         for (name, value) in &set {
             builder = builder.header(*name, value.as_str());
         }
+        if !matches!(method, "GET" | "HEAD") {
+            // No body goes to the auth service; without a length ureq would announce a chunked one.
+            builder = builder.header("content-length", "0");
+        }
         let request = builder.body(()).map_err(|e| format!("cannot build the request: {e}"))?;
         let response = self.agent.run(request).map_err(|e| format!("{} unreachable: {e}", target.uri))?;
         let status = response.status().as_u16();
