@@ -62,7 +62,7 @@ catalogue! {
     "affinity-mode" => NOT_YET,
     "allowlist-source-range" => NOT_YET,
     "app-root" => Support::Honoured,
-    "auth-always-set-cookie" => NOT_YET,
+    "auth-always-set-cookie" => Support::Ignored("the Set-Cookie of an auth-url 2xx answer is always added to the response, whatever its status, as this annotation set to \"true\" does"),
     "auth-cache-duration" => Support::Honoured,
     "auth-cache-key" => Support::Honoured,
     "auth-keepalive" => Support::Ignored("auth sub-requests use ingressd's own pooled client"),

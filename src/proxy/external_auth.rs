@@ -38,9 +38,11 @@ const MAX_DRAINED_BODY: u64 = 64 * 1024;
 
 /// What the auth service decided, as the proxy applies it.
 pub(crate) enum AuthVerdict {
-    /// Forward, with these headers replaced on the upstream request (`None`:
-    /// the auth service did not send it, so the client's copy is removed too).
-    Pass(Vec<(String, Option<String>)>),
+    /// Forward, with `copied` replacing those headers on the upstream
+    /// request (`None`: the auth service did not send it, so the client's
+    /// copy is removed too), and the auth service's Set-Cookie values added
+    /// to the response (nginx's `add_header Set-Cookie $auth_cookie`).
+    Pass { copied: Vec<(String, Option<String>)>, set_cookies: Vec<String> },
     /// Answer the client here.
     Answer { status: u16, text: &'static str, headers: Vec<(&'static str, String)> },
 }
@@ -64,6 +66,7 @@ struct Answer {
     /// The `auth-response-headers` it sent, in annotation order.
     copied: Vec<(String, Option<String>)>,
     www_authenticate: Option<String>,
+    set_cookies: Vec<String>,
 }
 
 static ALLOWED: AtomicU64 = AtomicU64::new(0);
@@ -138,7 +141,7 @@ impl AuthClient {
         match answer.status {
             200..=299 => {
                 ALLOWED.fetch_add(1, Ordering::Relaxed);
-                AuthVerdict::Pass(answer.copied)
+                AuthVerdict::Pass { copied: answer.copied, set_cookies: answer.set_cookies }
             }
             401 if auth.signin.is_some() => {
                 DENIED.fetch_add(1, Ordering::Relaxed);
@@ -199,9 +202,10 @@ impl AuthClient {
         };
         let copied = auth.response_headers.iter().map(|name| (name.clone(), header(name))).collect();
         let www_authenticate = header("www-authenticate");
+        let set_cookies = response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
         let mut body = response.into_body().into_reader().take(MAX_DRAINED_BODY);
         let _ = std::io::copy(&mut body, &mut std::io::sink());
-        Ok(Answer { status, copied, www_authenticate })
+        Ok(Answer { status, copied, www_authenticate, set_cookies })
     }
 }
 

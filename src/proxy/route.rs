@@ -139,13 +139,14 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
                 ingress: &route.ingress,
             };
             match shared.auth.check(check, &original, &generation.snapshot) {
-                AuthVerdict::Pass(copied) => {
+                AuthVerdict::Pass { copied, set_cookies } => {
                     for (name, value) in copied {
                         upstream_head.headers.retain(|(existing, _)| *existing != name);
                         if let Some(value) = value {
                             upstream_head.headers.push((name.into(), value));
                         }
                     }
+                    response_headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
                 }
                 AuthVerdict::Answer { status, text, headers } => {
                     let headers: Vec<(&str, &[u8])> = headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();

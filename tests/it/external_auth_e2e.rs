@@ -78,7 +78,11 @@ fn serve(answer: fn(&Seen) -> (u16, Vec<(&'static str, String)>, String)) -> (So
 /// The auth service: decides by the bearer token.
 fn auth_answer(seen: &Seen) -> (u16, Vec<(&'static str, String)>, String) {
     match seen.header("authorization") {
-        Some("Bearer good") => (200, vec![("X-Auth-Request-User", "alice".into()), ("X-Other", "not copied".into())], String::new()),
+        Some("Bearer good") => (
+            200,
+            vec![("X-Auth-Request-User", "alice".into()), ("X-Other", "not copied".into()), ("Set-Cookie", "_oauth2_proxy=refreshed; Path=/".into())],
+            String::new(),
+        ),
         Some("Bearer anonymous") => (202, Vec::new(), String::new()),
         Some("Bearer forbidden") => (403, Vec::new(), "no".into()),
         Some("Bearer broken") => (502, Vec::new(), "oops".into()),
@@ -96,7 +100,7 @@ fn echo_answer(seen: &Seen) -> (u16, Vec<(&'static str, String)>, String) {
     for (name, value) in &seen.headers {
         body.push_str(&format!("{}: {value}\n", name.to_ascii_lowercase()));
     }
-    (200, Vec::new(), body)
+    (200, vec![("Set-Cookie", "backend=1".into())], body)
 }
 
 fn annotated(name: &str, annotations: &[(&str, String)]) -> Value {
@@ -163,6 +167,8 @@ fn auth_url_decides_before_the_request_is_forwarded() {
     let text = answer.text();
     assert!(text.contains("x-auth-request-user: alice\n") && !text.contains("mallory") && !text.contains("x-other"), "{text}");
     assert!(text.contains("authorization: Bearer good\n"), "the backend gets the credentials too: {text}");
+    let cookies: Vec<&str> = answer.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.as_str()).collect();
+    assert_eq!(cookies, ["backend=1", "_oauth2_proxy=refreshed; Path=/"], "the auth service's cookie is added beside the backend's");
     // A 2xx without the header: the client's forged copy is still removed.
     let answer = call(&ingressd, "GET", "guarded.example.com", "/in", "Authorization: Bearer anonymous\r\nX-Auth-Request-User: mallory\r\n");
     assert_eq!(answer.status, 200);
