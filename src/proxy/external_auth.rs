@@ -182,7 +182,9 @@ impl AuthClient {
         .flatten()
         .collect();
         for (name, value) in original.upstream_headers {
-            if !set.iter().any(|(own, _)| *own == name.as_ref()) {
+            // An upgrade is the forwarded request's business, not the auth service's.
+            let hop = matches!(name.as_ref(), "connection" | "upgrade");
+            if !hop && !set.iter().any(|(own, _)| *own == name.as_ref()) {
                 builder = builder.header(name.as_ref(), value.as_str());
             }
         }

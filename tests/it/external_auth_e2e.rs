@@ -161,6 +161,12 @@ fn auth_url_decides_before_the_request_is_forwarded() {
     assert_eq!(asked.header("x-forwarded-host"), Some("guarded.example.com"));
     assert_eq!(asked.header("x-original-uri"), None, "only with auth-method, as ingress-nginx");
 
+    // An upgrade is checked too, and the auth service is not asked to upgrade.
+    let answer = call(&ingressd, "GET", "guarded.example.com", "/ws", "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    assert_eq!(answer.status, 401);
+    let asked = last_auth();
+    assert_eq!((asked.path.as_str(), asked.header("upgrade"), asked.header("connection")), ("/oauth2/auth", None, None));
+
     // Allowed: the configured response header is copied, replacing the client's forged one; others are not.
     let answer = call(&ingressd, "GET", "guarded.example.com", "/in", "Authorization: Bearer good\r\nX-Auth-Request-User: mallory\r\n");
     assert_eq!(answer.status, 200, "{}", answer.text());
