@@ -267,7 +267,7 @@ impl Variables<'_> {
                     let found = cookies.filter_map(|pair| pair.trim().split_once('=')).find(|(n, _)| *n == cookie).map(|(_, v)| v);
                     Cow::Borrowed(found.unwrap_or(""))
                 } else {
-                    Cow::Borrowed(header(name.strip_prefix("http_")?.as_ref()).unwrap_or(""))
+                    Cow::Borrowed(header(name.strip_prefix("http_")?).unwrap_or(""))
                 }
             }
         })

@@ -29,9 +29,12 @@ impl Seen {
     }
 }
 
+/// An answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
 /// A loopback HTTP server, one request per connection, that records each
-/// request head and answers what `answer` makes of it: (status, headers, body).
-fn serve(answer: fn(&Seen) -> (u16, Vec<(&'static str, String)>, String)) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+/// request head and answers what `answer` makes of it.
+fn serve(answer: fn(&Seen) -> Answer) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -76,7 +79,7 @@ fn serve(answer: fn(&Seen) -> (u16, Vec<(&'static str, String)>, String)) -> (So
 }
 
 /// The auth service: decides by the bearer token.
-fn auth_answer(seen: &Seen) -> (u16, Vec<(&'static str, String)>, String) {
+fn auth_answer(seen: &Seen) -> Answer {
     match seen.header("authorization") {
         Some("Bearer good") => (
             200,
@@ -95,7 +98,7 @@ fn auth_answer(seen: &Seen) -> (u16, Vec<(&'static str, String)>, String) {
 }
 
 /// The backend: echoes the request head it received.
-fn echo_answer(seen: &Seen) -> (u16, Vec<(&'static str, String)>, String) {
+fn echo_answer(seen: &Seen) -> Answer {
     let mut body = format!("{} {}\n", seen.method, seen.path);
     for (name, value) in &seen.headers {
         body.push_str(&format!("{}: {value}\n", name.to_ascii_lowercase()));
