@@ -4,7 +4,8 @@
 # "prebuilt" target (nothing is pulled: the file capability is set in a
 # tools image made here from this machine's setcap), podman runs it with
 # host networking as the manifests' user, capabilities and read-only root,
-# against the fake API server, and curl fetches an HTTP and an HTTPS route.
+# against the fake API server, and curl fetches an HTTP and an HTTPS route,
+# and routes behind auth-url (a Service name and a resolver name).
 #
 #   bash scripts/image-smoke.sh
 #
@@ -138,6 +139,39 @@ note "curl --resolve demo.example.com:$STACK_HTTPS_PORT:127.0.0.1 --cacert demo.
     die "the image did not serve HTTPS"
 }
 
+say "External auth in the image: a Service name from the cache (no DNS), a name through the system resolver"
+# The echo backend beta stands in for the auth service: it answers 200, so
+# the request goes on to alpha. Service demo/authsvc has a loopback ClusterIP.
+auth_port="${BACKEND_ADDR[beta]##*:}"
+stack_api POST /api/v1/namespaces/demo/services --data-binary "$(jq -n --argjson port "$auth_port" \
+    '{apiVersion: "v1", kind: "Service", metadata: {namespace: "demo", name: "authsvc"}, spec: {clusterIP: "127.0.0.1", ports: [{port: $port}]}}')" >/dev/null ||
+    die "could not create Service demo/authsvc"
+auth_ingress() { # NAME AUTH-URL
+    jq -n --arg name "$1" --arg url "$2" '{apiVersion: "networking.k8s.io/v1", kind: "Ingress",
+        metadata: {namespace: "demo", name: $name, annotations: {"nginx.ingress.kubernetes.io/auth-url": $url}},
+        spec: {ingressClassName: "ingressd", rules: [{host: ($name + ".example.com"), http: {paths: [{path: "/", pathType: "Prefix",
+            backend: {service: {name: "alpha", port: {number: 80}}}}]}}]}}'
+}
+for pair in "auth-cluster http://authsvc.demo.svc.cluster.local:$auth_port/check" "auth-resolver http://localhost:$auth_port/check" \
+    "auth-missing http://nobody.demo.svc.cluster.local/check"; do
+    stack_api POST /apis/networking.k8s.io/v1/namespaces/demo/ingresses --data-binary "$(auth_ingress ${pair% *} ${pair#* })" >/dev/null ||
+        die "could not create Ingress demo/${pair% *}"
+done
+stack_poll_until 10 "200 alpha GET /auth-check" stack_http auth-cluster.example.com /auth-check || {
+    stack_show_log ingressd
+    die "auth-url by Service name: $STACK_LAST_OUTPUT"
+}
+note "auth-url http://authsvc.demo.svc.cluster.local:$auth_port/check -> $STACK_LAST_OUTPUT"
+answer="$(stack_http auth-resolver.example.com /auth-check)"
+note "auth-url http://localhost:$auth_port/check -> $answer"
+[[ "$answer" == "200 alpha GET /auth-check" ]] || {
+    stack_show_log ingressd
+    die "auth-url through the system resolver failed in the image: $answer"
+}
+answer="$(stack_http auth-missing.example.com /auth-check)"
+note "auth-url naming a Service that does not exist -> $answer"
+[[ "$answer" == 500* ]] || die "a missing auth Service did not fail closed: $answer"
+
 say "Binding a port below 1024 in the image, as the DaemonSet binds 80 and 443"
 low_port=""
 for candidate in $(seq 600 999); do
@@ -157,4 +191,4 @@ note "$(grep -m 1 -o 'listening: http=[^ ]*' "$STACK_DIR/low-port.log") as UID 6
 pod rm -f "$CONTAINER-low" >/dev/null 2>&1 || true
 
 echo
-echo "image-smoke: ok: $IMAGE ($STATIC_BIN, cap_net_bind_service=ep) serves HTTP and HTTPS and binds a port below 1024 as UID 65532"
+echo "image-smoke: ok: $IMAGE ($STATIC_BIN, cap_net_bind_service=ep) serves HTTP and HTTPS, checks auth-url by Service name and by resolver, and binds a port below 1024 as UID 65532"

@@ -25,10 +25,12 @@
 //!   metrics, the text format they share, the route inspector.
 //! - [`migrate`]: `ingressd migrate-check`, what moving from ingress-nginx changes.
 //! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
+//! - [`bounded_lru`]: the fixed-size table per-client state lives in.
 
 pub mod access_log;
 pub mod annotations;
 pub mod admin;
+pub mod bounded_lru;
 pub mod cache;
 pub mod civil;
 pub mod config;

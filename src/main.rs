@@ -233,5 +233,7 @@ impl MetricsSource for ConnectionMetrics {
         let upstream = proxy::upstream::open_connections();
         prometheus::single(out, "ingressd_upstream_connections", Type::Gauge, "Upstream connections open, idle in the pool or in use.", upstream);
         proxy_protocol::write_metrics(out);
+        proxy::limits::write_metrics(out);
+        proxy::external_auth::write_metrics(out);
     }
 }

@@ -15,6 +15,8 @@ pub mod catalogue;
 pub mod client_cert;
 pub mod cors;
 pub mod htpasswd;
+pub mod external_auth;
+pub mod limits;
 pub mod policy;
 pub mod rewrite;
 pub mod source_range;
@@ -174,6 +176,27 @@ pub fn markdown_table() -> String {
             ("auth-tls-error-page", _) => "a failed verification answers 302 to this URL instead of 400",
             ("auth-realm", _) => "sent in `WWW-Authenticate: Basic realm=\"...\"` with the 401",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
+            ("auth-url", _) => {
+                "http only for now (https answers 503); `NAME.NAMESPACE.svc[.cluster.local]` is the Service's ClusterIP from the cache, without DNS; a 2xx forwards, 401 and 403 reach the client, anything else or no answer in time gives 500; an unreadable value answers 503"
+            }
+            ("auth-method", _) => "GET by default; when set, X-Original-URI and X-Scheme are sent too, as ingress-nginx does",
+            ("auth-response-headers", _) => {
+                "copied from a 2xx answer onto the forwarded request; the client's own copy is removed even when the auth service sends none"
+            }
+            ("auth-request-redirect", _) => "sent as X-Auth-Request-Redirect (default: the request URI); nginx variables such as `$host` are expanded",
+            ("auth-signin" | "auth-signin-redirect-param", _) => {
+                "a 401 answers 302 to the sign-in URL with `rd=` (or the parameter set) the original URL, unless the URL already carries it; `$host`, `$escaped_request_uri` and similar are expanded"
+            }
+            ("auth-cache-key", _) => {
+                "answers kept in memory (16384 at most, least recently used forgotten) by this key; `$http_*`, `$cookie_*`, `$remote_addr`, `$host`, `$request_uri`, `$uri`, `$args`, `$scheme` are expanded; an unknown variable disables the cache"
+            }
+            ("auth-cache-duration", _) => "`proxy_cache_valid` syntax (`200 202 401 5m`, the default; `any 1m`); a bad value keeps the default",
+            ("limit-rps" | "limit-rpm", _) => {
+                "per client address, nginx's `limit_req` with `burst` = limit × `limit-burst-multiplier` and `nodelay`; 503 beyond; a value that is not a whole number is ignored with a warning"
+            }
+            ("limit-connections", _) => "requests in flight per client address (idle keep-alive connections do not count); 503 beyond",
+            ("limit-burst-multiplier", _) => "5 by default; a bad value keeps 5",
+            ("limit-whitelist" | "limit-allowlist", _) => "IPv4 and IPv6 addresses and CIDRs exempt from the limits; an invalid entry is skipped with a warning",
             (_, Some(why)) => why,
             (_, None) => "",
         };

@@ -16,6 +16,8 @@ use super::basic_auth::{self, BasicAuth};
 
 use super::cors::{parse_bool, Cors};
 use super::source_range::SourceRanges;
+use super::external_auth::ExternalAuth;
+use super::limits::RateLimits;
 use super::value;
 
 /// Per-request behaviour from annotations.
@@ -51,6 +53,10 @@ pub struct Policy {
     pub source_ranges: Option<SourceRanges>,
     /// `auth-type: basic` and its Secret, compiled.
     pub basic_auth: Option<BasicAuth>,
+    /// `auth-url` and its companions.
+    pub external_auth: Option<ExternalAuth>,
+    /// `limit-rps`, `limit-rpm`, `limit-connections` and their allowlist.
+    pub limits: Option<RateLimits>,
 }
 
 /// Upstream timeouts an Ingress sets; each `None` keeps the command line's.
@@ -137,6 +143,8 @@ impl Policy {
         if let Some(SourceRanges::Invalid { annotation, why }) = &policy.source_ranges {
             problems.push(format!("{annotation} is invalid ({why}): every path of this Ingress answers 403 until it is fixed"));
         }
+        policy.external_auth = ExternalAuth::from_annotations(annotations, &mut problems);
+        policy.limits = RateLimits::from_annotations(annotations, &mut problems);
         let asked = policy != Policy::default();
         (asked.then_some(policy), problems)
     }

@@ -3,7 +3,8 @@
 //! table, and streamed to an upstream pod and back on that same thread.
 //!
 //! Along the request's way:
-//! - [`route`]: read the request, find its route, apply the route's policy.
+//! - [`route`]: read the request, find its route, apply the route's policy,
+//!   then the per-client [`limits`] and the [`external_auth`] sub-request.
 //! - [`client_cert`]: client certificates of `auth-tls-*` hosts (421 when
 //!   the Host is not the handshake's SNI name).
 //! - [`basic_auth`]: the credentials check of `auth-type: basic` routes.
@@ -21,9 +22,11 @@ mod balance;
 mod basic_auth;
 mod buffers;
 mod client_cert;
+pub mod external_auth;
 mod forward;
 pub mod headers;
 pub mod holddown;
+pub mod limits;
 mod policy;
 mod request;
 mod response;
@@ -124,6 +127,10 @@ pub(crate) struct Shared {
     /// Clients for routes to HTTPS backends, one per TLS setting.
     pub tls_agents: upstream_tls::TlsAgents,
     pub hold_down: holddown::HoldDown,
+    /// Per-client state of `limit-*` annotations; untouched by other routes.
+    pub limiter: limits::Limiter,
+    /// The `auth-url` client and its cache; untouched by other routes.
+    pub auth: external_auth::AuthClient,
     buffers: buffers::BufferPool,
 }
 
@@ -147,6 +154,8 @@ pub fn serve(
         agent: upstream::agent(&config),
         tls_agents: Default::default(),
         hold_down: Default::default(),
+        limiter: Default::default(),
+        auth: external_auth::AuthClient::new(&config),
         buffers: buffers::BufferPool::new(buffers::COPY_BUFFER, buffers::POOLED_BUFFERS),
         config,
     });

@@ -41,6 +41,7 @@ pub(super) struct RoutedRequest<'a> {
     pub outcome: Outcome,
     pub started: Instant,
     /// Headers the route's policy sets on the response (CORS), replacing
+    /// the backend's, and Set-Cookie values from its auth service, added to
     /// the backend's; empty for most routes.
     pub response_headers: Vec<(&'static str, String)>,
 }

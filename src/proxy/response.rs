@@ -52,7 +52,9 @@ pub(super) fn stream(
     let upstream_headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
     let mut kept = headers::downstream_response_headers(&upstream_headers, false);
     if !added.is_empty() {
-        kept.retain(|(name, _)| !added.iter().any(|(set, _)| *set != "set-cookie" && name.eq_ignore_ascii_case(set)));
+        // Set-Cookie is added beside the backend's (an auth service's
+        // session cookie); every other header set here replaces the backend's.
+        kept.retain(|(name, _)| name.eq_ignore_ascii_case("set-cookie") || !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set)));
         kept.extend(added.iter().map(|(name, value)| (*name, value.as_bytes())));
     }
     let head = wire::response_head(status, &kept, framing, client.close, client.http10);

@@ -1,5 +1,6 @@
 //! The first phase of a request: read what the client asked for, find its
-//! route by Host and path, run the route's policy phase (`policy`) and the
+//! route by Host and path, run the route's policy phase (`policy`), its
+//! per-client limits (`limits`), its external auth (`external_auth`) and the
 //! body-size check, and hand it to the forwarder or the upgrade tunnel.
 
 use std::time::Instant;
@@ -7,11 +8,13 @@ use std::time::Instant;
 use super::headers::{self, ClientOrigin};
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
+use super::external_auth::{AuthVerdict, Original};
 use super::policy::{self, Asked, Decision};
 use super::basic_auth::{self, Verdict};
 use super::client_cert;
 use super::{forward, tunnel, Outcome, Shared};
 use crate::annotations::backend_tls::BackendProtocol;
+use crate::annotations::external_auth::{ExternalAuth, Variables};
 use crate::routes::Backend;
 use crate::tls::client_auth::ClientSession;
 
@@ -133,6 +136,17 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
     }
 
+    // Held until the answer is sent: `limit-connections` counts requests in flight.
+    let _in_flight = match (route.policy.as_ref().and_then(|p| p.limits.as_ref()), client.address) {
+        (Some(limits), Some(address)) => match shared.limiter.check(&route.ingress, address, limits) {
+            Ok(mark) => mark,
+            Err(limit) => {
+                log::debug!("{host}{}: {address} refused by its {limit:?} limit", target.path());
+                return reply(request, &client, outcome, started, 503, "too many requests", &[]);
+            }
+        },
+        _ => None,
+    };
     if let Some(auth) = route.policy.as_deref().and_then(|policy| policy.basic_auth.as_ref()) {
         let authorization = request.headers().iter().filter(|h| h.field.equiv("authorization")).map(|h| h.value.as_str());
         match basic_auth::check(auth, authorization) {
@@ -145,6 +159,44 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
             Verdict::Unavailable => {
                 log::debug!("{host}{}: basic auth of ingress {} cannot be set up (see its warning)", target.path(), route.ingress);
                 return reply(request, &client, outcome, started, 503, "authentication unavailable", &[]);
+            }
+        }
+    }
+    match route.policy.as_ref().and_then(|p| p.external_auth.as_ref()) {
+        None => {}
+        Some(ExternalAuth::Broken(why)) => {
+            log::warn!("{host}{}: ingress {}: {why}; answering 503", target.path(), route.ingress);
+            return reply(request, &client, outcome, started, 503, "authentication misconfigured", &[]);
+        }
+        Some(ExternalAuth::Check(check)) => {
+            let header_refs: Vec<(&str, &str)> = request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())).collect();
+            let remote_addr = client.address.map(|a| a.to_string()).unwrap_or_default();
+            let original = Original {
+                vars: Variables {
+                    scheme: if secure { "https" } else { "http" },
+                    http_host: host,
+                    request_uri: &target.path_and_query,
+                    remote_addr: &remote_addr,
+                    headers: &header_refs,
+                },
+                method: &outcome.method,
+                upstream_headers: &upstream_head.headers,
+                ingress: &route.ingress,
+            };
+            match shared.auth.check(check, &original, &generation.snapshot) {
+                AuthVerdict::Pass { copied, set_cookies } => {
+                    for (name, value) in copied {
+                        upstream_head.headers.retain(|(existing, _)| *existing != name);
+                        if let Some(value) = value {
+                            upstream_head.headers.push((name.into(), value));
+                        }
+                    }
+                    response_headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
+                }
+                AuthVerdict::Answer { status, text, headers } => {
+                    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(name, value)| (*name, value.as_bytes())).collect();
+                    return reply(request, &client, outcome, started, status, text, &headers);
+                }
             }
         }
     }
