@@ -29,10 +29,12 @@
 
 pub mod access_log;
 pub mod annotations;
+pub mod base64;
 pub mod admin;
 pub mod bounded_lru;
 pub mod cache;
 pub mod civil;
+pub mod hostname;
 pub mod config;
 pub mod inspect;
 pub mod kube;

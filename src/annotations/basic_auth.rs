@@ -15,7 +15,7 @@ use super::htpasswd::{self, check_user, Credentials, Hash};
 use super::secrets::secret_key;
 use super::value;
 use crate::kube::objects::{ObjectKey, Secret, StringMap};
-use crate::tls::base64;
+use crate::base64;
 
 /// What an Ingress's basic-auth annotations compile to.
 #[derive(Debug, Clone, PartialEq, Eq)]

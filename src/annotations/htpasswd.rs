@@ -62,7 +62,7 @@ impl Hash {
             }
         }
         if let Some(encoded) = text.strip_prefix("{SHA}") {
-            let bytes = crate::tls::base64::decode(encoded).map_err(|_| "{SHA} hash is not base64")?;
+            let bytes = crate::base64::decode(encoded).map_err(|_| "{SHA} hash is not base64")?;
             return bytes.try_into().map(Hash::Sha1).map_err(|_| "{SHA} hash is not 20 bytes");
         }
         if text.starts_with("$5$") || text.starts_with("$6$") || text.starts_with("{SSHA}") || text.starts_with("{PLAIN}") {

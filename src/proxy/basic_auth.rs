@@ -18,7 +18,7 @@ use ring::hmac;
 
 use crate::annotations::basic_auth::BasicAuth;
 use crate::annotations::htpasswd::Hash;
-use crate::tls::base64;
+use crate::base64;
 
 /// Most bcrypt successes remembered; the oldest is forgotten first.
 const CACHE_ENTRIES: usize = 4096;

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::annotations::client_cert::VerifyClient;
-use crate::routes::normalize_host;
+use crate::hostname::normalize_host;
 use crate::tls::client_auth::{ClientAuth, ClientSession, Verification};
 
 /// The headers this step sets on the upstream request (client-sent ones of

@@ -52,10 +52,9 @@ use crate::kube::objects::{ObjectKey, SmolStr};
 use crate::store::Snapshot;
 
 pub use compile::{compile, compile_served};
-pub use host::normalize_host;
+pub use crate::hostname::normalize_host;
 pub use path::compile_path_regex;
 pub use incremental::{Changes, RouteCompiler};
-pub(crate) use host::wildcard_parent;
 pub use table::RouteTable;
 
 /// Where routed traffic goes: Service endpoints (the default) or the ClusterIP.

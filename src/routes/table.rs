@@ -9,7 +9,8 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use super::compile::Age;
-use super::host::{wildcard_parent, with_normalized_host, HostPattern};
+use super::host::HostPattern;
+use crate::hostname::{wildcard_parent, with_normalized_host};
 use super::path::{strip_query, PathMatcher};
 use super::{Conflict, Route};
 use crate::kube::objects::{ObjectKey, SmolStr};

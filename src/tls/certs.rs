@@ -17,10 +17,11 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
-use super::{base64, der, Error, SECRET_ERRORS};
+use super::{der, Error, SECRET_ERRORS};
+use crate::base64;
 use crate::store::Snapshot;
 use crate::kube::objects::{Ingress, ObjectKey, Secret, SmolStr};
-use crate::routes::{normalize_host, wildcard_parent};
+use crate::hostname::{normalize_host, wildcard_parent};
 
 /// One served certificate, as metrics and the route inspector see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,7 +247,7 @@ fn same_tls_data(a: &Secret, b: &Secret) -> bool {
 /// Decodes and checks one Secret: the chain, the key, and that they belong together.
 fn parse_secret(secret: &Secret, provider: &CryptoProvider) -> Result<(CertifiedKey, i64), Error> {
     let decode = |name: &'static str| -> Result<Vec<u8>, Error> {
-        base64::decode(secret.data.get(name).ok_or(Error::MissingData(name))?)
+        Ok(base64::decode(secret.data.get(name).ok_or(Error::MissingData(name))?)?)
     };
     let chain = parse_chain(&decode("tls.crt")?)?;
     let key = parse_key(&decode("tls.key")?)?;
@@ -395,7 +396,7 @@ F05fe82Kx5mO/KFhw62MWYA=
                 tls: tls
                     .iter()
                     .map(|(hosts, secret)| IngressTls {
-                        hosts: hosts.iter().map(|h| SmolStr::new(h)).collect(),
+                        hosts: hosts.iter().map(SmolStr::new).collect(),
                         secret_name: Some(SmolStr::new(secret)),
                     })
                     .collect(),

@@ -25,10 +25,11 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
 
-use super::{base64, dn};
+use super::dn;
+use crate::base64;
 use crate::annotations::client_cert::{self, ClientCertSettings, VerifyClient};
 use crate::kube::objects::{Ingress, ObjectKey};
-use crate::routes::{normalize_host, wildcard_parent};
+use crate::hostname::{normalize_host, wildcard_parent};
 use crate::store::Snapshot;
 
 /// One host's client-certificate settings with its CA, compiled.

@@ -4,7 +4,7 @@
 //! - [`certs`]: pure compilation of Secrets into a [`CertSet`] (cache thread).
 //! - [`client_auth`]: client-certificate settings per host (`auth-tls-*`),
 //!   chosen from the ClientHello, verified right after the handshake.
-//! - [`base64`], [`der`], [`dn`]: the small codecs compilation and client
+//! - [`der`], [`dn`]: the small codecs compilation and client
 //!   certificates need.
 //! - [`config`]: the rustls `ServerConfig` whose resolver reads the live set.
 //! - [`stream`]: one TLS session as a stream tiny_http serves; the handshake
@@ -12,7 +12,6 @@
 //! - [`listener`]: the accept loop that hands sockets to tiny_http.
 //! - [`upstream`]: the client side, TLS to backends (`backend-protocol: HTTPS`).
 
-pub mod base64;
 pub mod certs;
 pub mod client_auth;
 pub mod config;
@@ -76,6 +75,12 @@ pub enum Error {
     Key(String),
     /// The private key does not belong to the first certificate.
     KeyMismatch,
+}
+
+impl From<crate::base64::InvalidBase64> for Error {
+    fn from(invalid: crate::base64::InvalidBase64) -> Error {
+        Error::Base64 { offset: invalid.offset }
+    }
 }
 
 impl std::fmt::Display for Error {

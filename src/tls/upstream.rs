@@ -15,7 +15,7 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::base64;
+use crate::base64;
 use super::certs::{parse_chain, parse_key};
 use crate::annotations::backend_tls::ProxySsl;
 use crate::annotations::secrets::secret_key;

@@ -7,7 +7,19 @@
 //! API server would never produce is reported instead of half-decoded.
 //! Missing final padding is tolerated.
 
-use super::Error;
+/// Where a text stops being base64: `offset` is the first bad byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidBase64 {
+    pub offset: usize,
+}
+
+impl std::fmt::Display for InvalidBase64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid base64 at byte {}", self.offset)
+    }
+}
+
+impl std::error::Error for InvalidBase64 {}
 
 /// The value of one alphabet byte, or `None` for anything else.
 fn sextet(byte: u8) -> Option<u32> {
@@ -22,30 +34,30 @@ fn sextet(byte: u8) -> Option<u32> {
 }
 
 /// Decodes standard base64 with or without `=` padding.
-pub fn decode(text: &str) -> Result<Vec<u8>, Error> {
+pub fn decode(text: &str) -> Result<Vec<u8>, InvalidBase64> {
     let input = text.as_bytes();
     let unpadded = input.len() - input.iter().rev().take(2).take_while(|b| **b == b'=').count();
     let padding = input.len() - unpadded;
     if padding > 0 && input.len() % 4 != 0 {
-        return Err(Error::Base64 { offset: unpadded });
+        return Err(InvalidBase64 { offset: unpadded });
     }
     let body = &input[..unpadded];
     let mut out = Vec::with_capacity(body.len() / 4 * 3 + 2);
     for (chunk_index, chunk) in body.chunks(4).enumerate() {
         let mut bits: u32 = 0;
         for (i, byte) in chunk.iter().enumerate() {
-            let value = sextet(*byte).ok_or(Error::Base64 { offset: chunk_index * 4 + i })?;
+            let value = sextet(*byte).ok_or(InvalidBase64 { offset: chunk_index * 4 + i })?;
             bits |= value << (18 - 6 * i);
         }
         if chunk.len() == 1 {
             // Six bits cannot make a byte: the input was cut short.
-            return Err(Error::Base64 { offset: chunk_index * 4 });
+            return Err(InvalidBase64 { offset: chunk_index * 4 });
         }
         let bytes = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
         let produced = chunk.len() - 1;
         // The bits below the last whole byte must be zero in canonical base64.
         if produced < 3 && bytes[produced] != 0 {
-            return Err(Error::Base64 { offset: chunk_index * 4 + chunk.len() - 1 });
+            return Err(InvalidBase64 { offset: chunk_index * 4 + chunk.len() - 1 });
         }
         out.extend_from_slice(&bytes[..produced]);
     }
@@ -112,7 +124,7 @@ mod tests {
             ("Zm9v\nYmFy", 4),
             ("Zm9vYmFy====", 8),
         ] {
-            assert_eq!(decode(encoded), Err(Error::Base64 { offset }), "{encoded:?}");
+            assert_eq!(decode(encoded), Err(InvalidBase64 { offset }), "{encoded:?}");
         }
     }
 
