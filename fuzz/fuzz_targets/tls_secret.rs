@@ -6,7 +6,8 @@
 
 #![no_main]
 
-use ingressd::tls::{base64, certs, der};
+use ingressd::base64;
+use ingressd::tls::{certs, der};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
