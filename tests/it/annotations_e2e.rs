@@ -6,17 +6,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::common;
 use crate::common::{get, ingress, request, service_for, Api, Backend, Ingressd};
 use crate::support::wait::wait_until;
 
 /// An Ingress `name` for `NAME.example.com` to the backend, with these
 /// `nginx.ingress.kubernetes.io/` annotations.
 fn annotated(name: &str, annotations: &[(&str, &str)]) -> Value {
-    let mut object = ingress("web", name, &[(&format!("{name}.example.com"), "/", "blue")]);
-    let map: serde_json::Map<String, Value> =
-        annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
-    object["metadata"]["annotations"] = Value::Object(map);
-    object
+    common::annotated(name, "blue", annotations)
 }
 
 fn start(ingresses: Vec<Value>, extra: &[&str]) -> (Api, Backend, Ingressd) {

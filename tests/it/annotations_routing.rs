@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::common;
 use crate::common::{get, request, service_for, Api, Backend, Ingressd};
 use crate::support::wait::wait_until;
 
 /// An Ingress `name` on `host` with `nginx.ingress.kubernetes.io/`
 /// annotations and `(path, pathType, service)` paths.
 fn ingress(name: &str, created: &str, host: &str, annotations: &[(&str, &str)], paths: &[(&str, &str, &str)]) -> Value {
-    let annotations: serde_json::Map<String, Value> =
-        annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
+    let annotations = common::nginx_annotations(annotations);
     let paths: Vec<Value> = paths
         .iter()
         .map(|(path, path_type, service)| json!({"path": path, "pathType": path_type, "backend": {"service": {"name": service, "port": {"number": 80}}}}))

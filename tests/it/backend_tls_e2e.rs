@@ -15,7 +15,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 use serde_json::{json, Value};
 
-use crate::common::{get, service_for, Api, Backend, Ingressd};
+use crate::common::{annotated, get, service_for, Api, Backend, Ingressd};
 use crate::support::wait::wait_until;
 use crate::tls_support::{provider, Ca, Issued};
 
@@ -72,17 +72,6 @@ fn secret(name: &str, fields: &[(&str, &str)]) -> Value {
     json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": "web", "name": name}, "type": "Opaque", "data": data})
 }
 
-fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> Value {
-    let map: serde_json::Map<String, Value> =
-        annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
-    json!({
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"namespace": "web", "name": name, "annotations": map},
-        "spec": {"ingressClassName": "ingressd", "rules": [{"host": format!("{name}.example.com"), "http": {"paths": [
-            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]}
-    })
-}
-
 #[test]
 fn https_backends_with_and_without_verification() {
     let server_ca = Ca::new();
@@ -125,7 +114,7 @@ fn https_backends_with_and_without_verification() {
         ("fcgi", "plain", &[("backend-protocol", "FCGI")], 502, None),
     ];
     for (name, service, annotations, _, _) in cases {
-        api.fake.create(ingress(name, service, annotations));
+        api.fake.create(annotated(name, service, annotations));
     }
     let ingressd = Ingressd::start(&api, &[]);
     assert!(ingressd.wait_ready(Duration::from_secs(10)));

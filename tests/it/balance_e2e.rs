@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{endpoint_slice, request, Api, Ingressd};
+use crate::common::{annotated, endpoint_slice, request, Api, Ingressd};
 use crate::support::http::Response;
 use crate::support::wait::wait_until;
 
@@ -73,18 +73,6 @@ fn slice(name: &str, port: u16, hosts: &[u8]) -> Value {
     endpoint_slice("web", name, &addrs)
 }
 
-/// An Ingress `name` for `NAME.example.com/` to Service `service`, with these annotations.
-fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> Value {
-    let map: serde_json::Map<String, Value> =
-        annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
-    json!({
-        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"namespace": "web", "name": name, "annotations": map},
-        "spec": {"ingressClassName": "ingressd", "rules": [{"host": format!("{name}.example.com"), "http": {"paths": [
-            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]}
-    })
-}
-
 fn send(ingressd: &Ingressd, host: &str, target: &str, cookie: Option<&str>) -> Response {
     let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
     let raw = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n");
@@ -110,7 +98,7 @@ fn a_sticky_cookie_holds_on_every_replica_while_its_endpoint_is_ready() {
     let api = Api::start();
     let (port, _) = backends(&[21, 22, 23]);
     service(&api, "pods", port, &[21, 22, 23]);
-    api.fake.create(ingress("sticky", "pods", &[("affinity", "cookie"), ("session-cookie-max-age", "3600"), ("session-cookie-samesite", "Lax")]));
+    api.fake.create(annotated("sticky", "pods", &[("affinity", "cookie"), ("session-cookie-max-age", "3600"), ("session-cookie-samesite", "Lax")]));
     let replicas = start_replicas(&api, 2);
 
     let first = send(&replicas[0], "sticky.example.com", "/", None);
@@ -149,8 +137,8 @@ fn upstream_hash_by_sends_a_key_to_one_endpoint_on_every_replica() {
     let api = Api::start();
     let (port, _) = backends(&[31, 32, 33, 34]);
     service(&api, "pods", port, &[31, 32, 33, 34]);
-    api.fake.create(ingress("hashed", "pods", &[("upstream-hash-by", "$arg_user")]));
-    api.fake.create(ingress("header", "pods", &[("upstream-hash-by", "$http_x_tenant")]));
+    api.fake.create(annotated("hashed", "pods", &[("upstream-hash-by", "$arg_user")]));
+    api.fake.create(annotated("header", "pods", &[("upstream-hash-by", "$http_x_tenant")]));
     let replicas = start_replicas(&api, 2);
 
     let mut used = std::collections::HashSet::new();
@@ -182,9 +170,9 @@ fn next_upstream_tries_bounds_the_endpoints_one_request_tries() {
     service(&api, "one", port, &[41, 42, 43, 44]);
     service(&api, "default", port, &[45, 46, 47, 48]);
     service(&api, "four", port, &[49, 50, 51, 52]);
-    api.fake.create(ingress("one", "one", &[("proxy-next-upstream-tries", "1")]));
-    api.fake.create(ingress("default", "default", &[]));
-    api.fake.create(ingress("four", "four", &[("proxy-next-upstream-tries", "4")]));
+    api.fake.create(annotated("one", "one", &[("proxy-next-upstream-tries", "1")]));
+    api.fake.create(annotated("default", "default", &[]));
+    api.fake.create(annotated("four", "four", &[("proxy-next-upstream-tries", "4")]));
     let ingressd = start_replicas(&api, 1).remove(0);
 
     // The first request of each route starts at its first endpoint, which refuses.

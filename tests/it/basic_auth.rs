@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::annotations_e2e::echoing_backend;
-use crate::common::{ingress, request, service_for, Api, Ingressd};
+use crate::common;
+use crate::common::{request, service_for, Api, Ingressd};
 use crate::support::http::Response;
 use crate::support::wait::wait_until;
 
@@ -41,10 +42,7 @@ fn secret(namespace: &str, name: &str, data: &[(&str, &str)]) -> Value {
 /// An Ingress `name` in namespace `web` for `NAME.example.com` to the echo
 /// Service, with these `nginx.ingress.kubernetes.io/` annotations.
 fn protected(name: &str, annotations: &[(&str, &str)]) -> Value {
-    let mut object = ingress("web", name, &[(&format!("{name}.example.com"), "/", "echo")]);
-    let map: serde_json::Map<String, Value> = annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
-    object["metadata"]["annotations"] = Value::Object(map);
-    object
+    common::annotated(name, "echo", annotations)
 }
 
 fn start(objects: Vec<Value>) -> (Api, Ingressd) {

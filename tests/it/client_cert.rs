@@ -14,6 +14,7 @@ use rustls::ClientConfig;
 use serde_json::{json, Value};
 
 use crate::annotations_e2e::echoing_backend;
+use crate::common;
 use crate::common::{get, ingress, service_for, Api, Ingressd};
 use crate::support::http::Response;
 use crate::support::wait::wait_until;
@@ -36,8 +37,7 @@ fn site(name: &str, annotations: &[(&str, &str)]) -> Value {
     let host = format!("{name}.example.com");
     let mut object = ingress("web", name, &[(&host, "/", "echo")]);
     object["spec"]["tls"] = json!([{"hosts": [host], "secretName": "site-tls"}]);
-    let map: serde_json::Map<String, Value> = annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
-    object["metadata"]["annotations"] = Value::Object(map);
+    object["metadata"]["annotations"] = common::nginx_annotations(annotations);
     object
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{ingress, request, service_for, Api, Ingressd};
+use crate::common;
+use crate::common::{request, service_for, Api, Ingressd};
 use crate::support::ports::unused_port;
 use crate::support::wait::wait_until;
 
@@ -107,10 +108,8 @@ fn echo_answer(seen: &Seen) -> Answer {
 }
 
 fn annotated(name: &str, annotations: &[(&str, String)]) -> Value {
-    let mut object = ingress("web", name, &[(&format!("{name}.example.com"), "/", "echo")]);
-    let map: serde_json::Map<String, Value> = annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
-    object["metadata"]["annotations"] = Value::Object(map);
-    object
+    let pairs: Vec<(&str, &str)> = annotations.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    common::annotated(name, "echo", &pairs)
 }
 
 fn call(ingressd: &Ingressd, method: &str, host: &str, path: &str, extra: &str) -> crate::support::http::Response {

@@ -5,17 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 
-use crate::common::{get, ingress, service_for, Api, Backend, Ingressd};
+use crate::common::{annotated, get, service_for, Api, Backend, Ingressd};
 use crate::support::wait::wait_until;
 
-fn annotated(name: &str, service: &str, annotations: &[(&str, &str)]) -> Value {
-    let mut object = ingress("web", name, &[(&format!("{name}.example.com"), "/", service)]);
-    let map: serde_json::Map<String, Value> = annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), json!(v))).collect();
-    object["metadata"]["annotations"] = Value::Object(map);
-    object
-}
 
 fn status(ingressd: &Ingressd, host: &str) -> u16 {
     get(ingressd.http, "/", &format!("{host}.example.com")).map(|r| r.status).unwrap_or(0)

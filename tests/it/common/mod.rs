@@ -283,6 +283,20 @@ pub fn ingress(namespace: &str, name: &str, rules: &[(&str, &str, &str)]) -> ser
     })
 }
 
+/// The `metadata.annotations` of an Ingress with these names under
+/// `nginx.ingress.kubernetes.io/`, as Ingresses written for ingress-nginx carry them.
+pub fn nginx_annotations(annotations: &[(&str, &str)]) -> serde_json::Value {
+    annotations.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), serde_json::json!(v))).collect::<serde_json::Map<_, _>>().into()
+}
+
+/// The annotation tests' Ingress: `name` in namespace `web` for
+/// `NAME.example.com/` to Service `service`, with these annotations.
+pub fn annotated(name: &str, service: &str, annotations: &[(&str, &str)]) -> serde_json::Value {
+    let mut object = ingress("web", name, &[(&format!("{name}.example.com"), "/", service)]);
+    object["metadata"]["annotations"] = nginx_annotations(annotations);
+    object
+}
+
 /// A Service on port 80 (named `http`) and its EndpointSlice pointing at `backend`.
 pub fn service_for(namespace: &str, name: &str, backend: SocketAddr) -> [serde_json::Value; 2] {
     [
