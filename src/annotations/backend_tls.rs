@@ -87,7 +87,7 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> (Option<BackendProtocol>, Vec<String>) {
-        let map: StringMap = pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect();
+        let map: StringMap = crate::annotations::nginx_annotations(pairs);
         let mut problems = Vec::new();
         (BackendProtocol::from_annotations(&map, &mut problems), problems)
     }

@@ -139,17 +139,24 @@ fn tries(annotations: &StringMap, problems: &mut Vec<String>) -> Option<usize> {
     }
 }
 
+/// `affinity: cookie` with no `session-cookie-*` set: ingress-nginx's cookie name, nothing else.
+impl Default for Affinity {
+    fn default() -> Affinity {
+        Affinity {
+            name: DEFAULT_COOKIE_NAME.to_string(),
+            path: None,
+            domain: None,
+            max_age: None,
+            expires: None,
+            samesite: None,
+            secure: false,
+            change_on_failure: false,
+        }
+    }
+}
+
 fn affinity(annotations: &StringMap, problems: &mut Vec<String>) -> Affinity {
-    let mut affinity = Affinity {
-        name: DEFAULT_COOKIE_NAME.to_string(),
-        path: None,
-        domain: None,
-        max_age: None,
-        expires: None,
-        samesite: None,
-        secure: false,
-        change_on_failure: false,
-    };
+    let mut affinity = Affinity::default();
     if let Some(name) = value(annotations, "session-cookie-name") {
         match check_cookie_name(name) {
             Ok(()) => affinity.name = name.to_string(),
@@ -273,7 +280,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> StringMap {
-        pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect()
+        crate::annotations::nginx_annotations(pairs)
     }
 
     fn parse(pairs: &[(&str, &str)]) -> (Option<Balance>, Vec<String>) {

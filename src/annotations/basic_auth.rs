@@ -145,11 +145,7 @@ mod tests {
     }
 
     fn annotations(pairs: &[(&str, &str)]) -> StringMap {
-        let mut map = StringMap::default();
-        for (key, value) in pairs {
-            map.insert(format!("nginx.ingress.kubernetes.io/{key}"), *value);
-        }
-        map
+        crate::annotations::nginx_annotations(pairs)
     }
 
     /// (annotations, Some(realm and users) or None for Unavailable or no

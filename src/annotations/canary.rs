@@ -177,7 +177,7 @@ mod tests {
     use super::*;
 
     fn rule(pairs: &[(&str, &str)]) -> (Option<CanaryRule>, Vec<String>) {
-        let map: StringMap = pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect();
+        let map: StringMap = crate::annotations::nginx_annotations(pairs);
         CanaryRule::from_annotations(&map)
     }
 

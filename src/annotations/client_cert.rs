@@ -113,11 +113,7 @@ mod tests {
     use super::*;
 
     fn annotations(pairs: &[(&str, &str)]) -> StringMap {
-        let mut map = StringMap::default();
-        for (key, value) in pairs {
-            map.insert(format!("nginx.ingress.kubernetes.io/{key}"), *value);
-        }
-        map
+        crate::annotations::nginx_annotations(pairs)
     }
 
     #[test]

@@ -150,7 +150,7 @@ mod tests {
     use super::*;
 
     fn cors(pairs: &[(&str, &str)]) -> (Option<Cors>, Vec<String>) {
-        let map = pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect();
+        let map = crate::annotations::nginx_annotations(pairs);
         let mut problems = Vec::new();
         (Cors::from_annotations(&map, &mut problems), problems)
     }

@@ -77,7 +77,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> StringMap {
-        pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect()
+        crate::annotations::nginx_annotations(pairs)
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub fn value<'a>(annotations: &'a StringMap, name: &str) -> Option<&'a str> {
     under(INGRESSD_PREFIX).or_else(|| under(NGINX_PREFIX))
 }
 
+/// An annotation map as ingress-nginx Ingresses carry it: each name under
+/// `nginx.ingress.kubernetes.io/`; what the parsers' table tests feed them.
+#[cfg(test)]
+pub(crate) fn nginx_annotations(pairs: &[(&str, &str)]) -> StringMap {
+    pairs.iter().map(|(k, v)| (format!("{NGINX_PREFIX}{k}"), v.to_string())).collect()
+}
+
 const UNKNOWN: &str = "not an ingress-nginx annotation ingressd knows; check the spelling";
 
 /// What ingressd does with an annotation key; `None` for keys under neither

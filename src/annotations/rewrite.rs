@@ -142,7 +142,7 @@ mod tests {
     use crate::routes::compile_path_regex;
 
     fn map(pairs: &[(&str, &str)]) -> StringMap {
-        pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect()
+        crate::annotations::nginx_annotations(pairs)
     }
 
     /// Rewrites the way ingress-nginx's rewrite documentation and e2e tests show them.

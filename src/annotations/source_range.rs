@@ -116,7 +116,7 @@ mod tests {
     }
 
     fn map(pairs: &[(&str, &str)]) -> StringMap {
-        pairs.iter().map(|(k, v)| (format!("nginx.ingress.kubernetes.io/{k}"), v.to_string())).collect()
+        crate::annotations::nginx_annotations(pairs)
     }
 
     /// The documentation's examples and the edges Go's parser draws.

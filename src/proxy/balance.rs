@@ -252,7 +252,7 @@ fn http_date(unix: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::annotations::balance::{parse_hash_key, SameSite, DEFAULT_COOKIE_NAME};
+    use crate::annotations::balance::{parse_hash_key, SameSite};
 
     fn upstreams(n: usize) -> Vec<Upstream> {
         (0..n).map(|i| Upstream { authority: format!("10.0.{}.{}:8080", i / 200, i % 200).into() }).collect()
@@ -267,16 +267,7 @@ mod tests {
     }
 
     fn affinity() -> Affinity {
-        Affinity {
-            name: DEFAULT_COOKIE_NAME.into(),
-            path: None,
-            domain: None,
-            max_age: None,
-            expires: None,
-            samesite: None,
-            secure: false,
-            change_on_failure: false,
-        }
+        Affinity::default()
     }
 
     #[test]

@@ -17,23 +17,7 @@ fn annotated(name: &str, annotations: &[(&str, &str)]) -> Value {
 }
 
 fn start(ingresses: Vec<Value>, extra: &[&str]) -> (Api, Backend, Ingressd) {
-    start_with_backend(ingresses, extra, None)
-}
-
-/// Like [`start`]; `backend` (when given) stands behind Service `blue`
-/// instead of a counting [`Backend`] (which does not read request bodies).
-fn start_with_backend(ingresses: Vec<Value>, extra: &[&str], backend: Option<std::net::SocketAddr>) -> (Api, Backend, Ingressd) {
-    let api = Api::start();
-    let blue = Backend::start("blue");
-    for object in service_for("web", "blue", backend.unwrap_or(blue.addr)) {
-        api.fake.create(object);
-    }
-    for object in ingresses {
-        api.fake.create(object);
-    }
-    let ingressd = Ingressd::start(&api, extra);
-    assert!(ingressd.wait_ready(Duration::from_secs(10)));
-    (api, blue, ingressd)
+    common::start_with_blue(ingresses, extra, None)
 }
 
 fn post(ingressd: &Ingressd, host: &str, body_length: usize) -> u16 {
@@ -69,7 +53,7 @@ fn redirects_answer_without_reaching_the_backend() {
 
 #[test]
 fn proxy_body_size_sets_the_ingress_limit_and_zero_lifts_it() {
-    let (_api, _blue, ingressd) = start_with_backend(
+    let (_api, _blue, ingressd) = common::start_with_blue(
         vec![
             annotated("small", &[("proxy-body-size", "1k")]),
             annotated("unlimited", &[("proxy-body-size", "0")]),

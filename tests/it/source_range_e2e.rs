@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common;
-use crate::common::{get, request, service_for, Api, Backend, Ingressd};
+use crate::common::{get, request, Api, Backend, Ingressd};
 use crate::support::wait::wait_until;
 
 /// An Ingress `name` for `NAME.example.com` to Service `blue`, with these
@@ -19,17 +19,7 @@ fn annotated(name: &str, annotations: &[(&str, &str)]) -> Value {
 }
 
 fn start(ingresses: Vec<Value>, extra: &[&str]) -> (Api, Backend, Ingressd) {
-    let api = Api::start();
-    let blue = Backend::start("blue");
-    for object in service_for("web", "blue", blue.addr) {
-        api.fake.create(object);
-    }
-    for object in ingresses {
-        api.fake.create(object);
-    }
-    let ingressd = Ingressd::start(&api, extra);
-    assert!(ingressd.wait_ready(Duration::from_secs(10)));
-    (api, blue, ingressd)
+    common::start_with_blue(ingresses, extra, None)
 }
 
 fn status(ingressd: &Ingressd, name: &str) -> u16 {

@@ -297,6 +297,20 @@ pub fn annotated(name: &str, service: &str, annotations: &[(&str, &str)]) -> ser
     object
 }
 
+/// The annotation tests' stack: a fake API with Service `web/blue` in front
+/// of a counting [`Backend`] (or of `backend`, when given), these Ingresses,
+/// and ingressd started with `extra` flags and ready.
+pub fn start_with_blue(ingresses: Vec<serde_json::Value>, extra: &[&str], backend: Option<SocketAddr>) -> (Api, Backend, Ingressd) {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    for object in service_for("web", "blue", backend.unwrap_or(blue.addr)).into_iter().chain(ingresses) {
+        api.fake.create(object);
+    }
+    let ingressd = Ingressd::start(&api, extra);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)));
+    (api, blue, ingressd)
+}
+
 /// A Service on port 80 (named `http`) and its EndpointSlice pointing at `backend`.
 pub fn service_for(namespace: &str, name: &str, backend: SocketAddr) -> [serde_json::Value; 2] {
     [
