@@ -33,6 +33,7 @@ pub mod base64;
 pub mod admin;
 pub mod bounded_lru;
 pub mod cache;
+pub mod cidr;
 pub mod civil;
 pub mod hostname;
 pub mod config;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::Cidr;
+use crate::cidr::Cidr;
 use crate::prometheus::{self, Type};
 
 /// The 12 bytes every version 2 header starts with.

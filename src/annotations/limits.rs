@@ -4,7 +4,7 @@
 //! a value that does not parse is left out with a warning: a typo must not
 //! turn into every client being refused.
 
-use crate::config::Cidr;
+use crate::cidr::Cidr;
 use crate::kube::objects::StringMap;
 
 use super::value;

@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 
 use super::value;
-use crate::config::Cidr;
+use crate::cidr::Cidr;
 use crate::kube::objects::StringMap;
 
 /// What an Ingress's address lists decide for each client.
@@ -76,35 +76,9 @@ pub fn parse_list(text: &str) -> Result<Vec<Cidr>, String> {
     text.split(',')
         .map(|entry| {
             let entry = entry.trim();
-            parse_entry(entry).ok_or_else(|| format!("{entry:?} is neither an IP address nor a network in CIDR notation"))
+            Cidr::parse(entry).ok_or_else(|| format!("{entry:?} is neither an IP address nor a network in CIDR notation"))
         })
         .collect()
-}
-
-fn parse_entry(entry: &str) -> Option<Cidr> {
-    let (address, prefix) = match entry.split_once('/') {
-        Some((address, prefix)) => (address, Some(prefix)),
-        None => (entry, None),
-    };
-    let network: IpAddr = address.parse().ok()?;
-    let max = if network.is_ipv4() { 32 } else { 128 };
-    let prefix_len = match prefix {
-        None => max,
-        // Digits only: no sign, no space, at most three of them.
-        Some(digits) if (1..=3).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) => {
-            digits.parse::<u8>().ok().filter(|len| *len <= max)?
-        }
-        Some(_) => return None,
-    };
-    // A client's IPv4-mapped address is compared as IPv4, so a mapped
-    // network is written as the IPv4 network it covers.
-    match network {
-        IpAddr::V6(v6) if prefix_len >= 96 => match v6.to_ipv4_mapped() {
-            Some(v4) => Some(Cidr { network: IpAddr::V4(v4), prefix_len: prefix_len - 96 }),
-            None => Some(Cidr { network, prefix_len }),
-        },
-        _ => Some(Cidr { network, prefix_len }),
-    }
 }
 
 #[cfg(test)]

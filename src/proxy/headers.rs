@@ -11,7 +11,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::config::Cidr;
+use crate::cidr::Cidr;
 
 /// What the proxy knows about the client connection a request arrived on.
 #[derive(Debug, Clone, Copy)]

@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn the_limiter_keeps_ingresses_and_clients_apart_and_forgets_the_oldest() {
         let limiter = Limiter::with_capacity(2);
-        let one = RateLimits { allowlist: vec![crate::config::Cidr::parse("10.9.0.0/16").expect("cidr")], ..limits(Some(1), None, Some(1), 1) };
+        let one = RateLimits { allowlist: vec![crate::cidr::Cidr::parse("10.9.0.0/16").expect("cidr")], ..limits(Some(1), None, Some(1), 1) };
         let (a, b) = (ObjectKey::new("ns", "a"), ObjectKey::new("ns", "b"));
         let ip = |text: &str| text.parse::<IpAddr>().expect("address");
         let first = limiter.check(&a, ip("10.0.0.1"), &one);

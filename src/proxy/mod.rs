@@ -42,7 +42,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cache::Current;
-use crate::config::{Cidr, Config};
+use crate::cidr::Cidr;
+use crate::config::Config;
 use crate::kube::objects::{ObjectKey, SmolStr};
 use crate::proxy_protocol;
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ingressd::cache::{self, CompileConfig, Current, Generation};
-use ingressd::config::Cidr;
+use ingressd::cidr::Cidr;
 use ingressd::kube::objects::{Ingress, IngressTls, ObjectKey, Secret};
 use ingressd::kube::Object;
 use ingressd::proxy::{self, Outcome, ProxyConfig};
