@@ -159,7 +159,10 @@ mod tests {
             secret("no-auth-key", &[("users", ALICE)]),
         ];
         let lookup = |key: &ObjectKey| secrets.iter().find(|s| s.metadata.key() == *key);
-        let cases: &[(&[(&str, &str)], Option<Option<(&str, usize)>>, usize)] = &[
+        // Annotations; no basic auth, or auth refusing everyone, or a realm
+        // and the number of users; the problems logged.
+        type Case = (&'static crate::annotations::Pairs, Option<Option<(&'static str, usize)>>, usize);
+        let cases: &[Case] = &[
             (&[], None, 0),
             (&[("auth-secret", "file")], None, 1),
             (&[("auth-type", "basic"), ("auth-secret", "file")], Some(Some(("", 1))), 0),

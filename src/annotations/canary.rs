@@ -192,7 +192,7 @@ mod tests {
         let (by_header, problems) = rule(&[("canary", "true"), ("canary-by-header", "X-Canary"), ("canary-by-cookie", "canary_c"), ("canary-weight", "50")]);
         let by_header = by_header.expect("a canary");
         assert!(problems.is_empty());
-        let cases: &[(&[(&str, &str)], u32, bool)] = &[
+        let cases: &[(&crate::annotations::Pairs, u32, bool)] = &[
             (&[("x-canary", "always")], 100, true),
             (&[("X_CANARY", "always")], 100, true),
             (&[("X-Canary", "never"), ("Cookie", "canary_c=always")], 1, false),
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn weights_and_totals() {
-        let cases: &[(&[(&str, &str)], u32, bool, usize)] = &[
+        let cases: &[(&crate::annotations::Pairs, u32, bool, usize)] = &[
             // (annotations, roll, canary, problems)
             (&[("canary", "true")], 1, false, 0),
             (&[("canary", "true"), ("canary-weight", "0")], 1, false, 0),

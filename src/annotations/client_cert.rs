@@ -127,7 +127,7 @@ mod tests {
             error_page: error_page.map(str::to_string),
             match_cn: None,
         };
-        let cases: &[(&[(&str, &str)], Option<ClientCertSettings>, usize)] = &[
+        let cases: &[(&crate::annotations::Pairs, Option<ClientCertSettings>, usize)] = &[
             (&[], None, 0),
             (&[("auth-tls-verify-client", "on")], None, 0),
             (&[("auth-tls-secret", "shop/ca")], Some(settings(VerifyClient::On, 1, false, None)), 0),

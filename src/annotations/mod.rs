@@ -39,6 +39,10 @@ pub fn value<'a>(annotations: &'a StringMap, name: &str) -> Option<&'a str> {
 
 /// An annotation map as ingress-nginx Ingresses carry it: each name under
 /// `nginx.ingress.kubernetes.io/`; what the parsers' table tests feed them.
+/// Annotation names and values, as table tests write them.
+#[cfg(test)]
+pub(crate) type Pairs = [(&'static str, &'static str)];
+
 #[cfg(test)]
 pub(crate) fn nginx_annotations(pairs: &[(&str, &str)]) -> StringMap {
     pairs.iter().map(|(k, v)| (format!("{NGINX_PREFIX}{k}"), v.to_string())).collect()
@@ -222,7 +226,7 @@ mod tests {
 
     #[test]
     fn both_prefixes_are_read_and_ingressd_wins() {
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        let cases: &[(&Pairs, Option<&str>)] = &[
             (&[], None),
             (&[("nginx.ingress.kubernetes.io/ssl-redirect", "true")], Some("true")),
             (&[("ingressd.io/ssl-redirect", "false")], Some("false")),

@@ -348,7 +348,9 @@ mod tests {
 
     #[test]
     fn redirects_follow_ingress_nginx_precedence_and_code_ranges() {
-        let cases: &[(&[(&str, &str)], Option<(u16, &str)>, usize)] = &[
+        // Annotations, the redirect's code and target, the problems logged.
+        type Case = (&'static crate::annotations::Pairs, Option<(u16, &'static str)>, usize);
+        let cases: &[Case] = &[
             (&[("permanent-redirect", "https://new.example.com")], Some((301, "https://new.example.com")), 0),
             (&[("permanent-redirect", "https://a.test"), ("permanent-redirect-code", "308")], Some((308, "https://a.test")), 0),
             (&[("permanent-redirect", "https://a.test"), ("permanent-redirect-code", "399")], Some((301, "https://a.test")), 1),

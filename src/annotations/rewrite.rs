@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn regex_mode_comes_from_use_regex_or_a_rewrite_that_changes_the_path() {
-        let cases: &[(&[(&str, &str)], &str, bool, bool, usize)] = &[
+        let cases: &[(&crate::annotations::Pairs, &str, bool, bool, usize)] = &[
             // (annotations, path, regex mode, rewrites, problems)
             (&[], "/a", false, false, 0),
             (&[("use-regex", "true")], "/a", true, false, 0),

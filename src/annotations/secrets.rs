@@ -61,7 +61,9 @@ mod tests {
 
     #[test]
     fn secret_names_table() {
-        let table: [(&str, Result<(&str, &str), &str>); 9] = [
+        // The annotation's value, then the Secret's namespace and name or a part of the refusal.
+        type Case = (&'static str, Result<(&'static str, &'static str), &'static str>);
+        let table: [Case; 9] = [
             ("basic-auth", Ok(("shop", "basic-auth"))),
             ("shop/basic-auth", Ok(("shop", "basic-auth"))),
             (" ca.v1 ", Ok(("shop", "ca.v1"))),

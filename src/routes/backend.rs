@@ -25,8 +25,11 @@ pub(crate) struct ResolvedBackend {
 pub(crate) struct BackendResolver<'a> {
     snapshot: &'a Snapshot,
     mode: UpstreamMode,
-    resolved: HashMap<(&'a str, &'a str, PortRef, UpstreamMode), Result<Arc<[Upstream]>, RouteError>>,
+    resolved: HashMap<ServicePortKey<'a>, Result<Arc<[Upstream]>, RouteError>>,
 }
+
+/// A Service port as one compile resolves it: namespace, name, port, mode.
+type ServicePortKey<'a> = (&'a str, &'a str, PortRef, UpstreamMode);
 
 impl<'a> BackendResolver<'a> {
     pub(crate) fn new(snapshot: &'a Snapshot, mode: UpstreamMode) -> BackendResolver<'a> {

@@ -655,6 +655,9 @@ fn served_by(table: &RouteTable, host: &str, path: &str) -> Option<(String, Stri
     table.lookup(host, path).map(|r| (r.ingress.name.to_string(), r.path.to_string()))
 }
 
+/// A host, a path, and the Ingress and path of the route that must answer.
+type LookupCase = (&'static str, &'static str, Option<(&'static str, &'static str)>);
+
 /// ingress-nginx's "ingress path matching" page: one Ingress with
 /// `use-regex` makes every path of its host a case-insensitive regex
 /// anchored at the start, in every Ingress on that host; other hosts stay plain.
@@ -667,7 +670,7 @@ fn one_regex_ingress_makes_its_host_regex() {
         .ingress(annotated("plain", "2024-01-02T00:00:00Z", "r.test", json!({}), &[("/foo/bar/[A-Z0-9]{3}", "ImplementationSpecific", "svc"), ("/exact", "Exact", "svc")]))
         .ingress(annotated("other", "2024-01-01T00:00:00Z", "p.test", json!({}), &[("/foo", "Prefix", "svc")]));
     let table = cluster.table();
-    let cases: &[(&str, &str, Option<(&str, &str)>)] = &[
+    let cases: &[LookupCase] = &[
         ("r.test", "/foo/bar/bar", Some(("plain", "/foo/bar/[A-Z0-9]{3}"))),
         ("r.test", "/foo/bar/ba", Some(("regex", "/foo/bar/.+"))),
         ("r.test", "/FOO/BAR/BAZ", Some(("plain", "/foo/bar/[A-Z0-9]{3}"))),

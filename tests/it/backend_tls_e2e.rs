@@ -72,6 +72,9 @@ fn secret(name: &str, fields: &[(&str, &str)]) -> Value {
     json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": "web", "name": name}, "type": "Opaque", "data": data})
 }
 
+/// Ingress name, which backend (`open` or `mutual`), annotations, the status expected, and what the backend saw of the TLS session.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16, Option<&'a str>);
+
 #[test]
 fn https_backends_with_and_without_verification() {
     let server_ca = Ca::new();
@@ -95,7 +98,7 @@ fn https_backends_with_and_without_verification() {
     let https = ("backend-protocol", "HTTPS");
     let verify = ("proxy-ssl-verify", "on");
     let named = ("proxy-ssl-name", "backend.internal");
-    let cases: &[(&str, &str, &[(&str, &str)], u16, Option<&str>)] = &[
+    let cases: &[Case] = &[
         ("unverified", "open", &[https], 200, Some("sni=None client=false")),
         ("sni", "open", &[https, named, ("proxy-ssl-server-name", "on")], 200, Some("sni=Some(\"backend.internal\") client=false")),
         ("verified", "open", &[https, verify, named, ("proxy-ssl-secret", "right-ca")], 200, Some("sni=None client=false")),

@@ -13,8 +13,11 @@ use support::http::*;
 use tiny_http::{Limits, Request, Server};
 use tiny_http_common::*;
 
+/// Each request's path and the thread that served it.
+type Seen = Arc<Mutex<Vec<(String, ThreadId)>>>;
+
 /// A server whose handler answers with the request path and records the thread it ran on.
-fn serving() -> (Arc<Server>, std::net::SocketAddr, Arc<Mutex<Vec<(String, ThreadId)>>>) {
+fn serving() -> (Arc<Server>, std::net::SocketAddr, Seen) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     let handler = Arc::new(move |request: Request| {
