@@ -7,6 +7,7 @@
 //! - [`class`]: which Ingresses are ours.
 //! - `host`, `path`: normalisation, validation and matching.
 //! - `backend`: Service and EndpointSlice resolution.
+//! - `age`: the order in which rival claims win.
 //! - `compile`: merging served Ingresses into a table, one host at a time, oldest first.
 //! - `incremental`: recompiling only the hosts a change touched.
 //! - `table`: the lookup.
@@ -33,6 +34,7 @@
 
 pub mod class;
 
+mod age;
 mod backend;
 mod compile;
 mod host;

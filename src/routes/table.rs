@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
-use super::compile::Age;
+use super::age::Age;
 use super::host::HostPattern;
 use crate::hostname::{wildcard_parent, with_normalized_host};
 use super::path::{strip_query, PathMatcher};
