@@ -10,7 +10,7 @@
 //! - `age`: the order in which rival claims win.
 //! - `compile`: merging served Ingresses into a table, one host at a time, oldest first.
 //! - `incremental`: recompiling only the hosts a change touched.
-//! - `table`: the lookup.
+//! - `table`: the lookup; `host_map`: the host → routes map it probes.
 //!
 //! # Choices the Ingress spec leaves open
 //!
@@ -38,6 +38,7 @@ mod age;
 mod backend;
 mod compile;
 mod host;
+mod host_map;
 mod incremental;
 mod path;
 mod table;
