@@ -54,3 +54,4 @@ mod tiny_http_shutdown;
 mod tiny_http_timeouts;
 mod tls_e2e;
 mod tls_proxy;
+mod ureq_pool;
