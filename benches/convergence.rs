@@ -7,7 +7,9 @@
 //! release binary against it; reports start → ready and RSS after sync; then
 //! makes `CHANGES` changes of each kind, timing each by polling through the
 //! proxy, and reads the cache thread's CPU per change from the
-//! `ingressd_cache_change_cpu_seconds` histogram.
+//! `ingressd_cache_change_cpu_seconds` histogram. Secret changes (a label
+//! only, then a renewal with a new certificate and key) route nothing new, so
+//! only their CPU is reported.
 //!
 //! Run through `scripts/bench-convergence.sh`. Knobs: INGRESSES (10000),
 //! CHANGES (50; 0 measures start and RSS only), BASE_PORT (21000: ingressd
@@ -209,6 +211,9 @@ fn main() {
     let key = rcgen::KeyPair::generate().expect("key");
     let issued = rcgen::CertificateParams::new(vec!["*.example.com".to_string()]).expect("params").self_signed(&key).expect("cert");
     let cert = (issued.pem(), key.serialize_pem());
+    let renewed_key = rcgen::KeyPair::generate().expect("key");
+    let renewed = rcgen::CertificateParams::new(vec!["*.example.com".to_string()]).expect("params").self_signed(&renewed_key).expect("cert");
+    let renewed = (renewed.pem(), renewed_key.serialize_pem());
     let mut objects = Vec::with_capacity(ingresses * 3 + ingresses / 10);
     let all_endpoints = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
     for i in 0..ingresses {
@@ -294,14 +299,19 @@ fn main() {
         report(label, &latencies, &before, &after);
     }
     // A Secret change has no effect on routing to poll for: its cost only.
-    let before = cpu_histogram(admin);
-    for k in 0..changes {
-        let i = (0..ingresses).filter(|i| has_tls(*i)).nth(k % (ingresses / 10).max(1)).unwrap_or(0);
-        api.apply(secret(i, &format!("app{i}"), &cert, k + 1));
-        std::thread::sleep(Duration::from_millis(5));
+    // First a label change (same tls.crt/tls.key), then a renewal (a new
+    // certificate and key, which must be parsed), each on its own Secrets.
+    let tls_index = |k: usize| (0..ingresses).filter(|i| has_tls(*i)).nth(k % (ingresses / 10).max(1)).unwrap_or(0);
+    for (label, offset, certificate) in [("Secret label update (CPU only)", 0, &cert), ("Secret renewal (CPU only)", changes, &renewed)] {
+        let before = cpu_histogram(admin);
+        for k in 0..changes {
+            let i = tls_index(offset + k);
+            api.apply(secret(i, &format!("app{i}"), certificate, k + 1));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        report(label, &[], &before, &cpu_histogram(admin));
     }
-    std::thread::sleep(Duration::from_millis(200));
-    report("Secret update (CPU only)", &[], &before, &cpu_histogram(admin));
     drop(ingressd);
 }
 
