@@ -93,8 +93,9 @@ pub fn compile(snapshot: &Arc<Snapshot>, config: &CompileConfig, previous: &Gene
 
 /// The cache thread's compiler: routes are kept up to date by parts (see
 /// [`RouteCompiler`]), certificates are compiled again only when an Ingress
-/// with TLS entries or a Secret they (or `--default-ssl-certificate`) name
-/// changed, and whatever a change did not touch is shared with the previous
+/// with TLS entries changed (a change to a Secret they or
+/// `--default-ssl-certificate` name updates only that Secret's hosts), and
+/// whatever a change did not touch is shared with the previous
 /// generation. Equal to [`compile`] on the same snapshot (the
 /// property test below checks it).
 #[derive(Debug)]
@@ -119,11 +120,13 @@ impl Compiler {
             None => (self.routes.insert(RouteCompiler::new(snapshot, &self.config.routes)), true, true),
         };
         let routes = if first || changes.touches_routes() { Arc::new(compiler.table().clone()) } else { Arc::clone(&previous.routes) };
-        let secret_in_use = changes.secrets.iter().any(|key| previous.certs.names(key) || self.config.default_certificate.as_ref() == Some(key));
+        let default_certificate = self.config.default_certificate.as_ref();
+        let secret_in_use = changes.secrets.iter().any(|key| previous.certs.names(key) || default_certificate == Some(key));
         let ca_in_use = changes.secrets.iter().any(|key| previous.client_auth.names_secret(key));
-        let served = (tls_changed || secret_in_use || ca_in_use).then(|| compiler.tls_ingresses(snapshot));
+        let served = (tls_changed || ca_in_use).then(|| compiler.tls_ingresses(snapshot));
         let certs = match &served {
-            Some(served) if tls_changed || secret_in_use => Arc::new(CertSet::compile(snapshot, served, self.config.default_certificate.as_ref(), &previous.certs)),
+            Some(served) if tls_changed => Arc::new(CertSet::compile(snapshot, served, default_certificate, &previous.certs)),
+            _ if secret_in_use => Arc::new(previous.certs.update_secrets(snapshot, &changes.secrets, default_certificate)),
             _ => Arc::clone(&previous.certs),
         };
         let client_auth = match &served {
@@ -498,6 +501,78 @@ mod tests {
         assert_eq!(position(&fourth, "one.test"), 3, "and a recompile of its host");
     }
 
+    /// A change to Secrets alone (a label, a renewal, a broken version, a
+    /// deletion, a fix, the default certificate's Secret) updates only the
+    /// hosts those Secrets serve, into what a full compile of the same
+    /// snapshot gives: the same certificates, the same rejected Secrets.
+    #[test]
+    fn secret_changes_update_their_hosts_as_a_full_compile_would() {
+        use serde_json::json;
+        let ingress = |name: &str, host: &str, secret: &str| {
+            Object::Ingress(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": name, "creationTimestamp": "2024-01-01T00:00:00Z"},
+                "spec": {"ingressClassName": "ingressd", "tls": [{"hosts": [host], "secretName": secret}], "rules": [{"host": host}]}})).expect("ingress"))
+        };
+        let secret = |name: &str, (cert, key): &(String, String), label: &str| {
+            Object::Secret(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": name, "labels": {"label": label}}, "type": "kubernetes.io/tls",
+                "data": {"tls.crt": base64(cert.as_bytes()), "tls.key": base64(key.as_bytes())}})).expect("secret"))
+        };
+        let [a, b, c, d] = [&["one.test"][..], &["one.test"], &["two.test"], &["default.test"]].map(random_cert);
+        let broken = (b.0.clone(), a.1.clone());
+        let leaf = |cert: &(String, String)| Some(crate::tls::certs::parse_chain(cert.0.as_bytes()).expect("pem")[0].to_vec());
+        let config = CompileConfig { routes: RouteConfig { ingress_class: "ingressd".into(), ..Default::default() }, default_certificate: Some(ObjectKey::new("a", "fallback")) };
+        let steps: Vec<(&str, Vec<Event>, [&(String, String); 3], &[&str])> = vec![
+            (
+                "start",
+                vec![
+                    Event::Replace(Kind::Ingress, vec![ingress("i1", "one.test", "one"), ingress("i2", "two.test", "two")]),
+                    Event::Upsert(secret("one", &a, "0")),
+                    Event::Upsert(secret("two", &c, "0")),
+                    Event::Upsert(secret("fallback", &d, "0")),
+                ],
+                [&a, &c, &d],
+                &[],
+            ),
+            ("a label changes", vec![Event::Upsert(secret("one", &a, "1"))], [&a, &c, &d], &[]),
+            ("renewal", vec![Event::Upsert(secret("one", &b, "2"))], [&b, &c, &d], &[]),
+            ("a broken version keeps the last good", vec![Event::Upsert(secret("one", &broken, "3"))], [&b, &c, &d], &["one"]),
+            ("deleted: the default serves", vec![Event::Delete(secret("one", &broken, "3"))], [&d, &c, &d], &[]),
+            ("created broken: still the default", vec![Event::Upsert(secret("one", &broken, "4"))], [&d, &c, &d], &["one"]),
+            ("fixed", vec![Event::Upsert(secret("one", &a, "5"))], [&a, &c, &d], &[]),
+            ("the default renewed", vec![Event::Upsert(secret("fallback", &b, "1"))], [&a, &c, &b], &[]),
+            (
+                "a host moved to a broken Secret keeps its certificate",
+                vec![Event::Upsert(ingress("i2", "two.test", "moved")), Event::Upsert(secret("moved", &broken, "0"))],
+                [&a, &c, &b],
+                &["moved"],
+            ),
+            ("and keeps it through another broken version", vec![Event::Upsert(secret("moved", &broken, "1"))], [&a, &c, &b], &["moved"]),
+            ("until the Secret is fixed", vec![Event::Upsert(secret("moved", &d, "2"))], [&a, &d, &b], &[]),
+        ];
+        let mut store = Store::default();
+        let mut compiler = Compiler::new(config.clone());
+        let mut current = Arc::new(Generation::default());
+        for (step, events, [one, two, other], rejected) in steps {
+            let mut changes = Changes::default();
+            for event in events {
+                record(store.snapshot(), &event, &mut changes);
+                store.apply(event);
+            }
+            let incremental = compiler.update(store.snapshot(), &changes, &current);
+            let full = compile(store.snapshot(), &config, &current);
+            assert_eq!(dump(&incremental), dump(&full), "{step}");
+            let rejected_names = |generation: &Generation| generation.certs.rejected().map(|(key, _)| key.name.to_string()).collect::<Vec<_>>();
+            assert_eq!(rejected_names(&incremental), rejected_names(&full), "{step}");
+            assert_eq!(rejected_names(&incremental), rejected, "{step}");
+            let served = |host: &str| incremental.certs.resolve(Some(host)).map(|certified| certified.cert[0].to_vec());
+            assert_eq!([served("one.test"), served("two.test"), served("other.test")], [leaf(one), leaf(two), leaf(other)], "{step}");
+            if step == "a label changes" {
+                let unchanged = current.certs.resolve(Some("one.test")).expect("served");
+                assert!(Arc::ptr_eq(&unchanged, &incremental.certs.resolve(Some("one.test")).expect("served")), "unchanged data is not parsed again");
+            }
+            current = Arc::new(incremental);
+        }
+    }
+
     /// Everything a generation serves, in a comparable form.
     fn dump(generation: &Generation) -> (Vec<String>, Vec<crate::routes::Conflict>, Vec<crate::tls::CertEntry>) {
         let routes = generation
@@ -512,7 +587,7 @@ mod tests {
             .collect();
         let mut routes: Vec<String> = routes;
         routes.push(format!("invalid regex paths: {}", generation.routes.invalid_regex_paths()));
-        (routes, generation.routes.conflicts(), generation.certs.entries().to_vec())
+        (routes, generation.routes.conflicts(), generation.certs.entries().collect())
     }
 
     fn random_cert(hosts: &[&str]) -> (String, String) {

@@ -54,12 +54,7 @@ pub fn unapplied_annotations(generation: &Generation) -> Vec<Unapplied<'_>> {
 
 /// The JSON document served at `/debug/routes`.
 pub fn routes_json(generation: &Generation) -> Value {
-    let secrets: HashMap<&str, String> = generation
-        .certs
-        .entries()
-        .iter()
-        .filter_map(|e| e.host.as_deref().map(|h| (h, e.secret.to_string())))
-        .collect();
+    let secrets: HashMap<String, String> = generation.certs.entries().filter_map(|e| Some((e.host?, e.secret.to_string()))).collect();
     let tls_secret = |host: &str| -> Option<String> {
         secrets.get(host).cloned().or_else(|| {
             let parent = host.split_once('.').map(|(_, p)| p)?;
@@ -106,7 +101,6 @@ pub fn routes_json(generation: &Generation) -> Value {
     let certificates: Vec<Value> = generation
         .certs
         .entries()
-        .iter()
         .map(|e| json!({"host": e.host, "secret": e.secret.to_string(), "notAfter": e.not_after}))
         .collect();
     let unapplied: Vec<Value> = unapplied_annotations(generation)

@@ -2,13 +2,17 @@
 //!
 //! Pure: [`CertSet::compile`] reads a snapshot and the previous set and does
 //! no I/O, so every rule (SNI matching, conflicts, fallback to the last good
-//! certificate) is tested with tables. The cache thread calls it on every
-//! change; parsing happens only when a Secret's data actually changed, and a
+//! certificate) is tested with tables. The cache thread calls it when an
+//! Ingress with TLS entries changes, and [`CertSet::update_secrets`], which
+//! touches only the hosts a changed Secret serves, when only Secrets did;
+//! parsing happens only when a Secret's data actually changed, and a
 //! rejected Secret is logged and counted once per version, not once per
 //! compile.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+
+use imbl::OrdMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -60,6 +64,16 @@ impl SecretState {
         }
     }
 
+    /// The certificate a host pattern this Secret claims gets. A Secret
+    /// rejected before it ever parsed leaves the host what it had in
+    /// `previous`: a bad Secret never takes a working certificate away.
+    fn serves(&self, pattern: &str, previous: &CertSet) -> Option<Arc<ServedCert>> {
+        match self {
+            SecretState::Rejected { last_good: None, .. } => previous.by_pattern.get(pattern).cloned(),
+            state => state.last_good().cloned(),
+        }
+    }
+
     fn source(&self) -> Option<&Arc<Secret>> {
         match self {
             SecretState::Good { source, .. } | SecretState::Rejected { source, .. } => Some(source),
@@ -69,20 +83,25 @@ impl SecretState {
 }
 
 /// Certificates by host, compiled by the cache thread and read by the SNI
-/// resolver on every handshake.
-#[derive(Default)]
+/// resolver on every handshake. The maps are persistent (`imbl`), so a
+/// Secret change makes the next set by copying only the paths to the hosts
+/// that Secret serves; the rest is shared with the set in service.
+#[derive(Default, Clone)]
 pub struct CertSet {
-    exact: HashMap<String, Arc<ServedCert>>,
-    /// `*.example.com` is stored under `example.com`.
-    wildcard: HashMap<String, Arc<ServedCert>>,
+    /// Host pattern (`shop.example.com`, `*.example.com`) → certificate,
+    /// in pattern order.
+    by_pattern: OrdMap<String, Arc<ServedCert>>,
     default: Option<Arc<ServedCert>>,
-    secrets: BTreeMap<ObjectKey, SecretState>,
-    entries: Vec<CertEntry>,
+    secrets: OrdMap<ObjectKey, SecretState>,
+    /// The host patterns each Secret claims by the conflict rule: what a
+    /// change to that Secret alone touches. Only an Ingress change alters
+    /// it, so sets made by [`CertSet::update_secrets`] share it.
+    claimed: Arc<HashMap<ObjectKey, Vec<String>>>,
 }
 
 impl std::fmt::Debug for CertSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertSet").field("entries", &self.entries).finish_non_exhaustive()
+        f.debug_struct("CertSet").field("entries", &self.entries().collect::<Vec<_>>()).finish_non_exhaustive()
     }
 }
 
@@ -100,7 +119,7 @@ impl CertSet {
     pub fn compile(snapshot: &Snapshot, served: &[&Ingress], default_cert: Option<&ObjectKey>, previous: &CertSet) -> CertSet {
         let claims = claim_hosts(served);
         let mut loader = Loader { provider: None };
-        let mut secrets = BTreeMap::new();
+        let mut secrets = OrdMap::new();
         for key in claims.values().map(|claim| &claim.secret).chain(default_cert) {
             if !secrets.contains_key(key) {
                 let state = loader.load(key, snapshot.secrets.get(key), previous.secrets.get(key));
@@ -108,25 +127,40 @@ impl CertSet {
             }
         }
 
-        let mut set = CertSet::default();
-        for (pattern, claim) in &claims {
-            let cert = match secrets.get(&claim.secret) {
-                Some(SecretState::Rejected { last_good: None, .. }) => previous.by_pattern(pattern).cloned(),
-                Some(state) => state.last_good().cloned(),
-                None => None,
-            };
-            let Some(cert) = cert else { continue };
-            set.entries.push(CertEntry { host: Some(pattern.clone()), secret: cert.secret.clone(), not_after: cert.not_after });
-            match pattern.strip_prefix("*.") {
-                Some(parent) => set.wildcard.insert(parent.to_string(), cert),
-                None => set.exact.insert(pattern.clone(), cert),
-            };
+        let mut by_pattern = OrdMap::new();
+        let mut claimed: HashMap<ObjectKey, Vec<String>> = HashMap::new();
+        for (pattern, claim) in claims {
+            if let Some(cert) = secrets.get(&claim.secret).and_then(|state| state.serves(&pattern, previous)) {
+                by_pattern.insert(pattern.clone(), cert);
+            }
+            claimed.entry(claim.secret).or_default().push(pattern);
         }
-        set.default = default_cert.and_then(|key| secrets.get(key)).and_then(SecretState::last_good).cloned();
-        if let Some(cert) = &set.default {
-            set.entries.push(CertEntry { host: None, secret: cert.secret.clone(), not_after: cert.not_after });
+        let default = default_cert.and_then(|key| secrets.get(key)).and_then(SecretState::last_good).cloned();
+        CertSet { by_pattern, default, secrets, claimed: Arc::new(claimed) }
+    }
+
+    /// The set for `snapshot` when only the Secrets in `changed` may differ
+    /// from what `self` was compiled from: no Ingress with TLS entries and
+    /// not `default_cert` changed, so every host keeps its claimant and only
+    /// the hosts a changed Secret claims are looked at. Equal to
+    /// [`CertSet::compile`] with `self` as the previous set.
+    pub fn update_secrets<'k>(&self, snapshot: &Snapshot, changed: impl IntoIterator<Item = &'k ObjectKey>, default_cert: Option<&ObjectKey>) -> CertSet {
+        let mut loader = Loader { provider: None };
+        let mut set = self.clone();
+        for key in changed {
+            let Some(previous) = self.secrets.get(key) else { continue };
+            let state = loader.load(key, snapshot.secrets.get(key), Some(previous));
+            for pattern in self.claimed.get(key).into_iter().flatten() {
+                match state.serves(pattern, self) {
+                    Some(cert) => set.by_pattern.insert(pattern.clone(), cert),
+                    None => set.by_pattern.remove(pattern),
+                };
+            }
+            if default_cert == Some(key) {
+                set.default = state.last_good().cloned();
+            }
+            set.secrets.insert(key.clone(), state);
         }
-        set.secrets = secrets;
         set
     }
 
@@ -139,15 +173,16 @@ impl CertSet {
     /// deep, then the default certificate. `None` fails the handshake.
     pub fn resolve(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let by_name = server_name.map(normalize_host).and_then(|name| {
-            // A handshake costs far more than this allocation.
-            self.exact.get(&name).or_else(|| self.wildcard.get(wildcard_parent(&name)?))
+            // A handshake costs far more than these allocations.
+            self.by_pattern.get(&name).or_else(|| self.by_pattern.get(&format!("*.{}", wildcard_parent(&name)?)))
         });
         by_name.or(self.default.as_ref()).map(|cert| Arc::clone(&cert.certified))
     }
 
     /// Every served certificate, hosts in order, the default last.
-    pub fn entries(&self) -> &[CertEntry] {
-        &self.entries
+    pub fn entries(&self) -> impl Iterator<Item = CertEntry> + '_ {
+        let hosts = self.by_pattern.iter().map(|(pattern, cert)| (Some(pattern.clone()), cert));
+        hosts.chain(self.default.iter().map(|cert| (None, cert))).map(|(host, cert)| CertEntry { host, secret: cert.secret.clone(), not_after: cert.not_after })
     }
 
     /// Referenced Secrets whose current version is unusable, and why.
@@ -156,13 +191,6 @@ impl CertSet {
             SecretState::Rejected { error, .. } => Some((key, error)),
             _ => None,
         })
-    }
-
-    fn by_pattern(&self, pattern: &str) -> Option<&Arc<ServedCert>> {
-        match pattern.strip_prefix("*.") {
-            Some(parent) => self.wildcard.get(parent),
-            None => self.exact.get(pattern),
-        }
     }
 }
 
@@ -519,8 +547,8 @@ F05fe82Kx5mO/KFhw62MWYA=
 
         let not_after = der::not_after(&shop.leaf_der).expect("not after");
         assert_eq!(
-            set.entries(),
-            &[
+            set.entries().collect::<Vec<_>>(),
+            [
                 CertEntry { host: Some("*.example.com".into()), secret: ObjectKey::new("web", "wild-tls"), not_after },
                 CertEntry { host: Some("shop.example.com".into()), secret: ObjectKey::new("web", "shop-tls"), not_after },
                 CertEntry { host: None, secret: default_key, not_after },
@@ -607,7 +635,7 @@ F05fe82Kx5mO/KFhw62MWYA=
 
         let set5 = CertSet::compile(&snapshot(&[]), &[&ing], None, &set4);
         assert_eq!(leaf(&set5, Some("r.example.com")), None, "a deleted Secret is no longer served");
-        assert!(set5.entries().is_empty());
+        assert_eq!(set5.entries().count(), 0);
     }
 
     #[test]
