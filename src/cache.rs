@@ -93,8 +93,9 @@ pub fn compile(snapshot: &Arc<Snapshot>, config: &CompileConfig, previous: &Gene
 
 /// The cache thread's compiler: routes are kept up to date by parts (see
 /// [`RouteCompiler`]), certificates are compiled again only when an Ingress
-/// with TLS entries changed (a change to a Secret they or
-/// `--default-ssl-certificate` name updates only that Secret's hosts), and
+/// with TLS entries or client-certificate annotations changed (a change to a
+/// Secret they or `--default-ssl-certificate` name updates only that
+/// Secret's hosts), and
 /// whatever a change did not touch is shared with the previous
 /// generation. Equal to [`compile`] on the same snapshot (the
 /// property test below checks it).
@@ -123,15 +124,14 @@ impl Compiler {
         let default_certificate = self.config.default_certificate.as_ref();
         let secret_in_use = changes.secrets.iter().any(|key| previous.certs.names(key) || default_certificate == Some(key));
         let ca_in_use = changes.secrets.iter().any(|key| previous.client_auth.names_secret(key));
-        let served = (tls_changed || ca_in_use).then(|| compiler.tls_ingresses(snapshot));
-        let certs = match &served {
-            Some(served) if tls_changed => Arc::new(CertSet::compile(snapshot, served, default_certificate, &previous.certs)),
-            _ if secret_in_use => Arc::new(previous.certs.update_secrets(snapshot, &changes.secrets, default_certificate)),
-            _ => Arc::clone(&previous.certs),
-        };
-        let client_auth = match &served {
-            Some(served) if tls_changed || ca_in_use => Arc::new(ClientAuthSet::compile(snapshot, served, &previous.client_auth)),
-            _ => Arc::clone(&previous.client_auth),
+        let (certs, client_auth) = if tls_changed {
+            let served = compiler.tls_ingresses(snapshot);
+            let certs = CertSet::compile(snapshot, &served, default_certificate, &previous.certs);
+            (Arc::new(certs), Arc::new(ClientAuthSet::compile(snapshot, &served, &previous.client_auth)))
+        } else {
+            let certs = if secret_in_use { Arc::new(previous.certs.update_secrets(snapshot, &changes.secrets, default_certificate)) } else { Arc::clone(&previous.certs) };
+            let client_auth = if ca_in_use { Arc::new(previous.client_auth.update_secrets(snapshot, &changes.secrets)) } else { Arc::clone(&previous.client_auth) };
+            (certs, client_auth)
         };
         Generation { snapshot: Arc::clone(snapshot), routes, certs, client_auth }
     }
@@ -568,6 +568,62 @@ mod tests {
             if step == "a label changes" {
                 let unchanged = current.certs.resolve(Some("one.test")).expect("served");
                 assert!(Arc::ptr_eq(&unchanged, &incremental.certs.resolve(Some("one.test")).expect("served")), "unchanged data is not parsed again");
+            }
+            current = Arc::new(incremental);
+        }
+    }
+
+    /// A change to CA Secrets alone (`auth-tls-secret`) reloads only the
+    /// hosts that name them, into what a full compile gives; other hosts
+    /// keep their entries, and an Ingress's hosts keep sharing one.
+    #[test]
+    fn ca_secret_changes_reload_only_their_hosts() {
+        use serde_json::json;
+        let ingress = |name: &str, hosts: &[&str], ca: &str| {
+            let rules: Vec<_> = hosts.iter().map(|host| json!({"host": host})).collect();
+            Object::Ingress(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": name, "annotations": {"nginx.ingress.kubernetes.io/auth-tls-secret": format!("a/{ca}")}},
+                "spec": {"ingressClassName": "ingressd", "rules": rules}})).expect("ingress"))
+        };
+        let ca = |name: &str, pem: &str, label: &str| {
+            Object::Secret(serde_json::from_value(json!({"metadata": {"namespace": "a", "name": name, "labels": {"label": label}}, "data": {"ca.crt": base64(pem.as_bytes())}})).expect("secret"))
+        };
+        let [x, y, z] = [&["x"][..], &["y"], &["z"]].map(|names| random_cert(names).0);
+        let steps: Vec<(&str, Vec<Event>, bool)> = vec![
+            (
+                "start",
+                vec![
+                    Event::Replace(Kind::Ingress, vec![ingress("i1", &["one.test", "*.w.test"], "ca1"), ingress("i2", &["two.test"], "ca2")]),
+                    Event::Upsert(ca("ca1", &x, "0")),
+                    Event::Upsert(ca("ca2", &y, "0")),
+                ],
+                true,
+            ),
+            ("a label changes", vec![Event::Upsert(ca("ca1", &x, "1"))], true),
+            ("a new CA", vec![Event::Upsert(ca("ca1", &z, "2"))], true),
+            ("no usable CA: 403", vec![Event::Upsert(ca("ca1", "garbage", "3"))], false),
+            ("deleted", vec![Event::Delete(ca("ca1", "garbage", "3"))], false),
+            ("back", vec![Event::Upsert(ca("ca1", &x, "4"))], true),
+        ];
+        let config = CompileConfig { routes: RouteConfig { ingress_class: "ingressd".into(), ..Default::default() }, default_certificate: None };
+        let mut store = Store::default();
+        let mut compiler = Compiler::new(config.clone());
+        let mut current = Arc::new(Generation::default());
+        for (step, events, usable) in steps {
+            let mut changes = Changes::default();
+            for event in events {
+                record(store.snapshot(), &event, &mut changes);
+                store.apply(event);
+            }
+            let incremental = compiler.update(store.snapshot(), &changes, &current);
+            let full = compile(store.snapshot(), &config, &current);
+            let auth = |generation: &Generation, host: &str| generation.client_auth.for_server_name(Some(host)).cloned().expect("client auth");
+            for host in ["one.test", "x.w.test", "two.test"] {
+                assert_eq!(auth(&incremental, host), auth(&full, host), "{step}: {host}");
+            }
+            assert_eq!(auth(&incremental, "one.test").usable(), usable, "{step}");
+            assert!(Arc::ptr_eq(&auth(&incremental, "one.test"), &auth(&incremental, "x.w.test")), "{step}: one Ingress, one entry");
+            if step != "start" {
+                assert!(Arc::ptr_eq(&auth(&current, "two.test"), &auth(&incremental, "two.test")), "{step}: another CA's host is untouched");
             }
             current = Arc::new(incremental);
         }

@@ -1,7 +1,8 @@
 //! Client certificates per host (`auth-tls-*`), chosen from the ClientHello.
 //!
 //! [`ClientAuthSet::compile`] (cache thread) reads the served Ingresses and
-//! the CA Secrets they name: for each host, the oldest Ingress on it that
+//! the CA Secrets they name (a change to CA Secrets alone reloads only their
+//! hosts, [`ClientAuthSet::update_secrets`]): for each host, the oldest Ingress on it that
 //! sets `auth-tls-secret` decides, as ingress-nginx's server block does. The
 //! TLS stream looks the SNI name up, asks for a certificate with that host's
 //! CA names as hints, and right after the handshake verifies the chain
@@ -104,6 +105,21 @@ pub struct ClientSession {
 }
 
 impl ClientAuth {
+    /// Compiles one Ingress's settings with its CA Secret from `snapshot`.
+    fn new(settings: ClientCertSettings, ingress: ObjectKey, snapshot: &Snapshot) -> ClientAuth {
+        let match_cn = match settings.match_cn.as_deref().map(regex::Regex::new) {
+            None => Ok(None),
+            Some(Ok(pattern)) => Ok(Some(pattern)),
+            Some(Err(_)) => Err("auth-tls-match-cn is not a valid regular expression".to_string()),
+        };
+        let ca = settings.secret.clone().and_then(|secret| load_ca(snapshot, &secret)).and_then(|ca| match_cn.as_ref().map(|_| ca).map_err(Clone::clone));
+        let match_cn = match_cn.unwrap_or_default();
+        if let Err(why) = &ca {
+            log::warn!("ingress {ingress}: client certificates cannot be verified: {why}; its hosts answer 403");
+        }
+        ClientAuth { settings, ingress, ca, match_cn, handshake: OnceLock::new() }
+    }
+
     /// Whether requests can be served at all (the CA is usable).
     pub fn usable(&self) -> bool {
         self.ca.is_ok()
@@ -220,7 +236,7 @@ impl ClientCertVerifier for RequestCertificate {
 }
 
 /// Client-certificate settings by host, compiled by the cache thread.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ClientAuthSet {
     exact: HashMap<String, Arc<ClientAuth>>,
     /// `*.example.com` under `example.com`.
@@ -248,17 +264,7 @@ impl ClientAuthSet {
             if let Ok(secret) = &settings.secret {
                 set.secrets.insert(secret.clone());
             }
-            let match_cn = match settings.match_cn.as_deref().map(regex::Regex::new) {
-                None => Ok(None),
-                Some(Ok(pattern)) => Ok(Some(pattern)),
-                Some(Err(_)) => Err("auth-tls-match-cn is not a valid regular expression".to_string()),
-            };
-            let ca = settings.secret.clone().and_then(|secret| load_ca(snapshot, &secret)).and_then(|ca| match_cn.as_ref().map(|_| ca).map_err(Clone::clone));
-            let match_cn = match_cn.unwrap_or_default();
-            if let Err(why) = &ca {
-                log::warn!("ingress {key}: client certificates cannot be verified: {why}; its hosts answer 403");
-            }
-            let compiled = Arc::new(ClientAuth { settings, ingress: key, ca, match_cn, handshake: OnceLock::new() });
+            let compiled = Arc::new(ClientAuth::new(settings, key, snapshot));
             for rule in &ingress.spec.rules {
                 let pattern = normalize_host(rule.host.as_deref().unwrap_or(""));
                 let (map, earlier_map, name) = match pattern.strip_prefix("*.") {
@@ -271,6 +277,28 @@ impl ClientAuthSet {
                     let earlier = earlier_map.get(slot.key()).filter(|earlier| ***earlier == *compiled);
                     slot.insert(Arc::clone(earlier.unwrap_or(&compiled)));
                 }
+            }
+        }
+        set
+    }
+
+    /// The set for `snapshot` when only the Secrets in `changed` may differ
+    /// from what `self` was compiled from (no served Ingress with TLS entries
+    /// or client-certificate annotations changed): every host keeps its
+    /// Ingress and settings, and only the hosts whose CA Secret changed load
+    /// it again. Equal to [`ClientAuthSet::compile`] with `self` as previous.
+    pub fn update_secrets<'k>(&self, snapshot: &Snapshot, changed: impl IntoIterator<Item = &'k ObjectKey>) -> ClientAuthSet {
+        let changed: BTreeSet<&ObjectKey> = changed.into_iter().filter(|key| self.secrets.contains(*key)).collect();
+        let mut set = self.clone();
+        // By Ingress, so its hosts share one compiled entry, as a compile makes them.
+        let mut recompiled: HashMap<ObjectKey, Arc<ClientAuth>> = HashMap::new();
+        for auth in set.exact.values_mut().chain(set.wildcard.values_mut()) {
+            if !auth.settings.secret.as_ref().is_ok_and(|key| changed.contains(key)) {
+                continue;
+            }
+            let compiled = recompiled.entry(auth.ingress.clone()).or_insert_with(|| Arc::new(ClientAuth::new(auth.settings.clone(), auth.ingress.clone(), snapshot)));
+            if **compiled != **auth {
+                *auth = Arc::clone(compiled);
             }
         }
         set
