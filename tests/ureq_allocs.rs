@@ -1,10 +1,10 @@
 //! Allocations of one keep-alive GET through the proxy's ureq Agent (the
 //! vendored ureq's patches): the call's timings, the shared clock, the
-//! shutdown registration, the pool lookup and the request's extensions
-//! allocate nothing per request, and an endpoint address is resolved without
-//! a `host:port` string. What the patches moved still works where it is
-//! used (a middleware finds its agent). A counting global allocator is only
-//! possible in its own test binary.
+//! shutdown registration, the pool lookup and the request's and response's
+//! extensions allocate nothing per request, and an endpoint address is
+//! resolved without a `host:port` string. What the patches moved still works
+//! where it is used (a middleware finds its agent, a response its URI). A
+//! counting global allocator is only possible in its own test binary.
 
 mod counting_alloc;
 
@@ -17,16 +17,16 @@ use std::time::Duration;
 
 use ingressd::proxy::ProxyConfig;
 use ureq::middleware::MiddlewareNext;
-use ureq::{RequestExt, SendBody};
+use ureq::{RequestExt, ResponseExt, SendBody};
 
 #[global_allocator]
 static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Allocations per GET before the patches: 30 (timings 3, shutdown
-/// registration 1, pool key 2, resolver 2, request extensions 3 among them);
-/// after: 15. The rest are the request and response header maps and values,
-/// the response's extensions and body handler.
-const MOST_PER_GET: usize = 15;
+/// registration 1, pool key 2, resolver 2, request extensions 3, response
+/// extensions 3 among them); after: 12. The rest are the request and response
+/// header maps and values and the response's body handler.
+const MOST_PER_GET: usize = 12;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
 
@@ -123,7 +123,22 @@ fn a_middleware_still_finds_its_agent() {
         })
         .build()
         .into();
-    let mut response = agent.get(format!("http://127.0.0.1:{port}/x")).call().unwrap();
+    let uri = format!("http://127.0.0.1:{port}/x");
+    let mut response = agent.get(&uri).call().unwrap();
+    assert_eq!(response.get_uri(), uri.as_str(), "the URI is also an extension, for a middleware that swaps the body");
     assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
     assert!(found.load(Ordering::SeqCst));
+}
+
+/// The response's URI is kept with its body instead of in its extensions.
+#[test]
+fn a_response_knows_its_uri() {
+    let port = backend(OK);
+    let agent = ingressd::proxy::upstream::agent(&proxy_config());
+    let uri = format!("http://127.0.0.1:{port}/a?b=c");
+    let request = ureq::http::Request::builder().uri(uri.as_str()).header("host", "t.test").body(()).unwrap();
+    let mut response = agent.run(request).unwrap();
+    assert!(response.extensions().is_empty(), "no extension map per response");
+    assert_eq!(response.get_uri(), uri.as_str());
+    assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
 }

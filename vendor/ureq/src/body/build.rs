@@ -42,6 +42,7 @@ impl BodyBuilder {
     pub(crate) fn new() -> Self {
         BodyBuilder {
             info: ResponseInfo {
+                uri: None,
                 content_encoding: ContentEncoding::None,
                 mime_type: None,
                 charset: None,

@@ -110,6 +110,8 @@ enum BodyDataSource {
 
 #[derive(Clone)]
 pub(crate) struct ResponseInfo {
+    /// The URI the response answers; `None` for a body built by hand.
+    uri: Option<http::Uri>,
     content_encoding: ContentEncoding,
     mime_type: Option<String>,
     charset: Option<String>,
@@ -123,6 +125,11 @@ impl Body {
     /// returns another body than the requested one.
     pub fn builder() -> BodyBuilder {
         BodyBuilder::new()
+    }
+
+    /// The URI of the request this body answers (`ResponseExt::get_uri`).
+    pub(crate) fn response_uri(&self) -> Option<&http::Uri> {
+        self.info.uri.as_ref()
     }
 
     pub(crate) fn new(handler: BodyHandler, info: ResponseInfo) -> Self {
@@ -668,7 +675,7 @@ enum ContentEncoding {
 }
 
 impl ResponseInfo {
-    pub fn new(headers: &http::HeaderMap, body_mode: BodyMode) -> Self {
+    pub fn new(headers: &http::HeaderMap, body_mode: BodyMode, uri: http::Uri) -> Self {
         let content_encoding = headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
@@ -682,6 +689,7 @@ impl ResponseInfo {
             .unwrap_or((None, None));
 
         ResponseInfo {
+            uri: Some(uri),
             content_encoding,
             mime_type,
             charset,
