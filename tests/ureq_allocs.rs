@@ -1,10 +1,11 @@
 //! Allocations of one keep-alive GET through the proxy's ureq Agent (the
 //! vendored ureq's patches): the call's timings, the shared clock, the
 //! shutdown registration, the pool lookup and the request's and response's
-//! extensions allocate nothing per request, and an endpoint address is
-//! resolved without a `host:port` string. What the patches moved still works
-//! where it is used (a middleware finds its agent, a response its URI). A
-//! counting global allocator is only possible in its own test binary.
+//! extensions and a short Content-Type's parts allocate nothing per request,
+//! and an endpoint address is resolved without a `host:port` string. What the
+//! patches moved still works where it is used (a middleware finds its agent,
+//! a response its URI, mime type and charset). A counting global allocator is
+//! only possible in its own test binary.
 
 mod counting_alloc;
 
@@ -24,9 +25,10 @@ static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Allocations per GET before the patches: 30 (timings 3, shutdown
 /// registration 1, pool key 2, resolver 2, request extensions 3, response
-/// extensions 3 among them); after: 12. The rest are the request and response
-/// header maps and values and the response's body handler.
-const MOST_PER_GET: usize = 12;
+/// extensions 3, the mime type 1 among them); after: 11. The rest are the
+/// request and response header maps and values and the response's body
+/// handler.
+const MOST_PER_GET: usize = 11;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
 
@@ -141,4 +143,27 @@ fn a_response_knows_its_uri() {
     assert!(response.extensions().is_empty(), "no extension map per response");
     assert_eq!(response.get_uri(), uri.as_str());
     assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
+}
+
+/// Mime type and charset are split out of the Content-Type as before, held
+/// inline when short and on the heap when long.
+#[test]
+fn content_type_parts_short_and_long() {
+    const SHORT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain ; format=flowed; charset=ISO-8859-1\r\n\r\nok";
+    const LONG: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet;charset=x-a-charset-name-longer-than-forty-bytes\r\n\r\nok";
+    const NONE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let agent = ingressd::proxy::upstream::agent(&proxy_config());
+    let cases: [(&[u8], Option<&str>, Option<&str>); 3] = [
+        (SHORT, Some("text/plain "), Some("ISO-8859-1")),
+        (LONG, Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), Some("x-a-charset-name-longer-than-forty-bytes")),
+        (NONE, None, None),
+    ];
+    for (answer, mime_type, charset) in cases {
+        let port = backend(answer);
+        let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
+        let mut response = agent.run(request).unwrap();
+        assert_eq!(response.body().mime_type(), mime_type);
+        assert_eq!(response.body().charset(), charset);
+        assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
+    }
 }
