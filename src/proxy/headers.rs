@@ -245,7 +245,8 @@ where
         if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
             return true;
         }
-        !is_hop_by_hop(name) && !(has_connection && connection_lists(upstream_headers(), name))
+        let listed = || has_connection && connection_lists(upstream_headers(), name);
+        !(is_hop_by_hop(name) || listed())
     })
 }
 
