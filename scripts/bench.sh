@@ -325,6 +325,19 @@ PY
 }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 threads() { awk '/^Threads/ {print $2}' "/proc/$1/status"; }
+# Waits (at most 60 s) until a process's thread count has stayed the same for
+# 6 s: idle connections give up their threads a second after their last
+# request, and pool threads exit after 5 s without work.
+settle_threads() {
+    local last=-1 now steady=0
+    for _ in $(seq 1 120); do
+        now=$(threads "$1")
+        if [ "$now" = "$last" ]; then steady=$((steady + 1)); else steady=0; fi
+        [ "$steady" -ge 12 ] && return
+        last=$now
+        sleep 0.5
+    done
+}
 to_ms() { # wrk latency like 812.00us, 1.20ms, 1.02s
     awk -v v="$1" 'BEGIN {
         n = v + 0
@@ -429,6 +442,8 @@ if [ "$IDLE" -gt 0 ]; then
     PIDS+=($IDLE_PID)
     for _ in $(seq 1 1200); do [ -s "$WORK/idle.ready" ] && break; sleep 0.1; done
     echo "  opened: $(cat "$WORK/idle.ready" 2>/dev/null || echo 'not all within 120 s')"
+    echo "  right after opening: RSS $(rss_mib "${TARGET_PID[ingressd]}") MiB, $(threads "${TARGET_PID[ingressd]}") threads"
+    settle_threads "${TARGET_PID[ingressd]}"
     echo "  ingressd with them: RSS $(rss_mib "${TARGET_PID[ingressd]}") MiB, $(threads "${TARGET_PID[ingressd]}") threads (before: $threads_before)"
     measure "idle-on" ingressd wrk_run http "${HTTP_PORT[ingressd]}" 64 1k
     echo "  after the run: RSS $(rss_mib "${TARGET_PID[ingressd]}") MiB"

@@ -12,7 +12,7 @@ use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::refined_tcp_stream::TcpSocket;
 use crate::util::RefinedTcpStream;
-use crate::util::{Drain, Parked};
+use crate::util::{Drain, IdleEntry};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Limits;
 use crate::Preface;
@@ -74,7 +74,11 @@ pub struct ClientConnection {
     drain: Arc<Drain>,
 
     /// Held while `awaiting_first_byte`: a drain closes the connection meanwhile.
-    parked: Option<Parked>,
+    idle_entry: Option<IdleEntry>,
+
+    /// Set when the wait for the next request is to go on parked, without a thread
+    /// (`crate::parking`); the next read continues the same wait.
+    parking: bool,
 
     /// Set by a request whose response told the client the connection ends (draining).
     response_said_close: Arc<AtomicBool>,
@@ -87,6 +91,9 @@ pub struct ClientConnection {
 
     /// Set by the preface: the first request head shares its deadline.
     first_head_deadline: Option<Instant>,
+
+    /// The socket under the connection, open as long as the connection is.
+    pollable_fd: Option<std::os::fd::RawFd>,
 }
 
 /// Error that can happen when reading a request.
@@ -117,6 +124,7 @@ impl ClientConnection {
         let read_policy = read_socket.read_policy();
         let shutdown = read_socket.shutdown_handle();
         let preface_socket = read_socket.tcp_socket();
+        let pollable_fd = read_socket.pollable_fd();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -140,11 +148,13 @@ impl ClientConnection {
             served_any: false,
             awaiting_first_byte: false,
             drain,
-            parked: None,
+            idle_entry: None,
+            parking: false,
             response_said_close: Arc::default(),
             line: Vec::with_capacity(256),
             preface_socket,
             first_head_deadline: None,
+            pollable_fd,
         }
     }
 
@@ -189,7 +199,7 @@ impl ClientConnection {
             // The next request has started: from now on its whole head has `header_timeout`.
             if self.awaiting_first_byte {
                 self.awaiting_first_byte = false;
-                self.unpark();
+                self.leave_idle();
                 self.read_policy
                     .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
             }
@@ -226,28 +236,52 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let request = self.read_request();
-        self.unpark();
+        if request.is_err() && self.read_policy.take_parking_request() {
+            // Still idle, still registered with the drain, while parked.
+            self.parking = true;
+        } else {
+            self.leave_idle();
+        }
         request
     }
 
-    fn unpark(&mut self) {
-        self.parked = None;
-        self.read_policy.set_parked(false);
+    fn leave_idle(&mut self) {
+        self.idle_entry = None;
+        self.read_policy.set_awaiting_request(false);
+    }
+
+    /// True when the connection stopped waiting for its next request so it can be parked:
+    /// it is to be handed to the parking thread, not closed.
+    pub(crate) fn wants_parking(&self) -> bool {
+        self.parking
+    }
+
+    /// The socket the parking thread waits on.
+    pub(crate) fn pollable_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.pollable_fd
+    }
+
+    /// When the wait for the next request ends in the idle timeout.
+    pub(crate) fn idle_deadline(&self) -> Option<Instant> {
+        self.read_policy.head_deadline()
     }
 
     fn read_request(&mut self) -> Result<Request, ReadError> {
         // A new connection must send its whole head within `header_timeout`; a keep-alive one
         // may stay silent for `idle_timeout`, then gets `header_timeout` from its first byte.
         let now = Instant::now();
-        if self.served_any {
-            self.parked = self.drain.park(&self.shutdown);
-            if self.parked.is_none() {
+        if self.parking {
+            // Back from parking: the same wait goes on, with the same deadline.
+            self.parking = false;
+        } else if self.served_any {
+            self.idle_entry = self.drain.enter_idle(&self.shutdown);
+            if self.idle_entry.is_none() {
                 return Err(ReadError::ReadIoError(IoError::new(
                     ErrorKind::ConnectionAborted,
                     "server draining",
                 )));
             }
-            self.read_policy.set_parked(true);
+            self.read_policy.set_awaiting_request(true);
             self.awaiting_first_byte = true;
             self.read_policy
                 .set_head_deadline(Some(now + self.limits.idle_timeout));
@@ -261,7 +295,8 @@ impl ClientConnection {
             self.read_policy.set_head_deadline(Some(deadline));
         }
         // The line buffer is lent out while the head is read; a failed read ends the
-        // connection, so it need not come back then.
+        // connection or parks it, so it need not come back then (a parked connection
+        // holds no buffer it does not need).
         let mut line = std::mem::take(&mut self.line);
         let (method, path, version, headers) = {
             // reading the request line
@@ -374,6 +409,8 @@ impl Iterator for ClientConnection {
         }
 
         let rq = match self.read() {
+            Err(_) if self.parking => return None,
+
             Err(ReadError::Rejected(status)) => {
                 self.reject(status);
                 return None;

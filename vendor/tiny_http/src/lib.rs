@@ -101,13 +101,14 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use client::ClientConnection;
 use connection::Connection;
 use external::SharedExternal;
+use parking::Parking;
 use util::refined_tcp_stream::ReadPolicy;
 use util::{Drain, LiveConnection, MessagesQueue, RefinedTcpStream, TaskPool};
 
@@ -123,6 +124,7 @@ mod client;
 mod common;
 mod connection;
 mod external;
+mod parking;
 mod request;
 mod response;
 mod shutdown;
@@ -172,6 +174,10 @@ struct Shared {
 
     /// Run on each connection's thread before its first request is read.
     preface: Option<Preface>,
+
+    /// Where connections idle between requests wait without a thread; only with a
+    /// handler (`recv()` keeps each connection on its thread).
+    parking: Option<Parking>,
 }
 
 /// Handles one request on the thread that owns its connection. The connection's next
@@ -362,15 +368,29 @@ impl Server {
             (listener, local_addr)
         };
 
-        let shared = Arc::new(Shared {
-            stop_accepting: AtomicBool::new(false),
-            messages: MessagesQueue::with_capacity(8),
-            connection_threads: TaskPool::new(limits.thread_stack_size),
-            limits,
-            live_connections: Arc::new(AtomicUsize::new(0)),
-            drain: Arc::default(),
-            handler,
-            preface,
+        let drain = Arc::<Drain>::default();
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
+            let parking = handler.as_ref().and_then(|_| {
+                let weak = weak.clone();
+                let resume = Box::new(move |client| match weak.upgrade() {
+                    Some(shared) => shared.serve_in_place(client),
+                    None => drop(client),
+                });
+                Parking::start(resume, drain.closing_idle_flag())
+                    .map_err(|e| log::error!("idle connections keep their threads: {}", e))
+                    .ok()
+            });
+            Shared {
+                stop_accepting: AtomicBool::new(false),
+                messages: MessagesQueue::with_capacity(8),
+                connection_threads: TaskPool::new(limits.thread_stack_size),
+                limits,
+                live_connections: Arc::new(AtomicUsize::new(0)),
+                drain,
+                handler,
+                preface,
+                parking,
+            }
         });
 
         let inside_shared = shared.clone();
@@ -411,7 +431,8 @@ impl Server {
                     log::warn!("cannot set up an accepted socket: {}", e);
                     continue;
                 }
-                match RefinedTcpStream::new(sock, live, shared.read_policy()) {
+                let read_policy = shared.read_policy(true);
+                match RefinedTcpStream::new(sock, live, read_policy) {
                     Ok((read_closable, write_closable)) => {
                         shared.serve_client(ClientConnection::new(
                             write_closable,
@@ -452,7 +473,8 @@ impl Server {
             external.shutdown().ok();
             return;
         }
-        match RefinedTcpStream::new(external, live, self.shared.read_policy()) {
+        let read_policy = self.shared.read_policy(external.socket().is_some());
+        match RefinedTcpStream::new(external, live, read_policy) {
             Ok((read_closable, write_closable)) => self.shared.serve_client(ClientConnection::new(
                 write_closable,
                 read_closable,
@@ -584,10 +606,12 @@ impl Shared {
         live
     }
 
-    fn read_policy(&self) -> Arc<ReadPolicy> {
+    /// `has_socket`: the connection has a socket of its own to be parked on.
+    fn read_policy(&self, has_socket: bool) -> Arc<ReadPolicy> {
         Arc::new(ReadPolicy::new(
             self.limits.idle_timeout,
             self.drain.closing_idle_flag(),
+            has_socket && self.parking.is_some(),
         ))
     }
 
@@ -596,43 +620,63 @@ impl Shared {
     /// The next request head is read only once the previous response is written: the head's
     /// deadline must not cut reads of the previous body, and the read and write halves of an
     /// external stream share one lock.
-    fn serve_client(&self, client: ClientConnection) {
-        let messages = self.messages.clone();
-        let handler = self.handler.clone();
-        let preface = self.preface.clone();
+    fn serve_client(self: &Arc<Self>, client: ClientConnection) {
+        let shared = self.clone();
         let mut client = Some(client);
         self.connection_threads.spawn(Box::new(move || {
             let Some(mut client) = client.take() else {
                 return;
             };
-            if let Some(preface) = &preface {
+            if let Some(preface) = &shared.preface {
                 if let Err(e) = client.read_preface(preface) {
                     log::debug!("closing a connection whose preface failed: {}", e);
                     return;
                 }
             }
-            match &handler {
-                Some(handler) => handle_in_place(client, handler),
-                None => {
-                    let (sender, receiver) = mpsc::channel();
-                    for rq in client {
-                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                        if receiver.recv().is_err() {
-                            break;
-                        }
-                    }
+            if shared.handler.is_some() {
+                shared.handle_in_place(client);
+                return;
+            }
+            let (sender, receiver) = mpsc::channel();
+            for rq in client {
+                shared
+                    .messages
+                    .push(rq.with_notify_sender(sender.clone()).into());
+                if receiver.recv().is_err() {
+                    break;
                 }
             }
         }));
     }
-}
 
-/// Runs `handler` for each request of `client` on this thread until the connection ends.
-fn handle_in_place(client: ClientConnection, handler: &Handler) {
-    for rq in client {
-        if catch_unwind(AssertUnwindSafe(|| handler(rq))).is_err() {
-            log::error!("a request handler panicked; closing its connection");
+    /// Gives a parked connection whose next request arrived a thread again (as a new
+    /// connection gets one).
+    fn serve_in_place(self: Arc<Self>, client: ClientConnection) {
+        let mut client = Some(client);
+        let shared = self.clone();
+        self.connection_threads.spawn(Box::new(move || {
+            if let Some(client) = client.take() {
+                shared.handle_in_place(client);
+            }
+        }));
+    }
+
+    /// Runs the handler for each request of `client` on this thread until the connection
+    /// ends or is parked.
+    fn handle_in_place(&self, mut client: ClientConnection) {
+        let Some(handler) = &self.handler else {
             return;
+        };
+        while let Some(rq) = client.next() {
+            if catch_unwind(AssertUnwindSafe(|| handler(rq))).is_err() {
+                log::error!("a request handler panicked; closing its connection");
+                return;
+            }
+        }
+        if client.wants_parking() {
+            if let Some(parking) = &self.parking {
+                parking.park(client);
+            }
         }
     }
 }

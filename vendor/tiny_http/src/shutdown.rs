@@ -60,7 +60,7 @@ impl ShutdownHandle {
     }
 
     /// Like `shutdown`, but never waits: an external stream whose lock a read holds is
-    /// left alone (a parked one notices the drain between its short reads).
+    /// left alone (an idle one notices the drain between its short reads).
     pub(crate) fn try_shutdown(&self) {
         match &self.target {
             Target::External(external) => external.try_shutdown(),

@@ -1,11 +1,12 @@
-use std::collections::VecDeque;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, Weak};
 use std::{fmt, io, mem};
 
-use http::Uri;
 use http::uri::{Authority, Scheme};
+use http::Uri;
 
-use crate::Error;
 use crate::config::Config;
 use crate::http;
 use crate::proxy::Proxy;
@@ -13,6 +14,7 @@ use crate::transport::time::{Duration, Instant};
 use crate::transport::{Buffers, ConnectionDetails, Connector, NextTimeout};
 use crate::transport::{RegisterShutdown, ShutdownHandle, Transport};
 use crate::util::DebugAuthority;
+use crate::Error;
 
 pub(crate) struct ConnectionPool {
     connector: Box<dyn Connector<Out = Box<dyn Transport>>>,
@@ -25,11 +27,12 @@ impl ConnectionPool {
     pub fn new(connector: Box<dyn Connector<Out = Box<dyn Transport>>>, config: &Config) -> Self {
         let pool = Arc::new(Mutex::new(Pool::new(config)));
         let weak = Arc::downgrade(&pool);
-        let register_shutdown: Arc<RegisterShutdown> = Arc::new(move |handle| match weak.upgrade() {
-            Some(pool) => pool.lock().unwrap().register_shutdown(handle),
-            // Without the pool there is no agent left to shut down.
-            None => Ok(()),
-        });
+        let register_shutdown: Arc<RegisterShutdown> =
+            Arc::new(move |handle| match weak.upgrade() {
+                Some(pool) => pool.lock().unwrap().register_shutdown(handle),
+                // Without the pool there is no agent left to shut down.
+                None => Ok(()),
+            });
         ConnectionPool {
             connector,
             pool,
@@ -53,8 +56,12 @@ impl ConnectionPool {
         if use_pool {
             // Compared in place: a pooled connection is found without building
             // (allocating) a key for this request.
-            let matches = |key: &PoolKey| key.is_for(details.uri, details.config.proxy());
-            if let Some(conn) = pool.get(matches, max_idle_age, details.now) {
+            if let Some(conn) = pool.get(
+                details.uri,
+                details.config.proxy(),
+                max_idle_age,
+                details.now,
+            ) {
                 debug!("Use pooled: {:?}", conn.key);
                 return Ok(conn);
             }
@@ -76,7 +83,6 @@ impl ConnectionPool {
                 // its newly established connection to the Agent's pool.
                 Weak::new()
             },
-            position_per_host: None,
         };
 
         Ok(conn)
@@ -105,8 +111,9 @@ impl ConnectionPool {
         let (idle, handles) = {
             let mut pool = self.pool.lock().unwrap();
             pool.closed = true;
+            pool.idle_count = 0;
             (
-                mem::take(&mut pool.lru),
+                mem::take(&mut pool.by_destination),
                 mem::take(&mut pool.shutdown_handles),
             )
         };
@@ -127,7 +134,7 @@ impl ConnectionPool {
     /// Exposed for testing the pool count.
     pub fn pool_count(&self) -> usize {
         let lock = self.pool.lock().unwrap();
-        lock.lru.len()
+        lock.idle_count
     }
 }
 
@@ -136,26 +143,6 @@ pub(crate) struct Connection {
     key: PoolKey,
     last_use: Instant,
     pool: Weak<Mutex<Pool>>,
-
-    /// Used to prune max_idle_connections_by_host.
-    ///
-    /// # Example
-    ///
-    /// If we have a max idle per hosts set to 3, and we have the following LRU:
-    ///
-    /// ```text
-    /// [B, A, A, B, A, B, A]
-    /// ```
-    ///
-    /// This field is used to enumerate the elements per host reverse:
-    ///
-    /// ```text
-    /// [B2, A3, A2, B1, A1, B0, A0]
-    /// ```
-    ///
-    /// Once we have that enumeration, we can drop elements from the front where there
-    /// position_per_host >= idle_per_host.
-    position_per_host: Option<usize>,
 }
 
 impl Connection {
@@ -273,16 +260,32 @@ impl PoolKey {
     /// Whether this key is the one [`PoolKey::new`] makes of `uri` and `proxy`.
     fn is_for(&self, uri: &Uri, proxy: Option<&Proxy>) -> bool {
         let PoolKeyInner(scheme, authority, own_proxy) = &*self.0;
-        uri.scheme() == Some(scheme) && uri.authority() == Some(authority) && own_proxy.as_ref() == proxy
+        uri.scheme() == Some(scheme)
+            && uri.authority() == Some(authority)
+            && own_proxy.as_ref() == proxy
     }
 }
 
+/// Idle connections, kept per destination so that a check-out and a check-in
+/// touch only their own destination's list: the release's pool was one list
+/// it searched from the front on every check-out and renumbered per host on
+/// every check-in, which cost a proxy with hundreds of idle upstream
+/// connections more than its requests did.
 #[derive(Debug)]
 struct Pool {
-    lru: VecDeque<Connection>,
+    /// Idle lists by a hash of scheme and authority. Keys sharing a hash
+    /// (another proxy for the same authority, or a collision) share a bucket
+    /// and are told apart by comparing them in place.
+    by_destination: HashMap<u64, Vec<IdleList>>,
+    destination_hasher: RandomState,
+    /// Idle connections across every list.
+    idle_count: usize,
     max_idle_connections: usize,
     max_idle_connections_per_host: usize,
     max_idle_age: Duration,
+    /// When [`Pool::purge`] next walks every list for expired connections and
+    /// dead shutdown handles: at most once a second, not on every call.
+    next_sweep: Instant,
     /// Every transport the connectors created, idle or in use, until dropped.
     /// Weak, so that dropping a transport closes it as before.
     shutdown_handles: Vec<Weak<dyn ShutdownHandle>>,
@@ -290,13 +293,27 @@ struct Pool {
     closed: bool,
 }
 
+/// One destination's idle connections, the least recently used first.
+#[derive(Debug)]
+struct IdleList {
+    key: PoolKey,
+    connections: VecDeque<Connection>,
+}
+
+/// How often [`Pool::purge`] sweeps. Expired connections wait at most this
+/// much longer to be closed; a check-out never hands one out.
+const SWEEP_INTERVAL: Duration = Duration::Exact(std::time::Duration::from_secs(1));
+
 impl Pool {
     fn new(config: &Config) -> Self {
         Pool {
-            lru: VecDeque::new(),
+            by_destination: HashMap::new(),
+            destination_hasher: RandomState::new(),
+            idle_count: 0,
             max_idle_connections: config.max_idle_connections(),
             max_idle_connections_per_host: config.max_idle_connections_per_host(),
             max_idle_age: config.max_idle_age().into(),
+            next_sweep: Instant::AlreadyHappened,
             shutdown_handles: Vec::new(),
             closed: false,
         }
@@ -315,84 +332,108 @@ impl Pool {
         Ok(())
     }
 
+    /// Hashed as the key compares them (an authority's case does not count).
+    fn destination_hash(&self, scheme: &Scheme, authority: &Authority) -> u64 {
+        self.destination_hasher.hash_one((scheme, authority))
+    }
+
+    /// Closes expired idle connections and forgets dropped transports' handles,
+    /// once per [`SWEEP_INTERVAL`]; the caps are kept by [`Pool::add`].
     fn purge(&mut self, now: Instant) {
-        while self.lru.len() > self.max_idle_connections || self.front_is_too_old(now) {
-            self.lru.pop_front();
+        if now < self.next_sweep {
+            return;
         }
+        self.next_sweep = now + SWEEP_INTERVAL;
 
-        self.update_position_per_host();
-
-        let max = self.max_idle_connections_per_host;
-
-        // unwrap is ok because update_position_per_host() should have set all
-        self.lru.retain(|c| c.position_per_host.unwrap() < max);
+        let max_idle_age = self.max_idle_age;
+        let mut closed = 0;
+        self.by_destination.retain(|_, bucket| {
+            bucket.retain_mut(|list| {
+                while list
+                    .connections
+                    .front()
+                    .is_some_and(|c| c.age(now) > max_idle_age)
+                {
+                    list.connections.pop_front();
+                    closed += 1;
+                }
+                !list.connections.is_empty()
+            });
+            !bucket.is_empty()
+        });
+        self.idle_count -= closed;
 
         // Evicting idle connections can expire their shutdown handles.
         self.shutdown_handles.retain(|h| h.strong_count() > 0);
     }
 
-    fn front_is_too_old(&self, now: Instant) -> bool {
-        self.lru.front().map(|c| c.age(now)) > Some(self.max_idle_age)
-    }
-
-    fn update_position_per_host(&mut self) {
-        // Reset position counters
-        for c in &mut self.lru {
-            c.position_per_host = None;
-        }
-
-        loop {
-            let maybe_uncounted = self
-                .lru
-                .iter()
-                .rev()
-                .find(|c| c.position_per_host.is_none());
-
-            let Some(uncounted) = maybe_uncounted else {
-                break; // nothing more to count.
-            };
-
-            let key_to_count = uncounted.key.clone();
-
-            for (position, c) in self
-                .lru
-                .iter_mut()
-                .rev()
-                .filter(|c| c.key == key_to_count)
-                .enumerate()
-            {
-                c.position_per_host = Some(position);
-            }
-        }
-    }
-
     fn add(&mut self, conn: Connection) {
-        self.lru.push_back(conn)
+        let PoolKeyInner(scheme, authority, _) = &*conn.key.0;
+        let hash = self.destination_hash(scheme, authority);
+        let bucket = self.by_destination.entry(hash).or_default();
+        let index = match bucket.iter().position(|list| list.key == conn.key) {
+            Some(index) => index,
+            None => {
+                bucket.push(IdleList {
+                    key: conn.key.clone(),
+                    connections: VecDeque::new(),
+                });
+                bucket.len() - 1
+            }
+        };
+        let list = &mut bucket[index].connections;
+        list.push_back(conn);
+        self.idle_count += 1;
+        if list.len() > self.max_idle_connections_per_host {
+            list.pop_front();
+            self.idle_count -= 1;
+        }
+        while self.idle_count > self.max_idle_connections {
+            self.close_least_recently_used();
+        }
     }
 
+    /// Closes the idle connection unused for longest across all destinations.
+    /// It walks every destination's list, but only runs when the pool is full.
+    fn close_least_recently_used(&mut self) {
+        let oldest = self
+            .by_destination
+            .values_mut()
+            .flat_map(|bucket| bucket.iter_mut())
+            .filter_map(|list| Some((list.connections.front()?.last_use, list)))
+            .min_by(|(a, _), (b, _)| a.cmp(b));
+        if let Some((_, list)) = oldest {
+            list.connections.pop_front();
+            self.idle_count -= 1;
+        }
+    }
+
+    /// The most recently used open connection to the request's destination:
+    /// it is the likeliest to be still open, and the surplus ones age out.
     fn get(
         &mut self,
-        matches: impl Fn(&PoolKey) -> bool,
+        uri: &Uri,
+        proxy: Option<&Proxy>,
         max_idle_age: Duration,
         now: Instant,
     ) -> Option<Connection> {
-        while let Some(i) = self.lru.iter().position(|c| matches(&c.key)) {
-            let mut conn = self.lru.remove(i).unwrap(); // unwrap ok since we just got the position
-
+        let (scheme, authority) = (uri.scheme()?, uri.authority()?);
+        let hash = self.destination_hash(scheme, authority);
+        let bucket = self.by_destination.get_mut(&hash)?;
+        let list = bucket.iter_mut().find(|list| list.key.is_for(uri, proxy))?;
+        // A max_idle_age shorter in the request than in the pool leaves
+        // connections older than it in the pool, unused for this request.
+        while list
+            .connections
+            .back()
+            .is_some_and(|c| c.age(now) < max_idle_age)
+        {
+            let mut conn = list.connections.pop_back()?;
+            self.idle_count -= 1;
             // Before we release the connection, we probe that it appears to still work.
-            if !conn.is_open() {
-                // This connection is broken. Try find another one.
-                continue;
+            if conn.is_open() {
+                return Some(conn);
             }
-
-            if conn.age(now) >= max_idle_age {
-                // A max_duration that is shorter in the request than the pool.
-                // This connection survives in the pool, but is not used for this
-                // specific connection.
-                continue;
-            }
-
-            return Some(conn);
         }
         None
     }
@@ -418,9 +459,9 @@ impl fmt::Debug for Connection {
 impl fmt::Debug for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PoolKey")
-            .field("scheme", &self.0.0)
-            .field("authority", &DebugAuthority(&self.0.1))
-            .field("proxy", &self.0.2)
+            .field("scheme", &self.0 .0)
+            .field("authority", &DebugAuthority(&self.0 .1))
+            .field("proxy", &self.0 .2)
             .finish()
     }
 }
@@ -464,9 +505,9 @@ mod test {
 #[cfg(test)]
 mod config_pooling_tests {
     use super::*;
-    use crate::Agent;
     use crate::transport::LazyBuffers;
     use crate::unversioned::resolver::DefaultResolver;
+    use crate::Agent;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[derive(Debug)]
@@ -658,10 +699,10 @@ mod config_pooling_tests {
 #[cfg(test)]
 mod shutdown_registry_tests {
     use super::*;
-    use crate::Agent;
     use crate::config::RequestLevelConfig;
-    use crate::transport::{TcpConnector, boxed_connector};
+    use crate::transport::{boxed_connector, TcpConnector};
     use crate::unversioned::resolver::DefaultResolver;
+    use crate::Agent;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[derive(Debug, Default)]
@@ -721,12 +762,11 @@ mod shutdown_registry_tests {
                 key: PoolKey::new(&Uri::from_static("http://example.test/"), None),
                 last_use: now,
                 pool: Weak::new(),
-                position_per_host: None,
             });
 
             pool.purge(now);
 
-            assert!(pool.lru.is_empty());
+            assert_eq!(pool.idle_count, 0);
             assert!(pool.shutdown_handles.is_empty());
         }
     }

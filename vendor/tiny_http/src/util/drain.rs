@@ -12,20 +12,20 @@ pub(crate) struct Drain {
     /// Once set, every connection ends after its current response.
     keep_alive_ended: Arc<AtomicBool>,
     idle: Mutex<IdleConnections>,
-    /// Mirrors `IdleConnections::closing` for parked external streams, which check it
-    /// between short reads because a blocked read holds the stream they would be shut
-    /// down through.
+    /// Mirrors `IdleConnections::closing` for idle external streams waiting on their
+    /// thread, which check it between short reads because a blocked read holds the stream
+    /// they would be shut down through; the parking thread checks it too.
     closing_idle: Arc<AtomicBool>,
 }
 
-/// Connections parked between two requests, which nothing else would wake before their
-/// idle timeout.
+/// Connections idle between two requests (on their thread or parked), which nothing else
+/// would wake before their idle timeout.
 #[derive(Default)]
 struct IdleConnections {
-    /// Once set, connections are closed instead of parked.
+    /// Once set, connections are closed instead of waiting for their next request.
     closing: bool,
     next_id: u64,
-    parked: HashMap<u64, ShutdownHandle>,
+    idle: HashMap<u64, ShutdownHandle>,
 }
 
 impl Drain {
@@ -46,47 +46,48 @@ impl Drain {
         self.closing_idle.clone()
     }
 
-    /// Ends keep-alive, closes every parked connection now and every one parked later.
+    /// Ends keep-alive, closes every idle connection now and every one idle later.
     pub(crate) fn close_idle(&self) {
         self.end_keep_alive();
-        let parked = {
+        let idle = {
             let mut idle = self.idle();
             idle.closing = true;
             self.closing_idle.store(true, Ordering::Release);
-            std::mem::take(&mut idle.parked)
+            std::mem::take(&mut idle.idle)
         };
-        for handle in parked.values() {
-            // A busy external stream sees `closing_idle` after its current short read.
+        for handle in idle.values() {
+            // A busy external stream sees `closing_idle` after its current short read; a
+            // parked connection's shut socket wakes the parking thread, which closes it.
             handle.try_shutdown();
         }
     }
 
-    /// Parks a connection that is about to wait for its next request; `None` when idle
+    /// Registers a connection that is about to wait for its next request; `None` when idle
     /// connections are being closed, and the caller must close instead of waiting.
-    pub(crate) fn park(self: &Arc<Self>, handle: &ShutdownHandle) -> Option<Parked> {
+    pub(crate) fn enter_idle(self: &Arc<Self>, handle: &ShutdownHandle) -> Option<IdleEntry> {
         let mut idle = self.idle();
         if idle.closing {
             return None;
         }
         let id = idle.next_id;
         idle.next_id += 1;
-        idle.parked.insert(id, handle.clone());
-        Some(Parked {
+        idle.idle.insert(id, handle.clone());
+        Some(IdleEntry {
             drain: self.clone(),
             id,
         })
     }
 }
 
-/// A parked connection's place in the drain's list, given up when dropped (its next
+/// An idle connection's place in the drain's list, given up when dropped (its next
 /// request started, or it closed).
-pub(crate) struct Parked {
+pub(crate) struct IdleEntry {
     drain: Arc<Drain>,
     id: u64,
 }
 
-impl Drop for Parked {
+impl Drop for IdleEntry {
     fn drop(&mut self) {
-        self.drain.idle().parked.remove(&self.id);
+        self.drain.idle().idle.remove(&self.id);
     }
 }

@@ -1,6 +1,6 @@
 pub use self::body_drain::BodyDrain;
 pub use self::custom_stream::CustomStream;
-pub(crate) use self::drain::{Drain, Parked};
+pub(crate) use self::drain::{Drain, IdleEntry};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
@@ -16,14 +16,14 @@ use std::sync::Arc;
 mod body_drain;
 mod custom_stream;
 mod drain;
+// The one exception to `deny(unsafe_code)`: epoll and eventfd for the parking thread.
+#[allow(unsafe_code)]
+pub(crate) mod epoll;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
-// The one exception to `deny(unsafe_code)`: `madvise` on the thread's own stack.
-#[allow(unsafe_code)]
-pub(crate) mod stack;
 mod task_pool;
 
 /// One slot in the server's count of live connections, released when dropped.

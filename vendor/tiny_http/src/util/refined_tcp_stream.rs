@@ -1,6 +1,7 @@
 use std::io::Result as IoResult;
 use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::external::SharedExternal;
-use crate::util::stack;
+use crate::parking::PARK_AFTER;
 use crate::util::LiveConnection;
 
 pub(crate) enum Stream {
@@ -134,40 +135,56 @@ pub(crate) struct ReadPolicy {
     head_deadline: Mutex<Option<Instant>>,
     idle: Duration,
     /// Set while the connection waits for its next request.
-    parked: AtomicBool,
-    /// Set by a drain: parked connections must close.
+    awaiting_request: AtomicBool,
+    /// Set by a drain: connections waiting for their next request must close.
     closing_idle: Arc<AtomicBool>,
+    /// Whether a connection waiting `PARK_AFTER` for its next request is parked
+    /// (`crate::parking`) instead of waiting on its thread.
+    parkable: bool,
+    /// Set when the wait for the next request ended so the connection can be parked.
+    parking_requested: AtomicBool,
 }
 
-/// How long a connection waits for its next request before its thread gives back the
-/// stack pages it is not using (see [`stack`]): long after the pause between a busy
-/// client's requests, so a loaded connection never pays for it.
-const RELEASE_IDLE_AFTER: Duration = Duration::from_secs(1);
-
-/// Longest single wait of a parked external stream, whose blocked read holds the stream's
-/// lock so a drain cannot shut it down: it notices the drain after at most this long.
-const PARKED_EXTERNAL_READ_SLICE: Duration = Duration::from_millis(250);
+/// Longest single wait of an external stream that waits for its next request on its
+/// thread (it has no socket to park on), whose blocked read holds the stream's lock so a
+/// drain cannot shut it down: it notices the drain after at most this long.
+const IDLE_EXTERNAL_READ_SLICE: Duration = Duration::from_millis(250);
 
 impl ReadPolicy {
-    pub(crate) fn new(idle: Duration, closing_idle: Arc<AtomicBool>) -> ReadPolicy {
+    pub(crate) fn new(idle: Duration, closing_idle: Arc<AtomicBool>, parkable: bool) -> ReadPolicy {
         ReadPolicy {
             head_deadline: Mutex::new(None),
             idle,
-            parked: AtomicBool::new(false),
+            awaiting_request: AtomicBool::new(false),
             closing_idle,
+            parkable,
+            parking_requested: AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn set_parked(&self, parked: bool) {
-        self.parked.store(parked, Ordering::Release);
+    pub(crate) fn set_awaiting_request(&self, awaiting: bool) {
+        self.awaiting_request.store(awaiting, Ordering::Release);
     }
 
-    fn parked(&self) -> bool {
-        self.parked.load(Ordering::Acquire)
+    fn awaiting_request(&self) -> bool {
+        self.awaiting_request.load(Ordering::Acquire)
     }
 
-    fn drain_closes_parked(&self) -> bool {
-        self.parked() && self.closing_idle.load(Ordering::Acquire)
+    fn drain_closes_idle(&self) -> bool {
+        self.awaiting_request() && self.closing_idle.load(Ordering::Acquire)
+    }
+
+    /// True once after a read ended so that the connection can be parked.
+    pub(crate) fn take_parking_request(&self) -> bool {
+        self.parking_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// The deadline of the request head (or of the wait for it) being read.
+    pub(crate) fn head_deadline(&self) -> Option<Instant> {
+        *self
+            .head_deadline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn set_head_deadline(&self, deadline: Option<Instant>) {
@@ -278,6 +295,15 @@ impl RefinedTcpStream {
         }
     }
 
+    /// The socket a parked connection waits on; `None` for an external stream without a
+    /// shared socket.
+    pub(crate) fn pollable_fd(&self) -> Option<RawFd> {
+        match &self.stream {
+            Stream::Http(connection) => Some(connection.as_raw_fd()),
+            Stream::External(external) => external.socket().map(|socket| socket.as_raw_fd()),
+        }
+    }
+
     /// The shared stream when it came through `Server::serve_stream`.
     pub(crate) fn external(&self) -> Option<SharedExternal> {
         match &self.stream {
@@ -304,53 +330,41 @@ impl Read for RefinedTcpStream {
         if self.body_abandoned.load(Ordering::Acquire) {
             return Ok(0);
         }
-        let sliced = matches!(self.stream, Stream::External(_)) && self.read_policy.parked();
-        // Whether this wait already gave back the thread's idle memory.
-        let mut released = false;
+        let awaiting = self.read_policy.awaiting_request();
+        let park = awaiting && self.read_policy.parkable;
+        let sliced = awaiting && !park && matches!(self.stream, Stream::External(_));
         loop {
             let mut timeout = self.read_policy.next_read_timeout()?;
-            let parked_tcp = !sliced && self.read_policy.parked();
-            if sliced {
-                timeout = timeout.min(PARKED_EXTERNAL_READ_SLICE);
-            } else if parked_tcp {
-                // The wait for a keep-alive connection's next request is one read, so a
-                // fixed value bounds it: the same value every time, and the socket option
-                // is not set again for each request. First the release delay, then the
-                // rest of the idle timeout (set only on connections idle that long).
-                let idle = self.read_policy.idle;
-                timeout = match released {
-                    false => idle.min(RELEASE_IDLE_AFTER),
-                    true => idle.saturating_sub(RELEASE_IDLE_AFTER),
-                };
+            if park {
+                // Fixed values, so the socket option is not set again for each request.
+                timeout = timeout.min(PARK_AFTER);
+            } else if sliced {
+                timeout = timeout.min(IDLE_EXTERNAL_READ_SLICE);
+            } else if awaiting {
+                // The wait for the next request is one read of the whole idle timeout.
+                timeout = self.read_policy.idle;
             }
             if self.applied_read_timeout != Some(timeout) {
                 self.stream.set_read_timeout(timeout)?;
                 self.applied_read_timeout = Some(timeout);
             }
             match self.stream.read(buf) {
-                Err(e)
-                    if sliced
-                        && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                {
-                    if self.read_policy.drain_closes_parked() {
+                Err(e) if park && is_timeout(&e) => {
+                    // Past the idle deadline this is the idle timeout; otherwise the wait
+                    // goes on without a thread.
+                    self.read_policy.next_read_timeout()?;
+                    self.read_policy
+                        .parking_requested
+                        .store(true, Ordering::Release);
+                    return Err(IoError::new(ErrorKind::WouldBlock, "parked"));
+                }
+                Err(e) if sliced && is_timeout(&e) => {
+                    if self.read_policy.drain_closes_idle() {
                         return Err(IoError::new(
                             ErrorKind::ConnectionAborted,
                             "server draining",
                         ));
                     }
-                    if !released {
-                        released = true;
-                        stack::release_unused();
-                    }
-                }
-                Err(e)
-                    if parked_tcp
-                        && !released
-                        && self.read_policy.idle > RELEASE_IDLE_AFTER
-                        && matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-                {
-                    released = true;
-                    stack::release_unused();
                 }
                 // What a socket read timeout looks like on Unix.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -360,6 +374,10 @@ impl Read for RefinedTcpStream {
             }
         }
     }
+}
+
+fn is_timeout(e: &IoError) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 impl Write for RefinedTcpStream {

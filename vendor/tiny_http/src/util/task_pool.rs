@@ -88,7 +88,6 @@ impl TaskPool {
 
         let stack_size = self.stack_size;
         let spawned = thread::Builder::new().stack_size(stack_size).spawn(move || {
-            super::stack::record_thread_stack(stack_size);
             if let Some(mut f) = initial_fn {
                 f();
             }

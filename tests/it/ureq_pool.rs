@@ -1,0 +1,80 @@
+//! The vendored ureq's pool (change 3): idle connections are kept per
+//! destination and a check-out takes the most recently used one, so a proxy
+//! that once had many requests in flight reuses one warm connection when the
+//! load falls, instead of cycling through every idle one as the release did
+//! (it took the least recently used, from the front of one shared list).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use crate::proxy_support::test_config;
+
+/// Answers every request on a connection with that connection's client port,
+/// after `concurrent` connections have each sent their first request.
+fn port_echo_backend(concurrent: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let first_requests = Arc::new(Barrier::new(concurrent));
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let first_requests = first_requests.clone();
+            thread::spawn(move || answer_with_peer_port(stream, &first_requests));
+        }
+    });
+    port
+}
+
+fn answer_with_peer_port(stream: TcpStream, first_requests: &Barrier) {
+    let peer_port = stream.peer_addr().unwrap().port().to_string();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut first = true;
+    loop {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => {}
+            }
+        }
+        if first {
+            first_requests.wait();
+            first = false;
+        }
+        let response = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{peer_port}", peer_port.len());
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn served_by(agent: &ureq::Agent, port: u16) -> String {
+    let request = ureq::http::Request::get(format!("http://127.0.0.1:{port}/")).header("host", "t.test").body(()).unwrap();
+    let mut body = String::new();
+    agent.run(request).unwrap().into_body().into_reader().read_to_string(&mut body).unwrap();
+    body
+}
+
+#[test]
+fn after_a_burst_one_warm_connection_serves_sequential_requests() {
+    const BURST: usize = 3;
+    let port = port_echo_backend(BURST);
+    let agent = ingressd::proxy::upstream::agent(&test_config());
+
+    // Three requests at once: the backend answers none until all three
+    // connections are open, so three connections go back to the pool.
+    let burst: HashSet<String> = thread::scope(|scope| {
+        let requests: Vec<_> = (0..BURST).map(|_| scope.spawn(|| served_by(&agent, port))).collect();
+        requests.into_iter().map(|request| request.join().unwrap()).collect()
+    });
+    assert_eq!(burst.len(), BURST, "the burst used {burst:?}");
+
+    let sequential: Vec<String> = (0..10).map(|_| served_by(&agent, port)).collect();
+    assert!(burst.contains(&sequential[0]), "a new connection was opened: {sequential:?} after {burst:?}");
+    assert!(sequential.iter().all(|port| *port == sequential[0]), "sequential requests cycled through {sequential:?}");
+}
