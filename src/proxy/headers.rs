@@ -164,14 +164,15 @@ pub fn upstream_request_headers(
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
     let mut request_id = None;
     for (name, value) in client_headers {
-        let lower = lower_name(name);
-        if is_hop_by_hop(&lower)
-            || lower == "expect"
-            || FORWARDING.contains(&lower.as_ref())
-            || (has_connection && connection_lists(client_bytes(), &lower))
+        // Dropped headers are recognised before a lower-cased name is made for them.
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case("expect")
+            || FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name))
+            || (has_connection && connection_lists(client_bytes(), name))
         {
             continue;
         }
+        let lower = lower_name(name);
         let value = SmolStr::new(value);
         if lower == "x-request-id" {
             if request_id.is_some() {
