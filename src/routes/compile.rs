@@ -19,25 +19,12 @@ use crate::kube::objects::{Ingress, IngressBackend, ObjectKey, SmolStr};
 use crate::tls::{self, upstream::BackendTls};
 use crate::store::Snapshot;
 
+use super::age::Age;
 use super::backend::{BackendResolver, ResolvedBackend};
 use super::host::{compile_host, tls_host_covers, HostPattern};
 use super::path::{compile_path, compile_regex_path, parse_path_type, PathMatcher};
 use super::table::{HostRoutes, PathRoute, RouteTable};
 use super::{mode_override, served_ingresses, Canary, Conflict, PathType, Rewrite, Route, RouteConfig, RouteError};
-
-/// An Ingress's place in the order in which claims win: creationTimestamp
-/// (missing counts as oldest), then namespace, then name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Age {
-    created: SmolStr,
-    pub(crate) key: ObjectKey,
-}
-
-impl Age {
-    pub(crate) fn of(ingress: &Ingress) -> Age {
-        Age { created: ingress.metadata.creation_timestamp.clone(), key: ingress.metadata.key() }
-    }
-}
 
 /// One path of one served Ingress, before its host's mode is known and
 /// conflicts are settled.

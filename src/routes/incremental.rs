@@ -22,9 +22,10 @@ use crate::annotations::secrets::named_secrets;
 use crate::kube::objects::{Ingress, ObjectKey};
 use crate::store::Snapshot;
 
+use super::age::Age;
 use super::backend::BackendResolver;
 use super::class::ClassSelector;
-use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, www_counterpart, www_redirect_routes, Age};
+use super::compile::{compile_one_host, compile_served, default_backend, rule_hosts, www_counterpart, www_redirect_routes};
 use super::host::HostPattern;
 use super::table::{HostRoutes, PathRoute, RouteTable};
 use super::{mode_override, served_ingresses, Canary, Route, RouteConfig, UpstreamMode};

@@ -7,9 +7,10 @@
 //! - [`class`]: which Ingresses are ours.
 //! - `host`, `path`: normalisation, validation and matching.
 //! - `backend`: Service and EndpointSlice resolution.
+//! - `age`: the order in which rival claims win.
 //! - `compile`: merging served Ingresses into a table, one host at a time, oldest first.
 //! - `incremental`: recompiling only the hosts a change touched.
-//! - `table`: the lookup.
+//! - `table`: the lookup; `host_map`: the host → routes map it probes.
 //!
 //! # Choices the Ingress spec leaves open
 //!
@@ -33,9 +34,11 @@
 
 pub mod class;
 
+mod age;
 mod backend;
 mod compile;
 mod host;
+mod host_map;
 mod incremental;
 mod path;
 mod table;

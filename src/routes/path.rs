@@ -13,6 +13,7 @@ use std::sync::Arc;
 use regex::{Regex, RegexBuilder};
 
 use super::{PathType, RouteError};
+use crate::kube::objects::SmolStr;
 
 /// How a compiled path matches. `ImplementationSpecific` compiles to
 /// `Prefix`, so the two are one claim for conflict resolution: keeping both
@@ -44,8 +45,11 @@ impl Eq for PathRegex {}
 pub(crate) struct PathMatcher {
     /// For `Prefix`, trailing slashes are removed (so `/` becomes ""), which
     /// turns element-wise matching into one `starts_with` plus a boundary check.
-    /// For `Regex`, the path as written.
-    pub(crate) pattern: String,
+    /// For `Regex`, the path as written. Inline up to 23 bytes, so a match
+    /// reads it without following a pointer; and never the dangling pointer
+    /// of an empty `String`, which `memcmp`'s masked load turned into a
+    /// microcode assist (about 40 % of a lookup's time when matching `/`).
+    pub(crate) pattern: SmolStr,
     pub(crate) kind: MatchKind,
     /// Set for `Regex` only.
     pub(crate) regex: Option<PathRegex>,
@@ -54,7 +58,7 @@ pub(crate) struct PathMatcher {
 impl PathMatcher {
     pub(crate) fn matches(&self, path: &str) -> bool {
         match self.kind {
-            MatchKind::Exact => path == self.pattern,
+            MatchKind::Exact => path == self.pattern.as_str(),
             MatchKind::Prefix => prefix_matches(&self.pattern, path),
             MatchKind::Regex => self.regex.as_ref().is_some_and(|r| r.0.is_match(path)),
         }
@@ -144,9 +148,9 @@ pub(crate) fn compile_path(path: Option<&str>, path_type: PathType) -> Result<Pa
         return Err(invalid("it contains //, /./, /../ or an encoded slash"));
     }
     Ok(match path_type {
-        PathType::Exact => PathMatcher { pattern: path.to_string(), kind: MatchKind::Exact, regex: None },
+        PathType::Exact => PathMatcher { pattern: SmolStr::new(path), kind: MatchKind::Exact, regex: None },
         PathType::Prefix | PathType::ImplementationSpecific => {
-            PathMatcher { pattern: path.trim_end_matches('/').to_string(), kind: MatchKind::Prefix, regex: None }
+            PathMatcher { pattern: SmolStr::new(path.trim_end_matches('/')), kind: MatchKind::Prefix, regex: None }
         }
     })
 }
@@ -177,7 +181,7 @@ pub(crate) fn compile_regex_path(path: Option<&str>, path_type: PathType) -> Res
         return Err(invalid("it contains //, /./, /../ or an encoded slash"));
     }
     let regex = compile_path_regex(written).map_err(|error| RouteError::InvalidRegex { path: written.to_string(), error })?;
-    Ok(PathMatcher { pattern: written.to_string(), kind: MatchKind::Regex, regex: Some(PathRegex(Arc::new(regex))) })
+    Ok(PathMatcher { pattern: SmolStr::new(written), kind: MatchKind::Regex, regex: Some(PathRegex(Arc::new(regex))) })
 }
 
 #[cfg(test)]
@@ -280,7 +284,7 @@ mod tests {
         let huge = format!("/{}", "(a{100}){100}".repeat(3));
         assert!(compile_regex_path(Some(&huge), PathType::ImplementationSpecific).is_err(), "the size limit holds");
         assert!(compile_regex_path(Some("/a//b"), PathType::Prefix).is_err());
-        assert_eq!(compile_regex_path(None, PathType::ImplementationSpecific).map(|m| m.pattern).ok(), Some("/".to_string()));
+        assert_eq!(compile_regex_path(None, PathType::ImplementationSpecific).map(|m| m.pattern).ok().as_deref(), Some("/"));
     }
 
     /// ingress-nginx's documented order: `/foo/bar/[A-Z0-9]{3}` (longest)

@@ -4,16 +4,15 @@
 //! generation that recompiled a few hosts shares every other host with the
 //! one before, and a published table is never changed.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
-use super::compile::Age;
+use super::age::Age;
 use super::host::HostPattern;
+use super::host_map::HostMap;
 use crate::hostname::{wildcard_parent, with_normalized_host};
 use super::path::{strip_query, PathMatcher};
 use super::{Conflict, Route};
-use crate::kube::objects::{ObjectKey, SmolStr};
+use crate::kube::objects::ObjectKey;
 
 /// One route with the matcher that selects it.
 #[derive(Debug)]
@@ -61,111 +60,13 @@ impl HostRoutes {
     }
 }
 
-/// Shards of a host map: enough that copying one on write stays small
-/// (about 40 hosts at 10,000), few enough that cloning the map is cheap.
-const SHARDS: usize = 256;
-
-/// Hosts to their routes, split into shards by a hash of the host, each
-/// shard an `Arc`ed std `HashMap` (with [`HostHasher`]). Cloning the map
-/// clones 256 `Arc`s; replacing a host copies one shard if a published table
-/// shares it. A lookup is one hash to pick the shard plus one std `HashMap`
-/// probe, as fast as a single map and allocation-free (a persistent HAMT was
-/// measured at over twice the lookup time).
-#[derive(Debug, Clone)]
-pub(crate) struct HostMap {
-    shards: Vec<Arc<Shard>>,
-}
-
-type Shard = HashMap<SmolStr, Arc<HostRoutes>, BuildHasherDefault<HostHasher>>;
-
-/// Eight bytes per step (FxHash's rotate, xor and multiply), then a
-/// murmur3 finaliser so the low bits (the bucket), bits 48-55 (the shard)
-/// and the top 7 (the tag) all depend on every byte. FNV-1a, used before,
-/// takes one dependent multiply per byte: hashing a 20-byte host twice per
-/// probe was a third of a lookup's time. The keys are hosts from Ingress
-/// objects, not from clients, so flooding protection buys nothing here; a
-/// client's Host only probes.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct HostHasher(u64);
-
-impl HostHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for HostHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut buffer = [0u8; 8];
-            buffer.copy_from_slice(word);
-            self.add(u64::from_le_bytes(buffer));
-        }
-        let rest = words.remainder();
-        let mut buffer = [0u8; 8];
-        buffer[..rest.len()].copy_from_slice(rest);
-        // The length keeps "a" and "a\0" apart.
-        self.add(u64::from_le_bytes(buffer) ^ ((bytes.len() as u64) << 56));
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^ (x >> 33)
-    }
-}
-
-impl Default for HostMap {
-    fn default() -> HostMap {
-        HostMap { shards: vec![Arc::default(); SHARDS] }
-    }
-}
-
-/// The shard takes bits 48-55 of the host's hash: the maps inside use the
-/// low bits for the bucket and the top 7 for the tag, which therefore still
-/// vary within one shard.
-fn shard_of(host: &str) -> usize {
-    let mut hasher = HostHasher::default();
-    host.hash(&mut hasher);
-    ((hasher.finish() >> 48) % SHARDS as u64) as usize
-}
-
-impl HostMap {
-    pub(crate) fn get(&self, host: &str) -> Option<&Arc<HostRoutes>> {
-        self.shards[shard_of(host)].get(host)
-    }
-
-    pub(crate) fn insert(&mut self, host: SmolStr, routes: Arc<HostRoutes>) {
-        Arc::make_mut(&mut self.shards[shard_of(&host)]).insert(host, routes);
-    }
-
-    pub(crate) fn remove(&mut self, host: &str) {
-        let shard = &mut self.shards[shard_of(host)];
-        if shard.contains_key(host) {
-            Arc::make_mut(shard).remove(host);
-        }
-    }
-
-    pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<HostRoutes>> {
-        self.shards.iter().flat_map(|shard| shard.values())
-    }
-}
-
 /// The compiled, immutable routing table.
 #[derive(Debug, Default, Clone)]
 pub struct RouteTable {
     /// By lower-case host.
-    pub(crate) exact: HostMap,
+    pub(crate) exact: HostMap<Arc<HostRoutes>>,
     /// By the parent domain of `*.parent`.
-    pub(crate) wildcard: HostMap,
+    pub(crate) wildcard: HostMap<Arc<HostRoutes>>,
     /// Rules without a host.
     pub(crate) any_host: Arc<HostRoutes>,
     pub(crate) default_backend: Option<Arc<Route>>,
