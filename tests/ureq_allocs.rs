@@ -1,29 +1,50 @@
 //! Allocations of one keep-alive GET through the proxy's ureq Agent (the
 //! vendored ureq's patches): the call's timings, the shared clock, the
-//! shutdown registration and the pool lookup allocate nothing per request, and
-//! an endpoint address is resolved without a `host:port` string. A counting
-//! global allocator is only possible in its own test binary.
+//! shutdown registration, the pool lookup and the request's and response's
+//! extensions and a short Content-Type's parts allocate nothing per request,
+//! and an endpoint address is resolved without a `host:port` string. What the
+//! patches moved still works where it is used (a middleware finds its agent,
+//! a response its URI, mime type and charset). A counting global allocator is
+//! only possible in its own test binary.
 
 mod counting_alloc;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use ingressd::proxy::ProxyConfig;
+use ureq::middleware::MiddlewareNext;
+use ureq::{RequestExt, ResponseExt, SendBody};
 
 #[global_allocator]
 static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// Allocations per GET before the patches: 30 (timings 3, shutdown
-/// registration 1, pool key 2, resolver 2 among them); after: 18. The rest
-/// are the request and response header maps and values, the response's
-/// extensions and body handler.
-const MOST_PER_GET: usize = 18;
+/// registration 1, pool key 2, resolver 2, request extensions 3, response
+/// extensions 3, the mime type 1 among them); after: 11. The rest are the
+/// request and response header maps and values and the response's body
+/// handler.
+const MOST_PER_GET: usize = 11;
 
-fn serve(mut stream: TcpStream) {
-    let response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
+
+/// A keep-alive backend answering every request with `response`; its port.
+fn backend(response: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || serve(stream, response));
+        }
+    });
+    port
+}
+
+fn serve(mut stream: TcpStream, response: &[u8]) {
     let mut buffer = [0u8; 4096];
     let mut filled = 0;
     loop {
@@ -41,16 +62,8 @@ fn serve(mut stream: TcpStream) {
     }
 }
 
-#[test]
-fn a_pooled_get_allocates_little() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || serve(stream));
-        }
-    });
-    let config = ProxyConfig {
+fn proxy_config() -> ProxyConfig {
+    ProxyConfig {
         max_body_size: 1 << 20,
         connect_timeout: Duration::from_secs(5),
         response_timeout: Duration::from_secs(60),
@@ -60,8 +73,13 @@ fn a_pooled_get_allocates_little() {
         http_port: 0,
         https_port: 443,
         proxy_protocol: None,
-    };
-    let agent = ingressd::proxy::upstream::agent(&config);
+    }
+}
+
+#[test]
+fn a_pooled_get_allocates_little() {
+    let port = backend(OK);
+    let agent = ingressd::proxy::upstream::agent(&proxy_config());
     let uri = format!("http://127.0.0.1:{port}/x");
     let mut buffer = [0u8; 64];
     let mut get = || {
@@ -84,4 +102,68 @@ fn a_pooled_get_allocates_little() {
         .min()
         .unwrap();
     assert!(per_get <= MOST_PER_GET, "{per_get} allocations per pooled GET (at most {MOST_PER_GET})");
+}
+
+/// The agent goes on the request only for an agent with middleware, where
+/// `middleware_config` still finds it.
+#[test]
+fn a_middleware_still_finds_its_agent() {
+    let port = backend(OK);
+    let found = Arc::new(AtomicBool::new(false));
+    let seen = found.clone();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .middleware(move |request: ureq::http::Request<SendBody>, next: MiddlewareNext| {
+            let request = match request.middleware_config() {
+                Some(config) => {
+                    seen.store(true, Ordering::SeqCst);
+                    config.build()
+                }
+                None => return Err(ureq::Error::BadUri("the agent is not on the request".into())),
+            };
+            next.handle(request)
+        })
+        .build()
+        .into();
+    let uri = format!("http://127.0.0.1:{port}/x");
+    let mut response = agent.get(&uri).call().unwrap();
+    assert_eq!(response.get_uri(), uri.as_str(), "the URI is also an extension, for a middleware that swaps the body");
+    assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
+    assert!(found.load(Ordering::SeqCst));
+}
+
+/// The response's URI is kept with its body instead of in its extensions.
+#[test]
+fn a_response_knows_its_uri() {
+    let port = backend(OK);
+    let agent = ingressd::proxy::upstream::agent(&proxy_config());
+    let uri = format!("http://127.0.0.1:{port}/a?b=c");
+    let request = ureq::http::Request::builder().uri(uri.as_str()).header("host", "t.test").body(()).unwrap();
+    let mut response = agent.run(request).unwrap();
+    assert!(response.extensions().is_empty(), "no extension map per response");
+    assert_eq!(response.get_uri(), uri.as_str());
+    assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
+}
+
+/// Mime type and charset are split out of the Content-Type as before, held
+/// inline when short and on the heap when long.
+#[test]
+fn content_type_parts_short_and_long() {
+    const SHORT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain ; format=flowed; charset=ISO-8859-1\r\n\r\nok";
+    const LONG: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet;charset=x-a-charset-name-longer-than-forty-bytes\r\n\r\nok";
+    const NONE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let agent = ingressd::proxy::upstream::agent(&proxy_config());
+    let cases: [(&[u8], Option<&str>, Option<&str>); 3] = [
+        (SHORT, Some("text/plain "), Some("ISO-8859-1")),
+        (LONG, Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), Some("x-a-charset-name-longer-than-forty-bytes")),
+        (NONE, None, None),
+    ];
+    for (answer, mime_type, charset) in cases {
+        let port = backend(answer);
+        let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
+        let mut response = agent.run(request).unwrap();
+        assert_eq!(response.body().mime_type(), mime_type);
+        assert_eq!(response.body().charset(), charset);
+        assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
+    }
 }

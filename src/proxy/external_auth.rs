@@ -19,6 +19,7 @@ use ureq::http;
 use ureq::Agent;
 
 use super::headers::HeaderName;
+use crate::kube::objects::SmolStr;
 use super::ProxyConfig;
 use crate::annotations::external_auth::{signin_location, AuthCheck, Variables};
 use crate::bounded_lru::BoundedLru;
@@ -79,7 +80,7 @@ pub(crate) struct Original<'a> {
     pub vars: Variables<'a>,
     pub method: &'a str,
     /// The headers as they go upstream (hop-by-hop removed, X-Forwarded-* set).
-    pub upstream_headers: &'a [(HeaderName, String)],
+    pub upstream_headers: &'a [(HeaderName, SmolStr)],
     pub ingress: &'a ObjectKey,
 }
 

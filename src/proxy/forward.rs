@@ -9,8 +9,10 @@ use std::time::Instant;
 use ureq::http;
 use ureq::SendBody;
 
+use super::buffers::Buffers;
 use super::headers::HeaderName;
 use crate::annotations::policy::UpstreamTimeouts;
+use crate::kube::objects::SmolStr;
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::{balance, response, upstream, Outcome, Shared};
 
@@ -88,8 +90,8 @@ fn may_be_stale_connection(err: &ureq::Error) -> bool {
 fn exchange(
     agent: &ureq::Agent,
     method: &http::Method,
-    uri: &str,
-    headers: &[(HeaderName, String)],
+    uri: http::Uri,
+    headers: &[(HeaderName, SmolStr)],
     body: Option<&mut dyn Read>,
     content_length: Option<u64>,
     timeouts: Option<&UpstreamTimeouts>,
@@ -132,7 +134,7 @@ fn run<S: ureq::AsSendBody>(agent: &ureq::Agent, request: http::Request<S>, time
 }
 
 /// Forwards a routed request and streams the answer back to the client.
-pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest, buffer: &mut [u8]) -> Outcome {
+pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: RoutedRequest, buffers: &mut Buffers) -> Outcome {
     let RoutedRequest { client, target, upstream_head, upstreams, route, mut outcome, started, response_headers } = routed;
     let Ok(method) = http::Method::from_bytes(outcome.method.as_bytes()) else {
         return reply(request, &client, outcome, started, 400, "bad method", &[]);
@@ -182,10 +184,18 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
             uri.push_str(scheme);
             uri.push_str(&upstream.authority);
             uri.push_str(&target.path_and_query);
+            // Parsed from the String itself, not a copy of it; a retry shares the parsed parts.
+            let uri = match http::Uri::try_from(uri) {
+                Ok(uri) => uri,
+                Err(err) => {
+                    log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
+                    return reply(request, &client, outcome, started, 400, "bad request", &[]);
+                }
+            };
             let mut fresh_retry_left = true;
             let sent = loop {
                 let reader = body.as_mut().map(|b| b as &mut dyn Read);
-                let sent = match exchange(agent, &method, &uri, &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
+                let sent = match exchange(agent, &method, uri.clone(), &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
                     Ok(sent) => sent,
                     Err(err) => {
                         log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
@@ -265,5 +275,5 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
         }
         (None, None) => return reply(request, client, outcome, started, 502, "bad gateway", &[]),
     };
-    response::stream(request, client, response, &response_headers, outcome, started, buffer)
+    response::stream(request, client, response, &response_headers, outcome, started, buffers)
 }

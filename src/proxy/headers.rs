@@ -11,7 +11,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
+use smol_str::ToSmolStr;
+
 use crate::cidr::Cidr;
+use crate::kube::objects::SmolStr;
 
 /// What the proxy knows about the client connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -41,13 +44,16 @@ impl ClientOrigin<'_> {
 /// common ones cost no allocation per request.
 pub type HeaderName = Cow<'static, str>;
 
-/// The header section of the request sent upstream.
+/// The header section of the request sent upstream. Values are `SmolStr`s:
+/// short ones (addresses, ports, most hosts) are kept inline without an
+/// allocation, and a long one (a generated request ID) is shared, not
+/// copied, by the access log's copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamRequestHeaders {
     /// Lower-case names, in client order, then the forwarding headers.
-    pub headers: Vec<(HeaderName, String)>,
+    pub headers: Vec<(HeaderName, SmolStr)>,
     /// The client's X-Request-ID, or the one generated for it.
-    pub request_id: String,
+    pub request_id: SmolStr,
     /// The client asked for a protocol upgrade (`Connection: upgrade` plus `Upgrade`).
     pub upgrade: bool,
     /// The client address, found in the same walk as X-Real-IP: the peer, or
@@ -57,12 +63,13 @@ pub struct UpstreamRequestHeaders {
 }
 
 /// Headers a proxy consumes rather than forwards (RFC 9110 7.6.1), plus the
-/// framing headers each hop sets for itself.
-fn is_hop_by_hop(lower_name: &str) -> bool {
-    matches!(
-        lower_name,
-        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade" | "content-length"
-    ) || lower_name.starts_with("proxy-")
+/// framing headers each hop sets for itself. Names compare case-insensitively,
+/// so no lower-cased copy is made.
+fn is_hop_by_hop(name: &str) -> bool {
+    ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length"]
+        .iter()
+        .any(|hop| hop.eq_ignore_ascii_case(name))
+        || name.as_bytes().get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-"))
 }
 
 /// Request header names common enough to be kept without a lower-cased copy.
@@ -96,42 +103,43 @@ fn lower_name(name: &str) -> HeaderName {
 /// from `--trusted-proxies`.
 const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
 
-/// The lower-cased tokens of every Connection header: each names another hop-by-hop header.
-fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> Vec<String> {
-    headers
-        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
-        .flat_map(|(_, value)| {
-            String::from_utf8_lossy(value)
-                .split(',')
-                .map(|token| token.trim().to_ascii_lowercase())
-                .filter(|token| !token.is_empty())
-                .collect::<Vec<_>>()
-        })
-        .collect()
+/// Whether a Connection header lists `token` (case-insensitively): each of
+/// its tokens names another hop-by-hop header. Scans in place, no token copies.
+fn connection_lists<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>, token: &str) -> bool {
+    headers.filter(|(name, _)| name.eq_ignore_ascii_case("connection")).any(|(_, value)| {
+        String::from_utf8_lossy(value).split(',').map(str::trim).any(|listed| !listed.is_empty() && listed.eq_ignore_ascii_case(token))
+    })
 }
 
-/// Every value of a header joined with ", ", as RFC 9110 5.3 allows for list headers.
-fn joined<'h>(headers: &[(&'h str, &'h str)], lower_name: &str) -> Option<String> {
+fn has_connection_header<'h>(mut headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
+    headers.any(|(name, _)| name.eq_ignore_ascii_case("connection"))
+}
+
+/// Every value of a header joined with ", ", as RFC 9110 5.3 allows for list
+/// headers; a single short value stays inline.
+fn joined<'h>(headers: &[(&'h str, &'h str)], lower_name: &str) -> Option<SmolStr> {
     let mut values = headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case(lower_name)).map(|(_, v)| v.trim());
-    let mut joined = values.next()?.to_owned();
+    let first = values.next()?;
+    let Some(second) = values.next() else { return Some(SmolStr::new(first)) };
+    let mut joined = format!("{first}, {second}");
     for value in values {
         joined.push_str(", ");
         joined.push_str(value);
     }
-    Some(joined)
+    Some(joined.into())
 }
 
 /// The original client seen through a chain of trusted proxies: walking the
 /// X-Forwarded-For chain from the right (nearest hop first), the first address
 /// that is not a trusted proxy; when every hop is trusted, the leftmost.
-fn real_client_address(chain: &[&str], side: &ClientOrigin) -> Option<String> {
+fn real_client_address(chain: &[&str], side: &ClientOrigin) -> Option<SmolStr> {
     for hop in chain.iter().rev() {
         match hop.parse::<IpAddr>() {
             Ok(ip) if side.is_trusted(ip) => continue,
-            _ => return Some(hop.to_string()),
+            _ => return Some(SmolStr::new(hop)),
         }
     }
-    chain.first().map(|hop| hop.to_string())
+    chain.first().map(SmolStr::new)
 }
 
 /// An X-Forwarded-For hop as an address; some proxies append a port.
@@ -145,62 +153,71 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
 pub fn upstream_request_headers(
     client_headers: &[(&str, &str)],
     side: &ClientOrigin,
-    new_request_id: impl FnOnce() -> String,
+    new_request_id: impl FnOnce() -> SmolStr,
 ) -> UpstreamRequestHeaders {
-    let listed_by_connection = connection_tokens(client_headers.iter().map(|(n, v)| (*n, v.as_bytes())));
+    let client_bytes = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
+    let has_connection = has_connection_header(client_bytes());
     let upgrade_value = joined(client_headers, "upgrade");
-    let upgrade = upgrade_value.is_some() && listed_by_connection.iter().any(|t| t == "upgrade");
+    let upgrade = upgrade_value.is_some() && has_connection && connection_lists(client_bytes(), "upgrade");
     let trusted = side.peer_is_trusted();
 
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
     let mut request_id = None;
     for (name, value) in client_headers {
-        let lower = lower_name(name);
-        if is_hop_by_hop(&lower)
-            || lower == "expect"
-            || FORWARDING.contains(&lower.as_ref())
-            || listed_by_connection.iter().any(|listed| *listed == lower)
+        // Dropped headers are recognised before a lower-cased name is made for them.
+        if is_hop_by_hop(name)
+            || name.eq_ignore_ascii_case("expect")
+            || FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name))
+            || (has_connection && connection_lists(client_bytes(), name))
         {
             continue;
         }
+        let lower = lower_name(name);
+        let value = SmolStr::new(value);
         if lower == "x-request-id" {
             if request_id.is_some() {
                 continue;
             }
-            request_id = Some(value.to_string());
+            request_id = Some(value.clone());
         }
-        headers.push((lower, value.to_string()));
+        headers.push((lower, value));
     }
     if let (true, Some(protocol)) = (upgrade, upgrade_value) {
-        headers.push(("connection".into(), "upgrade".into()));
+        headers.push(("connection".into(), SmolStr::new_static("upgrade")));
         headers.push(("upgrade".into(), protocol));
     }
 
     let incoming = |name: &str| if trusted { joined(client_headers, name) } else { None };
-    let peer = side.peer.map(|ip| ip.to_string());
-    let incoming_for = incoming("x-forwarded-for");
-    let mut chain: Vec<&str> =
-        incoming_for.as_deref().map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).collect()).unwrap_or_default();
-    if let Some(peer) = &peer {
-        chain.push(peer);
+    // An IPv4 address fits inline: no allocation for it or its copies below.
+    let peer = side.peer.map(|ip| ip.to_smolstr());
+    let (forwarded_for, real_ip) = if trusted {
+        let incoming_for = incoming("x-forwarded-for");
+        let mut chain: Vec<&str> =
+            incoming_for.as_deref().map(|v| v.split(',').map(str::trim).filter(|h| !h.is_empty()).collect()).unwrap_or_default();
+        if let Some(peer) = &peer {
+            chain.push(peer);
+        }
+        let forwarded_for = (!chain.is_empty()).then(|| SmolStr::from(chain.join(", ")));
+        (forwarded_for, real_client_address(&chain, side))
+    } else {
+        // Untrusted: the chain is the peer alone.
+        (peer.clone(), peer)
+    };
+    if let Some(forwarded_for) = forwarded_for {
+        headers.push(("x-forwarded-for".into(), forwarded_for));
     }
-    if !chain.is_empty() {
-        headers.push(("x-forwarded-for".into(), chain.join(", ")));
-    }
-    let real_ip = if trusted { real_client_address(&chain, side) } else { peer.clone() };
     let client_address = if trusted { real_ip.as_deref().and_then(hop_address) } else { side.peer };
     if let Some(real_ip) = real_ip {
         headers.push(("x-real-ip".into(), real_ip));
     }
-    let host = joined(client_headers, "host");
-    if let Some(forwarded_host) = incoming("x-forwarded-host").or(host) {
+    if let Some(forwarded_host) = incoming("x-forwarded-host").or_else(|| joined(client_headers, "host")) {
         headers.push(("x-forwarded-host".into(), forwarded_host));
     }
     let proto = if side.secure { "https" } else { "http" };
-    headers.push(("x-forwarded-proto".into(), incoming("x-forwarded-proto").unwrap_or_else(|| proto.into())));
+    headers.push(("x-forwarded-proto".into(), incoming("x-forwarded-proto").unwrap_or_else(|| SmolStr::new_static(proto))));
     headers.push((
         "x-forwarded-port".into(),
-        incoming("x-forwarded-port").unwrap_or_else(|| side.listener_port.to_string()),
+        incoming("x-forwarded-port").unwrap_or_else(|| side.listener_port.to_smolstr()),
     ));
     let request_id = match request_id {
         Some(id) => id,
@@ -215,30 +232,33 @@ pub fn upstream_request_headers(
 
 /// The upstream response's headers minus hop-by-hop and framing headers.
 /// `keep_upgrade` keeps `Upgrade` for a 101 answer, whose Connection the
-/// tunnel writes itself.
-pub fn downstream_response_headers<'h>(upstream_headers: &[(&'h str, &'h [u8])], keep_upgrade: bool) -> Vec<(&'h str, &'h [u8])> {
-    let listed_by_connection = connection_tokens(upstream_headers.iter().copied());
-    upstream_headers
-        .iter()
-        .copied()
-        .filter(|(name, _)| {
-            let lower = name.to_ascii_lowercase();
-            if keep_upgrade && lower == "upgrade" {
-                return true;
-            }
-            !is_hop_by_hop(&lower) && !listed_by_connection.contains(&lower)
-        })
-        .collect()
+/// tunnel writes itself. `upstream_headers` gives the headers afresh for each
+/// walk (the Connection header is looked up in them), so nothing is collected.
+pub fn downstream_response_headers<'h, I>(
+    upstream_headers: impl Fn() -> I,
+    keep_upgrade: bool,
+) -> impl Iterator<Item = (&'h str, &'h [u8])>
+where
+    I: Iterator<Item = (&'h str, &'h [u8])>,
+{
+    let has_connection = has_connection_header(upstream_headers());
+    upstream_headers().filter(move |(name, _)| {
+        if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
+            return true;
+        }
+        let listed = || has_connection && connection_lists(upstream_headers(), name);
+        !(is_hop_by_hop(name) || listed())
+    })
 }
 
 /// Whether the client connection ends after this exchange: HTTP/1.1 unless
 /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
 pub fn client_wants_close(http_minor_version: u8, client_headers: &[(&str, &str)]) -> bool {
-    let tokens = connection_tokens(client_headers.iter().map(|(n, v)| (*n, v.as_bytes())));
-    if tokens.iter().any(|t| t == "close") {
+    let tokens = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
+    if connection_lists(tokens(), "close") {
         return true;
     }
-    http_minor_version == 0 && !tokens.iter().any(|t| t == "keep-alive")
+    http_minor_version == 0 && !connection_lists(tokens(), "keep-alive")
 }
 
 thread_local! {
@@ -249,7 +269,10 @@ thread_local! {
 ///
 /// A per-thread splitmix64 seeded from the std hasher's random keys: unique
 /// and unpredictable enough for correlation IDs, with no lock and no syscall.
-pub fn new_request_id() -> String {
+/// The digits are written on the stack; the one allocation is the shared
+/// string that the upstream header and the access log both hold.
+pub fn new_request_id() -> SmolStr {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     REQUEST_ID_STATE.with(|state| {
         let next = || {
             let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -258,7 +281,14 @@ pub fn new_request_id() -> String {
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^ (z >> 31)
         };
-        format!("{:016x}{:016x}", next(), next())
+        let mut digits = [0u8; 32];
+        for half in digits.chunks_exact_mut(16) {
+            let value = next();
+            for (i, digit) in half.iter_mut().enumerate() {
+                *digit = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
+            }
+        }
+        SmolStr::new(std::str::from_utf8(&digits).unwrap_or_default())
     })
 }
 
@@ -271,7 +301,7 @@ mod tests {
     }
 
     fn rewrite(client: &[(&str, &str)], side: &ClientOrigin) -> UpstreamRequestHeaders {
-        upstream_request_headers(client, side, || "generated".to_string())
+        upstream_request_headers(client, side, || "generated".into())
     }
 
     fn get<'a>(head: &'a UpstreamRequestHeaders, name: &str) -> Vec<&'a str> {
@@ -430,12 +460,12 @@ mod tests {
             ("set-cookie", b"a=1"),
             ("set-cookie", b"b=2"),
         ];
-        let kept = downstream_response_headers(&upstream, false);
+        let kept: Vec<_> = downstream_response_headers(|| upstream.iter().copied(), false).collect();
         assert_eq!(
             kept,
             vec![("content-type", &b"text/plain"[..]), ("set-cookie", &b"a=1"[..]), ("set-cookie", &b"b=2"[..])]
         );
-        let kept = downstream_response_headers(&upstream, true);
+        let kept: Vec<_> = downstream_response_headers(|| upstream.iter().copied(), true).collect();
         assert!(kept.contains(&("upgrade", &b"websocket"[..])));
     }
 

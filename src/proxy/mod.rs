@@ -83,14 +83,16 @@ impl ProxyConfig {
     }
 }
 
-/// What happened to one request, for access logs and metrics.
+/// What happened to one request, for access logs and metrics. The strings
+/// are `SmolStr`s: short ones cost no allocation and long ones are shared
+/// with the request's other copies (its target, its upstream X-Request-ID).
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub client: Option<SocketAddr>,
-    pub host: String,
-    pub method: String,
+    pub host: SmolStr,
+    pub method: SmolStr,
     /// The request target as received (path and query).
-    pub path: String,
+    pub path: SmolStr,
     /// The status sent to the client.
     pub status: u16,
     /// Bytes written to the client, head included.
@@ -99,7 +101,7 @@ pub struct Outcome {
     /// The `host:port` of the last upstream tried.
     pub upstream: Option<SmolStr>,
     pub upstream_status: Option<u16>,
-    pub request_id: String,
+    pub request_id: SmolStr,
     pub ingress: Option<ObjectKey>,
     pub service: Option<SmolStr>,
     /// Upstream endpoints tried (more than one after connect failures).
@@ -174,24 +176,25 @@ pub fn serve(
 
 fn handle(shared: &Shared, request: tiny_http::Request, observer: &(dyn Fn(&Outcome) + Send + Sync)) {
     let started = Instant::now();
-    let fallback = Outcome {
+    // What is known before routing; the handler fills in the rest. A copy
+    // stays here for the report of a handler that panics.
+    let known = Outcome {
         client: request.remote_addr().copied(),
-        method: request.method().to_string(),
-        path: request.url().to_owned(),
-        status: 500,
+        method: SmolStr::new(request.method().as_str()),
+        path: SmolStr::new(request.url()),
         ..Outcome::default()
     };
-    let mut buffer = shared.buffers.take();
+    let mut buffers = shared.buffers.take();
     // A bug in one request's handling must not end the connection thread
     // without a report. tiny_http answers 500 for a request dropped before
     // its response started, and closes that connection.
-    let handled = catch_unwind(AssertUnwindSafe(|| route::handle(shared, request, started, &mut buffer)));
-    shared.buffers.give_back(buffer);
+    let handled = catch_unwind(AssertUnwindSafe(|| route::handle(shared, request, known.clone(), started, &mut buffers)));
+    shared.buffers.give_back(buffers);
     match handled {
         Ok(outcome) => observer(&outcome),
         Err(_) => {
-            log::error!("proxy: handler panicked on {} {}", fallback.method, fallback.path);
-            observer(&Outcome { duration: started.elapsed(), ..fallback });
+            log::error!("proxy: handler panicked on {} {}", known.method, known.path);
+            observer(&Outcome { status: 500, duration: started.elapsed(), ..known });
             // Unwinding on: tiny_http ends this connection.
             std::panic::resume_unwind(Box::new("proxy handler panicked"));
         }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use super::headers::HeaderName;
 use crate::annotations::policy::Policy;
+use crate::kube::objects::SmolStr;
 
 /// What the policy phase decided.
 pub(super) enum Decision {
@@ -36,7 +37,7 @@ pub(super) struct Asked<'a> {
 /// before any redirect (its location block returns first), then `app-root`
 /// and the Ingress-wide redirect; otherwise the upstream headers are
 /// rewritten (`upstream-vhost`, `x-forwarded-prefix`).
-pub(super) fn decide(policy: &Policy, asked: &Asked<'_>, upstream_headers: &mut Vec<(HeaderName, String)>) -> Decision {
+pub(super) fn decide(policy: &Policy, asked: &Asked<'_>, upstream_headers: &mut Vec<(HeaderName, SmolStr)>) -> Decision {
     if policy.source_ranges.as_ref().is_some_and(|ranges| !ranges.admits(asked.client)) {
         return Decision::Answer { status: 403, text: "forbidden", headers: Vec::new() };
     }
@@ -51,7 +52,7 @@ pub(super) fn decide(policy: &Policy, asked: &Asked<'_>, upstream_headers: &mut 
     for (name, value) in [("host", &policy.upstream_vhost), ("x-forwarded-prefix", &policy.forwarded_prefix)] {
         if let Some(value) = value {
             upstream_headers.retain(|(existing, _)| existing != name);
-            upstream_headers.push((name.into(), value.clone()));
+            upstream_headers.push((name.into(), SmolStr::new(value)));
         }
     }
     Decision::Forward { response_headers: cors_headers }

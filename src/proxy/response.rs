@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use ureq::http;
 
+use super::buffers::Buffers;
 use super::headers;
 use super::request::{finish, ClientRequest};
 use super::wire::{self, Framing};
@@ -27,8 +28,9 @@ pub(super) fn stream(
     added: &[(&'static str, String)],
     mut outcome: Outcome,
     started: Instant,
-    buffer: &mut [u8],
+    buffers: &mut Buffers,
 ) -> Outcome {
+    let Buffers { copy: buffer, head } = buffers;
     // Asked right before the head goes out: once the server drains, the
     // connection ends after a response that says so.
     let client = &ClientRequest { close: client.close || request.server_draining(), ..*client };
@@ -49,22 +51,20 @@ pub(super) fn stream(
             return bad_gateway_before_body(writer, client, outcome, started);
         }
     };
-    let upstream_headers: Vec<(&str, &[u8])> = parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
-    let mut kept = headers::downstream_response_headers(&upstream_headers, false);
-    if !added.is_empty() {
+    let kept = headers::downstream_response_headers(|| parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())), false)
         // Set-Cookie is added beside the backend's (an auth service's
         // session cookie); every other header set here replaces the backend's.
-        kept.retain(|(name, _)| name.eq_ignore_ascii_case("set-cookie") || !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set)));
-        kept.extend(added.iter().map(|(name, value)| (*name, value.as_bytes())));
-    }
-    let head = wire::response_head(status, &kept, framing, client.close, client.http10);
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie") || !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set)))
+        .chain(added.iter().map(|(name, value)| (*name, value.as_bytes())));
+    head.clear();
+    wire::write_response_head(head, status, kept, framing, client.close, client.http10);
 
     // A sized body's head goes out with its first bytes (one segment for a
     // small response); a streamed body's head goes out at once.
-    let mut unsent_head = Some(head);
+    let mut unsent_head = Some(head.as_slice());
     if !matches!(framing, Framing::Length(length) if length > 0) {
         let head = unsent_head.take().unwrap_or_default();
-        if let Err(err) = writer.write_all(&head).and_then(|()| writer.flush()) {
+        if let Err(err) = writer.write_all(head).and_then(|()| writer.flush()) {
             log::debug!("{}{}: client went away before the response head: {err}", outcome.host, outcome.path);
             return finish(outcome, started);
         }
@@ -142,7 +142,7 @@ fn copy_body(
     upstream: &mut impl Read,
     writer: &mut Box<dyn Write + Send>,
     framing: Framing,
-    unsent_head: &mut Option<Vec<u8>>,
+    unsent_head: &mut Option<&[u8]>,
     prefetched: &mut usize,
     buffer: &mut [u8],
     outcome: &mut Outcome,
@@ -170,7 +170,7 @@ fn copy_body(
             // The server's write buffer joins the head and a small body into one segment.
             (Some(head), _) => {
                 outcome.bytes_sent += head.len() as u64;
-                writer.write_all(&head).and_then(|()| writer.write_all(&buffer[..read]))
+                writer.write_all(head).and_then(|()| writer.write_all(&buffer[..read]))
             }
             (None, Framing::Chunked) => wire::write_chunk(writer, &buffer[..read]),
             (None, _) => writer.write_all(&buffer[..read]),

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::buffers::Buffers;
 use super::headers::{self, ClientOrigin};
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::wire;
@@ -15,6 +16,7 @@ use super::client_cert;
 use super::{forward, tunnel, Outcome, Shared};
 use crate::annotations::backend_tls::BackendProtocol;
 use crate::annotations::external_auth::{ExternalAuth, Variables};
+use crate::kube::objects::SmolStr;
 use crate::routes::Backend;
 use crate::tls::client_auth::ClientSession;
 
@@ -22,9 +24,30 @@ use crate::tls::client_auth::ClientSession;
 /// route redirects to HTTPS: ACME HTTP-01 challenges must reach the solver.
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
-/// Handles one request and reports what happened.
-/// `buffer` is a copy buffer lent for this request.
-pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Instant, buffer: &mut [u8]) -> Outcome {
+/// Client headers viewed on the stack up to this many; more are collected.
+const HEADER_VIEWS: usize = 32;
+
+/// Calls `f` with a view of the request's headers as `(name, value)` pairs,
+/// kept on the stack for a usual request.
+fn with_header_views<R>(request: &tiny_http::Request, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
+    let headers = request.headers();
+    fn view(h: &tiny_http::Header) -> (&str, &str) {
+        (h.field.as_str().as_str(), h.value.as_str())
+    }
+    if headers.len() > HEADER_VIEWS {
+        return f(&headers.iter().map(view).collect::<Vec<_>>());
+    }
+    let mut views = [("", ""); HEADER_VIEWS];
+    for (slot, header) in views.iter_mut().zip(headers) {
+        *slot = view(header);
+    }
+    f(&views[..headers.len()])
+}
+
+/// Handles one request and reports what happened. `outcome` holds what is
+/// known before routing (client, method, target); `buffers` are lent for
+/// this request.
+pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outcome, started: Instant, buffers: &mut Buffers) -> Outcome {
     let version = request.http_version();
     let http10 = version.0 == 1 && version.1 == 0;
     let secure = request.secure();
@@ -37,40 +60,32 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         trusted_proxies: &config.trusted_proxies,
     };
     // The header views borrow the request; everything kept past this block is owned.
-    let (mut upstream_head, client, host_header) = {
-        let header_refs: Vec<(&str, &str)> =
-            request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())).collect();
-        let upstream_head = headers::upstream_request_headers(&header_refs, &origin, headers::new_request_id);
+    let (mut upstream_head, client, host_header) = with_header_views(&request, |header_refs| {
+        let upstream_head = headers::upstream_request_headers(header_refs, &origin, headers::new_request_id);
         let chunked = header_refs.iter().any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"));
         let client = ClientRequest {
             address: upstream_head.client_address,
             http10,
-            close: headers::client_wants_close(version.1, &header_refs),
+            close: headers::client_wants_close(version.1, header_refs),
             head_request: request.method().as_str().eq_ignore_ascii_case("HEAD"),
             unread_body: request.body_length().map_or(chunked, |n| n > 0),
         };
         let mut hosts = header_refs.iter().filter(|(n, _)| n.eq_ignore_ascii_case("host")).map(|(_, v)| v.trim());
         let host_header = match (hosts.next(), hosts.next()) {
             (_, Some(_)) => Err("more than one Host header"),
-            (host, None) => Ok(host.filter(|h| !h.is_empty()).map(str::to_owned)),
+            (host, None) => Ok(host.filter(|h| !h.is_empty()).map(SmolStr::new)),
         };
         (upstream_head, client, host_header)
-    };
-    let mut outcome = Outcome {
-        client: peer,
-        method: request.method().as_str().to_owned(),
-        path: request.url().to_owned(),
-        request_id: upstream_head.request_id.clone(),
-        ..Outcome::default()
-    };
+    });
+    let mut outcome = Outcome { request_id: upstream_head.request_id.clone(), ..outcome };
 
-    let Some(mut target) = wire::parse_target(request.url()) else {
+    let Some(mut target) = wire::parse_target(outcome.path.clone()) else {
         log::info!("{} {:?} from {peer:?}: request target not routable", outcome.method, outcome.path);
         return reply(request, &client, outcome, started, 400, "bad request target", &[]);
     };
     outcome.host = match (target.authority.as_deref(), host_header) {
         (_, Err(why)) => return reply(request, &client, outcome, started, 400, why, &[]),
-        (Some(authority), Ok(_)) => authority.to_owned(),
+        (Some(authority), Ok(_)) => SmolStr::new(authority),
         (None, Ok(Some(host))) => host,
         (None, Ok(None)) => return reply(request, &client, outcome, started, 400, "missing Host header", &[]),
     };
@@ -78,7 +93,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
     if target.authority.is_some() {
         // An absolute-form target's authority replaces Host (RFC 9112 3.2.2).
         upstream_head.headers.retain(|(name, _)| name != "host");
-        upstream_head.headers.insert(0, ("host".into(), host.to_owned()));
+        upstream_head.headers.insert(0, ("host".into(), outcome.host.clone()));
     }
 
     let generation = shared.current.load();
@@ -95,7 +110,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         match client_cert::decide(secure, session, host, required) {
             client_cert::Decision::Forward(set) => {
                 upstream_head.headers.retain(|(name, _)| !client_cert::HEADERS.iter().any(|h| name == *h));
-                upstream_head.headers.extend(set.into_iter().map(|(name, value)| (name.into(), value)));
+                upstream_head.headers.extend(set.into_iter().map(|(name, value)| (name.into(), value.into())));
             }
             client_cert::Decision::Misdirected => {
                 return reply(request, &client, outcome, started, 421, "misdirected request: open a new connection for this host", &[]);
@@ -188,7 +203,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
                     for (name, value) in copied {
                         upstream_head.headers.retain(|(existing, _)| *existing != name);
                         if let Some(value) = value {
-                            upstream_head.headers.push((name.into(), value));
+                            upstream_head.headers.push((name.into(), value.into()));
                         }
                     }
                     response_headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
@@ -242,5 +257,5 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, started: Inst
         return reply(request, &client, outcome, started, 413, "request body too large", &[]);
     }
     let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started, response_headers };
-    forward::forward(shared, request, routed, buffer)
+    forward::forward(shared, request, routed, buffers)
 }

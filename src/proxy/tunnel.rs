@@ -142,7 +142,7 @@ pub(super) fn relay(shared: &Shared, request: tiny_http::Request, routed: Routed
     outcome.status = head.status;
     let switching = head.status == 101;
     let upstream_headers: Vec<(&str, &[u8])> = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
-    let mut kept = headers::downstream_response_headers(&upstream_headers, switching);
+    let mut kept: Vec<_> = headers::downstream_response_headers(|| upstream_headers.iter().copied(), switching).collect();
     if switching {
         kept.push(("connection", b"upgrade"));
     } else {

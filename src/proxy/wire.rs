@@ -4,6 +4,8 @@
 
 use std::io::{self, Write};
 
+use crate::kube::objects::SmolStr;
+
 /// A request target split into what routing needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -11,7 +13,7 @@ pub struct Target {
     /// which takes precedence over the Host header (RFC 9112 3.2.2).
     pub authority: Option<String>,
     /// Sent upstream byte for byte, always origin-form.
-    pub path_and_query: String,
+    pub path_and_query: SmolStr,
     /// Length of the path inside `path_and_query` (the query excluded).
     path_len: usize,
 }
@@ -29,16 +31,18 @@ impl Target {
     /// Replaces path and query (`rewrite-target`); the authority stays.
     pub fn set_path_and_query(&mut self, path_and_query: String) {
         self.path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
-        self.path_and_query = path_and_query;
+        self.path_and_query = path_and_query.into();
     }
 }
 
 /// Splits a request target; `None` for forms a proxy does not route
-/// (`*`, authority-form, empty or relative paths).
-pub fn parse_target(raw: &str) -> Option<Target> {
-    let (authority, path_and_query) = if raw.starts_with('/') {
-        (None, raw.to_string())
+/// (`*`, authority-form, empty or relative paths). An origin-form target is
+/// kept as given: passed the request's own `SmolStr`, the target shares it.
+pub fn parse_target(raw: impl AsRef<str> + Into<SmolStr>) -> Option<Target> {
+    let (authority, path_and_query) = if raw.as_ref().starts_with('/') {
+        (None, raw.into())
     } else {
+        let raw = raw.as_ref();
         let scheme_len = ["http://", "https://"]
             .iter()
             .find(|scheme| raw.as_bytes().get(..scheme.len()).is_some_and(|prefix| prefix.eq_ignore_ascii_case(scheme.as_bytes())))?
@@ -49,7 +53,7 @@ pub fn parse_target(raw: &str) -> Option<Target> {
         if authority.is_empty() || authority.contains('@') {
             return None;
         }
-        let path_and_query = if tail.starts_with('/') { tail.to_string() } else { format!("/{tail}") };
+        let path_and_query = if tail.starts_with('/') { SmolStr::new(tail) } else { format!("/{tail}").into() };
         (Some(authority.to_string()), path_and_query)
     };
     let path_len = path_and_query.find('?').unwrap_or(path_and_query.len());
@@ -105,9 +109,24 @@ impl Framing {
 /// Serialises a response head. `close` announces the end of the connection;
 /// otherwise an HTTP/1.0 client is told the connection stays open.
 pub fn response_head(status: u16, headers: &[(&str, &[u8])], framing: Framing, close: bool, http10_client: bool) -> Vec<u8> {
-    let reason = ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     let mut head = Vec::with_capacity(256 + headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>());
-    head.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    write_response_head(&mut head, status, headers.iter().copied(), framing, close, http10_client);
+    head
+}
+
+/// Appends a response head to `head`, as [`response_head`] returns it; a
+/// buffer reused from request to request makes this allocation-free.
+pub fn write_response_head<'h>(
+    head: &mut Vec<u8>,
+    status: u16,
+    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    framing: Framing,
+    close: bool,
+    http10_client: bool,
+) {
+    let reason = ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    // Formatting straight into the Vec makes no temporary string; writing to a Vec cannot fail.
+    let _ = write!(head, "HTTP/1.1 {status} {reason}\r\n");
     for (name, value) in headers {
         head.extend_from_slice(name.as_bytes());
         head.extend_from_slice(b": ");
@@ -116,7 +135,7 @@ pub fn response_head(status: u16, headers: &[(&str, &[u8])], framing: Framing, c
     }
     match framing {
         Framing::Empty { content_length: Some(length) } | Framing::Length(length) => {
-            head.extend_from_slice(format!("content-length: {length}\r\n").as_bytes());
+            let _ = write!(head, "content-length: {length}\r\n");
         }
         Framing::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty { content_length: None } | Framing::UntilClose => {}
@@ -127,7 +146,6 @@ pub fn response_head(status: u16, headers: &[(&str, &[u8])], framing: Framing, c
         head.extend_from_slice(b"connection: keep-alive\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    head
 }
 
 /// A short plain-text response the proxy answers by itself (errors, redirects).
@@ -157,7 +175,7 @@ pub fn write_chunk(out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Serialises a request head for the upgrade tunnel.
-pub fn request_head(method: &str, path_and_query: &str, headers: &[(super::headers::HeaderName, String)]) -> Vec<u8> {
+pub fn request_head(method: &str, path_and_query: &str, headers: &[(super::headers::HeaderName, SmolStr)]) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(format!("{method} {path_and_query} HTTP/1.1\r\n").as_bytes());
     for (name, value) in headers {
@@ -246,7 +264,7 @@ mod tests {
             ("Ѽ", None),
         ];
         for (raw, expected) in cases {
-            let parsed = parse_target(raw);
+            let parsed = parse_target(*raw);
             let got = parsed.as_ref().map(|t| (t.authority.as_deref(), t.path_and_query.as_str(), t.path()));
             assert_eq!(got, *expected, "{raw:?}");
         }
@@ -298,6 +316,14 @@ mod tests {
         assert_eq!(head, b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n");
         let head = response_head(599, &[], Framing::Empty { content_length: None }, false, false);
         assert_eq!(head, b"HTTP/1.1 599 \r\n\r\n");
+        let head = response_head(100, &[], Framing::Length(u64::MAX), false, false);
+        assert_eq!(head, b"HTTP/1.1 100 Continue\r\ncontent-length: 18446744073709551615\r\n\r\n");
+        let head = response_head(200, &[], Framing::Length(10), false, false);
+        assert_eq!(head, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n");
+        let mut reused = b"left over".to_vec();
+        reused.clear();
+        write_response_head(&mut reused, 200, [("x-a", &b"1"[..])], Framing::Length(0), false, false);
+        assert_eq!(reused, b"HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n");
     }
 
     #[test]

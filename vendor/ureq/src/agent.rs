@@ -285,8 +285,13 @@ impl Agent {
         let (parts, _) = request.into_parts();
         let mut request = http::Request::from_parts(parts, body);
 
-        // Clone here is cheap, since it's all Arcs.
-        request.extensions_mut().insert(AgentInstance(self.clone()));
+        // Only a middleware reads the agent back from the request
+        // (`RequestExt::middleware_config`). Without one, the insert would
+        // cost an extensions map, its table and a box on every call.
+        if !self.config.middleware.is_empty() {
+            // Clone here is cheap, since it's all Arcs.
+            request.extensions_mut().insert(AgentInstance(self.clone()));
+        }
 
         let next = MiddlewareNext::new(self);
         next.handle(request)

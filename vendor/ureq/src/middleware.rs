@@ -171,6 +171,10 @@ pub(crate) struct MiddlewareChain {
 }
 
 impl MiddlewareChain {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chain.is_empty()
+    }
+
     pub(crate) fn add(&mut self, mw: impl Middleware) {
         let Some(chain) = Arc::get_mut(&mut self.chain) else {
             panic!("Can't add to a MiddlewareChain that is already cloned")

@@ -56,11 +56,11 @@ pub trait ResponseExt {
 
 impl ResponseExt for http::Response<Body> {
     fn get_uri(&self) -> &Uri {
-        &self
-            .extensions()
+        self.extensions()
             .get::<ResponseUri>()
+            .map(|uri| &uri.0)
+            .or_else(|| self.body().response_uri())
             .expect("uri to have been set")
-            .0
     }
 
     fn get_redirect_history(&self) -> Option<&[Uri]> {

@@ -63,7 +63,7 @@ pub(crate) fn run(
 
     call.allow_non_standard_methods(config.allow_non_standard_methods());
 
-    let (response, handler) = loop {
+    let (response, handler, uri) = loop {
         let timeout = timings.next_timeout(Timeout::Global);
         let timed_out = match timeout.after {
             Duration::Exact(v) => v.is_zero(),
@@ -101,7 +101,7 @@ pub(crate) fn run(
             }
 
             // Return response
-            CallResult::Response(response, handler) => break (response, handler),
+            CallResult::Response(response, handler, uri) => break (response, handler, uri),
         }
     };
 
@@ -113,7 +113,13 @@ pub(crate) fn run(
         .map(|f| f.body_mode())
         .unwrap_or(BodyMode::NoBody);
 
-    let info = ResponseInfo::new(&parts.headers, recv_body_mode);
+    // The URI is kept in the body's info (`ResponseExt::get_uri`), which is
+    // allocated anyway. A middleware may replace the body, so with one the
+    // URI is an extension as well, as it always was.
+    if !agent.config().middleware.is_empty() {
+        parts.extensions.insert(ResponseUri(uri.clone()));
+    }
+    let info = ResponseInfo::new(&parts.headers, recv_body_mode, uri);
 
     // If the body will be decompressed, strip Content-Encoding and Content-Length
     // from the response headers. The Content-Length no longer matches the
@@ -215,7 +221,6 @@ fn call_run(
             .extensions_mut()
             .insert(RedirectHistory(history.clone()));
     }
-    response.extensions_mut().insert(ResponseUri(uri));
 
     let ret = match response_result {
         RecvResponseResult::RecvBody(call) => {
@@ -235,10 +240,10 @@ fn call_run(
                 } else if config.max_redirects_do_error() {
                     return Err(Error::TooManyRedirects);
                 } else {
-                    CallResult::Response(response, handler)
+                    CallResult::Response(response, handler, uri)
                 }
             } else {
-                CallResult::Response(response, handler)
+                CallResult::Response(response, handler, uri)
             }
         }
         RecvResponseResult::Redirect(call) => {
@@ -249,12 +254,12 @@ fn call_run(
             } else if config.max_redirects_do_error() {
                 return Err(Error::TooManyRedirects);
             } else {
-                CallResult::Response(response, BodyHandler::default())
+                CallResult::Response(response, BodyHandler::default(), uri)
             }
         }
         RecvResponseResult::Cleanup(call) => {
             cleanup(connection, call.must_close_connection(), timings.now());
-            CallResult::Response(response, BodyHandler::default())
+            CallResult::Response(response, BodyHandler::default(), uri)
         }
     };
 
@@ -267,8 +272,8 @@ enum CallResult {
     /// Call resulted in a redirect.
     Redirect(Call<Redirect>, CallTimings),
 
-    /// Call resulted in a response.
-    Response(Response<()>, BodyHandler),
+    /// Call resulted in a response, with the URI it answers.
+    Response(Response<()>, BodyHandler, Uri),
 }
 
 fn add_headers(

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use ureq_proto::BodyMode;
 
-use super::{Body, BodyDataSource, ContentEncoding, ResponseInfo};
+use super::{Body, BodyDataSource, ContentEncoding, ResponseInfo, ShortText};
 
 /// Builder for creating a response body.
 ///
@@ -42,6 +42,7 @@ impl BodyBuilder {
     pub(crate) fn new() -> Self {
         BodyBuilder {
             info: ResponseInfo {
+                uri: None,
                 content_encoding: ContentEncoding::None,
                 mime_type: None,
                 charset: None,
@@ -63,7 +64,7 @@ impl BodyBuilder {
     ///     .data("Hello world!");
     /// ```
     pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
-        self.info.mime_type = Some(mime_type.into());
+        self.info.mime_type = Some(ShortText::new(&mime_type.into()));
         self
     }
 
@@ -80,7 +81,7 @@ impl BodyBuilder {
     ///     .data("Hello world!");
     /// ```
     pub fn charset(mut self, charset: impl Into<String>) -> Self {
-        self.info.charset = Some(charset.into());
+        self.info.charset = Some(ShortText::new(&charset.into()));
         self
     }
 

@@ -110,10 +110,49 @@ enum BodyDataSource {
 
 #[derive(Clone)]
 pub(crate) struct ResponseInfo {
+    /// The URI the response answers; `None` for a body built by hand.
+    uri: Option<http::Uri>,
     content_encoding: ContentEncoding,
-    mime_type: Option<String>,
-    charset: Option<String>,
+    mime_type: Option<ShortText>,
+    charset: Option<ShortText>,
     body_mode: BodyMode,
+}
+
+/// Longest mime type or charset kept inline.
+const INLINE_TEXT: usize = 38;
+
+/// A part of a Content-Type: inline in the `ResponseInfo`, which is one
+/// allocation anyway, up to `INLINE_TEXT` bytes; longer ones on the heap.
+/// Mime types and charsets are short, so a response costs no allocation
+/// for them.
+#[derive(Clone)]
+enum ShortText {
+    Inline { len: u8, bytes: [u8; INLINE_TEXT] },
+    Heap(Box<str>),
+}
+
+impl ShortText {
+    fn new(text: &str) -> Self {
+        if text.len() > INLINE_TEXT {
+            return ShortText::Heap(text.into());
+        }
+        let mut bytes = [0; INLINE_TEXT];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        ShortText::Inline {
+            len: text.len() as u8,
+            bytes,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a str whole: always UTF-8.
+            ShortText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or_default()
+            }
+            ShortText::Heap(text) => text,
+        }
+    }
 }
 
 impl Body {
@@ -123,6 +162,11 @@ impl Body {
     /// returns another body than the requested one.
     pub fn builder() -> BodyBuilder {
         BodyBuilder::new()
+    }
+
+    /// The URI of the request this body answers (`ResponseExt::get_uri`).
+    pub(crate) fn response_uri(&self) -> Option<&http::Uri> {
+        self.info.uri.as_ref()
     }
 
     pub(crate) fn new(handler: BodyHandler, info: ResponseInfo) -> Self {
@@ -153,7 +197,7 @@ impl Body {
     /// # Ok::<_, ureq::Error>(())
     /// ```
     pub fn mime_type(&self) -> Option<&str> {
-        self.info.mime_type.as_deref()
+        self.info.mime_type.as_ref().map(ShortText::as_str)
     }
 
     /// The charset of the `content-type` header.
@@ -177,7 +221,7 @@ impl Body {
     /// # Ok::<_, ureq::Error>(())
     /// ```
     pub fn charset(&self) -> Option<&str> {
-        self.info.charset.as_deref()
+        self.info.charset.as_ref().map(ShortText::as_str)
     }
 
     /// The content length of the body.
@@ -668,7 +712,7 @@ enum ContentEncoding {
 }
 
 impl ResponseInfo {
-    pub fn new(headers: &http::HeaderMap, body_mode: BodyMode) -> Self {
+    pub fn new(headers: &http::HeaderMap, body_mode: BodyMode, uri: http::Uri) -> Self {
         let content_encoding = headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
@@ -682,6 +726,7 @@ impl ResponseInfo {
             .unwrap_or((None, None));
 
         ResponseInfo {
+            uri: Some(uri),
             content_encoding,
             mime_type,
             charset,
@@ -722,13 +767,13 @@ impl ResponseInfo {
     /// Whether the mime type indicats text.
     fn is_text(&self) -> bool {
         self.mime_type
-            .as_deref()
-            .map(|s| s.starts_with("text/"))
+            .as_ref()
+            .map(|s| s.as_str().starts_with("text/"))
             .unwrap_or(false)
     }
 }
 
-fn split_content_type(content_type: &str) -> (Option<String>, Option<String>) {
+fn split_content_type(content_type: &str) -> (Option<ShortText>, Option<ShortText>) {
     // Content-Type: text/plain; charset=iso-8859-1
     let mut split = content_type.split(';');
 
@@ -741,11 +786,11 @@ fn split_content_type(content_type: &str) -> (Option<String>, Option<String>) {
     for maybe_charset in split {
         let maybe_charset = maybe_charset.trim();
         if let Some(s) = maybe_charset.strip_prefix("charset=") {
-            charset = Some(s.to_string());
+            charset = Some(ShortText::new(s));
         }
     }
 
-    (Some(mime_type.to_string()), charset)
+    (Some(ShortText::new(mime_type)), charset)
 }
 
 /// A reader of the response data.
@@ -832,8 +877,8 @@ impl<'a> BodyReader<'a> {
         let reader = if info.is_text() {
             charset_decoder(
                 reader,
-                info.mime_type.as_deref(),
-                info.charset.as_deref(),
+                info.mime_type.as_ref().map(ShortText::as_str),
+                info.charset.as_ref().map(ShortText::as_str),
                 &mut outgoing_body_mode,
             )
         } else {
