@@ -92,13 +92,13 @@ pub fn compile(snapshot: &Arc<Snapshot>, config: &CompileConfig, previous: &Gene
 }
 
 /// The cache thread's compiler: routes are kept up to date by parts (see
-/// [`RouteCompiler`]), certificates are compiled again only when an Ingress
-/// with TLS entries or client-certificate annotations changed (a change to a
-/// Secret they or `--default-ssl-certificate` name updates only that
-/// Secret's hosts), and
-/// whatever a change did not touch is shared with the previous
-/// generation. Equal to [`compile`] on the same snapshot (the
-/// property test below checks it).
+/// [`RouteCompiler`]), certificates and client-certificate settings are
+/// compiled again only when an Ingress with TLS entries or client-certificate
+/// annotations changed (a change to a Secret they or
+/// `--default-ssl-certificate` name updates only that Secret's hosts), and
+/// whatever a change did not touch is shared with the previous generation.
+/// Equal to [`compile`] on the same snapshot (the property test below
+/// checks it).
 #[derive(Debug)]
 pub struct Compiler {
     config: CompileConfig,

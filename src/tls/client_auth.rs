@@ -242,7 +242,7 @@ pub struct ClientAuthSet {
     /// `*.example.com` under `example.com`.
     wildcard: HashMap<String, Arc<ClientAuth>>,
     /// The CA Secrets and the Ingresses this set was compiled from: a change
-    /// to one of them compiles it again.
+    /// to one of them compiles it again (a CA Secret's, only its hosts).
     secrets: BTreeSet<ObjectKey>,
     ingresses: BTreeSet<ObjectKey>,
 }
