@@ -139,7 +139,7 @@ pub fn write_annotation_metrics(generation: &Generation, out: &mut String) {
 /// The security annotation whose bad value makes the route refuse every
 /// request (403), and why.
 fn fail_closed(route: &Route) -> Option<(&'static str, &str)> {
-    match route.policy.as_ref()?.source_ranges.as_ref()? {
+    match route.policy.as_ref()?.source_ranges.as_deref()? {
         SourceRanges::Invalid { annotation, why } => Some((annotation, why)),
         SourceRanges::Lists { .. } => None,
     }

@@ -195,7 +195,7 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
             let mut fresh_retry_left = true;
             let sent = loop {
                 let reader = body.as_mut().map(|b| b as &mut dyn Read);
-                let sent = match exchange(agent, &method, uri.clone(), &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_ref())) {
+                let sent = match exchange(agent, &method, uri.clone(), &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_deref())) {
                     Ok(sent) => sent,
                     Err(err) => {
                         log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());

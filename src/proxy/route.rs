@@ -236,7 +236,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
         }
     };
 
-    if let Some(BackendProtocol::Unsupported(why)) = route.policy.as_ref().and_then(|p| p.backend_protocol.as_ref()) {
+    if let Some(BackendProtocol::Unsupported(why)) = route.policy.as_ref().and_then(|p| p.backend_protocol.as_deref()) {
         log::warn!("{host}{}: backend-protocol of ingress {} not served: {why}", target.path(), route.ingress);
         return reply(request, &client, outcome, started, 502, "backend protocol not supported", &[]);
     }

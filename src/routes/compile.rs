@@ -268,7 +268,7 @@ fn add_www_redirects(served: &[&Ingress], table: &mut RouteTable) {
 
 /// The TLS settings of a route whose Ingress asks for `backend-protocol: HTTPS`.
 fn upstream_tls(policy: Option<&Policy>, ingress: &ObjectKey, service: &str, snapshot: &Snapshot) -> Option<Arc<BackendTls>> {
-    let Some(BackendProtocol::Https(ssl)) = policy.and_then(|p| p.backend_protocol.as_ref()) else { return None };
+    let Some(BackendProtocol::Https(ssl)) = policy.and_then(|p| p.backend_protocol.as_deref()) else { return None };
     let secrets = |key: &ObjectKey| snapshot.secret(key).cloned();
     let resolved = tls::upstream::resolve(ssl, &ingress.namespace, service, &secrets);
     if let Err(why) = &resolved.config {
