@@ -520,7 +520,10 @@ mod tests {
         let broken = (b.0.clone(), a.1.clone());
         let leaf = |cert: &(String, String)| Some(crate::tls::certs::parse_chain(cert.0.as_bytes()).expect("pem")[0].to_vec());
         let config = CompileConfig { routes: RouteConfig { ingress_class: "ingressd".into(), ..Default::default() }, default_certificate: Some(ObjectKey::new("a", "fallback")) };
-        let steps: Vec<(&str, Vec<Event>, [&(String, String); 3], &[&str])> = vec![
+        /// A step's name, its events, the certificates then served for
+        /// one.test, two.test and the default, and the Secrets rejected.
+        type Step<'a> = (&'a str, Vec<Event>, [&'a (String, String); 3], &'a [&'a str]);
+        let steps: Vec<Step> = vec![
             (
                 "start",
                 vec![
