@@ -32,6 +32,9 @@ use ingressd::proxy::{Outcome, ProxyConfig};
 use ingressd::routes::RouteConfig;
 use serde_json::json;
 
+#[path = "../tests/fixed_backend/mod.rs"]
+mod fixed_backend;
+
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
@@ -80,13 +83,9 @@ const MEASURED: usize = 20_000;
 const HOST: &str = "bench.test";
 
 fn main() {
-    let backend = TcpListener::bind("127.0.0.1:0").expect("backend listener");
-    let backend_port = backend.local_addr().expect("backend address").port();
-    std::thread::spawn(move || {
-        for stream in backend.incoming().flatten() {
-            std::thread::spawn(move || serve_backend(stream));
-        }
-    });
+    let mut response = format!("HTTP/1.1 200 OK\r\ncontent-length: {BODY}\r\ncontent-type: application/octet-stream\r\n\r\n").into_bytes();
+    response.resize(response.len() + BODY, b'x');
+    let backend_port = fixed_backend::start(response);
 
     let proxy_addr = start_proxy(backend_port);
     let mut client = TcpStream::connect(proxy_addr).expect("connect to the proxy");
@@ -184,28 +183,6 @@ fn content_length(head: &[u8]) -> usize {
             name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
         })
         .expect("a Content-Length")
-}
-
-/// Answers every GET with 1 KiB, keep-alive, from fixed buffers.
-fn serve_backend(mut stream: TcpStream) {
-    let mut response = Vec::with_capacity(BODY + 128);
-    response.extend_from_slice(format!("HTTP/1.1 200 OK\r\ncontent-length: {BODY}\r\ncontent-type: application/octet-stream\r\n\r\n").as_bytes());
-    response.resize(response.len() + BODY, b'x');
-    let mut buffer = [0u8; 8192];
-    let mut filled = 0;
-    loop {
-        match stream.read(&mut buffer[filled..]) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => filled += n,
-        }
-        while let Some(end) = find(&buffer[..filled], b"\r\n\r\n") {
-            if stream.write_all(&response).is_err() {
-                return;
-            }
-            buffer.copy_within(end + 4..filled, 0);
-            filled -= end + 4;
-        }
-    }
 }
 
 fn proxy_config(http_port: u16) -> ProxyConfig {

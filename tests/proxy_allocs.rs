@@ -5,11 +5,11 @@
 //! allocation. A counting global allocator needs its own test binary.
 
 mod counting_alloc;
+mod fixed_backend;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use ingressd::cache::{self, CompileConfig, Current, Generation};
@@ -40,32 +40,9 @@ const MOST_PER_BROWSER_GET: usize = 53;
 const BODY: &[u8] = &[b'x'; 1024];
 
 fn backend() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let mut response = b"HTTP/1.1 200 OK\r\ncontent-length: 1024\r\ncontent-type: application/octet-stream\r\n\r\n".to_vec();
-                response.extend_from_slice(BODY);
-                let mut buffer = [0u8; 8192];
-                let mut filled = 0;
-                loop {
-                    match stream.read(&mut buffer[filled..]) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => filled += n,
-                    }
-                    while let Some(end) = find(&buffer[..filled], b"\r\n\r\n") {
-                        if stream.write_all(&response).is_err() {
-                            return;
-                        }
-                        buffer.copy_within(end + 4..filled, 0);
-                        filled -= end + 4;
-                    }
-                }
-            });
-        }
-    });
-    port
+    let mut response = b"HTTP/1.1 200 OK\r\ncontent-length: 1024\r\ncontent-type: application/octet-stream\r\n\r\n".to_vec();
+    response.extend_from_slice(BODY);
+    fixed_backend::start(response)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

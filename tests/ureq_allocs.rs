@@ -8,12 +8,11 @@
 //! only possible in its own test binary.
 
 mod counting_alloc;
+mod fixed_backend;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use ingressd::proxy::ProxyConfig;
@@ -32,36 +31,6 @@ const MOST_PER_GET: usize = 11;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
 
-/// A keep-alive backend answering every request with `response`; its port.
-fn backend(response: &'static [u8]) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || serve(stream, response));
-        }
-    });
-    port
-}
-
-fn serve(mut stream: TcpStream, response: &[u8]) {
-    let mut buffer = [0u8; 4096];
-    let mut filled = 0;
-    loop {
-        match stream.read(&mut buffer[filled..]) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => filled += n,
-        }
-        while let Some(end) = buffer[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
-            if stream.write_all(response).is_err() {
-                return;
-            }
-            buffer.copy_within(end + 4..filled, 0);
-            filled -= end + 4;
-        }
-    }
-}
-
 fn proxy_config() -> ProxyConfig {
     ProxyConfig {
         max_body_size: 1 << 20,
@@ -78,7 +47,7 @@ fn proxy_config() -> ProxyConfig {
 
 #[test]
 fn a_pooled_get_allocates_little() {
-    let port = backend(OK);
+    let port = fixed_backend::start(OK);
     let agent = ingressd::proxy::upstream::agent(&proxy_config());
     let uri = format!("http://127.0.0.1:{port}/x");
     let mut buffer = [0u8; 64];
@@ -108,7 +77,7 @@ fn a_pooled_get_allocates_little() {
 /// `middleware_config` still finds it.
 #[test]
 fn a_middleware_still_finds_its_agent() {
-    let port = backend(OK);
+    let port = fixed_backend::start(OK);
     let found = Arc::new(AtomicBool::new(false));
     let seen = found.clone();
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -135,7 +104,7 @@ fn a_middleware_still_finds_its_agent() {
 /// The response's URI is kept with its body instead of in its extensions.
 #[test]
 fn a_response_knows_its_uri() {
-    let port = backend(OK);
+    let port = fixed_backend::start(OK);
     let agent = ingressd::proxy::upstream::agent(&proxy_config());
     let uri = format!("http://127.0.0.1:{port}/a?b=c");
     let request = ureq::http::Request::builder().uri(uri.as_str()).header("host", "t.test").body(()).unwrap();
@@ -159,7 +128,7 @@ fn content_type_parts_short_and_long() {
         (NONE, None, None),
     ];
     for (answer, mime_type, charset) in cases {
-        let port = backend(answer);
+        let port = fixed_backend::start(answer);
         let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
         let mut response = agent.run(request).unwrap();
         assert_eq!(response.body().mime_type(), mime_type);
