@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ingressd::cache::{record, CompileConfig, Compiler, Generation};
+use ingressd::cache::{apply_all, CompileConfig, Compiler, Generation};
 use ingressd::kube::objects::{EndpointSlice, Ingress, Service};
 use ingressd::kube::{Event, Kind, Object};
 use ingressd::routes::{compile, Changes, RouteConfig};
@@ -123,8 +123,7 @@ fn incremental(snapshot: Snapshot, config: &RouteConfig, ingresses: usize) {
                 let event = event(n);
                 let start = Instant::now();
                 let mut changes = Changes::default();
-                record(store.snapshot(), &event, &mut changes);
-                store.apply(event);
+                apply_all(&mut store, [event], &mut changes);
                 current = Arc::new(compiler.update(store.snapshot(), &changes, &current));
                 start.elapsed().as_secs_f64() * 1e3
             })

@@ -169,9 +169,17 @@ impl Compiler {
     }
 }
 
+/// Applies `events` in order, noting in `changes` what each touches.
+pub fn apply_all(store: &mut Store, events: impl IntoIterator<Item = Event>, changes: &mut Changes) {
+    for event in events {
+        record(store.snapshot(), &event, changes);
+        store.apply(event);
+    }
+}
+
 /// Notes what `event` touches, before the store applies it (an
 /// EndpointSlice that moves to another Service touches both).
-pub fn record(snapshot: &Snapshot, event: &Event, changes: &mut Changes) {
+fn record(snapshot: &Snapshot, event: &Event, changes: &mut Changes) {
     let object = match event {
         Event::Replace(..) => {
             changes.everything = true;
@@ -335,12 +343,7 @@ pub fn spawn(
             while let Ok(first) = rx.recv() {
                 let cpu_before = thread_cpu_time();
                 let mut changes = Changes::default();
-                record(store.snapshot(), &first, &mut changes);
-                store.apply(first);
-                while let Ok(next) = rx.try_recv() {
-                    record(store.snapshot(), &next, &mut changes);
-                    store.apply(next);
-                }
+                apply_all(&mut store, std::iter::once(first).chain(rx.try_iter()), &mut changes);
                 let started = Instant::now();
                 let previous = current.load();
                 for kind in Kind::ALL {
@@ -439,11 +442,8 @@ mod tests {
             let mut current = Arc::new(Generation::default());
             for step in 0..150 {
                 let mut changes = Changes::default();
-                for _ in 0..rng.range(1, 4) {
-                    let event = random_event(&mut rng, &certs);
-                    record(store.snapshot(), &event, &mut changes);
-                    store.apply(event);
-                }
+                let events: Vec<Event> = (0..rng.range(1, 4)).map(|_| random_event(&mut rng, &certs)).collect();
+                apply_all(&mut store, events, &mut changes);
                 let incremental = compiler.update(store.snapshot(), &changes, &current);
                 let full = compile(store.snapshot(), &config, &current);
                 assert_eq!(dump(&incremental), dump(&full), "seed {seed}, step {step}, after {changes:?}");
@@ -477,10 +477,7 @@ mod tests {
         let mut compiler = Compiler::new(config);
         let mut apply = |events: Vec<Event>, previous: &Generation| {
             let mut changes = Changes::default();
-            for event in events {
-                record(store.snapshot(), &event, &mut changes);
-                store.apply(event);
-            }
+            apply_all(&mut store, events, &mut changes);
             compiler.update(store.snapshot(), &changes, previous)
         };
         let first = apply(
@@ -556,10 +553,7 @@ mod tests {
         let mut current = Arc::new(Generation::default());
         for (step, events, [one, two, other], rejected) in steps {
             let mut changes = Changes::default();
-            for event in events {
-                record(store.snapshot(), &event, &mut changes);
-                store.apply(event);
-            }
+            apply_all(&mut store, events, &mut changes);
             let incremental = compiler.update(store.snapshot(), &changes, &current);
             let full = compile(store.snapshot(), &config, &current);
             assert_eq!(dump(&incremental), dump(&full), "{step}");
@@ -613,10 +607,7 @@ mod tests {
         let mut current = Arc::new(Generation::default());
         for (step, events, usable) in steps {
             let mut changes = Changes::default();
-            for event in events {
-                record(store.snapshot(), &event, &mut changes);
-                store.apply(event);
-            }
+            apply_all(&mut store, events, &mut changes);
             let incremental = compiler.update(store.snapshot(), &changes, &current);
             let full = compile(store.snapshot(), &config, &current);
             let auth = |generation: &Generation, host: &str| generation.client_auth.for_server_name(Some(host)).cloned().expect("client auth");
