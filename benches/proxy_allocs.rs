@@ -19,21 +19,13 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use ingressd::cache::{self, CompileConfig, Current, Generation};
-use ingressd::store::Snapshot;
-use ingressd::kube::objects::{EndpointSlice, Ingress, Service};
-use ingressd::kube::Object;
-use ingressd::proxy::{Outcome, ProxyConfig};
-use ingressd::routes::RouteConfig;
-use serde_json::json;
 
-#[path = "../tests/fixed_backend/mod.rs"]
-mod fixed_backend;
+#[path = "../tests/alloc_rig/mod.rs"]
+mod alloc_rig;
 
 struct Counting;
 
@@ -85,9 +77,9 @@ const HOST: &str = "bench.test";
 fn main() {
     let mut response = format!("HTTP/1.1 200 OK\r\ncontent-length: {BODY}\r\ncontent-type: application/octet-stream\r\n\r\n").into_bytes();
     response.resize(response.len() + BODY, b'x');
-    let backend_port = fixed_backend::start(response);
+    let backend_port = alloc_rig::backend(response);
 
-    let proxy_addr = start_proxy(backend_port);
+    let proxy_addr = alloc_rig::one_route_proxy(HOST, backend_port);
     let mut client = TcpStream::connect(proxy_addr).expect("connect to the proxy");
     client.set_read_timeout(Some(Duration::from_secs(10))).expect("client timeout");
     let request = format!("GET /1k HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
@@ -116,7 +108,7 @@ fn main() {
 
 /// ureq against a raw socket for the same keep-alive GETs to the backend.
 fn upstream_client_cost(backend_port: u16) {
-    let config = proxy_config(0);
+    let config = alloc_rig::proxy_config(0);
     let agent = ingressd::proxy::upstream::agent(&config);
     let uri = format!("http://127.0.0.1:{backend_port}/1k");
     let mut buffer = [0u8; 8192];
@@ -185,54 +177,3 @@ fn content_length(head: &[u8]) -> usize {
         .expect("a Content-Length")
 }
 
-fn proxy_config(http_port: u16) -> ProxyConfig {
-    ProxyConfig {
-        max_body_size: 1 << 20,
-        connect_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(60),
-        read_timeout: Duration::from_secs(60),
-        websocket_idle_timeout: Duration::from_secs(60),
-        trusted_proxies: Vec::new(),
-        proxy_protocol: None,
-        http_port,
-        https_port: 443,
-    }
-}
-
-fn start_proxy(backend_port: u16) -> std::net::SocketAddr {
-    let mut snapshot = Snapshot::default();
-    let ingress: Ingress = serde_json::from_value(json!({
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {"ingressClassName": "ingressd", "rules": [{"host": HOST, "http": {"paths": [
-            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "bench", "port": {"number": 80}}}}]}}]}
-    }))
-    .expect("ingress");
-    let service: Service = serde_json::from_value(json!({
-        "metadata": {"name": "bench", "namespace": "default"},
-        "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
-    }))
-    .expect("service");
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "metadata": {"name": "bench-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "bench"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
-        "ports": [{"name": "http", "port": backend_port, "protocol": "TCP"}]
-    }))
-    .expect("endpoint slice");
-    snapshot.insert(Object::Ingress(ingress));
-    snapshot.insert(Object::Service(service));
-    snapshot.insert(Object::EndpointSlice(slice));
-    let routes = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
-    let compile_config = CompileConfig { routes, default_certificate: None };
-    let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &compile_config, &Generation::default())));
-
-    let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
-    let addr = listener.local_addr().expect("proxy address");
-    let config = proxy_config(addr.port());
-    // The access log is off in the bench; the metrics observer is what runs.
-    let metrics = Arc::new(ingressd::metrics::RequestMetrics::default());
-    let observer = Arc::new(move |outcome: &Outcome| metrics.observe(outcome));
-    let server = ingressd::proxy::serve(listener, tiny_http::Limits::default(), current, Arc::new(config), observer).expect("server");
-    std::mem::forget(server);
-    addr
-}

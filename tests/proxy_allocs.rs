@@ -5,20 +5,12 @@
 //! allocation. A counting global allocator needs its own test binary.
 
 mod counting_alloc;
-mod fixed_backend;
+mod alloc_rig;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use ingressd::cache::{self, CompileConfig, Current, Generation};
-use ingressd::kube::objects::{EndpointSlice, Ingress, Service};
-use ingressd::kube::Object;
-use ingressd::proxy::{Outcome, ProxyConfig};
-use ingressd::routes::RouteConfig;
-use ingressd::store::Snapshot;
-use serde_json::json;
 
 #[global_allocator]
 static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
@@ -42,58 +34,11 @@ const BODY: &[u8] = &[b'x'; 1024];
 fn backend() -> u16 {
     let mut response = b"HTTP/1.1 200 OK\r\ncontent-length: 1024\r\ncontent-type: application/octet-stream\r\n\r\n".to_vec();
     response.extend_from_slice(BODY);
-    fixed_backend::start(response)
+    alloc_rig::backend(response)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn proxy(backend_port: u16) -> SocketAddr {
-    let mut snapshot = Snapshot::default();
-    let ingress: Ingress = serde_json::from_value(json!({
-        "metadata": {"name": "allocs", "namespace": "default"},
-        "spec": {"ingressClassName": "ingressd", "rules": [{"host": HOST, "http": {"paths": [
-            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "allocs", "port": {"number": 80}}}}]}}]}
-    }))
-    .unwrap();
-    let service: Service = serde_json::from_value(json!({
-        "metadata": {"name": "allocs", "namespace": "default"},
-        "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
-    }))
-    .unwrap();
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "metadata": {"name": "allocs-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "allocs"}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": true}}],
-        "ports": [{"name": "http", "port": backend_port, "protocol": "TCP"}]
-    }))
-    .unwrap();
-    snapshot.insert(Object::Ingress(ingress));
-    snapshot.insert(Object::Service(service));
-    snapshot.insert(Object::EndpointSlice(slice));
-    let routes = RouteConfig { ingress_class: "ingressd".into(), ..RouteConfig::default() };
-    let compile_config = CompileConfig { routes, default_certificate: None };
-    let current = Arc::new(Current::new(cache::compile(&Arc::new(snapshot), &compile_config, &Generation::default())));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ProxyConfig {
-        max_body_size: 1 << 20,
-        connect_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(60),
-        read_timeout: Duration::from_secs(60),
-        websocket_idle_timeout: Duration::from_secs(60),
-        trusted_proxies: Vec::new(),
-        proxy_protocol: None,
-        http_port: addr.port(),
-        https_port: 443,
-    };
-    // As in production with the access log off: the metrics observe every request.
-    let metrics = Arc::new(ingressd::metrics::RequestMetrics::default());
-    let observer = Arc::new(move |outcome: &Outcome| metrics.observe(outcome));
-    let server = ingressd::proxy::serve(listener, tiny_http::Limits::default(), current, Arc::new(config), observer).unwrap();
-    std::mem::forget(server);
-    addr
 }
 
 /// Sends `request` and reads the whole 1 KiB answer into `buffer`.
@@ -140,7 +85,7 @@ fn allocations_per_get(proxy: SocketAddr, request: &[u8]) -> usize {
 
 #[test]
 fn a_proxied_get_allocates_little() {
-    let proxy = proxy(backend());
+    let proxy = alloc_rig::one_route_proxy(HOST, backend());
     let minimal = format!("GET /1k HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
     let per_get = allocations_per_get(proxy, minimal.as_bytes());
     assert!(per_get <= MOST_PER_GET, "{per_get} allocations per proxied GET (at most {MOST_PER_GET})");

@@ -8,14 +8,12 @@
 //! only possible in its own test binary.
 
 mod counting_alloc;
-mod fixed_backend;
+mod alloc_rig;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use ingressd::proxy::ProxyConfig;
 use ureq::middleware::MiddlewareNext;
 use ureq::{RequestExt, ResponseExt, SendBody};
 
@@ -31,24 +29,10 @@ const MOST_PER_GET: usize = 11;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
 
-fn proxy_config() -> ProxyConfig {
-    ProxyConfig {
-        max_body_size: 1 << 20,
-        connect_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(60),
-        read_timeout: Duration::from_secs(60),
-        websocket_idle_timeout: Duration::from_secs(60),
-        trusted_proxies: Vec::new(),
-        http_port: 0,
-        https_port: 443,
-        proxy_protocol: None,
-    }
-}
-
 #[test]
 fn a_pooled_get_allocates_little() {
-    let port = fixed_backend::start(OK);
-    let agent = ingressd::proxy::upstream::agent(&proxy_config());
+    let port = alloc_rig::backend(OK);
+    let agent = ingressd::proxy::upstream::agent(&alloc_rig::proxy_config(0));
     let uri = format!("http://127.0.0.1:{port}/x");
     let mut buffer = [0u8; 64];
     let mut get = || {
@@ -77,7 +61,7 @@ fn a_pooled_get_allocates_little() {
 /// `middleware_config` still finds it.
 #[test]
 fn a_middleware_still_finds_its_agent() {
-    let port = fixed_backend::start(OK);
+    let port = alloc_rig::backend(OK);
     let found = Arc::new(AtomicBool::new(false));
     let seen = found.clone();
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -104,8 +88,8 @@ fn a_middleware_still_finds_its_agent() {
 /// The response's URI is kept with its body instead of in its extensions.
 #[test]
 fn a_response_knows_its_uri() {
-    let port = fixed_backend::start(OK);
-    let agent = ingressd::proxy::upstream::agent(&proxy_config());
+    let port = alloc_rig::backend(OK);
+    let agent = ingressd::proxy::upstream::agent(&alloc_rig::proxy_config(0));
     let uri = format!("http://127.0.0.1:{port}/a?b=c");
     let request = ureq::http::Request::builder().uri(uri.as_str()).header("host", "t.test").body(()).unwrap();
     let mut response = agent.run(request).unwrap();
@@ -121,14 +105,14 @@ fn content_type_parts_short_and_long() {
     const SHORT: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain ; format=flowed; charset=ISO-8859-1\r\n\r\nok";
     const LONG: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet;charset=x-a-charset-name-longer-than-forty-bytes\r\n\r\nok";
     const NONE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-    let agent = ingressd::proxy::upstream::agent(&proxy_config());
+    let agent = ingressd::proxy::upstream::agent(&alloc_rig::proxy_config(0));
     let cases: [(&[u8], Option<&str>, Option<&str>); 3] = [
         (SHORT, Some("text/plain "), Some("ISO-8859-1")),
         (LONG, Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), Some("x-a-charset-name-longer-than-forty-bytes")),
         (NONE, None, None),
     ];
     for (answer, mime_type, charset) in cases {
-        let port = fixed_backend::start(answer);
+        let port = alloc_rig::backend(answer);
         let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
         let mut response = agent.run(request).unwrap();
         assert_eq!(response.body().mime_type(), mime_type);
