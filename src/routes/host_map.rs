@@ -174,14 +174,9 @@ mod tests {
         let mut map: HostMap<u32> = HostMap::default();
         let mut model: HashMap<String, u32> = HashMap::new();
         let mut published: Vec<(HostMap<u32>, HashMap<String, u32>)> = Vec::new();
-        // A fixed xorshift: reproducible, and no dependency for randomness.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        // A fixed seed: reproducible.
+        let mut rng = crate::kube::backoff::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut next = move || rng.next_u64();
         for step in 0..20_000u32 {
             let host = format!("h{}.example.com", next() % 3000);
             if next() % 3 == 0 {
