@@ -71,6 +71,10 @@ struct JsonLine<'a> {
 /// Writes the line for `outcome` to stdout (one `write` so lines from
 /// different workers never interleave).
 pub fn write(outcome: &Outcome, format: AccessLog) {
+    // Off costs a request nothing: not the clock, not the formatting.
+    if format == AccessLog::Off {
+        return;
+    }
     if let Some(mut line) = self::format(outcome, format, SystemTime::now()) {
         line.push('\n');
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
