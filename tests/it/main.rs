@@ -56,3 +56,4 @@ mod tiny_http_timeouts;
 mod tls_e2e;
 mod tls_proxy;
 mod ureq_pool;
+mod ureq_proto;

@@ -1,4 +1,7 @@
-use http::{HeaderName, Method, Request, Response, StatusCode, Version};
+use std::mem::MaybeUninit;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version};
 use httparse::Status;
 
 use crate::Error;
@@ -19,11 +22,19 @@ use crate::Error;
 pub fn try_parse_response<const N: usize>(
     input: &[u8],
 ) -> Result<Option<(usize, Response<()>)>, Error> {
-    let mut headers = [httparse::EMPTY_HEADER; N]; // 100 headers ~3kb
+    // Left uninitialised: httparse fills only the slots it parses, and
+    // setting all N (4 KiB for 128) cost more than parsing a short head.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; N];
 
-    let mut res = httparse::Response::new(&mut headers);
+    let mut res = httparse::Response::new(&mut []);
 
-    let maybe_input_used = match res.parse(input) {
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        input,
+        &mut headers,
+    );
+
+    let maybe_input_used = match parsed {
         Ok(v) => v,
         Err(e) => {
             return Err(if e == httparse::Error::TooManyHeaders {
@@ -56,17 +67,46 @@ pub fn try_parse_response<const N: usize>(
         status_code(v)?
     };
 
-    let mut builder = Response::builder().version(version).status(status);
+    let headers = header_map(&input[..input_used], res.headers)?;
 
-    for h in res.headers {
+    Ok(Some((input_used, response(version, status, headers))))
+}
+
+fn response(version: Version, status: StatusCode, headers: HeaderMap) -> Response<()> {
+    let mut response = Response::new(());
+    *response.version_mut() = version;
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// The parsed headers as a map sized for them up front, every value a slice
+/// of one shared copy of `head` (which holds them all): one allocation for
+/// the head instead of one per value, and no map growth or builder step per
+/// header. The values are checked as `HeaderValue::from_bytes` checks them.
+fn header_map(head: &[u8], headers: &[httparse::Header<'_>]) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    if headers.is_empty() {
+        return Ok(map);
+    }
+    let shared = Bytes::copy_from_slice(head);
+    let head_start = head.as_ptr() as usize;
+    for h in headers {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|e| Error::HttpParseFail(e.to_string()))?;
-        builder = builder.header(name, h.value);
+        // Where the value sits in `head`, if it does: httparse's values
+        // always do, except that an empty one may point anywhere.
+        let offset = (h.value.as_ptr() as usize).wrapping_sub(head_start);
+        let end = offset.wrapping_add(h.value.len());
+        let value = if !h.value.is_empty() && offset < end && end <= head.len() {
+            HeaderValue::from_maybe_shared(shared.slice(offset..end))
+        } else {
+            HeaderValue::from_bytes(h.value)
+        }
+        .map_err(|e| Error::HttpParseFail(e.to_string()))?;
+        map.append(name, value);
     }
-
-    let response = builder.body(()).expect("a valid response");
-
-    Ok(Some((input_used, response)))
+    Ok(map)
 }
 
 /// Convert a status code parsed by httparse into a [`StatusCode`].
@@ -121,25 +161,15 @@ pub fn try_parse_partial_response<const N: usize>(
         status_code(v)?
     };
 
-    let mut builder = Response::builder().version(version).status(status);
+    // On a partial parse, httparse leaves the unparsed slots as
+    // EMPTY_HEADER. A parsed header always has a non-empty name, since
+    // the first byte of a header line must be a token character. The
+    // value however can legitimately be empty, so only the name tells
+    // us where the parsed headers end.
+    let parsed = res.headers.iter().take_while(|h| !h.name.is_empty()).count();
+    let headers = header_map(input, &res.headers[..parsed])?;
 
-    for h in res.headers {
-        // On a partial parse, httparse leaves the unparsed slots as
-        // EMPTY_HEADER. A parsed header always has a non-empty name, since
-        // the first byte of a header line must be a token character. The
-        // value however can legitimately be empty, so only the name tells
-        // us where the parsed headers end.
-        if h.name.is_empty() {
-            break;
-        }
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|e| Error::HttpParseFail(e.to_string()))?;
-        builder = builder.header(name, h.value);
-    }
-
-    let response = builder.body(()).expect("a valid response");
-
-    Ok(Some(response))
+    Ok(Some(response(version, status, headers)))
 }
 
 /// Parse bytes into a complete request.

@@ -1,0 +1,187 @@
+//! The vendored ureq-proto's changes, through the proxy's ureq Agent against
+//! a scripted backend on loopback: response heads become the same header maps
+//! as the release built them (change 1: one shared copy of the head instead
+//! of one allocation per value), whatever their names' casing, repetition,
+//! bytes or number.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+
+use ureq::http::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::proxy_support::test_config;
+
+/// A backend that answers the requests on each connection with `answers`,
+/// in turn, and sends every request it read (head and body) to the receiver.
+fn scripted_backend(answers: Vec<Vec<u8>>) -> (u16, Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (requests, received) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (answers, requests) = (answers.clone(), requests.clone());
+            thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                for answer in answers {
+                    let Some(request) = read_request(&mut reader) else { return };
+                    let _ = requests.send(request);
+                    if writer.write_all(&answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+/// One request's bytes: its head and a Content-Length or chunked body.
+fn read_request(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut request = Vec::new();
+    let mut content_length = 0;
+    let mut chunked = false;
+    loop {
+        let start = request.len();
+        if reader.read_until(b'\n', &mut request).ok()? == 0 {
+            return None;
+        }
+        let line = String::from_utf8_lossy(&request[start..]).to_ascii_lowercase();
+        if let Some(value) = line.strip_prefix("content-length:") {
+            content_length = value.trim().parse().unwrap();
+        }
+        chunked |= line.starts_with("transfer-encoding:") && line.contains("chunked");
+        if line == "\r\n" {
+            break;
+        }
+    }
+    if chunked {
+        while !request.ends_with(b"\r\n0\r\n\r\n") {
+            reader.read_until(b'\n', &mut request).ok()?;
+        }
+    } else {
+        let start = request.len();
+        request.resize(start + content_length, 0);
+        reader.read_exact(&mut request[start..]).ok()?;
+    }
+    Some(request)
+}
+
+fn agent() -> ureq::Agent {
+    ingressd::proxy::upstream::agent(&test_config())
+}
+
+fn get(agent: &ureq::Agent, port: u16) -> Result<http::Response<ureq::Body>, ureq::Error> {
+    let request = http::Request::get(format!("http://127.0.0.1:{port}/")).header("host", "t.test").body(()).unwrap();
+    agent.run(request)
+}
+
+fn body(response: http::Response<ureq::Body>) -> String {
+    let mut body = String::new();
+    response.into_body().into_reader().read_to_string(&mut body).unwrap();
+    body
+}
+
+/// A response head with `lines` as its header lines and a two-byte body.
+fn answer(lines: &[&[u8]]) -> Vec<u8> {
+    let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for line in lines {
+        answer.extend_from_slice(line);
+        answer.extend_from_slice(b"\r\n");
+    }
+    answer.extend_from_slice(b"content-length: 2\r\n\r\nok");
+    answer
+}
+
+/// The header map `lines` make when each is appended in turn, as the
+/// release's `Response::builder().header(..)` did.
+fn expected(lines: &[(&str, &[u8])]) -> Vec<(HeaderName, HeaderValue)> {
+    let mut map = HeaderMap::new();
+    for (name, value) in lines {
+        map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
+    }
+    map.append(http::header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+    pairs(&map)
+}
+
+fn pairs(map: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    map.iter().map(|(name, value)| (name.clone(), value.clone())).collect()
+}
+
+/// Repeated names in any casing keep every value in order; names are
+/// lower-cased, values kept byte for byte: obs-text, tabs, inner spaces,
+/// empty values, a value that ends the head.
+#[test]
+fn response_headers_keep_repeats_casing_and_bytes() {
+    let lines: [(&str, &[u8]); 9] = [
+        ("Set-Cookie", b"a=1; Path=/"),
+        ("X-MiXeD-CaSe", b"Value  With\tInner Spaces"),
+        ("set-cookie", b"b=2"),
+        ("X-Obs-Text", b"caf\xe9 \x80\xff"),
+        ("X-Empty", b""),
+        ("SET-COOKIE", b"c=3"),
+        ("Connection", b"keep-alive"),
+        ("x-empty", b""),
+        ("X-Last", b"z"),
+    ];
+    let raw: Vec<Vec<u8>> = lines.iter().map(|(name, value)| [name.as_bytes(), b": ", value].concat()).collect();
+    let raw: Vec<&[u8]> = raw.iter().map(Vec::as_slice).collect();
+    let (port, _) = scripted_backend(vec![answer(&raw)]);
+    let response = get(&agent(), port).unwrap();
+    let headers = response.headers();
+    assert_eq!(pairs(headers), expected(&lines));
+    let cookies: Vec<&[u8]> = headers.get_all("set-cookie").iter().map(HeaderValue::as_bytes).collect();
+    assert_eq!(cookies, [&b"a=1; Path=/"[..], b"b=2", b"c=3"]);
+    assert_eq!(headers["x-mixed-case"], "Value  With\tInner Spaces");
+    assert_eq!(headers["x-obs-text"].as_bytes(), b"caf\xe9 \x80\xff");
+    assert_eq!(headers.get_all("x-empty").iter().count(), 2);
+    assert_eq!(headers["x-last"], "z");
+    assert_eq!(body(response), "ok");
+}
+
+/// Up to the release's limit of 128 response headers every one arrives;
+/// one more is an error, not a truncated map.
+#[test]
+fn response_with_many_headers() {
+    let lines = |count: usize| -> Vec<Vec<u8>> {
+        (1..count).map(|i| format!("X-Header-{i}: {}", "v".repeat(i % 40)).into_bytes()).collect()
+    };
+    let at_limit = lines(128);
+    let at_limit: Vec<&[u8]> = at_limit.iter().map(Vec::as_slice).collect();
+    let (port, _) = scripted_backend(vec![answer(&at_limit)]);
+    let response = get(&agent(), port).unwrap();
+    assert_eq!(response.headers().len(), 128, "127 and content-length");
+    for i in 1..128 {
+        assert_eq!(response.headers()[format!("x-header-{i}").as_str()], "v".repeat(i % 40).as_str());
+    }
+    assert_eq!(body(response), "ok");
+
+    let over = lines(129);
+    let over: Vec<&[u8]> = over.iter().map(Vec::as_slice).collect();
+    let (port, _) = scripted_backend(vec![answer(&over)]);
+    assert!(get(&agent(), port).is_err(), "129 headers are refused");
+}
+
+/// Header values do not borrow the connection's buffer: a response's headers
+/// stay as they were while the same pooled connection reads the next one.
+#[test]
+fn response_headers_outlive_the_next_response_on_the_connection() {
+    let first = answer(&[b"X-Value: first-answer", b"Set-Cookie: one"]);
+    let second = answer(&[b"X-Value: other-answer", b"Set-Cookie: two"]);
+    let (port, _) = scripted_backend(vec![first, second]);
+    let agent = agent();
+    let response = get(&agent, port).unwrap();
+    let (parts, first_body) = response.into_parts();
+    let mut first_body = first_body.into_reader();
+    let mut ok = String::new();
+    first_body.read_to_string(&mut ok).unwrap();
+    drop(first_body);
+    let next = get(&agent, port).unwrap();
+    // A new connection would have been answered with the first answer again.
+    assert_eq!(next.headers()["x-value"], "other-answer", "the pooled connection was reused");
+    assert_eq!(body(next), "ok");
+    assert_eq!(parts.headers["x-value"], "first-answer");
+    assert_eq!(parts.headers["set-cookie"], "one");
+}
