@@ -2,7 +2,8 @@
 //! a scripted backend on loopback: response heads become the same header maps
 //! as the release built them (change 1: one shared copy of the head instead
 //! of one allocation per value), whatever their names' casing, repetition,
-//! bytes or number.
+//! bytes or number; request heads go out byte for byte as the release wrote
+//! them (change 2: copied piece by piece instead of through `core::fmt`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -184,4 +185,48 @@ fn response_headers_outlive_the_next_response_on_the_connection() {
     assert_eq!(body(next), "ok");
     assert_eq!(parts.headers["x-value"], "first-answer");
     assert_eq!(parts.headers["set-cookie"], "one");
+}
+
+/// Request heads byte for byte: the request line with any method and
+/// version, a query-only target given its leading slash, headers in order
+/// with repeats and obs-text values, and the headers ureq adds (Host when
+/// there is none, the body's framing) in front of the caller's.
+#[test]
+fn request_heads_are_written_byte_exact() {
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let agent = agent();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let get = http::Request::get(format!("{base}/a/b?c=d&e"))
+        .header("host", "t.test")
+        .header("X-One", "1")
+        .header("x-rep", "a")
+        .header("X-Rep", "b")
+        .header("x-obs", HeaderValue::from_bytes(b"caf\xe9 \xff").unwrap())
+        .body(ureq::SendBody::none())
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sent(&agent, &requests, get)),
+        String::from_utf8_lossy(b"GET /a/b?c=d&e HTTP/1.1\r\nhost: t.test\r\nx-one: 1\r\nx-rep: a\r\nx-rep: b\r\nx-obs: caf\xe9 \xff\r\n\r\n")
+    );
+
+    let purge = http::Request::builder().method("PURGE").uri(format!("{base}?only=query")).header("host", "t.test").body(ureq::SendBody::none()).unwrap();
+    assert_eq!(sent(&agent, &requests, purge), b"PURGE /?only=query HTTP/1.1\r\nhost: t.test\r\n\r\n");
+
+    let mut hello: &[u8] = b"hello";
+    let sized = http::Request::post(format!("{base}/p")).header("host", "t.test").header("content-length", "5").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
+    assert_eq!(sent(&agent, &requests, sized), b"POST /p HTTP/1.1\r\nhost: t.test\r\ncontent-length: 5\r\n\r\nhello");
+
+    let mut hello: &[u8] = b"hello";
+    let chunked = http::Request::post(format!("{base}/c")).header("host", "t.test").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
+    assert_eq!(sent(&agent, &requests, chunked), b"POST /c HTTP/1.1\r\ntransfer-encoding: chunked\r\nhost: t.test\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+
+    let http10 = http::Request::get(format!("{base}/old")).version(http::Version::HTTP_10).body(ureq::SendBody::none()).unwrap();
+    assert_eq!(sent(&agent, &requests, http10), format!("GET /old HTTP/1.0\r\nhost: 127.0.0.1:{port}\r\n\r\n").into_bytes());
+}
+
+/// What the backend read of `request`, answered "ok".
+fn sent(agent: &ureq::Agent, requests: &Receiver<Vec<u8>>, request: http::Request<ureq::SendBody<'_>>) -> Vec<u8> {
+    assert_eq!(body(agent.run(request).unwrap()), "ok");
+    requests.recv_timeout(std::time::Duration::from_secs(5)).unwrap()
 }

@@ -244,7 +244,32 @@ fn do_write_send_line(line: (&Method, &str, Version), w: &mut Writer) -> bool {
     let need_initial_slash = line.1.starts_with('?');
     let slash = if need_initial_slash { "/" } else { "" };
 
-    w.try_write(|w| write!(w, "{} {}{} {:?}\r\n", line.0, slash, line.1, line.2))
+    // The pieces are copied as they are: formatting them through core::fmt
+    // cost more than the rest of the request head.
+    w.try_write(|w| {
+        w.write_all(line.0.as_str().as_bytes())?;
+        w.write_all(b" ")?;
+        w.write_all(slash.as_bytes())?;
+        w.write_all(line.1.as_bytes())?;
+        w.write_all(b" ")?;
+        match version_str(line.2) {
+            Some(version) => w.write_all(version.as_bytes())?,
+            None => write!(w, "{:?}", line.2)?,
+        }
+        w.write_all(b"\r\n")
+    })
+}
+
+/// What `{:?}` writes for the versions it knows, without core::fmt.
+fn version_str(version: Version) -> Option<&'static str> {
+    Some(match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => return None,
+    })
 }
 
 fn do_write_headers<'a, I>(headers: I, index: &mut usize, last_index: usize, w: &mut Writer)
@@ -253,11 +278,12 @@ where
 {
     for h in headers {
         let success = w.try_write(|w| {
-            write!(w, "{}: ", h.0)?;
+            w.write_all(h.0.as_bytes())?;
+            w.write_all(b": ")?;
             w.write_all(h.1.as_bytes())?;
-            write!(w, "\r\n")?;
+            w.write_all(b"\r\n")?;
             if *index == last_index {
-                write!(w, "\r\n")?;
+                w.write_all(b"\r\n")?;
             }
             Ok(())
         });
