@@ -3,6 +3,9 @@
 //! that once had many requests in flight reuses one warm connection when the
 //! load falls, instead of cycling through every idle one as the release did
 //! (it took the least recently used, from the front of one shared list).
+//! Change 7 hashes a destination without SipHash, once per request: each
+//! destination still finds its own idle connection, whatever its
+//! authority's case.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -54,7 +57,11 @@ fn answer_with_peer_port(stream: TcpStream, first_requests: &Barrier) {
 }
 
 fn served_by(agent: &ureq::Agent, port: u16) -> String {
-    let request = ureq::http::Request::get(format!("http://127.0.0.1:{port}/")).header("host", "t.test").body(()).unwrap();
+    served_at(agent, &format!("http://127.0.0.1:{port}/"))
+}
+
+fn served_at(agent: &ureq::Agent, uri: &str) -> String {
+    let request = ureq::http::Request::get(uri).header("host", "t.test").body(()).unwrap();
     let mut body = String::new();
     agent.run(request).unwrap().into_body().into_reader().read_to_string(&mut body).unwrap();
     body
@@ -77,4 +84,27 @@ fn after_a_burst_one_warm_connection_serves_sequential_requests() {
     let sequential: Vec<String> = (0..10).map(|_| served_by(&agent, port)).collect();
     assert!(burst.contains(&sequential[0]), "a new connection was opened: {sequential:?} after {burst:?}");
     assert!(sequential.iter().all(|port| *port == sequential[0]), "sequential requests cycled through {sequential:?}");
+}
+
+/// Interleaved requests to two destinations: each reuses its own one
+/// connection (a check-in and a check-out must agree on the destination's
+/// hash, or every request would open a new connection).
+#[test]
+fn interleaved_destinations_each_reuse_their_connection() {
+    let (first, second) = (port_echo_backend(1), port_echo_backend(1));
+    let agent = ingressd::proxy::upstream::agent(&test_config());
+    let served: Vec<(String, String)> = (0..5).map(|_| (served_by(&agent, first), served_by(&agent, second))).collect();
+    assert!(served.iter().all(|pair| *pair == served[0]), "connections changed: {served:?}");
+}
+
+/// An authority's case does not make another destination: a connection
+/// opened for `localhost` serves `LocalHost`, as in the release.
+#[test]
+fn authority_case_does_not_split_the_pool() {
+    let port = port_echo_backend(1);
+    let agent = ingressd::proxy::upstream::agent(&test_config());
+    let lower = served_at(&agent, &format!("http://localhost:{port}/"));
+    let mixed = served_at(&agent, &format!("http://LocalHost:{port}/"));
+    let upper = served_at(&agent, &format!("http://LOCALHOST:{port}/"));
+    assert_eq!((&lower, &lower), (&mixed, &upper), "each spelling opened its own connection");
 }
