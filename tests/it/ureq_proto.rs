@@ -3,7 +3,9 @@
 //! as the release built them (change 1: one shared copy of the head instead
 //! of one allocation per value), whatever their names' casing, repetition,
 //! bytes or number; request heads go out byte for byte as the release wrote
-//! them (change 2: copied piece by piece instead of through `core::fmt`).
+//! them (change 2: copied piece by piece instead of through `core::fmt`);
+//! Connection and Transfer-Encoding lists decide reuse and framing as before
+//! (change 3: compared on the bytes, only the lines of that name visited).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -229,4 +231,71 @@ fn request_heads_are_written_byte_exact() {
 fn sent(agent: &ureq::Agent, requests: &Receiver<Vec<u8>>, request: http::Request<ureq::SendBody<'_>>) -> Vec<u8> {
     assert_eq!(body(agent.run(request).unwrap()), "ok");
     requests.recv_timeout(std::time::Duration::from_secs(5)).unwrap()
+}
+
+/// Whether a second request reuses the connection that carried the answer
+/// `status_line` + `lines` (a new connection is answered "first" again).
+fn reused_after(status_line: &str, lines: &[&[u8]], body: &[u8]) -> bool {
+    let answer = |which: &str| {
+        let mut answer = format!("{status_line}\r\nx-which: {which}\r\n").into_bytes();
+        for line in lines {
+            answer.extend_from_slice(line);
+            answer.extend_from_slice(b"\r\n");
+        }
+        answer.extend_from_slice(b"\r\n");
+        answer.extend_from_slice(body);
+        answer
+    };
+    let (port, _) = scripted_backend(vec![answer("first"), answer("second")]);
+    let agent = agent();
+    let first = get(&agent, port).unwrap();
+    assert_eq!(first.headers()["x-which"], "first");
+    assert_eq!(self::body(first), "ok");
+    let second = get(&agent, port).unwrap();
+    let reused = second.headers()["x-which"] == "second";
+    assert_eq!(self::body(second), "ok");
+    reused
+}
+
+/// Connection options in any case, in lists and repeated lines, close a
+/// connection; a look-alike or a value with obs-text does not (the release
+/// skipped values that are not visible ASCII); HTTP/1.0 closes unless it
+/// says keep-alive.
+#[test]
+fn response_connection_options_decide_reuse() {
+    const SIZED: &[u8] = b"ok";
+    let cases: [(&str, &[&[u8]], bool); 8] = [
+        ("HTTP/1.1 200 OK", &[b"content-length: 2"], true),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: Keep-Alive, CLOSE"], false),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"connection: keep-alive", b"Connection:  close\t"], false),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: closed, keep-alive-ish"], true),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: close, caf\xe9"], true),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2"], false),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: Keep-Alive"], true),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: upgrade,keep-alive"], true),
+    ];
+    for (status_line, lines, reused) in cases {
+        assert_eq!(reused_after(status_line, lines, SIZED), reused, "{status_line} {lines:?}");
+    }
+}
+
+/// `chunked` anywhere in a Transfer-Encoding list, in any case, frames the
+/// body as chunks (a close-delimited body would end the connection).
+#[test]
+fn response_chunked_in_a_transfer_encoding_list() {
+    const CHUNKED: &[u8] = b"2\r\nok\r\n0\r\n\r\n";
+    assert!(reused_after("HTTP/1.1 200 OK", &[b"Transfer-Encoding: gzip, ChUnKeD"], CHUNKED));
+    assert!(reused_after("HTTP/1.1 200 OK", &[b"transfer-encoding: gzip", b"Transfer-Encoding: chunked"], CHUNKED));
+}
+
+/// A request's own `Connection: close` closes its connection after the answer.
+#[test]
+fn request_connection_close_is_honoured() {
+    let (port, _) = scripted_backend(vec![answer(&[b"x-which: first"]), answer(&[b"x-which: second"])]);
+    let agent = agent();
+    let closing = http::Request::get(format!("http://127.0.0.1:{port}/")).header("host", "t.test").header("connection", "Keep-Alive, Close").body(()).unwrap();
+    assert_eq!(body(agent.run(closing).unwrap()), "ok");
+    let next = get(&agent, port).unwrap();
+    assert_eq!(next.headers()["x-which"], "first", "a new connection");
+    assert_eq!(body(next), "ok");
 }

@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use crate::Error;
 use crate::chunk::Dechunker;
-use crate::ext::HeaderIterExt;
+use crate::ext::map_has;
 use crate::util::{Writer, log_data};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -316,7 +316,7 @@ impl BodyReader {
     fn header_defined(http10: bool, headers: &HeaderMap) -> Result<Option<Self>, Error> {
         let content_length = parse_content_length(headers.get_all(header::CONTENT_LENGTH).iter())?;
 
-        let chunked = headers.iter().has(header::TRANSFER_ENCODING, "chunked");
+        let chunked = map_has(headers, header::TRANSFER_ENCODING, "chunked");
 
         if chunked && !http10 {
             // https://datatracker.ietf.org/doc/html/rfc2616#section-4.4

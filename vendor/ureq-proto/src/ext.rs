@@ -1,6 +1,4 @@
-use http::{HeaderName, HeaderValue, Method, StatusCode, header};
-
-use crate::util::compare_lowercase_ascii;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 #[cfg(feature = "server")]
 pub(crate) trait StatusCodeExt {
@@ -86,20 +84,39 @@ pub(crate) trait HeaderIterExt {
     /// `Connection` (RFC 9110 §7.6.1) and `Expect` (RFC 9110 §10.1.1).
     /// `token` must be given in lowercase.
     fn has(self, key: HeaderName, token: &str) -> bool;
+    #[cfg(feature = "server")]
     fn has_expect_100(self) -> bool;
 }
 
 impl<'a, I: Iterator<Item = (&'a HeaderName, &'a HeaderValue)>> HeaderIterExt for I {
     fn has(self, key: HeaderName, token: &str) -> bool {
         self.filter(|(name, _)| **name == key)
-            .filter_map(|(_, value)| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|element| compare_lowercase_ascii(element.trim(), token))
+            .any(|(_, value)| list_has(value, token))
     }
 
+    #[cfg(feature = "server")]
     fn has_expect_100(self) -> bool {
-        self.has(header::EXPECT, "100-continue")
+        self.has(http::header::EXPECT, "100-continue")
     }
+}
+
+/// [`HeaderIterExt::has`] for a map: only the lines named `key` are visited.
+pub(crate) fn map_has(headers: &HeaderMap, key: HeaderName, token: &str) -> bool {
+    headers.get_all(key).iter().any(|value| list_has(value, token))
+}
+
+/// Whether the comma-separated list `value` holds `token` (given in
+/// lowercase), compared on the bytes: elements trimmed of spaces and tabs,
+/// ASCII case ignored. A value holding bytes other than visible ASCII,
+/// space and tab holds nothing, as `HeaderValue::to_str` refuses it.
+pub(crate) fn list_has(value: &HeaderValue, token: &str) -> bool {
+    let value = value.as_bytes();
+    if !value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        return false;
+    }
+    value
+        .split(|&b| b == b',')
+        .any(|element| element.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
 #[cfg(feature = "client")]
@@ -165,7 +182,7 @@ impl AuthorityExt for http::uri::Authority {
 #[cfg(test)]
 mod test {
     use super::*;
-    use http::HeaderMap;
+    use http::{HeaderMap, header};
 
     fn headers(lines: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

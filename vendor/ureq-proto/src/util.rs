@@ -8,24 +8,6 @@ pub(crate) fn find_crlf(b: &[u8]) -> Option<usize> {
     if *maybe_lf == b'\n' { Some(cr) } else { None }
 }
 
-pub(crate) fn compare_lowercase_ascii(a: &str, lowercased: &str) -> bool {
-    if a.len() != lowercased.len() {
-        return false;
-    }
-
-    for (a, b) in a.chars().zip(lowercased.chars()) {
-        if !a.is_ascii() {
-            return false;
-        }
-        let norm = a.to_ascii_lowercase();
-        if norm != b {
-            return false;
-        }
-    }
-
-    true
-}
-
 pub(crate) struct Writer<'a>(pub Cursor<&'a mut [u8]>);
 
 impl<'a> Writer<'a> {

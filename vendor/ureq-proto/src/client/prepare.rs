@@ -2,7 +2,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, he
 
 use crate::body::BodyWriter;
 use crate::client::amended::AmendedRequest;
-use crate::ext::{HeaderIterExt, MethodExt};
+use crate::ext::{HeaderIterExt, MethodExt, map_has};
 use crate::{ArrayVec, Error};
 
 use super::state::{Prepare, SendRequest};
@@ -21,12 +21,12 @@ impl Call<Prepare> {
             close_reason.push(CloseReason::CloseDelimitedBody)
         }
 
-        if request.headers().iter().has(header::CONNECTION, "close") {
+        if map_has(request.headers(), header::CONNECTION, "close") {
             close_reason.push(CloseReason::ClientConnectionClose);
         }
 
         let need_request_body = request.method().need_request_body();
-        let await_100_continue = request.headers().iter().has_expect_100();
+        let await_100_continue = map_has(request.headers(), header::EXPECT, "100-continue");
 
         let request = AmendedRequest::new(request);
 

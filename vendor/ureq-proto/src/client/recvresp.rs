@@ -2,7 +2,7 @@ use http::{HeaderValue, Response, StatusCode, Version, header};
 
 use crate::Error;
 use crate::body::BodyReader;
-use crate::ext::HeaderIterExt;
+use crate::ext::list_has;
 use crate::parser::{try_parse_partial_response, try_parse_response};
 use crate::util::log_data;
 
@@ -75,9 +75,12 @@ impl Call<RecvResponse> {
             .next_back()
             .cloned();
 
-        let headers = response.headers();
-        let has_close = headers.iter().has(header::CONNECTION, "close");
-        let has_keep_alive = headers.iter().has(header::CONNECTION, "keep-alive");
+        // One pass over the Connection lines only, for both options.
+        let (mut has_close, mut has_keep_alive) = (false, false);
+        for value in response.headers().get_all(header::CONNECTION) {
+            has_close |= list_has(value, "close");
+            has_keep_alive |= list_has(value, "keep-alive");
+        }
         let is_http10 = response.version() == Version::HTTP_10;
         let close_reasons = &mut self.inner.close_reason;
         if has_close {
