@@ -5,7 +5,9 @@
 //! bytes or number; request heads go out byte for byte as the release wrote
 //! them (change 2: copied piece by piece instead of through `core::fmt`);
 //! Connection and Transfer-Encoding lists decide reuse and framing as before
-//! (change 3: compared on the bytes, only the lines of that name visited).
+//! (change 3: compared on the bytes, only the lines of that name visited);
+//! a request's Host, Content-Length, Authorization and Transfer-Encoding are
+//! checked and completed as before (change 4: in one pass over its headers).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -298,4 +300,43 @@ fn request_connection_close_is_honoured() {
     let next = get(&agent, port).unwrap();
     assert_eq!(next.headers()["x-which"], "first", "a new connection");
     assert_eq!(body(next), "ok");
+}
+
+/// What the checks before sending see in one pass: a second Host or
+/// Content-Length, a Host or Authorization that is not visible ASCII, or a
+/// Content-Length list refuse the request before anything is sent; the
+/// userinfo's Basic credentials are added only without an Authorization of
+/// the caller's; `chunked` in a Transfer-Encoding list frames the body.
+#[test]
+fn request_headers_are_checked_and_completed_as_before() {
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let agent = agent();
+    let base = format!("http://127.0.0.1:{port}");
+    let with = |lines: &[(&str, &[u8])]| {
+        let mut request = http::Request::post(format!("{base}/r"));
+        for (name, value) in lines {
+            request = request.header(*name, HeaderValue::from_bytes(value).unwrap());
+        }
+        request.body(ureq::SendBody::none()).unwrap()
+    };
+    let refused: [&[(&str, &[u8])]; 5] = [
+        &[("host", b"a.test"), ("Host", b"b.test")],
+        &[("host", b"a.test"), ("content-length", b"0"), ("Content-Length", b"0")],
+        &[("host", b"caf\xe9.test")],
+        &[("host", b"a.test"), ("authorization", b"Basic \xff")],
+        &[("host", b"a.test"), ("content-length", b"5, 5")],
+    ];
+    for lines in refused {
+        assert!(agent.run(with(lines)).is_err(), "{lines:?}");
+    }
+    assert!(requests.try_recv().is_err(), "a refused request reached the backend");
+
+    let userinfo = http::Request::get(format!("http://u:p@127.0.0.1:{port}/")).header("host", "t.test").body(ureq::SendBody::none()).unwrap();
+    assert_eq!(sent(&agent, &requests, userinfo), b"GET / HTTP/1.1\r\nauthorization: Basic dTpw\r\nhost: t.test\r\n\r\n");
+    let own = http::Request::get(format!("http://u:p@127.0.0.1:{port}/")).header("authorization", "Bearer x").header("host", "t.test").body(ureq::SendBody::none()).unwrap();
+    assert_eq!(sent(&agent, &requests, own), b"GET / HTTP/1.1\r\nauthorization: Bearer x\r\nhost: t.test\r\n\r\n");
+
+    let mut hello: &[u8] = b"hello";
+    let listed = http::Request::post(format!("{base}/t")).header("host", "t.test").header("transfer-encoding", "gzip, chunked").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
+    assert_eq!(sent(&agent, &requests, listed), b"POST /t HTTP/1.1\r\nhost: t.test\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
 }

@@ -6,8 +6,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, he
 use crate::Error;
 use crate::body::{BodyWriter, parse_content_length_value};
 use crate::client::rawheaders::HeaderCasing;
-use crate::ext::HeaderIterExt;
 use crate::ext::MethodExt;
+use crate::ext::list_has;
 
 /// `Request` with amends.
 ///
@@ -147,16 +147,6 @@ impl AmendedRequest {
         )
     }
 
-    fn headers_get_all(&self, key: HeaderName) -> impl Iterator<Item = &HeaderValue> {
-        self.headers()
-            .filter(move |(k, _)| *k == key)
-            .map(|(_, v)| v)
-    }
-
-    fn headers_get(&self, key: HeaderName) -> Option<&HeaderValue> {
-        self.headers_get_all(key).next()
-    }
-
     pub fn headers_len(&self) -> usize {
         self.headers().count()
     }
@@ -197,36 +187,50 @@ impl AmendedRequest {
             m.verify_version(v)?;
         }
 
-        let count_host = self.headers_get_all(header::HOST).count();
-        if count_host > 1 {
+        // One pass over the headers for everything asked of them below,
+        // instead of one per question.
+        let mut hosts = Headers::default();
+        let mut lengths = Headers::default();
+        let mut auth = None;
+        let mut has_chunked = false;
+        for (name, value) in self.headers() {
+            if *name == header::HOST {
+                hosts.add(value);
+            } else if *name == header::CONTENT_LENGTH {
+                lengths.add(value);
+            } else if *name == header::AUTHORIZATION {
+                auth = auth.or(Some(value));
+            } else if *name == header::TRANSFER_ENCODING {
+                has_chunked = has_chunked || list_has(value, "chunked");
+            }
+        }
+
+        if hosts.count > 1 {
             return Err(Error::TooManyHostHeaders);
         }
 
-        let count_len = self.headers_get_all(header::CONTENT_LENGTH).count();
-        if count_len > 1 {
+        if lengths.count > 1 {
             return Err(Error::TooManyContentLengthHeaders);
         }
 
         let mut req_host_header = false;
-        if let Some(h) = self.headers_get(header::HOST) {
+        if let Some(h) = hosts.first {
             h.to_str().map_err(|_| Error::BadHostHeader)?;
             req_host_header = true;
         }
 
         let mut req_auth_header = false;
-        if let Some(h) = self.headers_get(header::AUTHORIZATION) {
+        if let Some(h) = auth {
             h.to_str().map_err(|_| Error::BadAuthorizationHeader)?;
             req_auth_header = true;
         }
 
         // We control what we send: a single header line holding a single
         // number. A comma separated list must not reach the wire.
-        let content_length = self
-            .headers_get(header::CONTENT_LENGTH)
+        let content_length = lengths
+            .first
             .map(|h| parse_content_length_value(h.as_bytes()))
             .transpose()?;
-
-        let has_chunked = self.headers().has(header::TRANSFER_ENCODING, "chunked");
 
         let req_body_header = has_chunked || content_length.is_some();
 
@@ -250,6 +254,20 @@ impl AmendedRequest {
             req_auth_header,
             req_body_header,
         })
+    }
+}
+
+/// The first of a name's header lines and how many there are.
+#[derive(Default)]
+struct Headers<'a> {
+    first: Option<&'a HeaderValue>,
+    count: usize,
+}
+
+impl<'a> Headers<'a> {
+    fn add(&mut self, value: &'a HeaderValue) {
+        self.first = self.first.or(Some(value));
+        self.count += 1;
     }
 }
 
