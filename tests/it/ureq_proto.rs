@@ -7,7 +7,8 @@
 //! Connection and Transfer-Encoding lists decide reuse and framing as before
 //! (change 3: compared on the bytes, only the lines of that name visited);
 //! a request's Host, Content-Length, Authorization and Transfer-Encoding are
-//! checked and completed as before (change 4: in one pass over its headers).
+//! checked and completed as before (change 4: in one pass over its headers);
+//! a call goes through every state as before (change 5: its state boxed).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -339,4 +340,31 @@ fn request_headers_are_checked_and_completed_as_before() {
     let mut hello: &[u8] = b"hello";
     let listed = http::Request::post(format!("{base}/t")).header("host", "t.test").header("transfer-encoding", "gzip, chunked").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
     assert_eq!(sent(&agent, &requests, listed), b"POST /t HTTP/1.1\r\nhost: t.test\r\ntransfer-encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+}
+
+/// A call through its states with its state boxed: a POST's body sent, a
+/// 303 followed by a GET (the redirect state builds the next call from the
+/// last), a chunked body read to its end, the connection back in the pool
+/// for the next call.
+#[test]
+fn a_call_goes_through_every_state() {
+    let redirect = b"HTTP/1.1 303 See Other\r\nlocation: /next\r\ncontent-length: 0\r\n\r\n".to_vec();
+    let chunked = b"HTTP/1.1 200 OK\r\nx-which: chunked\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec();
+    let (port, requests) = scripted_backend(vec![redirect, chunked, answer(&[b"x-which: pooled"])]);
+    let agent: ureq::Agent = ureq::Agent::config_builder().user_agent(ureq::config::AutoHeaderValue::None).accept(ureq::config::AutoHeaderValue::None).build().into();
+    let response = agent.post(format!("http://127.0.0.1:{port}/form")).send("a=1").unwrap();
+    assert_eq!(response.headers()["x-which"], "chunked");
+    assert_eq!(body(response), "ok");
+    let next = agent.get(format!("http://127.0.0.1:{port}/")).call().unwrap();
+    assert_eq!(next.headers()["x-which"], "pooled", "the connection went back to the pool");
+    assert_eq!(body(next), "ok");
+    let heads: Vec<String> = (0..3).map(|_| String::from_utf8(requests.recv_timeout(std::time::Duration::from_secs(5)).unwrap()).unwrap()).collect();
+    assert_eq!(
+        heads,
+        [
+            format!("POST /form HTTP/1.1\r\ncontent-length: 3\r\nhost: 127.0.0.1:{port}\r\n\r\na=1"),
+            format!("GET /next HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n"),
+            format!("GET / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n"),
+        ]
+    );
 }

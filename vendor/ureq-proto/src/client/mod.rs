@@ -288,7 +288,10 @@ use self::state::*;
 /// See the [state graph][crate::client] in the client module documentation for a
 /// visual representation of the state transitions.
 pub struct Call<State> {
-    inner: Inner,
+    /// Boxed: every state change moves the call, and `Inner` (the request
+    /// with its header map and URI, the body state) is several hundred
+    /// bytes, copied with a `memcpy` each time it moved by value.
+    inner: Box<Inner>,
     _ph: PhantomData<State>,
 }
 
@@ -368,7 +371,7 @@ impl RequestPhase {
 }
 
 impl<S> Call<S> {
-    fn wrap(inner: Inner) -> Call<S>
+    fn wrap(inner: Box<Inner>) -> Call<S>
     where
         S: Named,
     {

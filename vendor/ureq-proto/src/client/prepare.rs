@@ -51,7 +51,7 @@ impl Call<Prepare> {
             location: None,
         };
 
-        Ok(Call::wrap(inner))
+        Ok(Call::wrap(Box::new(inner)))
     }
 
     /// Inspect call method
