@@ -8,7 +8,9 @@
 //! (change 3: compared on the bytes, only the lines of that name visited);
 //! a request's Host, Content-Length, Authorization and Transfer-Encoding are
 //! checked and completed as before (change 4: in one pass over its headers);
-//! a call goes through every state as before (change 5: its state boxed).
+//! a call goes through every state as before (change 5: its state boxed);
+//! heads short and long keep their values (change 6: a short head's copy
+//! shares one allocation with its count).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -367,4 +369,23 @@ fn a_call_goes_through_every_state() {
             format!("GET / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\r\n"),
         ]
     );
+}
+
+/// Heads around the size up to which their copy is held inline (1008
+/// bytes) and far past it keep every value, the first and the last line.
+#[test]
+fn heads_short_and_long_keep_their_values() {
+    // The status line, "x-pad: ", "x-last: z", content-length and the blank
+    // line around a padding value.
+    const FRAME: usize = 17 + 9 + 11 + 19 + 2;
+    for head_len in (990..1030).chain([4096, 20_000]) {
+        let pad: Vec<u8> = (0..head_len - FRAME).map(|i| b'a' + (i % 26) as u8).collect();
+        let pad_line = [&b"x-pad: "[..], &pad].concat();
+        let (port, _) = scripted_backend(vec![answer(&[&pad_line, b"x-last: z"])]);
+        let response = get(&agent(), port).unwrap();
+        assert_eq!(response.headers()["x-pad"].as_bytes(), pad, "a {head_len}-byte head");
+        assert_eq!(response.headers()["x-last"], "z", "a {head_len}-byte head");
+        assert_eq!(response.headers()["content-length"], "2");
+        assert_eq!(body(response), "ok");
+    }
 }

@@ -72,6 +72,37 @@ pub fn try_parse_response<const N: usize>(
     Ok(Some((input_used, response(version, status, headers))))
 }
 
+/// Heads up to this long are copied into the allocation that holds their
+/// shared count (`Bytes::from_owner`): one allocation where a copied
+/// `Bytes` takes two (its buffer, then its shared count on the first
+/// slice). With the count and the length the allocation stays within 1 KiB,
+/// glibc's per-thread cache's largest size.
+const INLINE_HEAD: usize = 1008;
+
+struct InlineHead {
+    len: usize,
+    bytes: [u8; INLINE_HEAD],
+}
+
+impl AsRef<[u8]> for InlineHead {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// One shared copy of `head`.
+fn shared_copy(head: &[u8]) -> Bytes {
+    if head.len() > INLINE_HEAD {
+        return Bytes::copy_from_slice(head);
+    }
+    let mut bytes = [0; INLINE_HEAD];
+    bytes[..head.len()].copy_from_slice(head);
+    Bytes::from_owner(InlineHead {
+        len: head.len(),
+        bytes,
+    })
+}
+
 fn response(version: Version, status: StatusCode, headers: HeaderMap) -> Response<()> {
     let mut response = Response::new(());
     *response.version_mut() = version;
@@ -89,7 +120,7 @@ fn header_map(head: &[u8], headers: &[httparse::Header<'_>]) -> Result<HeaderMap
     if headers.is_empty() {
         return Ok(map);
     }
-    let shared = Bytes::copy_from_slice(head);
+    let shared = shared_copy(head);
     let head_start = head.as_ptr() as usize;
     for h in headers {
         let name = HeaderName::from_bytes(h.name.as_bytes())
