@@ -103,16 +103,27 @@ fn lower_name(name: &str) -> HeaderName {
 /// from `--trusted-proxies`.
 const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
 
-/// Whether a Connection header lists `token` (case-insensitively): each of
-/// its tokens names another hop-by-hop header. Scans in place, no token copies.
-fn connection_lists<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>, token: &str) -> bool {
-    headers.filter(|(name, _)| name.eq_ignore_ascii_case("connection")).any(|(_, value)| {
-        String::from_utf8_lossy(value).split(',').map(str::trim).any(|listed| !listed.is_empty() && listed.eq_ignore_ascii_case(token))
-    })
+/// The tokens of every Connection header, trimmed, as bytes: scanned in
+/// place, no copies and no UTF-8 check.
+fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> impl Iterator<Item = &'h [u8]> {
+    headers
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| value.split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
 }
 
-fn has_connection_header<'h>(mut headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
-    headers.any(|(name, _)| name.eq_ignore_ascii_case("connection"))
+/// Whether a Connection header lists `token` (case-insensitively): each of
+/// its tokens names another hop-by-hop header.
+fn connection_lists<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>, token: &str) -> bool {
+    connection_tokens(headers).any(|listed| listed.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether a Connection header lists a header that must be dropped with it.
+/// `keep-alive`, the usual one, names a header that is hop-by-hop anyway, so
+/// a message with only that spares the per-header search of its Connection list.
+fn connection_lists_headers<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
+    connection_tokens(headers).any(|listed| !listed.eq_ignore_ascii_case(b"keep-alive"))
 }
 
 /// Every value of a header joined with ", ", as RFC 9110 5.3 allows for list
@@ -156,9 +167,9 @@ pub fn upstream_request_headers(
     new_request_id: impl FnOnce() -> SmolStr,
 ) -> UpstreamRequestHeaders {
     let client_bytes = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
-    let has_connection = has_connection_header(client_bytes());
+    let lists_headers = connection_lists_headers(client_bytes());
     let upgrade_value = joined(client_headers, "upgrade");
-    let upgrade = upgrade_value.is_some() && has_connection && connection_lists(client_bytes(), "upgrade");
+    let upgrade = upgrade_value.is_some() && lists_headers && connection_lists(client_bytes(), "upgrade");
     let trusted = side.peer_is_trusted();
 
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
@@ -168,7 +179,7 @@ pub fn upstream_request_headers(
         if is_hop_by_hop(name)
             || name.eq_ignore_ascii_case("expect")
             || FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name))
-            || (has_connection && connection_lists(client_bytes(), name))
+            || (lists_headers && connection_lists(client_bytes(), name))
         {
             continue;
         }
@@ -283,12 +294,12 @@ pub fn downstream_response_headers<'h, I>(
 where
     I: Iterator<Item = (&'h str, &'h [u8])>,
 {
-    let has_connection = has_connection_header(upstream_headers());
+    let lists_headers = connection_lists_headers(upstream_headers());
     upstream_headers().filter(move |(name, _)| {
         if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
             return true;
         }
-        let listed = || has_connection && connection_lists(upstream_headers(), name);
+        let listed = || lists_headers && connection_lists(upstream_headers(), name);
         !(is_hop_by_hop(name) || listed())
     })
 }
