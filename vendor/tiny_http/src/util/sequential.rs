@@ -10,7 +10,7 @@
 //! channel keeps the order.
 
 use std::io::Result as IoResult;
-use std::io::{Error as IoError, ErrorKind, Read, Write};
+use std::io::{BufRead, Error as IoError, ErrorKind, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
@@ -129,6 +129,24 @@ impl<R: Read + Send> Read for SequentialReader<R> {
             None => self.reader.insert(self.turn.wait()?),
         };
         reader.read(buf)
+    }
+}
+
+/// The connection reads a request head straight from the buffer under the reader, a line
+/// at a time, not through `read` a byte at a time.
+impl<R: BufRead + Send> BufRead for SequentialReader<R> {
+    fn fill_buf(&mut self) -> IoResult<&[u8]> {
+        match self.reader {
+            Some(ref mut reader) => reader.fill_buf(),
+            None => self.reader.insert(self.turn.wait()?).fill_buf(),
+        }
+    }
+
+    /// Only what `fill_buf` returned can be consumed, so the reader has its turn.
+    fn consume(&mut self, amount: usize) {
+        if let Some(reader) = &mut self.reader {
+            reader.consume(amount);
+        }
     }
 }
 
