@@ -55,6 +55,7 @@ mod tiny_http_preface;
 mod tiny_http_serve;
 mod tiny_http_shutdown;
 mod tiny_http_timeouts;
+mod tiny_http_turns;
 mod tls_e2e;
 mod tls_proxy;
 mod ureq_pool;
