@@ -45,6 +45,7 @@ mod tiny_http_accept_errors;
 mod tiny_http_api;
 mod tiny_http_body_drain;
 mod tiny_http_drain;
+mod tiny_http_drain_idle;
 mod tiny_http_head_fields;
 mod tiny_http_head_lines;
 mod tiny_http_parking;

@@ -13,7 +13,7 @@ use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::refined_tcp_stream::TcpSocket;
 use crate::util::RefinedTcpStream;
-use crate::util::{Drain, IdleEntry};
+use crate::util::{Drain, DrainEntry};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Limits;
 use crate::Preface;
@@ -74,8 +74,8 @@ pub struct ClientConnection {
 
     drain: Arc<Drain>,
 
-    /// Held while `awaiting_first_byte`: a drain closes the connection meanwhile.
-    idle_entry: Option<IdleEntry>,
+    /// Marked idle while `awaiting_first_byte`: a drain closes the connection meanwhile.
+    drain_entry: DrainEntry,
 
     /// Set when the wait for the next request is to go on parked, without a thread
     /// (`crate::parking`); the next read continues the same wait.
@@ -126,6 +126,7 @@ impl ClientConnection {
         let shutdown = read_socket.shutdown_handle();
         let preface_socket = read_socket.tcp_socket();
         let pollable_fd = read_socket.pollable_fd();
+        let drain_entry = drain.register(&shutdown);
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -148,8 +149,8 @@ impl ClientConnection {
             shutdown,
             served_any: false,
             awaiting_first_byte: false,
+            drain_entry,
             drain,
-            idle_entry: None,
             parking: false,
             response_said_close: Arc::default(),
             line: Vec::with_capacity(256),
@@ -206,7 +207,7 @@ impl ClientConnection {
             if self.awaiting_first_byte {
                 self.awaiting_first_byte = false;
                 // As `leave_idle`, which cannot be called while `available` borrows the reader.
-                self.idle_entry = None;
+                self.drain_entry.leave_idle();
                 self.read_policy.set_awaiting_request(false);
                 self.read_policy
                     .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
@@ -257,7 +258,7 @@ impl ClientConnection {
     }
 
     fn leave_idle(&mut self) {
-        self.idle_entry = None;
+        self.drain_entry.leave_idle();
         self.read_policy.set_awaiting_request(false);
     }
 
@@ -285,8 +286,7 @@ impl ClientConnection {
             // Back from parking: the same wait goes on, with the same deadline.
             self.parking = false;
         } else if self.served_any {
-            self.idle_entry = self.drain.enter_idle(&self.shutdown);
-            if self.idle_entry.is_none() {
+            if !self.drain_entry.enter_idle() {
                 return Err(ReadError::ReadIoError(IoError::new(
                     ErrorKind::ConnectionAborted,
                     "server draining",
