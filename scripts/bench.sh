@@ -9,6 +9,9 @@
 #   haproxy   haproxy, 2 threads, http-reuse always
 #   go        Go's httputil.ReverseProxy, standard library only
 #             (bench/goproxy, built with Debian's golang-go)
+#   floor     the least a blocking thread-per-connection proxy can cost
+#             (benches/blocking_floor.rs: no parsing, no policy, no
+#             allocation; plain HTTP only): the ceiling of ingressd's model
 #   ingressd  the release binary, --access-log off, routes from the fake API
 #
 # For each scheme (http, https keep-alive), file size (1k, 64k) and
@@ -29,7 +32,7 @@
 #
 # Knobs: QUICK=1 (http+https at c=64 1k only, QUICK_ROUNDS rounds, default 1),
 # ROUNDS (3), DURATION (5s), SIZES ("1k 64k"), CONCURRENCY ("16 64 256"),
-# SCHEMES ("http https"), TARGETS ("direct nginx haproxy go ingressd"),
+# SCHEMES ("http https"), TARGETS ("direct nginx haproxy go floor ingressd"),
 # HANDSHAKE_CONNECTIONS (16), IDLE (10000; 0 skips), WORKERS (ingressd
 # --workers), BASE_PORT (18080; ports BASE_PORT..BASE_PORT+19 are used).
 set -euo pipefail
@@ -43,13 +46,13 @@ SCHEMES=${SCHEMES:-http https}
 if [ -n "${QUICK:-}" ]; then
     ROUNDS=${QUICK_ROUNDS:-1} SIZES=1k CONCURRENCY=64
 fi
-TARGETS=${TARGETS:-direct nginx haproxy go ingressd}
+TARGETS=${TARGETS:-direct nginx haproxy go floor ingressd}
 HANDSHAKE_CONNECTIONS=${HANDSHAKE_CONNECTIONS:-16}
 IDLE=${IDLE:-10000}
 BASE_PORT=${BASE_PORT:-18080}
 BACKEND_PORT=$BASE_PORT
 declare -A HTTP_PORT=([direct]=$BASE_PORT [nginx]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2)) \
-    [go]=$((BASE_PORT + 3)) [ingressd]=$((BASE_PORT + 4)))
+    [go]=$((BASE_PORT + 3)) [ingressd]=$((BASE_PORT + 4)) [floor]=$((BASE_PORT + 6)))
 declare -A HTTPS_PORT=([nginx]=$((BASE_PORT + 11)) [haproxy]=$((BASE_PORT + 12)) \
     [go]=$((BASE_PORT + 13)) [ingressd]=$((BASE_PORT + 14)))
 INGRESSD_ADMIN_PORT=$((BASE_PORT + 5))
@@ -79,7 +82,8 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # Children first: cargo does not stop the bench binary it runs.
+    for pid in "${PIDS[@]}"; do pkill -P "$pid" 2>/dev/null || true; kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -88,6 +92,7 @@ trap cleanup EXIT
 echo "building release binaries and the Go peers" >&2
 cargo build --release --quiet --bin ingressd
 cargo build --release --quiet -p fakeapi --bin fake-apiserver
+cargo bench --quiet --no-run --bench blocking_floor 2>/dev/null
 (cd bench/goproxy && GOFLAGS=-mod=mod go build -o "$WORK/goproxy" .)
 (cd bench/loadtools && GOFLAGS=-mod=mod go build -o "$WORK/loadtools" .)
 
@@ -213,6 +218,11 @@ TARGET_PID[haproxy]=$!
     -https "127.0.0.1:${HTTPS_PORT[go]}" -cert "$WORK/tls.crt" -key "$WORK/tls.key" >"$WORK/logs/go.log" 2>&1 &
 PIDS+=($!)
 TARGET_PID[go]=$!
+# cargo runs the bench binary as its child; target_pids counts both.
+cargo bench --quiet --bench blocking_floor -- "127.0.0.1:${HTTP_PORT[floor]}" "127.0.0.1:$BACKEND_PORT" \
+    >"$WORK/logs/floor.log" 2>&1 &
+PIDS+=($!)
+TARGET_PID[floor]=$!
 
 "$ROOT/target/release/fake-apiserver" secret --namespace default --name bench-tls \
     --cert "$WORK/tls.crt" --key "$WORK/tls.key" > "$WORK/secret.json"
@@ -268,6 +278,7 @@ TARGET_PID[ingressd]=$!
 
 ok() { [ "$(curl -sk -o /dev/null -w '%{http_code}' --resolve "$HOST:$2:127.0.0.1" "$1://$HOST:$2/1k")" = 200 ]; }
 wait_for "the backend" ok http "$BACKEND_PORT"
+wait_for "floor over http" ok http "${HTTP_PORT[floor]}"
 for target in nginx haproxy go ingressd; do
     wait_for "$target over http" ok http "${HTTP_PORT[$target]}"
     wait_for "$target over https" ok https "${HTTPS_PORT[$target]}"
@@ -423,6 +434,10 @@ for label in $(cut -f1 "$RESULTS" | awk '!seen[$0]++'); do
         "$(ratio "$i_rps" "$(median "$label" go 3)")" \
         "$(ratio "$(median "$label" ingressd 5)" "$(median "$label" nginx 5)")" \
         "$(ratio "$(median "$label" ingressd 6)" "$(median "$label" nginx 6)")" "$(median "$label" ingressd 7)"
+    f_rps=$(median "$label" floor 3)
+    [ "$f_rps" = "-" ] || printf "%-16s floor     req/s n %s | p99 n %s | cpu n %s | sw/req %s (the model's ceiling)\n" "$label" \
+        "$(ratio "$f_rps" "$(median "$label" nginx 3)")" "$(ratio "$(median "$label" floor 5)" "$(median "$label" nginx 5)")" \
+        "$(ratio "$(median "$label" floor 6)" "$(median "$label" nginx 6)")" "$(median "$label" floor 7)"
 done
 echo "ingressd: RSS $(rss_mib "${TARGET_PID[ingressd]}") MiB, $(threads "${TARGET_PID[ingressd]}") threads"
 echo "ingressd connection thread stacks: $(stack_high_water "${TARGET_PID[ingressd]}")"

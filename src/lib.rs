@@ -26,6 +26,7 @@
 //! - [`migrate`]: `ingressd migrate-check`, what moving from ingress-nginx changes.
 //! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
 //! - [`bounded_lru`]: the fixed-size table per-client state lives in.
+//! - [`fast_hash`]: the hash for keys from Kubernetes objects (hosts, metric labels).
 
 pub mod access_log;
 pub mod annotations;
@@ -37,6 +38,7 @@ pub mod cidr;
 pub mod civil;
 pub mod hostname;
 pub mod config;
+pub mod fast_hash;
 pub mod inspect;
 pub mod kube;
 pub mod metrics;

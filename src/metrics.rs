@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::admin::MetricsSource;
+use crate::fast_hash::BuildFastHasher;
 use crate::prometheus::{self, Type};
 use crate::proxy::Outcome;
 
@@ -28,7 +29,7 @@ struct Histogram {
 #[derive(Debug, Default)]
 struct PerIngress {
     /// Requests by Service and status class.
-    requests: HashMap<String, [u64; CLASSES.len()]>,
+    requests: HashMap<String, [u64; CLASSES.len()], BuildFastHasher>,
     durations: Histogram,
 }
 
@@ -36,7 +37,7 @@ struct PerIngress {
 /// borrowed names and allocates only for a series never seen before.
 #[derive(Debug, Default)]
 struct Counters {
-    by_ingress: HashMap<String, HashMap<String, PerIngress>>,
+    by_ingress: HashMap<String, HashMap<String, PerIngress, BuildFastHasher>, BuildFastHasher>,
     upstream_connect_errors: u64,
     upstream_retries: u64,
     upstream_timeouts: u64,
@@ -60,7 +61,7 @@ fn status_class(status: u16) -> usize {
 }
 
 /// The value under `key`, inserted with `key` copied only when missing.
-fn entry_by_name<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+fn entry_by_name<'m, V: Default>(map: &'m mut HashMap<String, V, BuildFastHasher>, key: &str) -> &'m mut V {
     if !map.contains_key(key) {
         map.insert(key.to_owned(), V::default());
     }

@@ -96,25 +96,48 @@ fn exchange(
     content_length: Option<u64>,
     timeouts: Option<&UpstreamTimeouts>,
 ) -> Result<Result<http::Response<ureq::Body>, ureq::Error>, http::Error> {
-    let mut builder = http::Request::builder().method(method.clone()).uri(uri);
-    if let Some(map) = builder.headers_mut() {
-        map.reserve(headers.len() + 1);
+    Ok(match body {
+        Some(reader) => run(agent, upstream_request(method, uri, headers, content_length, SendBody::from_reader(reader))?, timeouts),
+        None => run(agent, upstream_request(method, uri, headers, content_length, ())?, timeouts),
+    })
+}
+
+/// The request ureq sends. Built in place rather than through
+/// `http::request::Builder`, which moves the whole request once per header,
+/// and with every header value a slice of one shared copy of the values:
+/// one allocation for the header section, not one per header.
+fn upstream_request<B>(
+    method: &http::Method,
+    uri: http::Uri,
+    headers: &[(HeaderName, SmolStr)],
+    content_length: Option<u64>,
+    body: B,
+) -> Result<http::Request<B>, http::Error> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    let mut values = Vec::with_capacity(headers.iter().map(|(_, value)| value.len()).sum());
+    for (_, value) in headers {
+        values.extend_from_slice(value.as_bytes());
     }
+    let values = bytes::Bytes::from(values);
+    let map = request.headers_mut();
+    map.reserve(headers.len() + 1);
+    let mut start = 0;
     for (name, value) in headers {
         // Names the proxy knows are static and valid; no copy is made of them.
         let name = match name {
             HeaderName::Borrowed(known) => http::HeaderName::from_static(known),
             HeaderName::Owned(other) => http::HeaderName::from_bytes(other.as_bytes())?,
         };
-        builder = builder.header(name, value.as_str());
+        let end = start + value.len();
+        map.append(name, http::HeaderValue::from_maybe_shared(values.slice(start..end))?);
+        start = end;
     }
     if let Some(length) = content_length {
-        builder = builder.header(http::header::CONTENT_LENGTH, length);
+        map.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     }
-    Ok(match body {
-        Some(reader) => run(agent, builder.body(SendBody::from_reader(reader))?, timeouts),
-        None => run(agent, builder.body(())?, timeouts),
-    })
+    Ok(request)
 }
 
 /// Runs a request with the Agent's timeouts, or with the route's where its
@@ -276,4 +299,43 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
         (None, None) => return reply(request, client, outcome, started, 502, "bad gateway", &[]),
     };
     response::stream(request, client, response, &response_headers, outcome, started, buffers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_request_keeps_every_header_in_order_with_its_own_value() {
+        let headers: Vec<(HeaderName, SmolStr)> = vec![
+            ("host".into(), "shop.example".into()),
+            ("x-custom".to_string().into(), "".into()),
+            ("accept".into(), "text/html".into()),
+            ("x-custom".to_string().into(), "second value, with a comma".into()),
+            ("x-forwarded-for".into(), "10.0.0.9".into()),
+        ];
+        let uri: http::Uri = "http://10.1.0.4:8080/cart?x=1".parse().expect("uri");
+        let request = upstream_request(&http::Method::POST, uri.clone(), &headers, Some(42), ()).expect("representable");
+        assert_eq!(request.method(), http::Method::POST);
+        assert_eq!(request.uri(), &uri);
+        let sent: Vec<(&str, &[u8])> = request.headers().iter().map(|(name, value)| (name.as_str(), value.as_bytes())).collect();
+        assert_eq!(
+            sent,
+            [
+                ("host", &b"shop.example"[..]),
+                ("x-custom", b""),
+                ("x-custom", b"second value, with a comma"),
+                ("accept", b"text/html"),
+                ("x-forwarded-for", b"10.0.0.9"),
+                ("content-length", b"42"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_header_value_http_cannot_carry_is_refused_not_sent() {
+        let headers: Vec<(HeaderName, SmolStr)> = vec![("host".into(), "a".into()), ("x-bad".to_string().into(), "line\r\nbreak".into())];
+        let uri: http::Uri = "http://10.1.0.4:8080/".parse().expect("uri");
+        assert!(upstream_request(&http::Method::GET, uri, &headers, None, ()).is_err());
+    }
 }

@@ -103,16 +103,27 @@ fn lower_name(name: &str) -> HeaderName {
 /// from `--trusted-proxies`.
 const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
 
-/// Whether a Connection header lists `token` (case-insensitively): each of
-/// its tokens names another hop-by-hop header. Scans in place, no token copies.
-fn connection_lists<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>, token: &str) -> bool {
-    headers.filter(|(name, _)| name.eq_ignore_ascii_case("connection")).any(|(_, value)| {
-        String::from_utf8_lossy(value).split(',').map(str::trim).any(|listed| !listed.is_empty() && listed.eq_ignore_ascii_case(token))
-    })
+/// The tokens of every Connection header, trimmed, as bytes: scanned in
+/// place, no copies and no UTF-8 check.
+fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> impl Iterator<Item = &'h [u8]> {
+    headers
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .flat_map(|(_, value)| value.split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
 }
 
-fn has_connection_header<'h>(mut headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
-    headers.any(|(name, _)| name.eq_ignore_ascii_case("connection"))
+/// Whether a Connection header lists `token` (case-insensitively): each of
+/// its tokens names another hop-by-hop header.
+fn connection_lists<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>, token: &str) -> bool {
+    connection_tokens(headers).any(|listed| listed.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Whether a Connection header lists a header that must be dropped with it.
+/// `keep-alive`, the usual one, names a header that is hop-by-hop anyway, so
+/// a message with only that spares the per-header search of its Connection list.
+fn connection_lists_headers<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
+    connection_tokens(headers).any(|listed| !listed.eq_ignore_ascii_case(b"keep-alive"))
 }
 
 /// Every value of a header joined with ", ", as RFC 9110 5.3 allows for list
@@ -156,9 +167,9 @@ pub fn upstream_request_headers(
     new_request_id: impl FnOnce() -> SmolStr,
 ) -> UpstreamRequestHeaders {
     let client_bytes = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
-    let has_connection = has_connection_header(client_bytes());
+    let lists_headers = connection_lists_headers(client_bytes());
     let upgrade_value = joined(client_headers, "upgrade");
-    let upgrade = upgrade_value.is_some() && has_connection && connection_lists(client_bytes(), "upgrade");
+    let upgrade = upgrade_value.is_some() && lists_headers && connection_lists(client_bytes(), "upgrade");
     let trusted = side.peer_is_trusted();
 
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
@@ -168,7 +179,7 @@ pub fn upstream_request_headers(
         if is_hop_by_hop(name)
             || name.eq_ignore_ascii_case("expect")
             || FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name))
-            || (has_connection && connection_lists(client_bytes(), name))
+            || (lists_headers && connection_lists(client_bytes(), name))
         {
             continue;
         }
@@ -189,7 +200,7 @@ pub fn upstream_request_headers(
 
     let incoming = |name: &str| if trusted { joined(client_headers, name) } else { None };
     // An IPv4 address fits inline: no allocation for it or its copies below.
-    let peer = side.peer.map(|ip| ip.to_smolstr());
+    let peer = side.peer.map(address_text);
     let (forwarded_for, real_ip) = if trusted {
         let incoming_for = incoming("x-forwarded-for");
         let mut chain: Vec<&str> =
@@ -217,7 +228,7 @@ pub fn upstream_request_headers(
     headers.push(("x-forwarded-proto".into(), incoming("x-forwarded-proto").unwrap_or_else(|| SmolStr::new_static(proto))));
     headers.push((
         "x-forwarded-port".into(),
-        incoming("x-forwarded-port").unwrap_or_else(|| side.listener_port.to_smolstr()),
+        incoming("x-forwarded-port").unwrap_or_else(|| decimal(side.listener_port.into())),
     ));
     let request_id = match request_id {
         Some(id) => id,
@@ -228,6 +239,48 @@ pub fn upstream_request_headers(
         }
     };
     UpstreamRequestHeaders { headers, request_id, upgrade, client_address }
+}
+
+/// An address as text. IPv4, every request's case, is written by hand:
+/// `core::fmt` costs about ten times as much for the same digits.
+fn address_text(ip: IpAddr) -> SmolStr {
+    let IpAddr::V4(v4) = ip else { return ip.to_smolstr() };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        len += write_decimal(&mut text[len..], octet.into());
+    }
+    SmolStr::new(std::str::from_utf8(&text[..len]).unwrap_or_default())
+}
+
+/// A number as decimal text, without `core::fmt`.
+fn decimal(value: u32) -> SmolStr {
+    let mut text = [0u8; 10];
+    let len = write_decimal(&mut text, value);
+    SmolStr::new(std::str::from_utf8(&text[..len]).unwrap_or_default())
+}
+
+/// Writes `value`'s decimal digits at the start of `out` (long enough for
+/// them) and returns how many.
+fn write_decimal(out: &mut [u8], mut value: u32) -> usize {
+    let mut digits = [0u8; 10];
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (value % 10) as u8;
+        count += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for (slot, digit) in out.iter_mut().zip(digits[..count].iter().rev()) {
+        *slot = *digit;
+    }
+    count
 }
 
 /// The upstream response's headers minus hop-by-hop and framing headers.
@@ -241,12 +294,12 @@ pub fn downstream_response_headers<'h, I>(
 where
     I: Iterator<Item = (&'h str, &'h [u8])>,
 {
-    let has_connection = has_connection_header(upstream_headers());
+    let lists_headers = connection_lists_headers(upstream_headers());
     upstream_headers().filter(move |(name, _)| {
         if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
             return true;
         }
-        let listed = || has_connection && connection_lists(upstream_headers(), name);
+        let listed = || lists_headers && connection_lists(upstream_headers(), name);
         !(is_hop_by_hop(name) || listed())
     })
 }
@@ -295,6 +348,17 @@ pub fn new_request_id() -> SmolStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_and_ports_are_written_as_std_writes_them() {
+        for ip in ["0.0.0.0", "10.0.0.9", "127.0.0.1", "192.168.100.200", "255.255.255.255", "1.20.100.9", "::1", "fd00::1:2"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(address_text(ip), ip.to_string());
+        }
+        for port in [0, 7, 80, 443, 8080, 10000, 65535, u32::MAX] {
+            assert_eq!(decimal(port), port.to_string());
+        }
+    }
 
     fn side<'a>(peer: &str, secure: bool, trusted: &'a [Cidr]) -> ClientOrigin<'a> {
         ClientOrigin { peer: Some(peer.parse().unwrap()), secure, listener_port: 8080, trusted_proxies: trusted }

@@ -54,26 +54,10 @@ impl<V: Clone> Default for HostMap<V> {
     }
 }
 
-/// FxHash's step (rotate, xor, multiply) on eight bytes at a time, then a
-/// murmur3 finaliser so both the top bits (the shard) and the low bits (the
-/// slot) depend on every byte. The keys are hosts from Ingress objects, not
-/// from clients, so flooding protection buys nothing here; a client's Host
-/// only probes.
+/// The keys are hosts from Ingress objects, not from clients, so flooding
+/// protection buys nothing here; a client's Host only probes.
 fn hash_host(host: &str) -> u64 {
-    let mut hash = 0u64;
-    let mut add = |word: u64| hash = (hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    for chunk in host.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        add(u64::from_le_bytes(word));
-    }
-    // The length keeps "a" and "a\0" apart.
-    add(host.len() as u64);
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    hash ^ (hash >> 33)
+    crate::fast_hash::hash_bytes(host.as_bytes())
 }
 
 fn shard_of(hash: u64) -> usize {
