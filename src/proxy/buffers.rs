@@ -8,8 +8,10 @@
 
 use crossbeam_channel::{Receiver, Sender};
 
-/// Upstream body reads go through one buffer of this size per request in flight.
-pub(super) const COPY_BUFFER: usize = 64 * 1024;
+/// Upstream body reads go through one buffer of this size per request in
+/// flight: 64 KiB of body, and room for a usual response head in front of
+/// the first read, so head and body leave in one write.
+pub(super) const COPY_BUFFER: usize = 68 * 1024;
 
 /// Buffers kept for reuse; requests in flight beyond this allocate their own,
 /// which are freed when they end.

@@ -149,7 +149,17 @@ fn copy_body(
 ) -> io::Result<Copied> {
     let mut copied = Copied { body_sent: 0, upstream_failed: false };
     loop {
-        let read = if *prefetched > 0 { Ok(std::mem::take(prefetched)) } else { upstream.read(buffer) };
+        // The head goes out in front of the first body bytes, read in right
+        // behind it: one write, so one segment and one client wake-up even for
+        // a body larger than the server's write buffer.
+        let joined_head = match *unsent_head {
+            Some(head) if *prefetched == 0 && head.len() <= buffer.len() / 2 => {
+                buffer[..head.len()].copy_from_slice(head);
+                head.len()
+            }
+            _ => 0,
+        };
+        let read = if *prefetched > 0 { Ok(std::mem::take(prefetched)) } else { upstream.read(&mut buffer[joined_head..]) };
         let read = match read {
             Ok(0) => break,
             Ok(read) => read,
@@ -167,7 +177,10 @@ fn copy_body(
         };
         copied.body_sent += read as u64;
         let written = match (unsent_head.take(), framing) {
-            // The server's write buffer joins the head and a small body into one segment.
+            (Some(head), _) if joined_head > 0 => {
+                outcome.bytes_sent += head.len() as u64;
+                writer.write_all(&buffer[..joined_head + read])
+            }
             (Some(head), _) => {
                 outcome.bytes_sent += head.len() as u64;
                 writer.write_all(head).and_then(|()| writer.write_all(&buffer[..read]))

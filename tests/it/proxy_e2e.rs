@@ -101,6 +101,28 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
+/// The proxy writes a response head in front of the first body bytes it
+/// reads; whatever the sizes, every byte arrives once and in order, and the
+/// connection stays usable.
+#[test]
+fn heads_and_bodies_of_every_size_arrive_whole_on_one_connection() {
+    let backend = Backend::start(Arc::new(|req, out| {
+        let (head, body): (usize, usize) = req.target[1..].split_once('/').map(|(h, b)| (h.parse().unwrap(), b.parse().unwrap())).unwrap();
+        respond(out, 200, &[("X-Pad", &"p".repeat(head))], &pattern(body))
+    }));
+    let proxy = start_proxy(&[rule("a.test", "/", &[backend.port()])], test_config());
+    let mut conn = connect(&proxy);
+    for head in [0, 3000, 40_000] {
+        for body in [1, 1024, 65_536, 68 * 1024, 200_000] {
+            send(&mut conn, format!("GET /{head}/{body} HTTP/1.1\r\nHost: a.test\r\n\r\n").as_bytes());
+            let response = read_response(&mut conn, false).expect("a response");
+            assert_eq!(response.status, 200, "head {head}, body {body}");
+            assert_eq!(response.header("x-pad").map(str::len), Some(head), "head {head}, body {body}");
+            assert!(response.body == pattern(body), "head {head}, body {body}: body differs");
+        }
+    }
+}
+
 #[test]
 fn one_mebibyte_bodies_both_ways() {
     let backend = Backend::echo();

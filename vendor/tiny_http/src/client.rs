@@ -1,18 +1,19 @@
 
+use ascii::AsciiString;
 use std::io::Error as IoError;
-use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::common::{HTTPVersion, Header, Method, StatusCode};
+use crate::common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 use crate::external::SharedExternal;
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::refined_tcp_stream::TcpSocket;
 use crate::util::RefinedTcpStream;
-use crate::util::{Drain, IdleEntry};
+use crate::util::{Drain, DrainEntry};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Limits;
 use crate::Preface;
@@ -73,8 +74,8 @@ pub struct ClientConnection {
 
     drain: Arc<Drain>,
 
-    /// Held while `awaiting_first_byte`: a drain closes the connection meanwhile.
-    idle_entry: Option<IdleEntry>,
+    /// Marked idle while `awaiting_first_byte`: a drain closes the connection meanwhile.
+    drain_entry: DrainEntry,
 
     /// Set when the wait for the next request is to go on parked, without a thread
     /// (`crate::parking`); the next read continues the same wait.
@@ -125,6 +126,7 @@ impl ClientConnection {
         let shutdown = read_socket.shutdown_handle();
         let preface_socket = read_socket.tcp_socket();
         let pollable_fd = read_socket.pollable_fd();
+        let drain_entry = drain.register(&shutdown);
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -147,8 +149,8 @@ impl ClientConnection {
             shutdown,
             served_any: false,
             awaiting_first_byte: false,
+            drain_entry,
             drain,
-            idle_entry: None,
             parking: false,
             response_said_close: Arc::default(),
             line: Vec::with_capacity(256),
@@ -180,30 +182,37 @@ impl ClientConnection {
     ///
     /// Reads until `LF` (after `CR` or bare) is reached. The next read will start
     ///  at the first byte of the new line.
+    ///
+    /// The line is taken from the bytes already buffered, a buffer at a time: reading it a
+    /// byte per call through `Read::bytes` cost about a hundred instructions per byte.
     fn read_next_line(&mut self, buf: &mut Vec<u8>) -> Result<(), ReadError> {
         buf.clear();
-        let mut prev_byte_was_cr = false;
+        // The bytes before the LF, a CR included, may number `max_header_line + 1`: a line
+        // of `max_header_line` bytes fits with its CRLF.
+        let most = self.limits.max_header_line.saturating_add(1);
 
         loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b.map_err(ReadError::ReadIoError)?,
-                None => {
+            let available = match self.next_header_source.fill_buf() {
+                Ok([]) => {
                     return Err(ReadError::ReadIoError(IoError::new(
                         ErrorKind::ConnectionAborted,
                         "Unexpected EOF",
                     )))
                 }
+                Ok(available) => available,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ReadError::ReadIoError(e)),
             };
             // The next request has started: from now on its whole head has `header_timeout`.
             if self.awaiting_first_byte {
                 self.awaiting_first_byte = false;
-                self.leave_idle();
+                // As `leave_idle`, which cannot be called while `available` borrows the reader.
+                self.drain_entry.leave_idle();
+                self.read_policy.set_awaiting_request(false);
                 self.read_policy
                     .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
             }
-            // Checked after the first byte: only then has the previous body been dropped.
+            // Checked once bytes came: only then has the previous body been dropped.
             if self.body_abandoned.load(Ordering::Acquire) {
                 return Err(ReadError::ReadIoError(IoError::new(
                     ErrorKind::ConnectionAborted,
@@ -211,24 +220,27 @@ impl ClientConnection {
                 )));
             }
 
-            // A bare LF ends a line too; a CR anywhere else is malformed.
-            if byte == b'\n' {
-                if prev_byte_was_cr {
-                    buf.pop();
-                }
-                if buf.contains(&b'\r') || !buf.is_ascii() {
-                    return Err(ReadError::Rejected(StatusCode(400)));
-                }
-                return Ok(());
-            }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            // `>`, not `>=`: the line's '\r' may still be in the buffer.
-            if buf.len() > self.limits.max_header_line {
+            let line_end = available.iter().position(|&byte| byte == b'\n');
+            let part = &available[..line_end.unwrap_or(available.len())];
+            if buf.len() + part.len() > most {
                 return Err(ReadError::Rejected(StatusCode(431)));
             }
-            buf.push(byte);
+            buf.extend_from_slice(part);
+            let Some(line_end) = line_end else {
+                let used = part.len();
+                self.next_header_source.consume(used);
+                continue;
+            };
+            self.next_header_source.consume(line_end + 1);
+
+            // A bare LF ends a line too; a CR anywhere else is malformed.
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if buf.contains(&b'\r') || !buf.is_ascii() {
+                return Err(ReadError::Rejected(StatusCode(400)));
+            }
+            return Ok(());
         }
     }
 
@@ -246,7 +258,7 @@ impl ClientConnection {
     }
 
     fn leave_idle(&mut self) {
-        self.idle_entry = None;
+        self.drain_entry.leave_idle();
         self.read_policy.set_awaiting_request(false);
     }
 
@@ -274,8 +286,7 @@ impl ClientConnection {
             // Back from parking: the same wait goes on, with the same deadline.
             self.parking = false;
         } else if self.served_any {
-            self.idle_entry = self.drain.enter_idle(&self.shutdown);
-            if self.idle_entry.is_none() {
+            if !self.drain_entry.enter_idle() {
                 return Err(ReadError::ReadIoError(IoError::new(
                     ErrorKind::ConnectionAborted,
                     "server draining",
@@ -302,7 +313,7 @@ impl ClientConnection {
             // reading the request line
             let (method, path, version) = {
                 self.read_next_line(&mut line)?;
-                parse_request_line(ascii_text(&line).trim())?
+                parse_request_line(&line)?
             };
 
             // getting all headers
@@ -317,7 +328,7 @@ impl ClientConnection {
                     if headers.len() == self.limits.max_headers {
                         return Err(ReadError::Rejected(StatusCode(431)));
                     }
-                    headers.push(parse_header_line(ascii_text(&line))?);
+                    headers.push(parse_header_line(&line)?);
                 }
 
                 headers
@@ -460,15 +471,15 @@ impl Iterator for ClientConnection {
 }
 
 /// Parses a "HTTP/1.1" string: 1.0 and 1.1 are served, other well-formed versions get 505.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
+fn parse_http_version(version: &[u8]) -> Result<HTTPVersion, ReadError> {
     match version {
-        "HTTP/1.0" => Ok(HTTPVersion(1, 0)),
-        "HTTP/1.1" => Ok(HTTPVersion(1, 1)),
+        b"HTTP/1.0" => Ok(HTTPVersion(1, 0)),
+        b"HTTP/1.1" => Ok(HTTPVersion(1, 1)),
         _ => {
-            let number = version.strip_prefix("HTTP/").unwrap_or("");
-            let well_formed = match number.split_once('.') {
-                Some((major, minor)) => is_one_digit(major) && is_one_digit(minor),
-                None => is_one_digit(number),
+            let well_formed = match version.strip_prefix(b"HTTP/") {
+                Some([major, b'.', minor]) => major.is_ascii_digit() && minor.is_ascii_digit(),
+                Some([major]) => major.is_ascii_digit(),
+                _ => false,
             };
             Err(ReadError::Rejected(StatusCode(if well_formed {
                 505
@@ -479,15 +490,12 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
     }
 }
 
-fn is_one_digit(text: &str) -> bool {
-    text.len() == 1 && text.as_bytes()[0].is_ascii_digit()
-}
-
-/// Parses the request line of the request: exactly `METHOD SP target SP version`.
+/// Parses the request line of the request (ASCII, as `read_next_line` returns it): exactly
+/// `METHOD SP target SP version` once the whitespace around it is trimmed.
 /// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+fn parse_request_line(line: &[u8]) -> Result<(Method, String, HTTPVersion), ReadError> {
     let bad_request = || ReadError::Rejected(StatusCode(400));
-    let mut parts = line.split(' ');
+    let mut parts = trim_whitespace(line).split(|&byte| byte == b' ');
     let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(method), Some(path), Some(version), None)
             if !method.is_empty() && !path.is_empty() =>
@@ -497,40 +505,72 @@ fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadE
         _ => return Err(bad_request()),
     };
     let version = parse_http_version(version)?;
-    let method = method.parse().map_err(|_| bad_request())?;
-    Ok((method, path.to_owned(), version))
+    let method = ascii_text(method).parse().map_err(|_| bad_request())?;
+    Ok((method, ascii_text(path).to_owned(), version))
 }
 
-/// A line `read_next_line` accepted (ASCII, so valid UTF-8).
-fn ascii_text(line: &[u8]) -> &str {
-    std::str::from_utf8(line).unwrap_or("")
+/// Bytes of a line `read_next_line` accepted (ASCII, so valid UTF-8).
+fn ascii_text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or("")
 }
 
-/// Parses one header line; folded lines, empty names and control characters are malformed.
-fn parse_header_line(text: &str) -> Result<Header, ReadError> {
+/// Whitespace as `str::trim` sees it, in ASCII: HT, LF, VT, FF, CR and space.
+fn is_whitespace(byte: &u8) -> bool {
+    matches!(byte, b'\t'..=b'\r' | b' ')
+}
+
+fn trim_whitespace(mut bytes: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = bytes {
+        if !is_whitespace(first) {
+            break;
+        }
+        bytes = rest;
+    }
+    while let [rest @ .., last] = bytes {
+        if !is_whitespace(last) {
+            break;
+        }
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Parses one header line (ASCII, as `read_next_line` returns it) into its name and its
+/// value without the whitespace around it. A name that is empty or holds whitespace (a
+/// folded line, a space before the colon) and control characters in the value are
+/// malformed.
+///
+/// Works on the line's bytes: through `str` and `Header::from_str`, char searches and
+/// repeated ASCII checks cost about 650 instructions for a `Host` header.
+fn parse_header_line(line: &[u8]) -> Result<Header, ReadError> {
     let bad_request = || ReadError::Rejected(StatusCode(400));
-    if text.starts_with([' ', '\t']) {
-        return Err(bad_request());
-    }
-    let header: Header = text.trim_end().parse().map_err(|_| bad_request())?;
+    let colon = line
+        .iter()
+        .position(|&byte| byte == b':')
+        .ok_or_else(bad_request)?;
+    let name = &line[..colon];
+    let value = trim_whitespace(&line[colon + 1..]);
     let is_control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
-    if header.field.as_str().is_empty() || header.value.as_bytes().iter().any(is_control) {
+    if name.is_empty() || name.iter().any(is_whitespace) || value.iter().any(is_control) {
         return Err(bad_request());
     }
-    Ok(header)
+    Ok(Header {
+        field: HeaderField::from_bytes(name).map_err(|_| bad_request())?,
+        value: AsciiString::from_ascii(value).map_err(|_| bad_request())?,
+    })
 }
 
 #[cfg(test)]
 mod test {
     #[test]
     fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
+        let (method, path, ver) = super::parse_request_line(b"GET /hello HTTP/1.1").unwrap();
 
         assert!(method == crate::Method::Get);
         assert!(path == "/hello");
         assert!(ver == crate::common::HTTPVersion(1, 1));
 
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+        assert!(super::parse_request_line(b"GET /hello").is_err());
+        assert!(super::parse_request_line(b"qsd qsd qsd").is_err());
     }
 }

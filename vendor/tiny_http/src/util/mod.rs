@@ -1,6 +1,6 @@
 pub use self::body_drain::BodyDrain;
 pub use self::custom_stream::CustomStream;
-pub(crate) use self::drain::{Drain, IdleEntry};
+pub(crate) use self::drain::{Drain, DrainEntry};
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
