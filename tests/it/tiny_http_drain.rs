@@ -162,3 +162,40 @@ fn an_upgraded_connection_outlives_stop_accepting() {
     client.shutdown(std::net::Shutdown::Write).unwrap();
     assert!(wait_until(PATIENCE, || server.num_connections() == 0));
 }
+
+/// Change 25: a request shares its connection's drain flags instead of getting its own
+/// and then having them replaced. A handler that writes its own head asks
+/// `server_draining` on each request: false on every request of a keep-alive connection
+/// until `end_keep_alive`, then true, and having said so (`said_close`) ends the
+/// connection after its response though the head it wrote said nothing about closing.
+#[test]
+fn a_handler_writing_its_own_head_learns_of_the_drain_and_its_connection_ends() {
+    let (sender, draining) = mpsc::channel();
+    let sender = std::sync::Mutex::new(sender);
+    let handler = move |request: Request| {
+        let said = request.server_draining();
+        sender.lock().unwrap().send(said).unwrap();
+        let mut writer = request.into_writer();
+        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let _ = writer.flush();
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        tiny_http::Server::from_listener_serving(listener, patient_limits(), std::sync::Arc::new(handler))
+            .unwrap();
+    let mut client = connect(addr);
+    for _ in 0..3 {
+        client.write_all(KEEP_ALIVE_GET).unwrap();
+        let (head, body) = read_sized_response(&mut client).unwrap();
+        assert_eq!((status_of(&head), &body[..]), (200, &b"ok"[..]));
+        assert!(!draining.recv_timeout(PATIENCE).unwrap(), "draining before end_keep_alive");
+    }
+
+    server.end_keep_alive();
+    client.write_all(KEEP_ALIVE_GET).unwrap();
+    let (head, _) = read_sized_response(&mut client).unwrap();
+    assert!(!has_connection_close(&head), "the handler's own head: {}", head);
+    assert!(draining.recv_timeout(PATIENCE).unwrap(), "not told of the drain");
+    assert!(closed_within_a_second(&mut client), "the connection outlived its last response");
+}

@@ -445,26 +445,15 @@ impl Iterator for ClientConnection {
             Ok(rq) => rq,
         };
 
-        // updating the status of the connection
-        let connection_header = rq
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str());
-
-        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-        match lowercase {
-            Some(ref val) if val.contains("close") => self.no_more_requests = true,
-            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-            Some(ref val)
-                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-            {
-                self.no_more_requests = true
-            }
-            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-            _ => (),
-        };
+        // A request saying close or upgrade is the last; an HTTP/1.0 one too unless it asks
+        // for keep-alive.
+        let connection = rq.connection_header();
+        if connection.close
+            || connection.upgrade
+            || (!connection.keep_alive && *rq.http_version() == HTTPVersion(1, 0))
+        {
+            self.no_more_requests = true;
+        }
 
         Some(rq)
     }
