@@ -125,9 +125,8 @@ fn upstream_request<B>(
     map.reserve(headers.len() + 1);
     let mut start = 0;
     for (name, value) in headers {
-        // Names the proxy knows are static and valid; no copy is made of them.
         let name = match name {
-            HeaderName::Borrowed(known) => http::HeaderName::from_static(known),
+            HeaderName::Borrowed(known) => known_name(known),
             HeaderName::Owned(other) => http::HeaderName::from_bytes(other.as_bytes())?,
         };
         let end = start + value.len();
@@ -138,6 +137,44 @@ fn upstream_request<B>(
         map.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     }
     Ok(request)
+}
+
+/// The `http` name of a header name the proxy knows. Every request carries
+/// these, and `HeaderName::from_static` at run time looks a name up among
+/// the standard ones and then checks each byte of it: the constants here
+/// were checked when the binary was compiled. Any other static name (the
+/// policy's and client-certificate headers, rarer) takes that way.
+fn known_name(name: &'static str) -> http::HeaderName {
+    use http::header;
+    const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+    const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+    const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+    const X_FORWARDED_PORT: http::HeaderName = http::HeaderName::from_static("x-forwarded-port");
+    const X_REAL_IP: http::HeaderName = http::HeaderName::from_static("x-real-ip");
+    const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+    match name {
+        "host" => header::HOST,
+        "user-agent" => header::USER_AGENT,
+        "accept" => header::ACCEPT,
+        "accept-encoding" => header::ACCEPT_ENCODING,
+        "accept-language" => header::ACCEPT_LANGUAGE,
+        "authorization" => header::AUTHORIZATION,
+        "cache-control" => header::CACHE_CONTROL,
+        "content-type" => header::CONTENT_TYPE,
+        "cookie" => header::COOKIE,
+        "if-modified-since" => header::IF_MODIFIED_SINCE,
+        "if-none-match" => header::IF_NONE_MATCH,
+        "origin" => header::ORIGIN,
+        "pragma" => header::PRAGMA,
+        "referer" => header::REFERER,
+        "x-forwarded-for" => X_FORWARDED_FOR,
+        "x-forwarded-host" => X_FORWARDED_HOST,
+        "x-forwarded-proto" => X_FORWARDED_PROTO,
+        "x-forwarded-port" => X_FORWARDED_PORT,
+        "x-real-ip" => X_REAL_IP,
+        "x-request-id" => X_REQUEST_ID,
+        other => http::HeaderName::from_static(other),
+    }
 }
 
 /// Runs a request with the Agent's timeouts, or with the route's where its
@@ -330,6 +367,19 @@ mod tests {
                 ("content-length", b"42"),
             ]
         );
+    }
+
+    #[test]
+    fn every_known_name_is_the_name_itself() {
+        let known = [
+            "host", "user-agent", "accept", "accept-encoding", "accept-language", "authorization", "cache-control", "content-type",
+            "cookie", "if-modified-since", "if-none-match", "origin", "pragma", "referer", "x-forwarded-for", "x-forwarded-host",
+            "x-forwarded-proto", "x-forwarded-port", "x-real-ip", "x-request-id", "x-forwarded-prefix", "ssl-client-verify",
+        ];
+        for name in known {
+            assert_eq!(known_name(name), http::HeaderName::from_bytes(name.as_bytes()).expect("valid"), "{name}");
+            assert_eq!(known_name(name).as_str(), name);
+        }
     }
 
     #[test]
