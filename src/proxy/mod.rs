@@ -22,6 +22,7 @@ mod balance;
 mod basic_auth;
 mod buffers;
 mod client_cert;
+mod digits;
 pub mod external_auth;
 mod forward;
 pub mod headers;

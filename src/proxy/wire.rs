@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use super::digits::{decimal, hex, DigitBuffer};
 use crate::kube::objects::SmolStr;
 
 /// A request target split into what routing needs.
@@ -125,8 +126,12 @@ pub fn write_response_head<'h>(
     http10_client: bool,
 ) {
     let reason = ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    // Formatting straight into the Vec makes no temporary string; writing to a Vec cannot fail.
-    let _ = write!(head, "HTTP/1.1 {status} {reason}\r\n");
+    let mut digits = DigitBuffer::default();
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(decimal(status.into(), &mut digits));
+    head.push(b' ');
+    head.extend_from_slice(reason.as_bytes());
+    head.extend_from_slice(b"\r\n");
     for (name, value) in headers {
         head.extend_from_slice(name.as_bytes());
         head.extend_from_slice(b": ");
@@ -135,7 +140,9 @@ pub fn write_response_head<'h>(
     }
     match framing {
         Framing::Empty { content_length: Some(length) } | Framing::Length(length) => {
-            let _ = write!(head, "content-length: {length}\r\n");
+            head.extend_from_slice(b"content-length: ");
+            head.extend_from_slice(decimal(length, &mut digits));
+            head.extend_from_slice(b"\r\n");
         }
         Framing::Chunked => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Empty { content_length: None } | Framing::UntilClose => {}
@@ -167,7 +174,12 @@ pub fn write_chunk(out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
     if data.is_empty() {
         return Ok(());
     }
-    write!(out, "{:x}\r\n", data.len())?;
+    let mut digits = DigitBuffer::default();
+    let mut size_line = [0u8; 22];
+    let size = hex(data.len() as u64, &mut digits);
+    size_line[..size.len()].copy_from_slice(size);
+    size_line[size.len()..size.len() + 2].copy_from_slice(b"\r\n");
+    out.write_all(&size_line[..size.len() + 2])?;
     out.write_all(data)?;
     out.write_all(b"\r\n")
 }
