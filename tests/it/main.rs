@@ -62,3 +62,4 @@ mod tls_e2e;
 mod tls_proxy;
 mod ureq_pool;
 mod ureq_proto;
+mod ureq_timeouts;

@@ -397,7 +397,10 @@ fn connect(
         agent.resolver.empty()
     };
 
-    timings.record_time(Timeout::Resolve);
+    // One reading of the clock ends the resolve, starts the connect's
+    // budget and dates the pool's check-out.
+    let now = timings.now();
+    timings.record_time_at(Timeout::Resolve, now);
 
     let details = ConnectionDetails {
         uri,
@@ -405,8 +408,8 @@ fn connect(
         resolver: &*agent.resolver,
         config,
         request_level,
-        now: timings.now(),
-        timeout: timings.next_timeout(Timeout::Connect),
+        now,
+        timeout: timings.next_timeout_at(Timeout::Connect, now),
         current_time: timings.current_time(),
         run_connector: agent.run_connector.clone(),
         register_shutdown: agent.pool.make_register_shutdown(),
