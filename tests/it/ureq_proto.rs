@@ -389,3 +389,44 @@ fn heads_short_and_long_keep_their_values() {
         assert_eq!(body(response), "ok");
     }
 }
+
+/// The headers ureq adds (vendored ureq, change 9: each looked for only
+/// where the answer matters): User-Agent, Accept and Accept-Encoding when
+/// configured and the caller set none, never over the caller's, never when
+/// configured off (the proxy's Agent); a body's framing only for a body
+/// whose headers do not frame it.
+#[test]
+fn added_request_headers_follow_configuration_and_caller() {
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let base = format!("http://127.0.0.1:{port}");
+    let defaults = ureq::Agent::new_with_defaults();
+    let gzip = ureq::Agent::new_with_config(ureq::Agent::config_builder().accept_encoding("gzip").build());
+    let proxy = agent();
+    let get = |headers: &[(&str, &str)]| {
+        let mut request = http::Request::get(format!("{base}/")).header("host", "t.test");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(ureq::SendBody::none()).unwrap()
+    };
+    let text = |agent: &ureq::Agent, request| String::from_utf8(sent(agent, &requests, request)).unwrap();
+
+    assert_eq!(text(&defaults, get(&[])), "GET / HTTP/1.1\r\nuser-agent: ureq/3.5.2\r\naccept: */*\r\nhost: t.test\r\n\r\n");
+    assert_eq!(
+        text(&defaults, get(&[("User-Agent", "mine"), ("accept", "text/plain")])),
+        "GET / HTTP/1.1\r\nhost: t.test\r\nuser-agent: mine\r\naccept: text/plain\r\n\r\n"
+    );
+    assert_eq!(text(&gzip, get(&[])), "GET / HTTP/1.1\r\naccept-encoding: gzip\r\nuser-agent: ureq/3.5.2\r\naccept: */*\r\nhost: t.test\r\n\r\n");
+    assert_eq!(
+        text(&gzip, get(&[("accept-encoding", "identity")])),
+        "GET / HTTP/1.1\r\nuser-agent: ureq/3.5.2\r\naccept: */*\r\nhost: t.test\r\naccept-encoding: identity\r\n\r\n"
+    );
+    assert_eq!(text(&proxy, get(&[("user-agent", "client"), ("accept", "*/*")])), "GET / HTTP/1.1\r\nhost: t.test\r\nuser-agent: client\r\naccept: */*\r\n\r\n");
+    assert_eq!(text(&proxy, get(&[("content-length", "0")])), "GET / HTTP/1.1\r\nhost: t.test\r\ncontent-length: 0\r\n\r\n");
+
+    let sized = http::Request::put(format!("{base}/")).header("host", "t.test").body(ureq::SendBody::from_owned_reader(&b"hello"[..])).unwrap();
+    assert_eq!(text(&proxy, sized), "PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\nhost: t.test\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    let mut hello: &[u8] = b"hello";
+    let framed = http::Request::put(format!("{base}/")).header("host", "t.test").header("content-length", "5").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
+    assert_eq!(sent(&proxy, &requests, framed), b"PUT / HTTP/1.1\r\nhost: t.test\r\ncontent-length: 5\r\n\r\nhello");
+}

@@ -283,16 +283,21 @@ fn add_headers(
     body: &mut SendBody,
     uri: &Uri,
 ) -> Result<(), Error> {
+    // Each header is looked for only where the answer matters: a call
+    // without a body adds no framing whatever its headers say, and a header
+    // the configuration leaves out (a proxy's Agent leaves out all three)
+    // is not looked for. The release looked up all five on every call.
     let headers = call.headers();
 
-    let send_body_mode = if headers.has_send_body_mode() {
+    let send_body_mode = if body.is_none() || headers.has_send_body_mode() {
         None
     } else {
         Some(body.body_mode()?)
     };
-    let has_header_accept_enc = headers.has_accept_encoding();
-    let has_header_ua = headers.has_user_agent();
-    let has_header_accept = headers.has_accept();
+    let user_agent = config.user_agent().as_str(DEFAULT_USER_AGENT);
+    let accept = config.accept().as_str("*/*");
+    let has_header_ua = user_agent.is_some() && headers.has_user_agent();
+    let has_header_accept = accept.is_some() && headers.has_accept();
 
     #[cfg(not(feature = "cookies"))]
     {
@@ -324,8 +329,8 @@ fn add_headers(
 
         let accepts = &*ACCEPTS;
 
-        if !has_header_accept_enc {
-            if let Some(v) = config.accept_encoding().as_str(accepts) {
+        if let Some(v) = config.accept_encoding().as_str(accepts) {
+            if !call.headers().has_accept_encoding() {
                 // unwrap is ok because above ACCEPTS will produce a valid value,
                 // or the value is user provided in which case it must be valid.
                 let value = HeaderValue::from_str(v).unwrap();
@@ -351,7 +356,7 @@ fn add_headers(
     if !has_header_ua {
         // unwrap is ok because a user might override the agent, and if they
         // set bad values, it's not really ureq's problem.
-        if let Some(v) = config.user_agent().as_str(DEFAULT_USER_AGENT) {
+        if let Some(v) = user_agent {
             let value = HeaderValue::from_str(v).unwrap();
             call.header(header::USER_AGENT, value)?;
         }
@@ -360,7 +365,7 @@ fn add_headers(
     if !has_header_accept {
         // unwrap is ok because a user might override accepts header, and if they
         // set bad values, it's not really ureq's problem.
-        if let Some(v) = config.accept().as_str("*/*") {
+        if let Some(v) = accept {
             let value = HeaderValue::from_str(v).unwrap();
             call.header(header::ACCEPT, value)?;
         }
