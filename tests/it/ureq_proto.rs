@@ -10,7 +10,8 @@
 //! checked and completed as before (change 4: in one pass over its headers);
 //! a call goes through every state as before (change 5: its state boxed);
 //! heads short and long keep their values (change 6: a short head's copy
-//! shares one allocation with its count).
+//! shares one allocation with its count); request heads go out byte for
+//! byte through a small output buffer (change 7: lines copied whole).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -429,4 +430,44 @@ fn added_request_headers_follow_configuration_and_caller() {
     let mut hello: &[u8] = b"hello";
     let framed = http::Request::put(format!("{base}/")).header("host", "t.test").header("content-length", "5").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
     assert_eq!(sent(&proxy, &requests, framed), b"PUT / HTTP/1.1\r\nhost: t.test\r\ncontent-length: 5\r\n\r\nhello");
+}
+
+/// A request head written through an output buffer smaller than the head
+/// (change 7: each line copied straight into the output if it fits whole)
+/// arrives byte for byte over several writes, whether a line fills the
+/// buffer to the byte or the head's blank line does not fit beside the
+/// last header; a line longer than the buffer fails the call.
+#[test]
+fn request_heads_through_a_small_output_buffer() {
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let base = format!("http://127.0.0.1:{port}");
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder().output_buffer_size(40).user_agent(ureq::config::AutoHeaderValue::None).accept(ureq::config::AutoHeaderValue::None).build(),
+    );
+    let request = |path: &str, headers: &[(&str, String)]| {
+        let mut request = http::Request::get(format!("{base}{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        request.body(ureq::SendBody::none()).unwrap()
+    };
+    let fill = |line: usize, name: &str| "v".repeat(line - name.len() - 4);
+
+    for (path, headers) in [
+        // A request line and header lines of 40 bytes, the buffer's size.
+        (format!("/{}", "p".repeat(24)), vec![("host", fill(40, "host")), ("x-forty", fill(40, "x-forty")), ("x-end", fill(36, "x-end"))]),
+        // The last line fits, the blank line after it does not.
+        ("/".to_string(), vec![("host", "t.test".to_string()), ("x-last", fill(38, "x-last"))]),
+        ("/".to_string(), vec![("host", "t.test".to_string()), ("x-a", "1".to_string()), ("x-b", fill(39, "x-b")), ("x-c", "3".to_string())]),
+    ] {
+        let mut expected = format!("GET {path} HTTP/1.1\r\n");
+        for (name, value) in &headers {
+            expected.push_str(&format!("{name}: {value}\r\n"));
+        }
+        expected.push_str("\r\n");
+        assert_eq!(String::from_utf8(sent(&agent, &requests, request(&path, &headers))).unwrap(), expected);
+    }
+
+    let too_long = request("/", &[("host", "t.test".to_string()), ("x-long", fill(41, "x-long"))]);
+    assert!(agent.run(too_long).is_err(), "a 41-byte line went through a 40-byte buffer");
 }

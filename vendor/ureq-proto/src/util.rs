@@ -23,6 +23,28 @@ impl<'a> Writer<'a> {
         self.0.get_ref().len() - self.len()
     }
 
+    /// Writes `pieces` one after the other if they all fit, else nothing.
+    /// The pieces are copied straight into the output: going through
+    /// `io::Write` for each (a `Cursor` write, its overflow check and a
+    /// `memcpy` call for every piece, even a two-byte separator) cost a
+    /// request head more than its bytes.
+    #[inline]
+    pub(crate) fn try_put<const N: usize>(&mut self, pieces: [&[u8]; N]) -> bool {
+        let at = self.len();
+        let output = &mut self.0.get_mut()[at..];
+        let len: usize = pieces.iter().map(|piece| piece.len()).sum();
+        if len > output.len() {
+            return false;
+        }
+        let mut end = 0;
+        for piece in pieces {
+            output[end..end + piece.len()].copy_from_slice(piece);
+            end += piece.len();
+        }
+        self.0.set_position((at + len) as u64);
+        true
+    }
+
     pub(crate) fn try_write(&mut self, block: impl Fn(&mut Self) -> io::Result<()>) -> bool {
         let pos = self.0.position();
         let success = (block)(self).is_ok();
@@ -47,8 +69,11 @@ const CHARS_PER_ROW: usize = 16;
 
 impl<'a> Drop for Writer<'a> {
     fn drop(&mut self) {
-        let len = self.len();
-        log_data(&self.0.get_ref()[..len]);
+        // Asked once here rather than once per 16-byte row.
+        if log_enabled!(log::Level::Trace) {
+            let len = self.len();
+            log_data(&self.0.get_ref()[..len]);
+        }
     }
 }
 
