@@ -11,7 +11,9 @@
 //! a call goes through every state as before (change 5: its state boxed);
 //! heads short and long keep their values (change 6: a short head's copy
 //! shares one allocation with its count); request heads go out byte for
-//! byte through a small output buffer (change 7: lines copied whole).
+//! byte through a small output buffer (change 7: lines copied whole);
+//! common response header names in any casing are the standard names
+//! (change 8: recognised without `HeaderName::from_bytes`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -470,4 +472,48 @@ fn request_heads_through_a_small_output_buffer() {
 
     let too_long = request("/", &[("host", "t.test".to_string()), ("x-long", fill(41, "x-long"))]);
     assert!(agent.run(too_long).is_err(), "a 41-byte line went through a 40-byte buffer");
+}
+
+/// Response header names that most responses carry, in any casing, become
+/// the standard names `HeaderName::from_bytes` makes of them, and names
+/// that only look like them (another byte, another length, `_` for `-`)
+/// stay names of their own (change 8: common names recognised by length,
+/// first letter and an eight-byte compare ignoring case).
+#[test]
+fn common_response_header_names_in_any_casing() {
+    let known = [
+        "date", "etag", "vary", "server", "expires", "location", "connection", "set-cookie", "content-type", "accept-ranges",
+        "cache-control", "last-modified", "content-encoding",
+    ];
+    let mut names: Vec<String> = Vec::new();
+    for name in known {
+        names.push(name.to_string());
+        names.push(name.to_ascii_uppercase());
+        // Every other letter upper-cased, starting with the first or the second.
+        for start in [0, 1] {
+            names.push(name.char_indices().map(|(i, c)| if i % 2 == start { c.to_ascii_uppercase() } else { c }).collect());
+        }
+    }
+    names.extend(
+        [
+            "datf", "Dat3", "xate", "etaG1", "Vary-", "server_", "Serve", "expireS", "locatioN_", "Connectio_", "set_cookie",
+            "Content_Type", "content-typf", "accept-rangez", "Cache-Kontrol", "last-modifieD", "content-encodinG",
+            "Content_Length", "content-lengtx", "Transfer_Encoding", "transfer-encodinh", "x", "ETag2", "d",
+        ]
+        .map(String::from),
+    );
+    let lines: Vec<(&str, Vec<u8>)> = names.iter().enumerate().map(|(i, name)| (name.as_str(), format!("v{i}").into_bytes())).collect();
+    let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for (name, value) in &lines {
+        head.extend_from_slice(format!("{name}: ").as_bytes());
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"CONTENT-length: 2\r\n\r\nok");
+    let (port, _) = scripted_backend(vec![head]);
+    let response = get(&agent(), port).unwrap();
+    let lines: Vec<(&str, &[u8])> = lines.iter().map(|(name, value)| (*name, value.as_slice())).collect();
+    assert_eq!(pairs(response.headers()), expected(&lines));
+    assert_eq!(response.headers().get_all(http::header::DATE).iter().count(), 4);
+    assert_eq!(body(response), "ok");
 }
