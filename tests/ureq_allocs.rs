@@ -122,3 +122,33 @@ fn content_type_parts_short_and_long() {
         assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
     }
 }
+
+/// A body whose mime type starts with `text/` (as given, in its case,
+/// short or long) is read lossily, any other strictly (ureq change 10: the
+/// mime type is looked at once, on its bytes).
+#[test]
+fn text_bodies_are_read_lossily() {
+    let agent = ingressd::proxy::upstream::agent(&alloc_rig::proxy_config(0));
+    let long = format!("text/{}", "x".repeat(60));
+    for (content_type, lossy) in [
+        (Some("text/plain; charset=utf-8"), true),
+        (Some(long.as_str()), true),
+        (Some("Text/Plain"), false),
+        (Some("application/json"), false),
+        (Some("text"), false),
+        (None, false),
+    ] {
+        let mut answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n".to_vec();
+        if let Some(content_type) = content_type {
+            answer.extend_from_slice(format!("content-type: {content_type}\r\n").as_bytes());
+        }
+        answer.extend_from_slice(b"\r\no\xffk");
+        let port = alloc_rig::backend(answer);
+        let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
+        let text = agent.run(request).unwrap().into_body().read_to_string();
+        match lossy {
+            true => assert_eq!(text.unwrap(), "o?k", "{content_type:?}"),
+            false => assert!(text.is_err(), "{content_type:?} read as {text:?}"),
+        }
+    }
+}

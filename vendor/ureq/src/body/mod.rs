@@ -144,6 +144,14 @@ impl ShortText {
         }
     }
 
+    /// The text's bytes, without the UTF-8 check [`Self::as_str`] makes.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ShortText::Inline { len, bytes } => &bytes[..*len as usize],
+            ShortText::Heap(text) => text.as_bytes(),
+        }
+    }
+
     fn as_str(&self) -> &str {
         match self {
             // Copied from a str whole: always UTF-8.
@@ -768,8 +776,7 @@ impl ResponseInfo {
     fn is_text(&self) -> bool {
         self.mime_type
             .as_ref()
-            .map(|s| s.as_str().starts_with("text/"))
-            .unwrap_or(false)
+            .is_some_and(|s| s.as_bytes().starts_with(b"text/"))
     }
 }
 
@@ -874,18 +881,18 @@ impl<'a> BodyReader<'a> {
             ContentEncoding::Brotli => ContentDecoder::PassThrough(reader),
         };
 
-        let reader = if info.is_text() {
-            charset_decoder(
-                reader,
-                info.mime_type.as_ref().map(ShortText::as_str),
-                info.charset.as_ref().map(ShortText::as_str),
-                &mut outgoing_body_mode,
-            )
+        // Asked once, and on the bytes: the release checked the mime type's
+        // UTF-8 three times per body, and the charset's once more even
+        // without the charset feature, which alone reads it.
+        let is_text = info.is_text();
+
+        let reader = if is_text {
+            charset_decoder(reader, info, &mut outgoing_body_mode)
         } else {
             CharsetDecoder::PassThrough(reader)
         };
 
-        let reader = if info.is_text() && lossy_utf8 {
+        let reader = if is_text && lossy_utf8 {
             MaybeLossyDecoder::Lossy(LossyUtf8Reader::new(reader))
         } else {
             MaybeLossyDecoder::PassThrough(reader)
@@ -907,15 +914,16 @@ impl<'a> BodyReader<'a> {
 #[allow(unused)]
 fn charset_decoder<R: io::Read>(
     reader: R,
-    mime_type: Option<&str>,
-    charset: Option<&str>,
+    info: &ResponseInfo,
     body_mode: &mut BodyMode,
 ) -> CharsetDecoder<R> {
     #[cfg(feature = "charset")]
     {
         use encoding_rs::{Encoding, UTF_8};
 
-        let from = charset
+        let from = info
+            .charset
+            .as_ref()
             .and_then(|c| Encoding::for_label(c.as_bytes()))
             .unwrap_or(UTF_8);
 
