@@ -13,7 +13,8 @@
 //! shares one allocation with its count); request heads go out byte for
 //! byte through a small output buffer (change 7: lines copied whole);
 //! common response header names in any casing are the standard names
-//! (change 8: recognised without `HeaderName::from_bytes`).
+//! (change 8: recognised without `HeaderName::from_bytes`); Content-Length
+//! values are taken and refused as before (change 10: digits folded in place).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -516,4 +517,28 @@ fn common_response_header_names_in_any_casing() {
     assert_eq!(pairs(response.headers()), expected(&lines));
     assert_eq!(response.headers().get_all(http::header::DATE).iter().count(), 4);
     assert_eq!(body(response), "ok");
+}
+
+/// Content-Length values are read as before (change 10: the digits folded
+/// in place instead of a UTF-8 check and `u64::from_str`): digits with
+/// optional spaces and tabs around them, leading zeros, up to `u64::MAX`,
+/// and lists of one repeated value; a sign, another character, an empty
+/// value, a number past `u64::MAX` or two different values fail the call.
+#[test]
+fn response_content_length_values() {
+    let head = |value: &str| format!("HTTP/1.1 200 OK\r\ncontent-length: {value}\r\n\r\n").into_bytes();
+    // A zero length is no body, which has no length.
+    for (value, length) in [("2", Some(2)), (" \t2\t ", Some(2)), ("0002", Some(2)), ("0", None), ("2, 2", Some(2)), ("18446744073709551615", Some(u64::MAX))] {
+        let mut answer = head(value);
+        answer.extend_from_slice(b"ok");
+        let (port, _) = scripted_backend(vec![answer]);
+        let response = get(&agent(), port).unwrap_or_else(|err| panic!("{value:?}: {err}"));
+        assert_eq!(response.body().content_length(), length, "{value:?}");
+    }
+    for value in ["+2", "-2", "2 2", "", "0x2", "2a", "\u{663}", "18446744073709551616", "99999999999999999999", "2, 3"] {
+        let mut answer = head(value);
+        answer.extend_from_slice(b"ok");
+        let (port, _) = scripted_backend(vec![answer]);
+        assert!(get(&agent(), port).is_err(), "{value:?} was taken");
+    }
 }
