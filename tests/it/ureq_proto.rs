@@ -375,14 +375,15 @@ fn a_call_goes_through_every_state() {
     );
 }
 
-/// Heads around the size up to which their copy is held inline (1008
-/// bytes) and far past it keep every value, the first and the last line.
+/// Heads around the sizes of the inline copies (change 11: 240, 496 and
+/// 1008 bytes), the shortest and far past the largest keep every value,
+/// the first and the last line.
 #[test]
 fn heads_short_and_long_keep_their_values() {
     // The status line, "x-pad: ", "x-last: z", content-length and the blank
     // line around a padding value.
     const FRAME: usize = 17 + 9 + 11 + 19 + 2;
-    for head_len in (990..1030).chain([4096, 20_000]) {
+    for head_len in (FRAME + 1..FRAME + 4).chain(230..250).chain(486..506).chain(990..1030).chain([4096, 20_000]) {
         let pad: Vec<u8> = (0..head_len - FRAME).map(|i| b'a' + (i % 26) as u8).collect();
         let pad_line = [&b"x-pad: "[..], &pad].concat();
         let (port, _) = scripted_backend(vec![answer(&[&pad_line, b"x-last: z"])]);

@@ -79,23 +79,33 @@ pub fn try_parse_response<const N: usize>(
 /// glibc's per-thread cache's largest size.
 const INLINE_HEAD: usize = 1008;
 
-struct InlineHead {
+/// A head copied inline, in a buffer of `N` bytes.
+struct InlineHead<const N: usize> {
     len: usize,
-    bytes: [u8; INLINE_HEAD],
+    bytes: [u8; N],
 }
 
-impl AsRef<[u8]> for InlineHead {
+impl<const N: usize> AsRef<[u8]> for InlineHead<N> {
     fn as_ref(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }
 
-/// One shared copy of `head`.
+/// One shared copy of `head`, inline in a buffer of the first size that
+/// holds it: the buffer is zeroed, filled and moved into its allocation,
+/// so a usual head of a few hundred bytes should not pay for 1 KiB three
+/// times.
 fn shared_copy(head: &[u8]) -> Bytes {
-    if head.len() > INLINE_HEAD {
-        return Bytes::copy_from_slice(head);
+    match head.len() {
+        0..=240 => inline_copy::<240>(head),
+        241..=496 => inline_copy::<496>(head),
+        497..=INLINE_HEAD => inline_copy::<INLINE_HEAD>(head),
+        _ => Bytes::copy_from_slice(head),
     }
-    let mut bytes = [0; INLINE_HEAD];
+}
+
+fn inline_copy<const N: usize>(head: &[u8]) -> Bytes {
+    let mut bytes = [0; N];
     bytes[..head.len()].copy_from_slice(head);
     Bytes::from_owner(InlineHead {
         len: head.len(),
