@@ -2,6 +2,7 @@
 //! a time some configured timeout counts from. Every budget must still
 //! bind, with its own reason, and a phase's budget must still count from
 //! the end of the phase before it, whichever timeouts are configured alone.
+//! Change 11 moves a call's timings into its body handler or its redirect.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +25,11 @@ enum Answer {
     BodyAfter(Duration),
     /// Reads a 4-byte body (without sending `100 Continue`), then answers.
     ReadBodyFirst,
+    /// Answers the connection's first request with a redirect (with a body
+    /// or without one) and stays silent on the next.
+    RedirectThenSilent { with_body: bool },
+    /// Answers `204 No Content`.
+    NoContent,
 }
 
 fn backend(answer: Answer) -> u16 {
@@ -41,6 +47,7 @@ fn backend(answer: Answer) -> u16 {
 fn serve(stream: TcpStream, answer: Answer) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
+    let mut first = true;
     loop {
         loop {
             let mut line = String::new();
@@ -75,7 +82,17 @@ fn serve(stream: TcpStream, answer: Answer) {
                 let _ = reader.read_exact(&mut body);
                 writer.write_all(format!("{head}ok").as_bytes())
             }
+            Answer::RedirectThenSilent { with_body } if first => {
+                let body = if with_body { "moved" } else { "" };
+                writer.write_all(format!("HTTP/1.1 302 Found\r\nlocation: /next\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes())
+            }
+            Answer::RedirectThenSilent { .. } => {
+                let _ = reader.read(&mut [0; 1]);
+                return;
+            }
+            Answer::NoContent => writer.write_all(b"HTTP/1.1 204 No Content\r\n\r\n"),
         };
+        first = false;
         if sent.is_err() {
             return;
         }
@@ -177,4 +194,32 @@ fn await_100_budget_ends_the_wait() {
     agent.run(request).unwrap().into_body().into_reader().read_to_string(&mut body).unwrap();
     assert_eq!(body, "ok");
     assert!(started.elapsed() >= Duration::from_millis(180), "the body went out after {:?}", started.elapsed());
+}
+
+/// A call's timings move into its body handler, or into the next call when
+/// it follows a redirect (change 11: moved, not swapped out for a default):
+/// the global budget still spans the redirect, with or without a body on
+/// it, and a response without a body, or a redirect not followed, leaves
+/// its connection to serve the next call.
+#[test]
+fn timings_follow_the_call_through_redirects_and_empty_bodies() {
+    for with_body in [false, true] {
+        let port = backend(Answer::RedirectThenSilent { with_body });
+        assert_times_out(&agent(|c| c.timeout_global(Some(BUDGET))), port, Timeout::Global, BUDGET);
+    }
+
+    let no_content = backend(Answer::NoContent);
+    let agent_without_redirects = agent(|c| c.max_redirects(0).timeout_recv_body(Some(BUDGET)).timeout_global(Some(Duration::from_secs(10))));
+    for _ in 0..3 {
+        assert_eq!(get(&agent_without_redirects, no_content).unwrap(), "");
+    }
+    for with_body in [false, true] {
+        let port = backend(Answer::RedirectThenSilent { with_body });
+        let request = ureq::http::Request::get(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
+        let response = agent_without_redirects.run(request).unwrap();
+        assert_eq!(response.status(), 302);
+        let mut body = String::new();
+        response.into_body().into_reader().read_to_string(&mut body).unwrap();
+        assert_eq!(body, if with_body { "moved" } else { "" });
+    }
 }

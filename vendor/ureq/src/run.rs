@@ -1,5 +1,5 @@
 use std::sync::{Arc, LazyLock};
-use std::{io, mem};
+use std::io;
 
 use http::uri::Scheme;
 use http::{HeaderValue, Method, Request, Response, Uri, header};
@@ -81,7 +81,7 @@ pub(crate) fn run(
             &mut body,
             redirect_count,
             &mut redirect_history,
-            &mut timings,
+            timings,
         )? {
             // Follow redirect
             CallResult::Redirect(rcall, rtimings) => {
@@ -153,7 +153,7 @@ fn call_run(
     body: &mut SendBody,
     redirect_count: u32,
     redirect_history: &mut Option<Vec<Uri>>,
-    timings: &mut CallTimings,
+    mut timings: CallTimings,
 ) -> Result<CallResult, Error> {
     let uri = call.uri().clone();
     debug!("{} {:?}", call.method(), DebugUri(call.uri()));
@@ -164,7 +164,7 @@ fn call_run(
 
     add_headers(&mut call, agent, config, body, &uri)?;
 
-    let mut connection = connect(agent, config, request_level, &uri, timings)?;
+    let mut connection = connect(agent, config, request_level, &uri, &mut timings)?;
 
     let mut call = call.proceed();
 
@@ -180,12 +180,12 @@ fn call_run(
         debug!("{:?}", r);
     }
 
-    let call = match send_request(call, &mut connection, timings)? {
-        SendRequestResult::Await100(call) => match await_100(call, &mut connection, timings)? {
-            Await100Result::SendBody(call) => send_body(call, body, &mut connection, timings)?,
+    let call = match send_request(call, &mut connection, &mut timings)? {
+        SendRequestResult::Await100(call) => match await_100(call, &mut connection, &mut timings)? {
+            Await100Result::SendBody(call) => send_body(call, body, &mut connection, &mut timings)?,
             Await100Result::RecvResponse(call) => call,
         },
-        SendRequestResult::SendBody(call) => send_body(call, body, &mut connection, timings)?,
+        SendRequestResult::SendBody(call) => send_body(call, body, &mut connection, &mut timings)?,
         SendRequestResult::RecvResponse(call) => call,
     };
 
@@ -195,7 +195,7 @@ fn call_run(
         call,
         &mut connection,
         config,
-        timings,
+        &mut timings,
         is_following_redirects,
     )?;
 
@@ -222,14 +222,17 @@ fn call_run(
             .insert(RedirectHistory(history.clone()));
     }
 
+    // The call's timings move into its body handler or its redirect: the
+    // release swapped them out of the caller's for a default, and built
+    // the handler from a default one, copying them each time.
     let ret = match response_result {
         RecvResponseResult::RecvBody(call) => {
-            let timings = mem::take(timings);
             let mut handler = BodyHandler {
                 call: Some(call),
                 connection: Some(connection),
                 timings,
-                ..Default::default()
+                remote_closed: false,
+                redirect: None,
             };
 
             if response.status().is_redirection() {
@@ -250,16 +253,16 @@ fn call_run(
             cleanup(connection, call.must_close_connection(), timings.now());
 
             if is_following_redirects {
-                CallResult::Redirect(call, mem::take(timings))
+                CallResult::Redirect(call, timings)
             } else if config.max_redirects_do_error() {
                 return Err(Error::TooManyRedirects);
             } else {
-                CallResult::Response(response, BodyHandler::default(), uri)
+                CallResult::Response(response, BodyHandler::without_body(timings), uri)
             }
         }
         RecvResponseResult::Cleanup(call) => {
             cleanup(connection, call.must_close_connection(), timings.now());
-            CallResult::Response(response, BodyHandler::default(), uri)
+            CallResult::Response(response, BodyHandler::without_body(timings), uri)
         }
     };
 
@@ -640,7 +643,6 @@ fn cleanup(connection: Connection, must_close: bool, now: Instant) {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct BodyHandler {
     call: Option<Call<RecvBody>>,
     connection: Option<Connection>,
@@ -650,6 +652,17 @@ pub(crate) struct BodyHandler {
 }
 
 impl BodyHandler {
+    /// The handler of a response without a body: every read ends at once.
+    fn without_body(timings: CallTimings) -> Self {
+        BodyHandler {
+            call: None,
+            connection: None,
+            timings,
+            remote_closed: false,
+            redirect: None,
+        }
+    }
+
     fn do_read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let (Some(call), Some(connection), timings) =
             (&mut self.call, &mut self.connection, &mut self.timings)

@@ -156,23 +156,6 @@ pub(crate) struct CallTimings {
     recorded: u16,
 }
 
-/// What `mem::take` leaves behind, and a body without a call holds: nothing
-/// recorded, no timeout bounding anything, no clock read.
-impl Default for CallTimings {
-    fn default() -> Self {
-        CallTimings {
-            timeouts: Timeouts::default(),
-            per_read: None,
-            per_write: None,
-            current_time: CurrentTime::default(),
-            times: [None; RECORDED],
-            configured: 0,
-            timed: 0,
-            recorded: 0,
-        }
-    }
-}
-
 impl CallTimings {
     pub(crate) fn new(timeouts: Timeouts, current_time: CurrentTime) -> Self {
         let mut configured = 0;
