@@ -543,3 +543,29 @@ fn response_content_length_values() {
         assert!(get(&agent(), port).is_err(), "{value:?} was taken");
     }
 }
+
+/// A redirection follows its last Location (change 12: looked up for a
+/// redirection only), whatever the status's kind; a 304 or a success that
+/// carries a Location is the answer itself.
+#[test]
+fn redirects_follow_the_last_location() {
+    let agent = ureq::Agent::new_with_defaults();
+    let path = |request: &[u8]| String::from_utf8_lossy(request).split(' ').nth(1).unwrap_or_default().to_string();
+    for status in ["301 Moved Permanently", "302 Found", "303 See Other", "307 Temporary Redirect", "308 Permanent Redirect"] {
+        let redirect = format!("HTTP/1.1 {status}\r\nlocation: /first\r\nx-a: b\r\nLocation: /second\r\ncontent-length: 0\r\n\r\n").into_bytes();
+        let (port, requests) = scripted_backend(vec![redirect, answer(&[])]);
+        let response = agent.run(http::Request::get(format!("http://127.0.0.1:{port}/start")).body(()).unwrap()).unwrap();
+        assert_eq!(response.status(), 200, "{status}");
+        assert_eq!(body(response), "ok");
+        let paths: Vec<String> = requests.try_iter().map(|request| path(&request)).collect();
+        assert_eq!(paths, ["/start", "/second"], "{status}");
+    }
+    for status in ["304 Not Modified", "200 OK", "201 Created"] {
+        let head = format!("HTTP/1.1 {status}\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n").into_bytes();
+        let (port, requests) = scripted_backend(vec![head]);
+        let response = agent.run(http::Request::get(format!("http://127.0.0.1:{port}/start")).body(()).unwrap()).unwrap();
+        assert_eq!(response.status().as_u16(), status[..3].parse::<u16>().unwrap());
+        assert_eq!(response.headers()["location"], "/elsewhere");
+        assert_eq!(requests.try_iter().count(), 1, "{status}");
+    }
+}
