@@ -101,6 +101,39 @@ impl Timeout {
         prev.iter().copied()
     }
 
+    /// [`Self::preceeding`] as slot bits, looked up rather than iterated:
+    /// every phase's end checks them.
+    const fn preceeding_bits(self) -> u16 {
+        match self {
+            Timeout::Resolve => Timeout::PerCall.bit(),
+            Timeout::Connect => Timeout::Resolve.bit(),
+            Timeout::SendRequest => Timeout::Connect.bit(),
+            Timeout::Await100 => Timeout::SendRequest.bit(),
+            Timeout::SendBody => Timeout::SendRequest.bit() | Timeout::Await100.bit(),
+            Timeout::RecvResponse => {
+                Timeout::SendRequest.bit() | Timeout::Await100.bit() | Timeout::SendBody.bit()
+            }
+            Timeout::RecvBody => Timeout::RecvResponse.bit(),
+            _ => 0,
+        }
+    }
+
+    /// Whether this timeout is configured, without converting its value.
+    fn is_configured(self, timeouts: &Timeouts) -> bool {
+        match self {
+            Timeout::PerRead | Timeout::PerWrite => false,
+            Timeout::Global => timeouts.global.is_some(),
+            Timeout::PerCall => timeouts.per_call.is_some(),
+            Timeout::Resolve => timeouts.resolve.is_some(),
+            Timeout::Connect => timeouts.connect.is_some(),
+            Timeout::SendRequest => timeouts.send_request.is_some(),
+            Timeout::Await100 => timeouts.await_100.is_some(),
+            Timeout::SendBody => timeouts.send_body.is_some(),
+            Timeout::RecvResponse => timeouts.recv_response.is_some(),
+            Timeout::RecvBody => timeouts.recv_body.is_some(),
+        }
+    }
+
     /// All timeouts to check
     fn timeouts_to_check(self) -> [Timeout; 3] {
         // Always check Global and PerCall
@@ -161,11 +194,11 @@ impl CallTimings {
         let mut configured = 0;
         let mut timed = 0;
         for timeout in Timeout::RECORDED {
-            if timeout.configured_timeout(&timeouts).is_some() {
+            if timeout.is_configured(&timeouts) {
                 configured |= timeout.bit();
                 timed |= match timeout {
                     Timeout::Global | Timeout::PerCall => timeout.bit(),
-                    _ => timeout.preceeding().fold(0, |bits, p| bits | p.bit()),
+                    _ => timeout.preceeding_bits(),
                 };
             }
         }
@@ -246,9 +279,7 @@ impl CallTimings {
 
         // There need to be at least one preceeding time recorded
         // since it follows a graph/call tree.
-        let any_preceeding = timeout
-            .preceeding()
-            .any(|to_check| self.recorded & to_check.bit() != 0);
+        let any_preceeding = self.recorded & timeout.preceeding_bits() != 0;
 
         assert!(any_preceeding, "{:?} has no preceeding", timeout);
 
