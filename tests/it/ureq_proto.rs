@@ -342,6 +342,12 @@ fn request_headers_are_checked_and_completed_as_before() {
     assert_eq!(sent(&agent, &requests, userinfo), b"GET / HTTP/1.1\r\nauthorization: Basic dTpw\r\nhost: t.test\r\n\r\n");
     let own = http::Request::get(format!("http://u:p@127.0.0.1:{port}/")).header("authorization", "Bearer x").header("host", "t.test").body(ureq::SendBody::none()).unwrap();
     assert_eq!(sent(&agent, &requests, own), b"GET / HTTP/1.1\r\nauthorization: Bearer x\r\nhost: t.test\r\n\r\n");
+    // The userinfo ends at the authority's last `@` (change 13: found with a byte scan).
+    for (userinfo, basic) in [("user", "dXNlcjo="), ("a%40b:c%3Ad", "YSU0MGI6YyUzQWQ=")] {
+        let request = http::Request::get(format!("http://{userinfo}@127.0.0.1:{port}/")).header("host", "t.test").body(ureq::SendBody::none()).unwrap();
+        let expected = format!("GET / HTTP/1.1\r\nauthorization: Basic {basic}\r\nhost: t.test\r\n\r\n");
+        assert_eq!(String::from_utf8(sent(&agent, &requests, request)).unwrap(), expected);
+    }
 
     let mut hello: &[u8] = b"hello";
     let listed = http::Request::post(format!("{base}/t")).header("host", "t.test").header("transfer-encoding", "gzip, chunked").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
