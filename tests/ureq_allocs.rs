@@ -122,3 +122,74 @@ fn content_type_parts_short_and_long() {
         assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
     }
 }
+
+/// A body whose mime type starts with `text/` (as given, in its case,
+/// short or long) is read lossily, any other strictly (ureq change 10: the
+/// mime type is looked at once, on its bytes).
+#[test]
+fn text_bodies_are_read_lossily() {
+    let agent = ingressd::proxy::upstream::agent(&alloc_rig::proxy_config(0));
+    let long = format!("text/{}", "x".repeat(60));
+    for (content_type, lossy) in [
+        (Some("text/plain; charset=utf-8"), true),
+        (Some(long.as_str()), true),
+        (Some("Text/Plain"), false),
+        (Some("application/json"), false),
+        (Some("text"), false),
+        (None, false),
+    ] {
+        let mut answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n".to_vec();
+        if let Some(content_type) = content_type {
+            answer.extend_from_slice(format!("content-type: {content_type}\r\n").as_bytes());
+        }
+        answer.extend_from_slice(b"\r\no\xffk");
+        let port = alloc_rig::backend(answer);
+        let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
+        let text = agent.run(request).unwrap().into_body().read_to_string();
+        match lossy {
+            true => assert_eq!(text.unwrap(), "o?k", "{content_type:?}"),
+            false => assert!(text.is_err(), "{content_type:?} read as {text:?}"),
+        }
+    }
+}
+
+/// Content-Type parameters are split at each `;` as before (ureq change 12:
+/// found with a byte scan): the mime type as given up to the first `;`, the
+/// last `charset=` parameter (prefix in lowercase) trimmed of spaces, empty
+/// pieces skipped. A Content-Encoding passes through untouched with its
+/// headers, as the proxy's ureq has no decoder (change 12: not looked up).
+#[test]
+fn content_type_parameters_and_encodings_as_before() {
+    let agent = ingressd::proxy::upstream::agent(&alloc_rig::proxy_config(0));
+    let cases: [(&str, Option<&str>, Option<&str>); 8] = [
+        ("text/html", Some("text/html"), None),
+        ("text/html;", Some("text/html"), None),
+        (";charset=utf-8", Some(""), Some("utf-8")),
+        ("a/b; charset=one ;charset=two; x=y", Some("a/b"), Some("two")),
+        ("a/b; Charset=one", Some("a/b"), None),
+        ("a/b;charset=", Some("a/b"), Some("")),
+        ("a/b;;; charset = one", Some("a/b"), None),
+        ("", Some(""), None),
+    ];
+    for (content_type, mime_type, charset) in cases {
+        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: {content_type}\r\n\r\nok");
+        let port = alloc_rig::backend(answer.into_bytes());
+        let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
+        let mut response = agent.run(request).unwrap();
+        assert_eq!((response.body().mime_type(), response.body().charset()), (mime_type, charset), "{content_type:?}");
+        assert_eq!(response.body_mut().read_to_string().unwrap(), "ok");
+    }
+
+    for encoding in ["gzip", "br", "deflate"] {
+        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 4\r\ncontent-encoding: {encoding}\r\n\r\n\x1f\x08zz");
+        let port = alloc_rig::backend(answer.into_bytes());
+        let request = ureq::http::Request::builder().uri(format!("http://127.0.0.1:{port}/")).body(()).unwrap();
+        let response = agent.run(request).unwrap();
+        assert_eq!(response.headers()["content-encoding"], encoding);
+        assert_eq!(response.headers()["content-length"], "4");
+        assert_eq!(response.body().content_length(), Some(4));
+        let mut body = Vec::new();
+        response.into_body().into_reader().read_to_end(&mut body).unwrap();
+        assert_eq!(body, b"\x1f\x08zz", "{encoding}");
+    }
+}

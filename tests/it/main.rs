@@ -1,9 +1,10 @@
 //! The integration tests, as one binary: Cargo links each file directly under
 //! `tests/` as its own executable, and linking thirty of them one by one took
-//! most of a test run's build time. Six tests stay binaries of their own
+//! most of a test run's build time. Seven tests stay binaries of their own
 //! because they observe the whole process: `tests/routes_lookup_alloc.rs`,
 //! `tests/ureq_allocs.rs` and `tests/proxy_allocs.rs` install a counting
-//! global allocator, `tests/routes_logging.rs` installs a capturing logger,
+//! global allocator, `tests/routes_logging.rs` and `tests/ureq_trace.rs`
+//! install a capturing logger,
 //! `tests/proxy_memory.rs` reads the process's RSS, and
 //! `tests/tiny_http_process.rs` counts allocations and file descriptors.
 
@@ -62,3 +63,4 @@ mod tls_e2e;
 mod tls_proxy;
 mod ureq_pool;
 mod ureq_proto;
+mod ureq_timeouts;

@@ -5,7 +5,8 @@
 //! (it took the least recently used, from the front of one shared list).
 //! Change 7 hashes a destination without SipHash, once per request: each
 //! destination still finds its own idle connection, whatever its
-//! authority's case.
+//! authority's case. Change 14 lets a call on its agent's configuration
+//! share the pool without comparing it: per-request settings still decide.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -107,4 +108,35 @@ fn authority_case_does_not_split_the_pool() {
     let mixed = served_at(&agent, &format!("http://LocalHost:{port}/"));
     let upper = served_at(&agent, &format!("http://LOCALHOST:{port}/"));
     assert_eq!((&lower, &lower), (&mixed, &upper), "each spelling opened its own connection");
+}
+
+/// Calls on the agent's own configuration and calls with one of their own
+/// that differs only in what a connection does not depend on (timeouts, as
+/// routes set them) share one connection; a configuration with another
+/// User-Agent (which a proxy tunnel would send) gets its own (change 14: a
+/// call on its agent's configuration skips the comparison).
+#[test]
+fn request_configurations_share_the_pool_as_before() {
+    let port = port_echo_backend(1);
+    let agent = ingressd::proxy::upstream::agent(&test_config());
+    let uri = format!("http://127.0.0.1:{port}/");
+    let request = || ureq::http::Request::get(uri.as_str()).header("host", "t.test").body(()).unwrap();
+    let read = |response: ureq::http::Response<ureq::Body>| {
+        let mut body = String::new();
+        response.into_body().into_reader().read_to_string(&mut body).unwrap();
+        body
+    };
+    let own = || read(agent.run(request()).unwrap());
+    let timed = || {
+        let request = agent.configure_request(request()).timeout_per_read(Some(std::time::Duration::from_secs(7))).build();
+        read(agent.run(request).unwrap())
+    };
+    let first = own();
+    let served = [timed(), own(), timed()];
+    assert!(served.iter().all(|port| *port == first), "{first} then {served:?}");
+
+    let other_agent = agent.configure_request(request()).user_agent("another/1").build();
+    let other = read(agent.run(other_agent).unwrap());
+    assert_ne!(other, first, "a configuration with another User-Agent shared the connection");
+    assert_eq!(own(), first);
 }

@@ -10,7 +10,11 @@
 //! checked and completed as before (change 4: in one pass over its headers);
 //! a call goes through every state as before (change 5: its state boxed);
 //! heads short and long keep their values (change 6: a short head's copy
-//! shares one allocation with its count).
+//! shares one allocation with its count); request heads go out byte for
+//! byte through a small output buffer (change 7: lines copied whole);
+//! common response header names in any casing are the standard names
+//! (change 8: recognised without `HeaderName::from_bytes`); Content-Length
+//! values are taken and refused as before (change 10: digits folded in place).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -338,6 +342,12 @@ fn request_headers_are_checked_and_completed_as_before() {
     assert_eq!(sent(&agent, &requests, userinfo), b"GET / HTTP/1.1\r\nauthorization: Basic dTpw\r\nhost: t.test\r\n\r\n");
     let own = http::Request::get(format!("http://u:p@127.0.0.1:{port}/")).header("authorization", "Bearer x").header("host", "t.test").body(ureq::SendBody::none()).unwrap();
     assert_eq!(sent(&agent, &requests, own), b"GET / HTTP/1.1\r\nauthorization: Bearer x\r\nhost: t.test\r\n\r\n");
+    // The userinfo ends at the authority's last `@` (change 13: found with a byte scan).
+    for (userinfo, basic) in [("user", "dXNlcjo="), ("a%40b:c%3Ad", "YSU0MGI6YyUzQWQ=")] {
+        let request = http::Request::get(format!("http://{userinfo}@127.0.0.1:{port}/")).header("host", "t.test").body(ureq::SendBody::none()).unwrap();
+        let expected = format!("GET / HTTP/1.1\r\nauthorization: Basic {basic}\r\nhost: t.test\r\n\r\n");
+        assert_eq!(String::from_utf8(sent(&agent, &requests, request)).unwrap(), expected);
+    }
 
     let mut hello: &[u8] = b"hello";
     let listed = http::Request::post(format!("{base}/t")).header("host", "t.test").header("transfer-encoding", "gzip, chunked").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
@@ -371,14 +381,15 @@ fn a_call_goes_through_every_state() {
     );
 }
 
-/// Heads around the size up to which their copy is held inline (1008
-/// bytes) and far past it keep every value, the first and the last line.
+/// Heads around the sizes of the inline copies (change 11: 240, 496 and
+/// 1008 bytes), the shortest and far past the largest keep every value,
+/// the first and the last line.
 #[test]
 fn heads_short_and_long_keep_their_values() {
     // The status line, "x-pad: ", "x-last: z", content-length and the blank
     // line around a padding value.
     const FRAME: usize = 17 + 9 + 11 + 19 + 2;
-    for head_len in (990..1030).chain([4096, 20_000]) {
+    for head_len in (FRAME + 1..FRAME + 4).chain(230..250).chain(486..506).chain(990..1030).chain([4096, 20_000]) {
         let pad: Vec<u8> = (0..head_len - FRAME).map(|i| b'a' + (i % 26) as u8).collect();
         let pad_line = [&b"x-pad: "[..], &pad].concat();
         let (port, _) = scripted_backend(vec![answer(&[&pad_line, b"x-last: z"])]);
@@ -387,5 +398,180 @@ fn heads_short_and_long_keep_their_values() {
         assert_eq!(response.headers()["x-last"], "z", "a {head_len}-byte head");
         assert_eq!(response.headers()["content-length"], "2");
         assert_eq!(body(response), "ok");
+    }
+}
+
+/// The headers ureq adds (vendored ureq, change 9: each looked for only
+/// where the answer matters): User-Agent, Accept and Accept-Encoding when
+/// configured and the caller set none, never over the caller's, never when
+/// configured off (the proxy's Agent); a body's framing only for a body
+/// whose headers do not frame it.
+#[test]
+fn added_request_headers_follow_configuration_and_caller() {
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let base = format!("http://127.0.0.1:{port}");
+    let defaults = ureq::Agent::new_with_defaults();
+    let gzip = ureq::Agent::new_with_config(ureq::Agent::config_builder().accept_encoding("gzip").build());
+    let proxy = agent();
+    let get = |headers: &[(&str, &str)]| {
+        let mut request = http::Request::get(format!("{base}/")).header("host", "t.test");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(ureq::SendBody::none()).unwrap()
+    };
+    let text = |agent: &ureq::Agent, request| String::from_utf8(sent(agent, &requests, request)).unwrap();
+
+    assert_eq!(text(&defaults, get(&[])), "GET / HTTP/1.1\r\nuser-agent: ureq/3.5.2\r\naccept: */*\r\nhost: t.test\r\n\r\n");
+    assert_eq!(
+        text(&defaults, get(&[("User-Agent", "mine"), ("accept", "text/plain")])),
+        "GET / HTTP/1.1\r\nhost: t.test\r\nuser-agent: mine\r\naccept: text/plain\r\n\r\n"
+    );
+    assert_eq!(text(&gzip, get(&[])), "GET / HTTP/1.1\r\naccept-encoding: gzip\r\nuser-agent: ureq/3.5.2\r\naccept: */*\r\nhost: t.test\r\n\r\n");
+    assert_eq!(
+        text(&gzip, get(&[("accept-encoding", "identity")])),
+        "GET / HTTP/1.1\r\nuser-agent: ureq/3.5.2\r\naccept: */*\r\nhost: t.test\r\naccept-encoding: identity\r\n\r\n"
+    );
+    assert_eq!(text(&proxy, get(&[("user-agent", "client"), ("accept", "*/*")])), "GET / HTTP/1.1\r\nhost: t.test\r\nuser-agent: client\r\naccept: */*\r\n\r\n");
+    assert_eq!(text(&proxy, get(&[("content-length", "0")])), "GET / HTTP/1.1\r\nhost: t.test\r\ncontent-length: 0\r\n\r\n");
+
+    let sized = http::Request::put(format!("{base}/")).header("host", "t.test").body(ureq::SendBody::from_owned_reader(&b"hello"[..])).unwrap();
+    assert_eq!(text(&proxy, sized), "PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\nhost: t.test\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    let mut hello: &[u8] = b"hello";
+    let framed = http::Request::put(format!("{base}/")).header("host", "t.test").header("content-length", "5").body(ureq::SendBody::from_reader(&mut hello)).unwrap();
+    assert_eq!(sent(&proxy, &requests, framed), b"PUT / HTTP/1.1\r\nhost: t.test\r\ncontent-length: 5\r\n\r\nhello");
+}
+
+/// A request head written through an output buffer smaller than the head
+/// (change 7: each line copied straight into the output if it fits whole)
+/// arrives byte for byte over several writes, whether a line fills the
+/// buffer to the byte or the head's blank line does not fit beside the
+/// last header; a line longer than the buffer fails the call.
+#[test]
+fn request_heads_through_a_small_output_buffer() {
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let base = format!("http://127.0.0.1:{port}");
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder().output_buffer_size(40).user_agent(ureq::config::AutoHeaderValue::None).accept(ureq::config::AutoHeaderValue::None).build(),
+    );
+    let request = |path: &str, headers: &[(&str, String)]| {
+        let mut request = http::Request::get(format!("{base}{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        request.body(ureq::SendBody::none()).unwrap()
+    };
+    let fill = |line: usize, name: &str| "v".repeat(line - name.len() - 4);
+
+    for (path, headers) in [
+        // A request line and header lines of 40 bytes, the buffer's size.
+        (format!("/{}", "p".repeat(24)), vec![("host", fill(40, "host")), ("x-forty", fill(40, "x-forty")), ("x-end", fill(36, "x-end"))]),
+        // The last line fits, the blank line after it does not.
+        ("/".to_string(), vec![("host", "t.test".to_string()), ("x-last", fill(38, "x-last"))]),
+        ("/".to_string(), vec![("host", "t.test".to_string()), ("x-a", "1".to_string()), ("x-b", fill(39, "x-b")), ("x-c", "3".to_string())]),
+    ] {
+        let mut expected = format!("GET {path} HTTP/1.1\r\n");
+        for (name, value) in &headers {
+            expected.push_str(&format!("{name}: {value}\r\n"));
+        }
+        expected.push_str("\r\n");
+        assert_eq!(String::from_utf8(sent(&agent, &requests, request(&path, &headers))).unwrap(), expected);
+    }
+
+    let too_long = request("/", &[("host", "t.test".to_string()), ("x-long", fill(41, "x-long"))]);
+    assert!(agent.run(too_long).is_err(), "a 41-byte line went through a 40-byte buffer");
+}
+
+/// Response header names that most responses carry, in any casing, become
+/// the standard names `HeaderName::from_bytes` makes of them, and names
+/// that only look like them (another byte, another length, `_` for `-`)
+/// stay names of their own (change 8: common names recognised by length,
+/// first letter and an eight-byte compare ignoring case).
+#[test]
+fn common_response_header_names_in_any_casing() {
+    let known = [
+        "date", "etag", "vary", "server", "expires", "location", "connection", "set-cookie", "content-type", "accept-ranges",
+        "cache-control", "last-modified", "content-encoding",
+    ];
+    let mut names: Vec<String> = Vec::new();
+    for name in known {
+        names.push(name.to_string());
+        names.push(name.to_ascii_uppercase());
+        // Every other letter upper-cased, starting with the first or the second.
+        for start in [0, 1] {
+            names.push(name.char_indices().map(|(i, c)| if i % 2 == start { c.to_ascii_uppercase() } else { c }).collect());
+        }
+    }
+    names.extend(
+        [
+            "datf", "Dat3", "xate", "etaG1", "Vary-", "server_", "Serve", "expireS", "locatioN_", "Connectio_", "set_cookie",
+            "Content_Type", "content-typf", "accept-rangez", "Cache-Kontrol", "last-modifieD", "content-encodinG",
+            "Content_Length", "content-lengtx", "Transfer_Encoding", "transfer-encodinh", "x", "ETag2", "d",
+        ]
+        .map(String::from),
+    );
+    let lines: Vec<(&str, Vec<u8>)> = names.iter().enumerate().map(|(i, name)| (name.as_str(), format!("v{i}").into_bytes())).collect();
+    let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+    for (name, value) in &lines {
+        head.extend_from_slice(format!("{name}: ").as_bytes());
+        head.extend_from_slice(value);
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"CONTENT-length: 2\r\n\r\nok");
+    let (port, _) = scripted_backend(vec![head]);
+    let response = get(&agent(), port).unwrap();
+    let lines: Vec<(&str, &[u8])> = lines.iter().map(|(name, value)| (*name, value.as_slice())).collect();
+    assert_eq!(pairs(response.headers()), expected(&lines));
+    assert_eq!(response.headers().get_all(http::header::DATE).iter().count(), 4);
+    assert_eq!(body(response), "ok");
+}
+
+/// Content-Length values are read as before (change 10: the digits folded
+/// in place instead of a UTF-8 check and `u64::from_str`): digits with
+/// optional spaces and tabs around them, leading zeros, up to `u64::MAX`,
+/// and lists of one repeated value; a sign, another character, an empty
+/// value, a number past `u64::MAX` or two different values fail the call.
+#[test]
+fn response_content_length_values() {
+    let head = |value: &str| format!("HTTP/1.1 200 OK\r\ncontent-length: {value}\r\n\r\n").into_bytes();
+    // A zero length is no body, which has no length.
+    for (value, length) in [("2", Some(2)), (" \t2\t ", Some(2)), ("0002", Some(2)), ("0", None), ("2, 2", Some(2)), ("18446744073709551615", Some(u64::MAX))] {
+        let mut answer = head(value);
+        answer.extend_from_slice(b"ok");
+        let (port, _) = scripted_backend(vec![answer]);
+        let response = get(&agent(), port).unwrap_or_else(|err| panic!("{value:?}: {err}"));
+        assert_eq!(response.body().content_length(), length, "{value:?}");
+    }
+    for value in ["+2", "-2", "2 2", "", "0x2", "2a", "\u{663}", "18446744073709551616", "99999999999999999999", "2, 3"] {
+        let mut answer = head(value);
+        answer.extend_from_slice(b"ok");
+        let (port, _) = scripted_backend(vec![answer]);
+        assert!(get(&agent(), port).is_err(), "{value:?} was taken");
+    }
+}
+
+/// A redirection follows its last Location (change 12: looked up for a
+/// redirection only), whatever the status's kind; a 304 or a success that
+/// carries a Location is the answer itself.
+#[test]
+fn redirects_follow_the_last_location() {
+    let agent = ureq::Agent::new_with_defaults();
+    let path = |request: &[u8]| String::from_utf8_lossy(request).split(' ').nth(1).unwrap_or_default().to_string();
+    for status in ["301 Moved Permanently", "302 Found", "303 See Other", "307 Temporary Redirect", "308 Permanent Redirect"] {
+        let redirect = format!("HTTP/1.1 {status}\r\nlocation: /first\r\nx-a: b\r\nLocation: /second\r\ncontent-length: 0\r\n\r\n").into_bytes();
+        let (port, requests) = scripted_backend(vec![redirect, answer(&[])]);
+        let response = agent.run(http::Request::get(format!("http://127.0.0.1:{port}/start")).body(()).unwrap()).unwrap();
+        assert_eq!(response.status(), 200, "{status}");
+        assert_eq!(body(response), "ok");
+        let paths: Vec<String> = requests.try_iter().map(|request| path(&request)).collect();
+        assert_eq!(paths, ["/start", "/second"], "{status}");
+    }
+    for status in ["304 Not Modified", "200 OK", "201 Created"] {
+        let head = format!("HTTP/1.1 {status}\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n").into_bytes();
+        let (port, requests) = scripted_backend(vec![head]);
+        let response = agent.run(http::Request::get(format!("http://127.0.0.1:{port}/start")).body(()).unwrap()).unwrap();
+        assert_eq!(response.status().as_u16(), status[..3].parse::<u16>().unwrap());
+        assert_eq!(response.headers()["location"], "/elsewhere");
+        assert_eq!(requests.try_iter().count(), 1, "{status}");
     }
 }

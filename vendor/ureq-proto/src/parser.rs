@@ -79,23 +79,33 @@ pub fn try_parse_response<const N: usize>(
 /// glibc's per-thread cache's largest size.
 const INLINE_HEAD: usize = 1008;
 
-struct InlineHead {
+/// A head copied inline, in a buffer of `N` bytes.
+struct InlineHead<const N: usize> {
     len: usize,
-    bytes: [u8; INLINE_HEAD],
+    bytes: [u8; N],
 }
 
-impl AsRef<[u8]> for InlineHead {
+impl<const N: usize> AsRef<[u8]> for InlineHead<N> {
     fn as_ref(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }
 
-/// One shared copy of `head`.
+/// One shared copy of `head`, inline in a buffer of the first size that
+/// holds it: the buffer is zeroed, filled and moved into its allocation,
+/// so a usual head of a few hundred bytes should not pay for 1 KiB three
+/// times.
 fn shared_copy(head: &[u8]) -> Bytes {
-    if head.len() > INLINE_HEAD {
-        return Bytes::copy_from_slice(head);
+    match head.len() {
+        0..=240 => inline_copy::<240>(head),
+        241..=496 => inline_copy::<496>(head),
+        497..=INLINE_HEAD => inline_copy::<INLINE_HEAD>(head),
+        _ => Bytes::copy_from_slice(head),
     }
-    let mut bytes = [0; INLINE_HEAD];
+}
+
+fn inline_copy<const N: usize>(head: &[u8]) -> Bytes {
+    let mut bytes = [0; N];
     bytes[..head.len()].copy_from_slice(head);
     Bytes::from_owner(InlineHead {
         len: head.len(),
@@ -123,8 +133,11 @@ fn header_map(head: &[u8], headers: &[httparse::Header<'_>]) -> Result<HeaderMap
     let shared = shared_copy(head);
     let head_start = head.as_ptr() as usize;
     for h in headers {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|e| Error::HttpParseFail(e.to_string()))?;
+        let name = match known_name(h.name.as_bytes()) {
+            Some(name) => name,
+            None => HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|e| Error::HttpParseFail(e.to_string()))?,
+        };
         // Where the value sits in `head`, if it does: httparse's values
         // always do, except that an empty one may point anywhere.
         let offset = (h.value.as_ptr() as usize).wrapping_sub(head_start);
@@ -138,6 +151,56 @@ fn header_map(head: &[u8], headers: &[httparse::Header<'_>]) -> Result<HeaderMap
         map.append(name, value);
     }
     Ok(map)
+}
+
+/// The header a response's name is, if it is one that most responses carry,
+/// the same `HeaderName::from_bytes` makes of it. `from_bytes` lower-cases
+/// the name into a scratch buffer through a table and then matches it
+/// against every standard name of its length: for nginx's eight headers a
+/// fifth of building the map. Here the length and first letter pick one
+/// candidate, compared eight bytes at a time.
+fn known_name(name: &[u8]) -> Option<HeaderName> {
+    use http::header;
+    let candidate = match (name.len(), name.first()? | 0x20) {
+        (4, b'd') => header::DATE,
+        (4, b'e') => header::ETAG,
+        (4, b'v') => header::VARY,
+        (6, b's') => header::SERVER,
+        (7, b'e') => header::EXPIRES,
+        (8, b'l') => header::LOCATION,
+        (10, b'c') => header::CONNECTION,
+        (10, b's') => header::SET_COOKIE,
+        (12, b'c') => header::CONTENT_TYPE,
+        (13, b'a') => header::ACCEPT_RANGES,
+        (13, b'c') => header::CACHE_CONTROL,
+        (13, b'l') => header::LAST_MODIFIED,
+        (14, b'c') => header::CONTENT_LENGTH,
+        (16, b'c') => header::CONTENT_ENCODING,
+        (17, b't') => header::TRANSFER_ENCODING,
+        _ => return None,
+    };
+    same_but_case(name, candidate.as_str().as_bytes()).then_some(candidate)
+}
+
+/// Whether `name`, a header name as httparse hands it out (token bytes
+/// only), is `lower` but for ASCII case. Setting bit 5 lower-cases a
+/// letter; `lower` holds letters, digits and `-`, which have it set, and
+/// the only other bytes mapped onto those are control bytes, never in a
+/// token.
+fn same_but_case(name: &[u8], lower: &[u8]) -> bool {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    if name.len() != lower.len() {
+        return false;
+    }
+    let word = |bytes: &[u8]| {
+        let mut word = [0; 8];
+        word.copy_from_slice(bytes);
+        u64::from_le_bytes(word)
+    };
+    let (names, lowers) = (name.chunks_exact(8), lower.chunks_exact(8));
+    let (name_rest, lower_rest) = (names.remainder(), lowers.remainder());
+    names.zip(lowers).all(|(name, lower)| word(name) | CASE == word(lower))
+        && name_rest.iter().zip(lower_rest).all(|(name, lower)| name | 0x20 == *lower)
 }
 
 /// Convert a status code parsed by httparse into a [`StatusCode`].

@@ -23,6 +23,28 @@ impl<'a> Writer<'a> {
         self.0.get_ref().len() - self.len()
     }
 
+    /// Writes `pieces` one after the other if they all fit, else nothing.
+    /// The pieces are copied straight into the output: going through
+    /// `io::Write` for each (a `Cursor` write, its overflow check and a
+    /// `memcpy` call for every piece, even a two-byte separator) cost a
+    /// request head more than its bytes.
+    #[inline]
+    pub(crate) fn try_put<const N: usize>(&mut self, pieces: [&[u8]; N]) -> bool {
+        let at = self.len();
+        let output = &mut self.0.get_mut()[at..];
+        let len: usize = pieces.iter().map(|piece| piece.len()).sum();
+        if len > output.len() {
+            return false;
+        }
+        let mut end = 0;
+        for piece in pieces {
+            output[end..end + piece.len()].copy_from_slice(piece);
+            end += piece.len();
+        }
+        self.0.set_position((at + len) as u64);
+        true
+    }
+
     pub(crate) fn try_write(&mut self, block: impl Fn(&mut Self) -> io::Result<()>) -> bool {
         let pos = self.0.position();
         let success = (block)(self).is_ok();
@@ -52,7 +74,14 @@ impl<'a> Drop for Writer<'a> {
     }
 }
 
+/// Traces `data` as hex rows. Whether tracing is on is asked once, not once
+/// per 16-byte row: every body byte read and every head written passes
+/// through here, and the release walked a 1 KiB body in 64 rows, each
+/// asking the logger, to print nothing.
 pub(crate) fn log_data(data: &[u8]) {
+    if !log_enabled!(log::Level::Trace) {
+        return;
+    }
     for row in data.chunks(CHARS_PER_ROW) {
         trace!("{:?}", Row(row))
     }

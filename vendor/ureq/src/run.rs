@@ -1,5 +1,5 @@
 use std::sync::{Arc, LazyLock};
-use std::{io, mem};
+use std::io;
 
 use http::uri::Scheme;
 use http::{HeaderValue, Method, Request, Response, Uri, header};
@@ -81,7 +81,7 @@ pub(crate) fn run(
             &mut body,
             redirect_count,
             &mut redirect_history,
-            &mut timings,
+            timings,
         )? {
             // Follow redirect
             CallResult::Redirect(rcall, rtimings) => {
@@ -153,7 +153,7 @@ fn call_run(
     body: &mut SendBody,
     redirect_count: u32,
     redirect_history: &mut Option<Vec<Uri>>,
-    timings: &mut CallTimings,
+    mut timings: CallTimings,
 ) -> Result<CallResult, Error> {
     let uri = call.uri().clone();
     debug!("{} {:?}", call.method(), DebugUri(call.uri()));
@@ -164,7 +164,7 @@ fn call_run(
 
     add_headers(&mut call, agent, config, body, &uri)?;
 
-    let mut connection = connect(agent, config, request_level, &uri, timings)?;
+    let mut connection = connect(agent, config, request_level, &uri, &mut timings)?;
 
     let mut call = call.proceed();
 
@@ -180,12 +180,12 @@ fn call_run(
         debug!("{:?}", r);
     }
 
-    let call = match send_request(call, &mut connection, timings)? {
-        SendRequestResult::Await100(call) => match await_100(call, &mut connection, timings)? {
-            Await100Result::SendBody(call) => send_body(call, body, &mut connection, timings)?,
+    let call = match send_request(call, &mut connection, &mut timings)? {
+        SendRequestResult::Await100(call) => match await_100(call, &mut connection, &mut timings)? {
+            Await100Result::SendBody(call) => send_body(call, body, &mut connection, &mut timings)?,
             Await100Result::RecvResponse(call) => call,
         },
-        SendRequestResult::SendBody(call) => send_body(call, body, &mut connection, timings)?,
+        SendRequestResult::SendBody(call) => send_body(call, body, &mut connection, &mut timings)?,
         SendRequestResult::RecvResponse(call) => call,
     };
 
@@ -195,7 +195,7 @@ fn call_run(
         call,
         &mut connection,
         config,
-        timings,
+        &mut timings,
         is_following_redirects,
     )?;
 
@@ -222,14 +222,17 @@ fn call_run(
             .insert(RedirectHistory(history.clone()));
     }
 
+    // The call's timings move into its body handler or its redirect: the
+    // release swapped them out of the caller's for a default, and built
+    // the handler from a default one, copying them each time.
     let ret = match response_result {
         RecvResponseResult::RecvBody(call) => {
-            let timings = mem::take(timings);
             let mut handler = BodyHandler {
                 call: Some(call),
                 connection: Some(connection),
                 timings,
-                ..Default::default()
+                remote_closed: false,
+                redirect: None,
             };
 
             if response.status().is_redirection() {
@@ -250,16 +253,16 @@ fn call_run(
             cleanup(connection, call.must_close_connection(), timings.now());
 
             if is_following_redirects {
-                CallResult::Redirect(call, mem::take(timings))
+                CallResult::Redirect(call, timings)
             } else if config.max_redirects_do_error() {
                 return Err(Error::TooManyRedirects);
             } else {
-                CallResult::Response(response, BodyHandler::default(), uri)
+                CallResult::Response(response, BodyHandler::without_body(timings), uri)
             }
         }
         RecvResponseResult::Cleanup(call) => {
             cleanup(connection, call.must_close_connection(), timings.now());
-            CallResult::Response(response, BodyHandler::default(), uri)
+            CallResult::Response(response, BodyHandler::without_body(timings), uri)
         }
     };
 
@@ -283,16 +286,21 @@ fn add_headers(
     body: &mut SendBody,
     uri: &Uri,
 ) -> Result<(), Error> {
+    // Each header is looked for only where the answer matters: a call
+    // without a body adds no framing whatever its headers say, and a header
+    // the configuration leaves out (a proxy's Agent leaves out all three)
+    // is not looked for. The release looked up all five on every call.
     let headers = call.headers();
 
-    let send_body_mode = if headers.has_send_body_mode() {
+    let send_body_mode = if body.is_none() || headers.has_send_body_mode() {
         None
     } else {
         Some(body.body_mode()?)
     };
-    let has_header_accept_enc = headers.has_accept_encoding();
-    let has_header_ua = headers.has_user_agent();
-    let has_header_accept = headers.has_accept();
+    let user_agent = config.user_agent().as_str(DEFAULT_USER_AGENT);
+    let accept = config.accept().as_str("*/*");
+    let has_header_ua = user_agent.is_some() && headers.has_user_agent();
+    let has_header_accept = accept.is_some() && headers.has_accept();
 
     #[cfg(not(feature = "cookies"))]
     {
@@ -324,8 +332,8 @@ fn add_headers(
 
         let accepts = &*ACCEPTS;
 
-        if !has_header_accept_enc {
-            if let Some(v) = config.accept_encoding().as_str(accepts) {
+        if let Some(v) = config.accept_encoding().as_str(accepts) {
+            if !call.headers().has_accept_encoding() {
                 // unwrap is ok because above ACCEPTS will produce a valid value,
                 // or the value is user provided in which case it must be valid.
                 let value = HeaderValue::from_str(v).unwrap();
@@ -351,7 +359,7 @@ fn add_headers(
     if !has_header_ua {
         // unwrap is ok because a user might override the agent, and if they
         // set bad values, it's not really ureq's problem.
-        if let Some(v) = config.user_agent().as_str(DEFAULT_USER_AGENT) {
+        if let Some(v) = user_agent {
             let value = HeaderValue::from_str(v).unwrap();
             call.header(header::USER_AGENT, value)?;
         }
@@ -360,7 +368,7 @@ fn add_headers(
     if !has_header_accept {
         // unwrap is ok because a user might override accepts header, and if they
         // set bad values, it's not really ureq's problem.
-        if let Some(v) = config.accept().as_str("*/*") {
+        if let Some(v) = accept {
             let value = HeaderValue::from_str(v).unwrap();
             call.header(header::ACCEPT, value)?;
         }
@@ -397,7 +405,10 @@ fn connect(
         agent.resolver.empty()
     };
 
-    timings.record_time(Timeout::Resolve);
+    // One reading of the clock ends the resolve, starts the connect's
+    // budget and dates the pool's check-out.
+    let now = timings.now();
+    timings.record_time_at(Timeout::Resolve, now);
 
     let details = ConnectionDetails {
         uri,
@@ -405,8 +416,8 @@ fn connect(
         resolver: &*agent.resolver,
         config,
         request_level,
-        now: timings.now(),
-        timeout: timings.next_timeout(Timeout::Connect),
+        now,
+        timeout: timings.next_timeout_at(Timeout::Connect, now),
         current_time: timings.current_time(),
         run_connector: agent.run_connector.clone(),
         register_shutdown: agent.pool.make_register_shutdown(),
@@ -632,7 +643,6 @@ fn cleanup(connection: Connection, must_close: bool, now: Instant) {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct BodyHandler {
     call: Option<Call<RecvBody>>,
     connection: Option<Connection>,
@@ -642,6 +652,17 @@ pub(crate) struct BodyHandler {
 }
 
 impl BodyHandler {
+    /// The handler of a response without a body: every read ends at once.
+    fn without_body(timings: CallTimings) -> Self {
+        BodyHandler {
+            call: None,
+            connection: None,
+            timings,
+            remote_closed: false,
+            redirect: None,
+        }
+    }
+
     fn do_read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         let (Some(call), Some(connection), timings) =
             (&mut self.call, &mut self.connection, &mut self.timings)

@@ -95,6 +95,12 @@ impl<'a> SendBody<'a> {
         Ok(n)
     }
 
+    /// Whether this is no body at all, whose [`Self::body_mode`] is
+    /// `NoBody` without an error to surface.
+    pub(crate) fn is_none(&self) -> bool {
+        matches!(self.inner, BodyInner::None) && self.size.is_none()
+    }
+
     pub(crate) fn body_mode(&mut self) -> Result<BodyMode, Error> {
         // Lazily surface a potential error now.
         let size = match self.size {

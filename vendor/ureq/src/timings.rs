@@ -1,5 +1,4 @@
 use std::fmt;
-use std::iter::once;
 use std::sync::Arc;
 
 use crate::config::Timeouts;
@@ -50,7 +49,7 @@ pub enum Timeout {
 
 impl Timeout {
     /// This timeout's slot in [`CallTimings`]' recorded times.
-    fn slot(&self) -> usize {
+    const fn slot(self) -> usize {
         match self {
             Timeout::PerRead => 0,
             Timeout::PerWrite => 1,
@@ -65,6 +64,26 @@ impl Timeout {
             Timeout::RecvBody => 10,
         }
     }
+
+    /// This timeout's bit in [`CallTimings`]' slot sets.
+    const fn bit(self) -> u16 {
+        1 << self.slot()
+    }
+
+    /// Every timeout with a slot.
+    const RECORDED: [Timeout; RECORDED] = [
+        Timeout::PerRead,
+        Timeout::PerWrite,
+        Timeout::Global,
+        Timeout::PerCall,
+        Timeout::Resolve,
+        Timeout::Connect,
+        Timeout::SendRequest,
+        Timeout::Await100,
+        Timeout::SendBody,
+        Timeout::RecvResponse,
+        Timeout::RecvBody,
+    ];
 
     /// Give the immediate preceeding Timeout
     fn preceeding(&self) -> impl Iterator<Item = Timeout> {
@@ -82,10 +101,43 @@ impl Timeout {
         prev.iter().copied()
     }
 
+    /// [`Self::preceeding`] as slot bits, looked up rather than iterated:
+    /// every phase's end checks them.
+    const fn preceeding_bits(self) -> u16 {
+        match self {
+            Timeout::Resolve => Timeout::PerCall.bit(),
+            Timeout::Connect => Timeout::Resolve.bit(),
+            Timeout::SendRequest => Timeout::Connect.bit(),
+            Timeout::Await100 => Timeout::SendRequest.bit(),
+            Timeout::SendBody => Timeout::SendRequest.bit() | Timeout::Await100.bit(),
+            Timeout::RecvResponse => {
+                Timeout::SendRequest.bit() | Timeout::Await100.bit() | Timeout::SendBody.bit()
+            }
+            Timeout::RecvBody => Timeout::RecvResponse.bit(),
+            _ => 0,
+        }
+    }
+
+    /// Whether this timeout is configured, without converting its value.
+    fn is_configured(self, timeouts: &Timeouts) -> bool {
+        match self {
+            Timeout::PerRead | Timeout::PerWrite => false,
+            Timeout::Global => timeouts.global.is_some(),
+            Timeout::PerCall => timeouts.per_call.is_some(),
+            Timeout::Resolve => timeouts.resolve.is_some(),
+            Timeout::Connect => timeouts.connect.is_some(),
+            Timeout::SendRequest => timeouts.send_request.is_some(),
+            Timeout::Await100 => timeouts.await_100.is_some(),
+            Timeout::SendBody => timeouts.send_body.is_some(),
+            Timeout::RecvResponse => timeouts.recv_response.is_some(),
+            Timeout::RecvBody => timeouts.recv_body.is_some(),
+        }
+    }
+
     /// All timeouts to check
-    fn timeouts_to_check(&self) -> impl Iterator<Item = Timeout> {
+    fn timeouts_to_check(self) -> [Timeout; 3] {
         // Always check Global and PerCall
-        once(*self).chain([Timeout::Global, Timeout::PerCall])
+        [self, Timeout::Global, Timeout::PerCall]
     }
 
     /// Get the corresponding configured timeout
@@ -109,7 +161,11 @@ impl Timeout {
 /// Timeouts that can have a recorded start or completion time, one slot each.
 const RECORDED: usize = 11;
 
-#[derive(Default, Debug)]
+/// The slots whose start counts from the call's start: theirs is recorded
+/// by [`CallTimings::new`], not by a phase.
+const STARTS: u16 = Timeout::Global.bit() | Timeout::PerCall.bit();
+
+#[derive(Debug)]
 pub(crate) struct CallTimings {
     // Held inline, and the recorded times in a fixed array: a call allocates
     // nothing for its timings (a proxy makes one call per request).
@@ -118,23 +174,54 @@ pub(crate) struct CallTimings {
     per_write: Option<Duration>,
     current_time: CurrentTime,
     times: [Option<Instant>; RECORDED],
+    // The clock is read only for a time some configured timeout counts
+    // from: a proxy's Agent sets a connect timeout and per-read and
+    // per-write ones, so of the thirteen reads a call made (one per phase
+    // start and end, one per budget asked for) three remain: the connect's
+    // start (shared with the pool's check-out), the request's end (the
+    // default await-100 wait counts from it) and the pool's check-in.
+    // One bit per slot in each.
+    /// Timeouts that are configured.
+    configured: u16,
+    /// Slots whose time a configured timeout counts from.
+    timed: u16,
+    /// Slots recorded, with a time or without one.
+    recorded: u16,
 }
 
 impl CallTimings {
     pub(crate) fn new(timeouts: Timeouts, current_time: CurrentTime) -> Self {
-        let mut times = [None; RECORDED];
+        let mut configured = 0;
+        let mut timed = 0;
+        for timeout in Timeout::RECORDED {
+            if timeout.is_configured(&timeouts) {
+                configured |= timeout.bit();
+                timed |= match timeout {
+                    Timeout::Global | Timeout::PerCall => timeout.bit(),
+                    _ => timeout.preceeding_bits(),
+                };
+            }
+        }
 
-        let now = current_time.now();
-        times[Timeout::Global.slot()] = Some(now);
-        times[Timeout::PerCall.slot()] = Some(now);
-
-        CallTimings {
+        let mut timings = CallTimings {
             timeouts,
             per_read: None,
             per_write: None,
             current_time,
-            times,
+            times: [None; RECORDED],
+            configured,
+            timed,
+            recorded: STARTS,
+        };
+        if timed & STARTS != 0 {
+            let now = timings.now();
+            for start in [Timeout::Global, Timeout::PerCall] {
+                if timed & start.bit() != 0 {
+                    timings.times[start.slot()] = Some(now);
+                }
+            }
         }
+        timings
     }
 
     pub(crate) fn with_io_timeouts(mut self, config: &crate::config::Config) -> Self {
@@ -148,7 +235,10 @@ impl CallTimings {
         let global = self.times[Timeout::Global.slot()];
         self.times = [None; RECORDED];
         self.times[Timeout::Global.slot()] = global;
-        self.times[Timeout::PerCall.slot()] = Some(self.current_time.now());
+        if self.timed & Timeout::PerCall.bit() != 0 {
+            self.times[Timeout::PerCall.slot()] = Some(self.current_time.now());
+        }
+        self.recorded = STARTS;
 
         CallTimings {
             timeouts: self.timeouts,
@@ -156,6 +246,9 @@ impl CallTimings {
             per_write: self.per_write,
             current_time: self.current_time,
             times: self.times,
+            configured: self.configured,
+            timed: self.timed,
+            recorded: self.recorded,
         }
     }
 
@@ -168,24 +261,34 @@ impl CallTimings {
     }
 
     pub(crate) fn record_time(&mut self, timeout: Timeout) {
+        self.record(timeout, None);
+    }
+
+    /// [`Self::record_time`] with the time already read.
+    pub(crate) fn record_time_at(&mut self, timeout: Timeout, now: Instant) {
+        self.record(timeout, Some(now));
+    }
+
+    fn record(&mut self, timeout: Timeout, now: Option<Instant>) {
         // Each time should only be recorded once
         assert!(
-            self.time_of(timeout).is_none(),
+            self.recorded & timeout.bit() == 0,
             "{:?} recorded more than once",
             timeout
         );
 
         // There need to be at least one preceeding time recorded
         // since it follows a graph/call tree.
-        let any_preceeding = timeout
-            .preceeding()
-            .filter_map(|to_check| self.time_of(to_check))
-            .any(|_| true);
+        let any_preceeding = self.recorded & timeout.preceeding_bits() != 0;
 
         assert!(any_preceeding, "{:?} has no preceeding", timeout);
 
-        // Record the time
-        self.times[timeout.slot()] = Some(self.current_time.now());
+        self.recorded |= timeout.bit();
+
+        // Record the time, if a configured timeout counts from it.
+        if self.timed & timeout.bit() != 0 {
+            self.times[timeout.slot()] = Some(now.unwrap_or_else(|| self.current_time.now()));
+        }
     }
 
     fn time_of(&self, timeout: Timeout) -> Option<Instant> {
@@ -193,32 +296,69 @@ impl CallTimings {
     }
 
     pub(crate) fn next_timeout(&self, timeout: Timeout) -> NextTimeout {
-        let now = self.now();
+        if !self.limits(timeout) {
+            return self.not_limited();
+        }
+        self.next_timeout_at(timeout, self.now())
+    }
 
-        let (reason, at) = timeout
-            .timeouts_to_check()
-            .filter_map(|to_check| {
-                let timeout = to_check.configured_timeout(&self.timeouts)?;
-                // Global and PerCall record their starts. Other timestamps
-                // record completion, which starts the next phase's budget.
-                let time = match to_check {
-                    Timeout::Global | Timeout::PerCall => self.time_of(to_check),
-                    _ => to_check
-                        .preceeding()
-                        .filter_map(|previous| self.time_of(previous))
-                        .max(),
-                }
-                .expect("timeout has no recorded start");
-                Some((to_check, time + timeout))
-            })
-            .min_by(|a, b| a.1.cmp(&b.1))
-            .unwrap_or((Timeout::Global, Instant::NotHappening));
+    /// [`Self::next_timeout`] with the time already read.
+    pub(crate) fn next_timeout_at(&self, timeout: Timeout, now: Instant) -> NextTimeout {
+        if !self.limits(timeout) {
+            return self.not_limited();
+        }
+
+        // The earliest deadline among the configured ones (the first of
+        // equal ones), looked at in order: this phase's, Global's, PerCall's.
+        let mut earliest = (Timeout::Global, Instant::NotHappening);
+        let mut found = false;
+        for to_check in timeout.timeouts_to_check() {
+            if self.configured & to_check.bit() == 0 {
+                continue;
+            }
+            let Some(budget) = to_check.configured_timeout(&self.timeouts) else {
+                continue;
+            };
+            // Global and PerCall record their starts. Other timestamps
+            // record completion, which starts the next phase's budget.
+            let time = match to_check {
+                Timeout::Global | Timeout::PerCall => self.time_of(to_check),
+                _ => to_check
+                    .preceeding()
+                    .filter_map(|previous| self.time_of(previous))
+                    .max(),
+            }
+            .expect("timeout has no recorded start");
+            let at = time + budget;
+            if !found || at < earliest.1 {
+                earliest = (to_check, at);
+                found = true;
+            }
+        }
+        let (reason, at) = earliest;
 
         let after = at.duration_since(now);
 
         NextTimeout {
             after,
             reason,
+            per_read: self.per_read,
+            per_write: self.per_write,
+        }
+    }
+
+    /// Whether a configured timeout bounds `timeout`'s phase: its own,
+    /// Global's or PerCall's.
+    fn limits(&self, timeout: Timeout) -> bool {
+        self.configured & (timeout.bit() | STARTS) != 0
+    }
+
+    /// The budget of a phase no configured timeout bounds, as
+    /// [`Self::next_timeout`] works it out, without reading the clock.
+    fn not_limited(&self) -> NextTimeout {
+        NextTimeout {
+            after: Duration::NotHappening,
+            reason: Timeout::Global,
             per_read: self.per_read,
             per_write: self.per_write,
         }

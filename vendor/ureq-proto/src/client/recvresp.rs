@@ -67,13 +67,17 @@ impl Call<RecvResponse> {
         if is_connect && status.is_success() {
             self.inner.close_reason.push(CloseReason::ConnectTunnel);
         }
-        // We want the last Location header.
-        self.inner.location = response
-            .headers()
-            .get_all(header::LOCATION)
-            .into_iter()
-            .next_back()
-            .cloned();
+        // We want the last Location header. Only a redirection reads it
+        // (the redirect state is reached from a 3xx alone), so no other
+        // response pays for the lookup.
+        if status.is_redirection() {
+            self.inner.location = response
+                .headers()
+                .get_all(header::LOCATION)
+                .into_iter()
+                .next_back()
+                .cloned();
+        }
 
         // One pass over the Connection lines only, for both options.
         let (mut has_close, mut has_keep_alive) = (false, false);

@@ -246,18 +246,24 @@ fn do_write_send_line(line: (&Method, &str, Version), w: &mut Writer) -> bool {
 
     // The pieces are copied as they are: formatting them through core::fmt
     // cost more than the rest of the request head.
-    w.try_write(|w| {
-        w.write_all(line.0.as_str().as_bytes())?;
-        w.write_all(b" ")?;
-        w.write_all(slash.as_bytes())?;
-        w.write_all(line.1.as_bytes())?;
-        w.write_all(b" ")?;
-        match version_str(line.2) {
-            Some(version) => w.write_all(version.as_bytes())?,
-            None => write!(w, "{:?}", line.2)?,
-        }
-        w.write_all(b"\r\n")
-    })
+    match version_str(line.2) {
+        Some(version) => w.try_put([
+            line.0.as_str().as_bytes(),
+            b" ",
+            slash.as_bytes(),
+            line.1.as_bytes(),
+            b" ",
+            version.as_bytes(),
+            b"\r\n",
+        ]),
+        None => w.try_write(|w| {
+            w.write_all(line.0.as_str().as_bytes())?;
+            w.write_all(b" ")?;
+            w.write_all(slash.as_bytes())?;
+            w.write_all(line.1.as_bytes())?;
+            write!(w, " {:?}\r\n", line.2)
+        }),
+    }
 }
 
 /// What `{:?}` writes for the versions it knows, without core::fmt.
@@ -277,16 +283,9 @@ where
     I: Iterator<Item = (&'a str, &'a HeaderValue)>,
 {
     for h in headers {
-        let success = w.try_write(|w| {
-            w.write_all(h.0.as_bytes())?;
-            w.write_all(b": ")?;
-            w.write_all(h.1.as_bytes())?;
-            w.write_all(b"\r\n")?;
-            if *index == last_index {
-                w.write_all(b"\r\n")?;
-            }
-            Ok(())
-        });
+        // The last line goes out together with the blank line ending the head.
+        let end: &[u8] = if *index == last_index { b"\r\n\r\n" } else { b"\r\n" };
+        let success = w.try_put([h.0.as_bytes(), b": ", h.1.as_bytes(), end]);
 
         if success {
             *index += 1;

@@ -144,6 +144,14 @@ impl ShortText {
         }
     }
 
+    /// The text's bytes, without the UTF-8 check [`Self::as_str`] makes.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ShortText::Inline { len, bytes } => &bytes[..*len as usize],
+            ShortText::Heap(text) => text.as_bytes(),
+        }
+    }
+
     fn as_str(&self) -> &str {
         match self {
             // Copied from a str whole: always UTF-8.
@@ -713,11 +721,17 @@ enum ContentEncoding {
 
 impl ResponseInfo {
     pub fn new(headers: &http::HeaderMap, body_mode: BodyMode, uri: http::Uri) -> Self {
+        // Without a decoder built in, every encoding passes through as
+        // unknown ones do, so the header is not looked up (nor an unknown
+        // one logged).
+        #[cfg(any(feature = "gzip", feature = "brotli"))]
         let content_encoding = headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .map(ContentEncoding::from)
             .unwrap_or(ContentEncoding::None);
+        #[cfg(not(any(feature = "gzip", feature = "brotli")))]
+        let content_encoding = ContentEncoding::None;
 
         let (mime_type, charset) = headers
             .get(header::CONTENT_TYPE)
@@ -768,26 +782,31 @@ impl ResponseInfo {
     fn is_text(&self) -> bool {
         self.mime_type
             .as_ref()
-            .map(|s| s.as_str().starts_with("text/"))
-            .unwrap_or(false)
+            .is_some_and(|s| s.as_bytes().starts_with(b"text/"))
     }
 }
 
 fn split_content_type(content_type: &str) -> (Option<ShortText>, Option<ShortText>) {
     // Content-Type: text/plain; charset=iso-8859-1
-    let mut split = content_type.split(';');
+    //
+    // Split at each `;` as `str::split` did, found with a plain byte scan:
+    // `split` set up a searcher for the pattern, which cost more than the
+    // short value it searched.
+    let semicolon = |s: &str| s.bytes().position(|b| b == b';').unwrap_or(s.len());
 
-    let Some(mime_type) = split.next() else {
-        return (None, None);
-    };
+    let mime_end = semicolon(content_type);
+    let mime_type = &content_type[..mime_end];
+    let mut rest = &content_type[mime_end..];
 
     let mut charset = None;
 
-    for maybe_charset in split {
-        let maybe_charset = maybe_charset.trim();
+    while let Some(after) = rest.strip_prefix(';') {
+        let end = semicolon(after);
+        let maybe_charset = after[..end].trim();
         if let Some(s) = maybe_charset.strip_prefix("charset=") {
             charset = Some(ShortText::new(s));
         }
+        rest = &after[end..];
     }
 
     (Some(ShortText::new(mime_type)), charset)
@@ -874,18 +893,18 @@ impl<'a> BodyReader<'a> {
             ContentEncoding::Brotli => ContentDecoder::PassThrough(reader),
         };
 
-        let reader = if info.is_text() {
-            charset_decoder(
-                reader,
-                info.mime_type.as_ref().map(ShortText::as_str),
-                info.charset.as_ref().map(ShortText::as_str),
-                &mut outgoing_body_mode,
-            )
+        // Asked once, and on the bytes: the release checked the mime type's
+        // UTF-8 three times per body, and the charset's once more even
+        // without the charset feature, which alone reads it.
+        let is_text = info.is_text();
+
+        let reader = if is_text {
+            charset_decoder(reader, info, &mut outgoing_body_mode)
         } else {
             CharsetDecoder::PassThrough(reader)
         };
 
-        let reader = if info.is_text() && lossy_utf8 {
+        let reader = if is_text && lossy_utf8 {
             MaybeLossyDecoder::Lossy(LossyUtf8Reader::new(reader))
         } else {
             MaybeLossyDecoder::PassThrough(reader)
@@ -907,15 +926,16 @@ impl<'a> BodyReader<'a> {
 #[allow(unused)]
 fn charset_decoder<R: io::Read>(
     reader: R,
-    mime_type: Option<&str>,
-    charset: Option<&str>,
+    info: &ResponseInfo,
     body_mode: &mut BodyMode,
 ) -> CharsetDecoder<R> {
     #[cfg(feature = "charset")]
     {
         use encoding_rs::{Encoding, UTF_8};
 
-        let from = charset
+        let from = info
+            .charset
+            .as_ref()
             .and_then(|c| Encoding::for_label(c.as_bytes()))
             .unwrap_or(UTF_8);
 
