@@ -36,7 +36,12 @@ fn slowloris_head_on_an_external_stream_is_cut_at_the_header_deadline() {
 }
 
 fn check_slowloris_is_cut(addr: std::net::SocketAddr) {
-    let mut client = connect(addr);
+    check_slowloris_is_cut_on(connect(addr));
+}
+
+/// Trickles a head from its request line on: the connection must close (with a 408 or
+/// nothing) about `header_timeout` (1 s) after that line, not before.
+fn check_slowloris_is_cut_on(mut client: std::net::TcpStream) {
     client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     // One header byte every 100 ms: each read succeeds, yet the whole head is late.
     client
@@ -69,6 +74,45 @@ fn check_slowloris_is_cut(addr: std::net::SocketAddr) {
         received.is_empty() || received.starts_with("HTTP/1.1 408"),
         "unexpected answer: {received}"
     );
+}
+
+/// Change 27: a keep-alive connection's next head gets its `header_timeout` from its first
+/// byte (the deadline is armed without a clock read and starts at the next read), not from
+/// the start of the idle wait, and trickling bytes still cannot extend it.
+#[test]
+fn slowloris_on_a_keep_alive_connection_is_cut_a_header_timeout_after_its_first_byte() {
+    let (server, addr) = start_server(short_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let mut client = connect(addr);
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (head, _) = read_sized_response(&mut client).unwrap();
+    assert_eq!(status_of(&head), 200);
+    // Most of the idle timeout passes before the next head starts.
+    std::thread::sleep(Duration::from_millis(700));
+    check_slowloris_is_cut_on(client);
+}
+
+#[test]
+fn keep_alive_head_sent_in_two_parts_within_the_header_timeout_is_served() {
+    let (server, addr) = start_server(short_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let mut client = connect(addr);
+    // A new connection's first head has `header_timeout` from the accept.
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    read_sized_response(&mut client).unwrap();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(600));
+        client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        // Idle wait and head together last longer than either timeout.
+        std::thread::sleep(Duration::from_millis(600));
+        client.write_all(b"Host: x\r\n\r\n").unwrap();
+        let (head, _) = read_sized_response(&mut client).unwrap();
+        assert_eq!(status_of(&head), 200);
+    }
 }
 
 #[test]

@@ -209,8 +209,7 @@ impl ClientConnection {
                 // As `leave_idle`, which cannot be called while `available` borrows the reader.
                 self.drain_entry.leave_idle();
                 self.read_policy.set_awaiting_request(false);
-                self.read_policy
-                    .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
+                self.read_policy.set_head_wait(self.limits.header_timeout);
             }
             // Checked once bytes came: only then has the previous body been dropped.
             if self.body_abandoned.load(Ordering::Acquire) {
@@ -281,7 +280,6 @@ impl ClientConnection {
     fn read_request(&mut self) -> Result<Request, ReadError> {
         // A new connection must send its whole head within `header_timeout`; a keep-alive one
         // may stay silent for `idle_timeout`, then gets `header_timeout` from its first byte.
-        let now = Instant::now();
         if self.parking {
             // Back from parking: the same wait goes on, with the same deadline.
             self.parking = false;
@@ -294,16 +292,14 @@ impl ClientConnection {
             }
             self.read_policy.set_awaiting_request(true);
             self.awaiting_first_byte = true;
-            self.read_policy
-                .set_head_deadline(Some(now + self.limits.idle_timeout));
+            self.read_policy.set_head_wait(self.limits.idle_timeout);
         } else {
             // Without a preface the socket is not needed past this point.
             self.preface_socket = None;
-            let deadline = self
-                .first_head_deadline
-                .take()
-                .unwrap_or(now + self.limits.header_timeout);
-            self.read_policy.set_head_deadline(Some(deadline));
+            match self.first_head_deadline.take() {
+                Some(deadline) => self.read_policy.set_head_deadline(Some(deadline)),
+                None => self.read_policy.set_head_wait(self.limits.header_timeout),
+            }
         }
         // The line buffer is lent out while the head is read; a failed read ends the
         // connection or parks it, so it need not come back then (a parked connection
