@@ -49,6 +49,7 @@ mod tiny_http_drain;
 mod tiny_http_drain_idle;
 mod tiny_http_head_fields;
 mod tiny_http_head_lines;
+mod tiny_http_head_text;
 mod tiny_http_parking;
 mod tiny_http_limits;
 mod tiny_http_parser;

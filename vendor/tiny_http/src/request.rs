@@ -9,9 +9,10 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use crate::external::SharedExternal;
+use crate::head::{RequestHead, RequestHeaders};
 use crate::shutdown::ShutdownHandle;
 use crate::util::{BodyDrain, EqualReader, FusedReader};
-use crate::{HTTPVersion, Header, Method, Response, StatusCode};
+use crate::{HTTPVersion, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
@@ -67,11 +68,10 @@ pub struct Request {
 
     method: Method,
 
-    path: String,
+    /// The target and the headers.
+    head: RequestHead,
 
     http_version: HTTPVersion,
-
-    headers: Vec<Header>,
 
     body_length: Option<usize>,
 
@@ -109,10 +109,9 @@ pub(crate) struct ConnectionHeader {
 }
 
 impl ConnectionHeader {
-    pub(crate) fn of(headers: &[Header]) -> ConnectionHeader {
+    pub(crate) fn of(headers: RequestHeaders<'_>) -> ConnectionHeader {
         headers
-            .iter()
-            .find(|h| h.field.equiv("Connection"))
+            .find("Connection")
             .map_or_else(ConnectionHeader::default, |h| {
                 ConnectionHeader::parse(h.value.as_bytes())
             })
@@ -195,7 +194,7 @@ enum BodyFraming {
 
 /// Only unambiguous framings are accepted: anything a second parser could read differently
 /// (request smuggling) is rejected.
-fn body_framing(headers: &[Header]) -> Result<BodyFraming, StatusCode> {
+fn body_framing(headers: RequestHeaders<'_>) -> Result<BodyFraming, StatusCode> {
     let bad_request = StatusCode(400);
     let mut length = None;
     for header in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
@@ -248,9 +247,8 @@ impl From<IoError> for RequestCreationError {
 pub fn new_request<R, W>(
     secure: bool,
     method: Method,
-    path: String,
+    head: RequestHead,
     version: HTTPVersion,
-    headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
@@ -260,7 +258,8 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    let framing = body_framing(&headers).map_err(RequestCreationError::BadFraming)?;
+    let headers = head.headers();
+    let framing = body_framing(headers).map_err(RequestCreationError::BadFraming)?;
     let content_length = match framing {
         BodyFraming::Length(length) => Some(length),
         _ => None,
@@ -268,18 +267,14 @@ where
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
+        match headers.find("Expect").map(|h| h.value.as_str()) {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
             _ => return Err(RequestCreationError::ExpectationFailed),
         }
     };
 
-    let connection = ConnectionHeader::of(&headers);
+    let connection = ConnectionHeader::of(headers);
     let connection_upgrade = connection.upgrade;
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
@@ -336,9 +331,8 @@ where
         secure,
         session: None,
         method,
-        path,
+        head,
         http_version: version,
-        headers,
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
@@ -365,13 +359,13 @@ impl Request {
     /// Returns the resource requested by the client.
     #[inline]
     pub fn url(&self) -> &str {
-        &self.path
+        self.head.target()
     }
 
     /// Returns a list of all headers sent by the client.
     #[inline]
-    pub fn headers(&self) -> &[Header] {
-        &self.headers
+    pub fn headers(&self) -> RequestHeaders<'_> {
+        self.head.headers()
     }
 
     /// Returns the HTTP version of the request.
@@ -453,7 +447,7 @@ impl Request {
             .raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                self.head.headers(),
                 false,
                 Some(protocol),
             )
@@ -526,7 +520,7 @@ impl Request {
             msg.raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                self.head.headers(),
                 true,
                 None,
             )
@@ -623,7 +617,7 @@ impl Request {
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
             self.http_version.clone(),
-            &self.headers,
+            self.head.headers(),
             do_not_send_body,
             None,
         ))?;
@@ -683,7 +677,9 @@ impl fmt::Debug for Request {
         write!(
             formatter,
             "Request({} {} from {:?})",
-            self.method, self.path, self.remote_addr
+            self.method,
+            self.url(),
+            self.remote_addr
         )
     }
 }
