@@ -52,6 +52,7 @@ mod tiny_http_head_lines;
 mod tiny_http_head_text;
 mod tiny_http_parking;
 mod tiny_http_limits;
+mod tiny_http_own_headers;
 mod tiny_http_parser;
 mod tiny_http_pool;
 mod tiny_http_preface;

@@ -109,14 +109,6 @@ pub(crate) struct ConnectionHeader {
 }
 
 impl ConnectionHeader {
-    pub(crate) fn of(headers: RequestHeaders<'_>) -> ConnectionHeader {
-        headers
-            .find("Connection")
-            .map_or_else(ConnectionHeader::default, |h| {
-                ConnectionHeader::parse(h.value.as_bytes())
-            })
-    }
-
     fn parse(value: &[u8]) -> ConnectionHeader {
         let mut found = ConnectionHeader::default();
         let at = |i: usize, word: &[u8]| {
@@ -192,34 +184,73 @@ enum BodyFraming {
     Chunked,
 }
 
-/// Only unambiguous framings are accepted: anything a second parser could read differently
-/// (request smuggling) is rejected.
-fn body_framing(headers: RequestHeaders<'_>) -> Result<BodyFraming, StatusCode> {
-    let bad_request = StatusCode(400);
-    let mut length = None;
-    for header in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
-        let value = header.value.as_str().trim();
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad_request);
+/// The headers a request's own handling reads (framing, `Expect`, `Connection`), found in
+/// one pass over the headers that compares a name only when its length fits: four searches
+/// of every name (each an ASCII case-insensitive comparison) cost about 700 instructions
+/// for a request with three headers.
+#[derive(Default)]
+struct OwnHeaders<'a> {
+    /// The value of every `Content-Length`, checked to be the same.
+    length: Option<usize>,
+    /// The first `Transfer-Encoding` value, and whether another followed.
+    coding: Option<&'a str>,
+    codings: usize,
+    /// The first `Expect` value.
+    expect: Option<&'a str>,
+    /// The first `Connection` value.
+    connection: Option<&'a str>,
+}
+
+impl<'a> OwnHeaders<'a> {
+    /// A `Content-Length` that is malformed or differs from an earlier one is rejected at
+    /// once, as before any other check.
+    fn of(headers: RequestHeaders<'a>) -> Result<Self, StatusCode> {
+        let bad_request = StatusCode(400);
+        let mut own = OwnHeaders::default();
+        for header in headers {
+            let (name, value) = (header.field, header.value.as_str());
+            match name.as_str().len() {
+                14 if name.equiv("Content-Length") => {
+                    let value = value.trim();
+                    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad_request);
+                    }
+                    let value: usize = value.parse().map_err(|_| bad_request)?;
+                    if own.length.is_some_and(|previous| previous != value) {
+                        return Err(bad_request);
+                    }
+                    own.length = Some(value);
+                }
+                17 if name.equiv("Transfer-Encoding") => {
+                    own.coding.get_or_insert(value);
+                    own.codings += 1;
+                }
+                6 if name.equiv("Expect") => {
+                    own.expect.get_or_insert(value);
+                }
+                10 if name.equiv("Connection") => {
+                    own.connection.get_or_insert(value);
+                }
+                _ => {}
+            }
         }
-        let value: usize = value.parse().map_err(|_| bad_request)?;
-        if length.is_some_and(|previous| previous != value) {
-            return Err(bad_request);
-        }
-        length = Some(value);
+        Ok(own)
     }
-    let mut codings = headers
-        .iter()
-        .filter(|h| h.field.equiv("Transfer-Encoding"));
-    match (codings.next(), codings.next(), length) {
-        (None, _, None) => Ok(BodyFraming::Empty),
-        (None, _, Some(length)) => Ok(BodyFraming::Length(length)),
-        (Some(_), _, Some(_)) | (Some(_), Some(_), None) => Err(bad_request),
-        (Some(coding), None, None) => {
-            if coding.value.as_str().trim().eq_ignore_ascii_case("chunked") {
-                Ok(BodyFraming::Chunked)
-            } else {
-                Err(StatusCode(501))
+
+    /// Only unambiguous framings are accepted: anything a second parser could read
+    /// differently (request smuggling) is rejected.
+    fn body_framing(&self) -> Result<BodyFraming, StatusCode> {
+        let bad_request = StatusCode(400);
+        match (self.coding, self.codings > 1, self.length) {
+            (None, _, None) => Ok(BodyFraming::Empty),
+            (None, _, Some(length)) => Ok(BodyFraming::Length(length)),
+            (Some(_), _, Some(_)) | (Some(_), true, None) => Err(bad_request),
+            (Some(coding), false, None) => {
+                if coding.trim().eq_ignore_ascii_case("chunked") {
+                    Ok(BodyFraming::Chunked)
+                } else {
+                    Err(StatusCode(501))
+                }
             }
         }
     }
@@ -258,8 +289,10 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    let headers = head.headers();
-    let framing = body_framing(headers).map_err(RequestCreationError::BadFraming)?;
+    let own = OwnHeaders::of(head.headers()).map_err(RequestCreationError::BadFraming)?;
+    let framing = own
+        .body_framing()
+        .map_err(RequestCreationError::BadFraming)?;
     let content_length = match framing {
         BodyFraming::Length(length) => Some(length),
         _ => None,
@@ -267,14 +300,18 @@ where
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
-        match headers.find("Expect").map(|h| h.value.as_str()) {
+        match own.expect {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
             _ => return Err(RequestCreationError::ExpectationFailed),
         }
     };
 
-    let connection = ConnectionHeader::of(headers);
+    let connection = own
+        .connection
+        .map_or_else(ConnectionHeader::default, |value| {
+            ConnectionHeader::parse(value.as_bytes())
+        });
     let connection_upgrade = connection.upgrade;
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
