@@ -47,6 +47,7 @@ mod tiny_http_body_drain;
 mod tiny_http_connection_header;
 mod tiny_http_drain;
 mod tiny_http_drain_idle;
+mod tiny_http_from_connection;
 mod tiny_http_head_fields;
 mod tiny_http_head_lines;
 mod tiny_http_head_text;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::common::{HTTPVersion, Method, StatusCode};
 use crate::external::SharedExternal;
 use crate::head::{HeaderSpan, RequestHead};
+use crate::request::{DrainFlags, FromConnection};
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::refined_tcp_stream::TcpSocket;
 use crate::util::RefinedTcpStream;
@@ -354,8 +355,23 @@ impl ClientConnection {
         let mut data_source = self.source.next().unwrap();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
+        let external = &self.external;
+        let session = self
+            .session
+            .get_or_insert_with(|| external.as_ref().and_then(SharedExternal::session))
+            .clone();
+        let from_connection = FromConnection {
+            shutdown: self.shutdown.clone(),
+            drain_flags: Some(DrainFlags {
+                server_draining: self.drain.keep_alive_flag(),
+                said_close: self.response_said_close.clone(),
+            }),
+            session,
+            external: self.external.clone(),
+        };
+
         // building the next reader
-        let request = crate::request::new_request(
+        crate::request::new_request(
             self.secure,
             method,
             head,
@@ -364,6 +380,7 @@ impl ClientConnection {
             data_source,
             writer,
             self.body_abandoned.clone(),
+            from_connection,
         )
         .map_err(|e| {
             use crate::request;
@@ -372,25 +389,6 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
                 request::RequestCreationError::BadFraming(status) => ReadError::Rejected(status),
             }
-        })?
-        .with_shutdown_handle(self.shutdown.clone())
-        .with_drain_flags(
-            self.drain.keep_alive_flag(),
-            self.response_said_close.clone(),
-        );
-
-        let external = &self.external;
-        let session = self
-            .session
-            .get_or_insert_with(|| external.as_ref().and_then(SharedExternal::session))
-            .clone();
-        let request = match session {
-            Some(session) => request.with_session(session),
-            None => request,
-        };
-        Ok(match &self.external {
-            Some(external) => request.with_external(external.clone()),
-            None => request,
         })
     }
 }
