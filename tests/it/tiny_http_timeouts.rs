@@ -115,6 +115,56 @@ fn keep_alive_head_sent_in_two_parts_within_the_header_timeout_is_served() {
     }
 }
 
+/// Change 31: the deadlines are counted in integer nanoseconds after the connection's
+/// start. The idle wait and a trickled head both end within a few hundred milliseconds of
+/// their one second, neither early nor late, request after request.
+#[test]
+fn idle_wait_and_head_deadline_end_on_time() {
+    let (server, addr) = start_server(short_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let on_time = |elapsed: Duration| {
+        elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_millis(1600)
+    };
+
+    let mut client = connect(addr);
+    for _ in 0..3 {
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        read_sized_response(&mut client).unwrap();
+    }
+    let started = Instant::now();
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let (rest, _) = read_until_closed(&mut client).unwrap();
+    assert!(rest.is_empty());
+    assert!(on_time(started.elapsed()), "idle close after {:?}", started.elapsed());
+
+    let mut client = connect(addr);
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    read_sized_response(&mut client).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let mut trickle = client.try_clone().unwrap();
+    let trickling = std::thread::spawn(move || {
+        while trickle.write_all(b"X").is_ok() && started.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = read_until_closed(&mut client);
+    let elapsed = started.elapsed();
+    drop(client);
+    trickling.join().unwrap();
+    assert!(on_time(elapsed), "trickled head cut after {elapsed:?}");
+}
+
 #[test]
 fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let (server, addr) = start_server(short_limits());
