@@ -44,6 +44,7 @@ mod status_writer;
 mod tiny_http_accept_errors;
 mod tiny_http_api;
 mod tiny_http_body_drain;
+mod tiny_http_bodiless_reader;
 mod tiny_http_connection_header;
 mod tiny_http_drain;
 mod tiny_http_drain_idle;

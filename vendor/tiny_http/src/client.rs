@@ -351,9 +351,14 @@ impl ClientConnection {
         // building the writer for the request
         let writer = self.sink.next().unwrap();
 
-        // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
-        std::mem::swap(&mut self.next_header_source, &mut data_source);
+        // A body is read from the reader that read the head; the next head then waits for
+        // its turn on a new one.
+        let (source, next_header_source) = (&mut self.source, &mut self.next_header_source);
+        let data_source = move || {
+            let mut data_source = source.next().unwrap();
+            std::mem::swap(next_header_source, &mut data_source);
+            data_source
+        };
 
         let external = &self.external;
         let session = self

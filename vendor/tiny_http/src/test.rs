@@ -65,13 +65,14 @@ impl From<TestRequest> for Request {
                 value: AsciiString::from_ascii(mock.body.len().to_string()).unwrap(),
             });
         }
+        let body = mock.body;
         new_request(
             mock.secure,
             mock.method,
             RequestHead::from_parts(&mock.path, &mock.headers),
             mock.http_version,
             Some(mock.remote_addr),
-            mock.body.as_bytes(),
+            move || body.as_bytes(),
             std::io::sink(),
             Default::default(),
             Default::default(),
