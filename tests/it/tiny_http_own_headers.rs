@@ -117,3 +117,20 @@ fn only_the_first_connection_header_counts() {
     client.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "closed after the request saying close");
 }
+
+/// Change 33: names are compared as bytes of the head and a value is taken only for a name
+/// that matched. Common headers as long as the four (`User-Agent` and `Connection`, `Accept`
+/// and `Expect`) with values that would count for those are not taken for them.
+#[test]
+fn headers_as_long_as_the_own_ones_do_not_count_for_them() {
+    let (_server, addr) = echo_server();
+    let mut client = connect(addr);
+    for _ in 0..3 {
+        client
+            .write_all(b"POST / HTTP/1.1\r\nUser-Agent: close\r\nAccept: teapot\r\nContent-Length: 2\r\n\r\nhi")
+            .unwrap();
+        let (head, body) = read_sized_response(&mut client).unwrap();
+        assert_eq!(status_of(&head), 200, "{head}");
+        assert_eq!(body, b"hi");
+    }
+}

@@ -56,6 +56,14 @@ impl RequestHead {
         self.text.get(self.target.clone()).unwrap_or("")
     }
 
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn spans(&self) -> &[HeaderSpan] {
+        &self.headers
+    }
+
     pub(crate) fn headers(&self) -> RequestHeaders<'_> {
         RequestHeaders {
             text: &self.text,
