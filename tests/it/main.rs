@@ -51,6 +51,7 @@ mod tiny_http_drain_idle;
 mod tiny_http_from_connection;
 mod tiny_http_head_fields;
 mod tiny_http_head_lines;
+mod tiny_http_head_recycle;
 mod tiny_http_head_text;
 mod tiny_http_parking;
 mod tiny_http_limits;

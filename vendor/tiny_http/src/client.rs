@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method, StatusCode};
 use crate::external::SharedExternal;
-use crate::head::{HeaderSpan, RequestHead};
+use crate::head::{HeaderSpan, RequestHead, SpareHead};
 use crate::request::{DrainFlags, FromConnection};
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::refined_tcp_stream::TcpSocket;
@@ -90,6 +90,9 @@ pub struct ClientConnection {
     /// Set by a request whose response told the client the connection ends (draining).
     response_said_close: Arc<AtomicBool>,
 
+    /// Head buffers given back by the last request (change 34).
+    spare_head: Arc<SpareHead>,
+
     /// The capacity the next request head's text starts with (`HEAD_CAPACITY`).
     head_capacity: usize,
 
@@ -163,6 +166,7 @@ impl ClientConnection {
             drain,
             parking: false,
             response_said_close: Arc::default(),
+            spare_head: Arc::default(),
             head_capacity: HEAD_CAPACITY.start,
             headers_capacity: 8,
             preface_socket,
@@ -261,8 +265,10 @@ impl ClientConnection {
     fn read(&mut self) -> Result<Request, ReadError> {
         let request = self.read_request();
         if request.is_err() && self.read_policy.take_parking_request() {
-            // Still idle, still registered with the drain, while parked.
+            // Still idle, still registered with the drain, while parked; holding no head
+            // buffers meanwhile.
             self.parking = true;
+            self.spare_head.take();
         } else {
             self.leave_idle();
         }
@@ -316,8 +322,12 @@ impl ClientConnection {
         }
         // The head's lines are read into one buffer the request keeps: the target and the
         // headers are ranges of it.
-        let mut text = Vec::with_capacity(self.head_capacity);
-        let mut headers = Vec::with_capacity(self.headers_capacity);
+        let (mut text, mut headers) = self.spare_head.take().unwrap_or_else(|| {
+            (
+                Vec::with_capacity(self.head_capacity),
+                Vec::with_capacity(self.headers_capacity),
+            )
+        });
         let start = self.read_next_line(&mut text)?;
         let (method, target, version) = parse_request_line(&text[start..])?;
         let target = target.start + start..target.end + start;
@@ -373,6 +383,7 @@ impl ClientConnection {
             }),
             session,
             external: self.external.clone(),
+            spare_head: Some(self.spare_head.clone()),
         };
 
         // building the next reader

@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use crate::external::SharedExternal;
-use crate::head::{RequestHead, RequestHeaders};
+use crate::head::{RequestHead, RequestHeaders, SpareHead};
 use crate::shutdown::ShutdownHandle;
 use crate::util::{BodyDrain, EqualReader, FusedReader};
 use crate::{HTTPVersion, Method, Response, StatusCode};
@@ -94,6 +94,9 @@ pub struct Request {
     /// What its `Connection` header says, for the connection to decide whether another
     /// request follows.
     connection: ConnectionHeader,
+
+    /// The connection's spare head buffers, which get this request's when it is dropped.
+    spare_head: Option<Arc<SpareHead>>,
 }
 
 /// What the first `Connection` header names, each word searched for anywhere in its value,
@@ -147,6 +150,8 @@ pub(crate) struct FromConnection {
     pub(crate) drain_flags: Option<DrainFlags>,
     pub(crate) session: Option<Arc<dyn std::any::Any + Send + Sync>>,
     pub(crate) external: Option<SharedExternal>,
+    /// Where the request's head buffers go when it is dropped.
+    pub(crate) spare_head: Option<Arc<SpareHead>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -401,6 +406,7 @@ where
         shutdown: from_connection.shutdown,
         drain_flags: from_connection.drain_flags,
         connection,
+        spare_head: from_connection.spare_head,
     })
 }
 
@@ -726,6 +732,9 @@ impl Drop for Request {
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).ok();
             }
+        }
+        if let Some(spare) = self.spare_head.take() {
+            self.head.give_back(&spare);
         }
     }
 }
