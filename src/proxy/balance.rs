@@ -78,7 +78,7 @@ pub(super) fn plan<'r, 'i>(route: &'r Route, upstreams: &[Upstream], inputs: imp
 
 /// The request values hashing and affinity read.
 pub(super) struct Inputs<'a> {
-    pub headers: &'a [tiny_http::Header],
+    pub headers: tiny_http::RequestHeaders<'a>,
     /// The request target as sent: path and query.
     pub request_uri: &'a str,
     pub client: Option<SocketAddr>,
@@ -138,7 +138,7 @@ pub(super) fn cookie_value(upstream: &Upstream) -> String {
 }
 
 /// The value of the request cookie `name` (the first, if sent twice).
-fn request_cookie<'a>(headers: &'a [tiny_http::Header], name: &str) -> Option<&'a str> {
+fn request_cookie<'a>(headers: tiny_http::RequestHeaders<'a>, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .filter(|h| h.field.equiv("cookie"))
@@ -184,7 +184,7 @@ fn key_hash(key: &HashKey, inputs: &Inputs<'_>) -> u64 {
             }
             HashPart::Host => hash.feed(super::wire::host_without_port(inputs.host).to_ascii_lowercase().as_bytes()),
             HashPart::Header(name) => {
-                let found = inputs.headers.iter().find(|h| header_matches(h.field.as_str().as_str(), name));
+                let found = inputs.headers.iter().find(|h| header_matches(h.field.as_str(), name));
                 hash.feed(found.map_or("", |h| h.value.as_str()).as_bytes())
             }
             HashPart::Cookie(name) => hash.feed(request_cookie(inputs.headers, name).unwrap_or("").as_bytes()),
@@ -262,8 +262,12 @@ mod tests {
         tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header")
     }
 
-    fn inputs<'a>(headers: &'a [tiny_http::Header], uri: &'a str) -> Inputs<'a> {
-        Inputs { headers, request_uri: uri, client: Some("192.0.2.7:5555".parse().expect("addr")), host: "Shop.example.com:8080" }
+    fn request(headers: &[tiny_http::Header]) -> tiny_http::Request {
+        headers.iter().fold(tiny_http::TestRequest::new(), |request, header| request.with_header(header.clone())).into()
+    }
+
+    fn inputs<'a>(request: &'a tiny_http::Request, uri: &'a str) -> Inputs<'a> {
+        Inputs { headers: request.headers(), request_uri: uri, client: Some("192.0.2.7:5555".parse().expect("addr")), host: "Shop.example.com:8080" }
     }
 
     fn affinity() -> Affinity {
@@ -279,16 +283,16 @@ mod tests {
         assert_eq!(values.len(), 5);
         for (index, upstream) in list.iter().enumerate() {
             let cookie = [header("Cookie", &format!("a=1; INGRESSCOOKIE={}; b=2", cookie_value(upstream)))];
-            assert_eq!(sticky(&affinity(), &list, &inputs(&cookie, "/")), Choice::Sticky(index));
+            assert_eq!(sticky(&affinity(), &list, &inputs(&request(&cookie), "/")), Choice::Sticky(index));
             // The same endpoint in a new generation's list (one endpoint gone) keeps its sessions.
             let shorter: Vec<Upstream> = list.iter().filter(|u| *u == upstream || u.authority != list[0].authority).cloned().collect();
             let expected = shorter.iter().position(|u| u == upstream).map_or(Choice::Unstuck, Choice::Sticky);
-            assert_eq!(sticky(&affinity(), &shorter, &inputs(&cookie, "/")), expected);
+            assert_eq!(sticky(&affinity(), &shorter, &inputs(&request(&cookie), "/")), expected);
         }
         for bad in ["INGRESSCOOKIE=zz", "INGRESSCOOKIE=0000000000000000", "OTHER=1", "INGRESSCOOKIE=1"] {
-            assert_eq!(sticky(&affinity(), &list, &inputs(&[header("Cookie", bad)], "/")), Choice::Unstuck, "{bad}");
+            assert_eq!(sticky(&affinity(), &list, &inputs(&request(&[header("Cookie", bad)]), "/")), Choice::Unstuck, "{bad}");
         }
-        assert_eq!(sticky(&affinity(), &list, &inputs(&[], "/")), Choice::Unstuck);
+        assert_eq!(sticky(&affinity(), &list, &inputs(&request(&[]), "/")), Choice::Unstuck);
     }
 
     #[test]
@@ -303,7 +307,7 @@ mod tests {
     fn hashing_is_consistent_and_moves_only_the_keys_of_a_removed_endpoint() {
         let key = parse_hash_key("$request_uri").expect("key");
         let list = upstreams(10);
-        let pick = |list: &[Upstream], uri: &str| match hashed(&key, list, &inputs(&[], uri)) {
+        let pick = |list: &[Upstream], uri: &str| match hashed(&key, list, &inputs(&request(&[]), uri)) {
             Choice::Hashed(index) => list[index].authority.clone(),
             other => panic!("{other:?}"),
         };
@@ -327,7 +331,7 @@ mod tests {
     fn hash_keys_read_the_request_like_nginx_variables() {
         let list = upstreams(50);
         let headers = [header("X-User-Id", "alice"), header("Cookie", "sid=s1; other=o"), header("x-user-id", "ignored second")];
-        let value = |template: &str, headers: &[tiny_http::Header], uri: &str| key_hash(&parse_hash_key(template).expect("key"), &inputs(headers, uri));
+        let value = |template: &str, headers: &[tiny_http::Header], uri: &str| key_hash(&parse_hash_key(template).expect("key"), &inputs(&request(headers), uri));
         let literal = |text: &str| StableHash::new().feed(text.as_bytes()).finish();
         assert_eq!(value("$http_x_user_id", &headers, "/"), literal("alice"));
         assert_eq!(value("$cookie_sid", &headers, "/"), literal("s1"));
@@ -336,8 +340,8 @@ mod tests {
         assert_eq!(value("$remote_addr", &headers, "/"), literal("192.0.2.7"));
         assert_eq!(value("$host$request_uri", &headers, "/x?y"), literal("shop.example.com/x?y"));
         assert_eq!(value("u-${arg_a}", &headers, "/p?a=1"), literal("u-1"));
-        assert!(matches!(hashed(&parse_hash_key("$http_x_user_id").expect("key"), &list, &inputs(&headers, "/")), Choice::Hashed(_)));
-        assert_eq!(hashed(&parse_hash_key("$request_uri").expect("key"), &[], &inputs(&headers, "/")), Choice::Unstuck);
+        assert!(matches!(hashed(&parse_hash_key("$http_x_user_id").expect("key"), &list, &inputs(&request(&headers), "/")), Choice::Hashed(_)));
+        assert_eq!(hashed(&parse_hash_key("$request_uri").expect("key"), &[], &inputs(&request(&headers), "/")), Choice::Unstuck);
     }
 
     #[test]

@@ -31,8 +31,8 @@ const HEADER_VIEWS: usize = 32;
 /// kept on the stack for a usual request.
 fn with_header_views<R>(request: &tiny_http::Request, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
     let headers = request.headers();
-    fn view(h: &tiny_http::Header) -> (&str, &str) {
-        (h.field.as_str().as_str(), h.value.as_str())
+    fn view(h: tiny_http::RequestHeader<'_>) -> (&str, &str) {
+        (h.field.as_str(), h.value.as_str())
     }
     if headers.len() > HEADER_VIEWS {
         return f(&headers.iter().map(view).collect::<Vec<_>>());
@@ -100,7 +100,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
     let Some(route) = generation.routes.lookup(host, target.path()) else {
         return reply(request, &client, outcome, started, 404, "no route for this host and path", &[]);
     };
-    let route = route.for_request(|| request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())));
+    let route = route.for_request(|| request.headers().iter().map(|h| (h.field.as_str(), h.value.as_str())));
     outcome.ingress = Some(route.ingress.clone());
     outcome.service = Some(route.service.clone());
 
@@ -184,7 +184,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
             return reply(request, &client, outcome, started, 503, "authentication misconfigured", &[]);
         }
         Some(ExternalAuth::Check(check)) => {
-            let header_refs: Vec<(&str, &str)> = request.headers().iter().map(|h| (h.field.as_str().as_str(), h.value.as_str())).collect();
+            let header_refs: Vec<(&str, &str)> = request.headers().iter().map(|h| (h.field.as_str(), h.value.as_str())).collect();
             let remote_addr = client.address.map(|a| a.to_string()).unwrap_or_default();
             let original = Original {
                 vars: Variables {

@@ -36,7 +36,12 @@ fn slowloris_head_on_an_external_stream_is_cut_at_the_header_deadline() {
 }
 
 fn check_slowloris_is_cut(addr: std::net::SocketAddr) {
-    let mut client = connect(addr);
+    check_slowloris_is_cut_on(connect(addr));
+}
+
+/// Trickles a head from its request line on: the connection must close (with a 408 or
+/// nothing) about `header_timeout` (1 s) after that line, not before.
+fn check_slowloris_is_cut_on(mut client: std::net::TcpStream) {
     client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     // One header byte every 100 ms: each read succeeds, yet the whole head is late.
     client
@@ -69,6 +74,95 @@ fn check_slowloris_is_cut(addr: std::net::SocketAddr) {
         received.is_empty() || received.starts_with("HTTP/1.1 408"),
         "unexpected answer: {received}"
     );
+}
+
+/// Change 27: a keep-alive connection's next head gets its `header_timeout` from its first
+/// byte (the deadline is armed without a clock read and starts at the next read), not from
+/// the start of the idle wait, and trickling bytes still cannot extend it.
+#[test]
+fn slowloris_on_a_keep_alive_connection_is_cut_a_header_timeout_after_its_first_byte() {
+    let (server, addr) = start_server(short_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let mut client = connect(addr);
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (head, _) = read_sized_response(&mut client).unwrap();
+    assert_eq!(status_of(&head), 200);
+    // Most of the idle timeout passes before the next head starts.
+    std::thread::sleep(Duration::from_millis(700));
+    check_slowloris_is_cut_on(client);
+}
+
+#[test]
+fn keep_alive_head_sent_in_two_parts_within_the_header_timeout_is_served() {
+    let (server, addr) = start_server(short_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let mut client = connect(addr);
+    // A new connection's first head has `header_timeout` from the accept.
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    read_sized_response(&mut client).unwrap();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(600));
+        client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+        // Idle wait and head together last longer than either timeout.
+        std::thread::sleep(Duration::from_millis(600));
+        client.write_all(b"Host: x\r\n\r\n").unwrap();
+        let (head, _) = read_sized_response(&mut client).unwrap();
+        assert_eq!(status_of(&head), 200);
+    }
+}
+
+/// Change 31: the deadlines are counted in integer nanoseconds after the connection's
+/// start. The idle wait and a trickled head both end within a few hundred milliseconds of
+/// their one second, neither early nor late, request after request.
+#[test]
+fn idle_wait_and_head_deadline_end_on_time() {
+    let (server, addr) = start_server(short_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let on_time = |elapsed: Duration| {
+        elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_millis(1600)
+    };
+
+    let mut client = connect(addr);
+    for _ in 0..3 {
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        read_sized_response(&mut client).unwrap();
+    }
+    let started = Instant::now();
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let (rest, _) = read_until_closed(&mut client).unwrap();
+    assert!(rest.is_empty());
+    assert!(on_time(started.elapsed()), "idle close after {:?}", started.elapsed());
+
+    let mut client = connect(addr);
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    read_sized_response(&mut client).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    client.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let mut trickle = client.try_clone().unwrap();
+    let trickling = std::thread::spawn(move || {
+        while trickle.write_all(b"X").is_ok() && started.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    client
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = read_until_closed(&mut client);
+    let elapsed = started.elapsed();
+    drop(client);
+    trickling.join().unwrap();
+    assert!(on_time(elapsed), "trickled head cut after {elapsed:?}");
 }
 
 #[test]

@@ -98,7 +98,7 @@ fn main() {
                 .headers()
                 .iter()
                 .find(|h| h.field.equiv(&"Sec-WebSocket-Key"))
-                .map(|h| h.value.clone())
+                .map(|h| h.value.as_str().to_owned())
             {
                 None => {
                     let response = tiny_http::Response::new_empty(tiny_http::StatusCode(400));

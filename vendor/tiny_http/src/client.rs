@@ -1,15 +1,16 @@
-
-use ascii::AsciiString;
 use std::io::Error as IoError;
 use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Write};
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
+use crate::common::{HTTPVersion, Method, StatusCode};
 use crate::external::SharedExternal;
+use crate::head::{HeaderSpan, RequestHead, SpareHead};
+use crate::request::{DrainFlags, FromConnection};
 use crate::util::refined_tcp_stream::ReadPolicy;
 use crate::util::refined_tcp_stream::TcpSocket;
 use crate::util::RefinedTcpStream;
@@ -23,6 +24,11 @@ use crate::ShutdownHandle;
 /// Bytes of response buffered before a write reaches the socket: a small response's head
 /// and body, written separately, leave in one segment at the flush.
 const RESPONSE_BUFFER: usize = 4 * 1024;
+
+/// Bounds of the capacity a request head's text starts with: the previous head's length,
+/// rounded up to a power of two, so a connection's heads rarely grow their buffer and one
+/// large head does not make every later one allocate as much.
+const HEAD_CAPACITY: Range<usize> = 256..4096;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -84,8 +90,15 @@ pub struct ClientConnection {
     /// Set by a request whose response told the client the connection ends (draining).
     response_said_close: Arc<AtomicBool>,
 
-    /// Holds each head line while it is parsed; kept for the connection's next requests.
-    line: Vec<u8>,
+    /// Head buffers given back by the last request (change 34).
+    spare_head: Arc<SpareHead>,
+
+    /// The capacity the next request head's text starts with (`HEAD_CAPACITY`).
+    head_capacity: usize,
+
+    /// The capacity the next request head's header list starts with: the previous one's
+    /// (at most 64).
+    headers_capacity: usize,
 
     /// The TCP socket a preface is read from; dropped once it was read (or not wanted).
     preface_socket: Option<TcpSocket>,
@@ -153,7 +166,9 @@ impl ClientConnection {
             drain,
             parking: false,
             response_said_close: Arc::default(),
-            line: Vec::with_capacity(256),
+            spare_head: Arc::default(),
+            head_capacity: HEAD_CAPACITY.start,
+            headers_capacity: 8,
             preface_socket,
             first_head_deadline: None,
             pollable_fd,
@@ -177,16 +192,17 @@ impl ClientConnection {
         Ok(())
     }
 
-    /// Reads the next line from self.next_header_source into `buf` (cleared first),
-    /// without its line ending; the line is ASCII when this returns `Ok`.
+    /// Reads the next line from self.next_header_source onto the end of `buf`, without its
+    /// line ending, and returns where in `buf` it starts; the line is ASCII when this
+    /// returns `Ok`.
     ///
     /// Reads until `LF` (after `CR` or bare) is reached. The next read will start
     ///  at the first byte of the new line.
     ///
     /// The line is taken from the bytes already buffered, a buffer at a time: reading it a
     /// byte per call through `Read::bytes` cost about a hundred instructions per byte.
-    fn read_next_line(&mut self, buf: &mut Vec<u8>) -> Result<(), ReadError> {
-        buf.clear();
+    fn read_next_line(&mut self, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
+        let start = buf.len();
         // The bytes before the LF, a CR included, may number `max_header_line + 1`: a line
         // of `max_header_line` bytes fits with its CRLF.
         let most = self.limits.max_header_line.saturating_add(1);
@@ -209,8 +225,7 @@ impl ClientConnection {
                 // As `leave_idle`, which cannot be called while `available` borrows the reader.
                 self.drain_entry.leave_idle();
                 self.read_policy.set_awaiting_request(false);
-                self.read_policy
-                    .set_head_deadline(Some(Instant::now() + self.limits.header_timeout));
+                self.read_policy.set_head_wait(self.limits.header_timeout);
             }
             // Checked once bytes came: only then has the previous body been dropped.
             if self.body_abandoned.load(Ordering::Acquire) {
@@ -222,7 +237,7 @@ impl ClientConnection {
 
             let line_end = available.iter().position(|&byte| byte == b'\n');
             let part = &available[..line_end.unwrap_or(available.len())];
-            if buf.len() + part.len() > most {
+            if buf.len() - start + part.len() > most {
                 return Err(ReadError::Rejected(StatusCode(431)));
             }
             buf.extend_from_slice(part);
@@ -234,13 +249,14 @@ impl ClientConnection {
             self.next_header_source.consume(line_end + 1);
 
             // A bare LF ends a line too; a CR anywhere else is malformed.
-            if buf.last() == Some(&b'\r') {
+            if buf.len() > start && buf.last() == Some(&b'\r') {
                 buf.pop();
             }
-            if buf.contains(&b'\r') || !buf.is_ascii() {
+            let line = &buf[start..];
+            if line.contains(&b'\r') || !line.is_ascii() {
                 return Err(ReadError::Rejected(StatusCode(400)));
             }
-            return Ok(());
+            return Ok(start);
         }
     }
 
@@ -249,8 +265,10 @@ impl ClientConnection {
     fn read(&mut self) -> Result<Request, ReadError> {
         let request = self.read_request();
         if request.is_err() && self.read_policy.take_parking_request() {
-            // Still idle, still registered with the drain, while parked.
+            // Still idle, still registered with the drain, while parked; holding no head
+            // buffers meanwhile.
             self.parking = true;
+            self.spare_head.take();
         } else {
             self.leave_idle();
         }
@@ -281,7 +299,6 @@ impl ClientConnection {
     fn read_request(&mut self) -> Result<Request, ReadError> {
         // A new connection must send its whole head within `header_timeout`; a keep-alive one
         // may stay silent for `idle_timeout`, then gets `header_timeout` from its first byte.
-        let now = Instant::now();
         if self.parking {
             // Back from parking: the same wait goes on, with the same deadline.
             self.parking = false;
@@ -294,49 +311,48 @@ impl ClientConnection {
             }
             self.read_policy.set_awaiting_request(true);
             self.awaiting_first_byte = true;
-            self.read_policy
-                .set_head_deadline(Some(now + self.limits.idle_timeout));
+            self.read_policy.set_head_wait(self.limits.idle_timeout);
         } else {
             // Without a preface the socket is not needed past this point.
             self.preface_socket = None;
-            let deadline = self
-                .first_head_deadline
-                .take()
-                .unwrap_or(now + self.limits.header_timeout);
-            self.read_policy.set_head_deadline(Some(deadline));
+            match self.first_head_deadline.take() {
+                Some(deadline) => self.read_policy.set_head_deadline(Some(deadline)),
+                None => self.read_policy.set_head_wait(self.limits.header_timeout),
+            }
         }
-        // The line buffer is lent out while the head is read; a failed read ends the
-        // connection or parks it, so it need not come back then (a parked connection
-        // holds no buffer it does not need).
-        let mut line = std::mem::take(&mut self.line);
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                self.read_next_line(&mut line)?;
-                parse_request_line(&line)?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    self.read_next_line(&mut line)?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    if headers.len() == self.limits.max_headers {
-                        return Err(ReadError::Rejected(StatusCode(431)));
-                    }
-                    headers.push(parse_header_line(&line)?);
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
-        self.line = line;
+        // The head's lines are read into one buffer the request keeps: the target and the
+        // headers are ranges of it.
+        let (mut text, mut headers) = self.spare_head.take().unwrap_or_else(|| {
+            (
+                Vec::with_capacity(self.head_capacity),
+                Vec::with_capacity(self.headers_capacity),
+            )
+        });
+        let start = self.read_next_line(&mut text)?;
+        let (method, target, version) = parse_request_line(&text[start..])?;
+        let target = target.start + start..target.end + start;
+        loop {
+            let start = self.read_next_line(&mut text)?;
+            if text.len() == start {
+                break;
+            }
+            if headers.len() == self.limits.max_headers {
+                return Err(ReadError::Rejected(StatusCode(431)));
+            }
+            let HeaderSpan { name, value } = parse_header_line(&text[start..])?;
+            headers.push(HeaderSpan {
+                name: name.start + start..name.end + start,
+                value: value.start + start..value.end + start,
+            });
+        }
+        self.head_capacity = text
+            .len()
+            .next_power_of_two()
+            .clamp(HEAD_CAPACITY.start, HEAD_CAPACITY.end);
+        self.headers_capacity = headers.capacity().min(64);
+        // Every line was checked to be ASCII.
+        let text = String::from_utf8(text).map_err(|_| ReadError::Rejected(StatusCode(400)))?;
+        let head = RequestHead::new(text, target, headers);
 
         // The body is read with the idle timeout per read.
         self.read_policy.set_head_deadline(None);
@@ -345,21 +361,42 @@ impl ClientConnection {
         // building the writer for the request
         let writer = self.sink.next().unwrap();
 
-        // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
-        std::mem::swap(&mut self.next_header_source, &mut data_source);
+        // A body is read from the reader that read the head; the next head then waits for
+        // its turn on a new one.
+        let (source, next_header_source) = (&mut self.source, &mut self.next_header_source);
+        let data_source = move || {
+            let mut data_source = source.next().unwrap();
+            std::mem::swap(next_header_source, &mut data_source);
+            data_source
+        };
+
+        let external = &self.external;
+        let session = self
+            .session
+            .get_or_insert_with(|| external.as_ref().and_then(SharedExternal::session))
+            .clone();
+        let from_connection = FromConnection {
+            shutdown: self.shutdown.clone(),
+            drain_flags: Some(DrainFlags {
+                server_draining: self.drain.keep_alive_flag(),
+                said_close: self.response_said_close.clone(),
+            }),
+            session,
+            external: self.external.clone(),
+            spare_head: Some(self.spare_head.clone()),
+        };
 
         // building the next reader
-        let request = crate::request::new_request(
+        crate::request::new_request(
             self.secure,
             method,
-            path,
-            version.clone(),
-            headers,
+            head,
+            version,
             self.remote_addr,
             data_source,
             writer,
             self.body_abandoned.clone(),
+            from_connection,
         )
         .map_err(|e| {
             use crate::request;
@@ -368,25 +405,6 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
                 request::RequestCreationError::BadFraming(status) => ReadError::Rejected(status),
             }
-        })?
-        .with_shutdown_handle(self.shutdown.clone())
-        .with_drain_flags(
-            self.drain.keep_alive_flag(),
-            self.response_said_close.clone(),
-        );
-
-        let external = &self.external;
-        let session = self
-            .session
-            .get_or_insert_with(|| external.as_ref().and_then(SharedExternal::session))
-            .clone();
-        let request = match session {
-            Some(session) => request.with_session(session),
-            None => request,
-        };
-        Ok(match &self.external {
-            Some(external) => request.with_external(external.clone()),
-            None => request,
         })
     }
 }
@@ -482,7 +500,7 @@ fn parse_http_version(version: &[u8]) -> Result<HTTPVersion, ReadError> {
 /// Parses the request line of the request (ASCII, as `read_next_line` returns it): exactly
 /// `METHOD SP target SP version` once the whitespace around it is trimmed.
 /// eg. GET / HTTP/1.1
-fn parse_request_line(line: &[u8]) -> Result<(Method, String, HTTPVersion), ReadError> {
+fn parse_request_line(line: &[u8]) -> Result<(Method, Range<usize>, HTTPVersion), ReadError> {
     let bad_request = || ReadError::Rejected(StatusCode(400));
     let mut parts = trim_whitespace(line).split(|&byte| byte == b' ');
     let (method, path, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -495,7 +513,13 @@ fn parse_request_line(line: &[u8]) -> Result<(Method, String, HTTPVersion), Read
     };
     let version = parse_http_version(version)?;
     let method = ascii_text(method).parse().map_err(|_| bad_request())?;
-    Ok((method, ascii_text(path).to_owned(), version))
+    Ok((method, range_in(line, path), version))
+}
+
+/// Where `part`, a subslice of `line`, is in it.
+fn range_in(line: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - line.as_ptr() as usize;
+    start..start + part.len()
 }
 
 /// Bytes of a line `read_next_line` accepted (ASCII, so valid UTF-8).
@@ -531,7 +555,7 @@ fn trim_whitespace(mut bytes: &[u8]) -> &[u8] {
 ///
 /// Works on the line's bytes: through `str` and `Header::from_str`, char searches and
 /// repeated ASCII checks cost about 650 instructions for a `Host` header.
-fn parse_header_line(line: &[u8]) -> Result<Header, ReadError> {
+fn parse_header_line(line: &[u8]) -> Result<HeaderSpan, ReadError> {
     let bad_request = || ReadError::Rejected(StatusCode(400));
     let colon = line
         .iter()
@@ -543,9 +567,9 @@ fn parse_header_line(line: &[u8]) -> Result<Header, ReadError> {
     if name.is_empty() || name.iter().any(is_whitespace) || value.iter().any(is_control) {
         return Err(bad_request());
     }
-    Ok(Header {
-        field: HeaderField::from_bytes(name).map_err(|_| bad_request())?,
-        value: AsciiString::from_ascii(value).map_err(|_| bad_request())?,
+    Ok(HeaderSpan {
+        name: 0..colon,
+        value: range_in(line, value),
     })
 }
 
@@ -553,10 +577,11 @@ fn parse_header_line(line: &[u8]) -> Result<Header, ReadError> {
 mod test {
     #[test]
     fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line(b"GET /hello HTTP/1.1").unwrap();
+        let line = b"GET /hello HTTP/1.1";
+        let (method, path, ver) = super::parse_request_line(line).unwrap();
 
         assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
+        assert!(&line[path] == b"/hello");
         assert!(ver == crate::common::HTTPVersion(1, 1));
 
         assert!(super::parse_request_line(b"GET /hello").is_err());

@@ -1,4 +1,5 @@
 use crate::common::{HTTPVersion, Header, StatusCode};
+use crate::head::RequestHeaders;
 use httpdate::HttpDate;
 use std::cmp::Ordering;
 use std::sync::mpsc::Receiver;
@@ -111,7 +112,7 @@ where
 
 fn choose_transfer_encoding(
     status_code: StatusCode,
-    request_headers: &[Header],
+    request_headers: RequestHeaders<'_>,
     http_version: &HTTPVersion,
     entity_length: &Option<usize>,
     has_additional_headers: bool,
@@ -133,11 +134,10 @@ fn choose_transfer_encoding(
 
     // parsing the request's TE header
     let user_request = request_headers
-        .iter()
         // finding TE
-        .find(|h| h.field.equiv("TE"))
+        .find("TE")
         // getting its value
-        .map(|h| h.value.clone())
+        .map(|h| h.value)
         // getting the corresponding TransferEncoding
         .and_then(|value| {
             // getting list of requested elements
@@ -335,7 +335,7 @@ where
         mut self,
         mut writer: W,
         http_version: HTTPVersion,
-        request_headers: &[Header],
+        request_headers: RequestHeaders<'_>,
         do_not_send_body: bool,
         upgrade: Option<&str>,
     ) -> IoResult<()> {

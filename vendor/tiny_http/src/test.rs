@@ -1,3 +1,4 @@
+use crate::head::RequestHead;
 use crate::{request::new_request, HTTPVersion, Header, HeaderField, Method, Request};
 use ascii::AsciiString;
 use std::net::SocketAddr;
@@ -64,15 +65,16 @@ impl From<TestRequest> for Request {
                 value: AsciiString::from_ascii(mock.body.len().to_string()).unwrap(),
             });
         }
+        let body = mock.body;
         new_request(
             mock.secure,
             mock.method,
-            mock.path,
+            RequestHead::from_parts(&mock.path, &mock.headers),
             mock.http_version,
-            mock.headers,
             Some(mock.remote_addr),
-            mock.body.as_bytes(),
+            move || body.as_bytes(),
             std::io::sink(),
+            Default::default(),
             Default::default(),
         )
         .unwrap()

@@ -2,8 +2,8 @@ use std::io::Result as IoResult;
 use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::shutdown::ShutdownHandle;
 use std::time::{Duration, Instant};
@@ -132,7 +132,11 @@ impl Write for Stream {
 /// deadline, so a client trickling bytes cannot extend it; otherwise each read may wait
 /// `idle` (keep-alive wait and silence within a body).
 pub(crate) struct ReadPolicy {
-    head_deadline: Mutex<Option<Instant>>,
+    /// The head deadline, encoded (`NO_DEADLINE`, `FROM_NEXT_READ`, or nanoseconds after
+    /// `origin`): an atomic, not a mutex, as it is set three times per keep-alive request.
+    head_deadline: AtomicU64,
+    /// What an absolute `head_deadline` counts from.
+    origin: Instant,
     idle: Duration,
     /// Set while the connection waits for its next request.
     awaiting_request: AtomicBool,
@@ -145,6 +149,19 @@ pub(crate) struct ReadPolicy {
     parking_requested: AtomicBool,
 }
 
+/// `ReadPolicy::head_deadline` when no head is being read.
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// Set in `ReadPolicy::head_deadline` for a deadline that starts at the next read (or when
+/// asked for), the other bits its nanoseconds from then.
+const FROM_NEXT_READ: u64 = 1 << 63;
+
+/// A duration in the bits `FROM_NEXT_READ` leaves, saturated (about 292 years).
+fn nanos(duration: Duration) -> u64 {
+    let most = FROM_NEXT_READ - 1;
+    duration.as_nanos().min(u128::from(most)) as u64
+}
+
 /// Longest single wait of an external stream that waits for its next request on its
 /// thread (it has no socket to park on), whose blocked read holds the stream's lock so a
 /// drain cannot shut it down: it notices the drain after at most this long.
@@ -153,7 +170,8 @@ const IDLE_EXTERNAL_READ_SLICE: Duration = Duration::from_millis(250);
 impl ReadPolicy {
     pub(crate) fn new(idle: Duration, closing_idle: Arc<AtomicBool>, parkable: bool) -> ReadPolicy {
         ReadPolicy {
-            head_deadline: Mutex::new(None),
+            head_deadline: AtomicU64::new(NO_DEADLINE),
+            origin: Instant::now(),
             idle,
             awaiting_request: AtomicBool::new(false),
             closing_idle,
@@ -181,34 +199,56 @@ impl ReadPolicy {
 
     /// The deadline of the request head (or of the wait for it) being read.
     pub(crate) fn head_deadline(&self) -> Option<Instant> {
-        *self
-            .head_deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        let (deadline, _) = self.resolve_head_deadline()?;
+        Some(self.origin + Duration::from_nanos(deadline))
     }
 
     pub(crate) fn set_head_deadline(&self, deadline: Option<Instant>) {
-        *self
-            .head_deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = deadline;
+        let encoded = deadline.map_or(NO_DEADLINE, |deadline| {
+            nanos(deadline.saturating_duration_since(self.origin))
+        });
+        self.head_deadline.store(encoded, Ordering::Release);
+    }
+
+    /// Sets a deadline `wait` after the next read starts, without reading the clock now:
+    /// a head that arrives whole in the bytes already buffered needs no read, so it never
+    /// reads the clock. Until that read only buffered bytes are parsed, so the deadline
+    /// starts at most that parsing's time later than the clock read it replaces, and a
+    /// client cannot stretch it.
+    pub(crate) fn set_head_wait(&self, wait: Duration) {
+        self.head_deadline
+            .store(FROM_NEXT_READ | nanos(wait), Ordering::Release);
+    }
+
+    /// The head deadline and the time now, both in nanoseconds after `origin`; a wait set
+    /// by `set_head_wait` becomes a deadline from now. Counted in integers: through
+    /// `Instant` and `Duration` arithmetic (normalised seconds and nanoseconds, checked at
+    /// each step) this cost about 180 instructions per read.
+    fn resolve_head_deadline(&self) -> Option<(u64, u64)> {
+        let encoded = self.head_deadline.load(Ordering::Acquire);
+        if encoded == NO_DEADLINE {
+            return None;
+        }
+        let now = nanos(Instant::now().saturating_duration_since(self.origin));
+        if encoded & FROM_NEXT_READ == 0 {
+            return Some((encoded, now));
+        }
+        let deadline = now
+            .saturating_add(encoded & !FROM_NEXT_READ)
+            .min(FROM_NEXT_READ - 1);
+        self.head_deadline.store(deadline, Ordering::Release);
+        Some((deadline, now))
     }
 
     /// The wait allowed for the next read, or `TimedOut` when the head deadline has passed.
     fn next_read_timeout(&self) -> IoResult<Duration> {
-        let deadline = *self
-            .head_deadline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match deadline {
+        match self.resolve_head_deadline() {
             None => Ok(self.idle),
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Ok(left),
-                _ => Err(IoError::new(
-                    ErrorKind::TimedOut,
-                    "request head not received in time",
-                )),
-            },
+            Some((deadline, now)) if deadline > now => Ok(Duration::from_nanos(deadline - now)),
+            Some(_) => Err(IoError::new(
+                ErrorKind::TimedOut,
+                "request head not received in time",
+            )),
         }
     }
 }
