@@ -66,10 +66,18 @@ pub struct UpstreamRequestHeaders {
 /// Headers a proxy consumes rather than forwards (RFC 9110 7.6.1), plus the
 /// framing headers each hop sets for itself. Names compare case-insensitively,
 /// so no lower-cased copy is made.
+/// The length picks the one candidate a name can be, so each header costs one
+/// comparison rather than seven (every request and response header passes here).
 fn is_hop_by_hop(name: &str) -> bool {
-    ["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length"]
-        .iter()
-        .any(|hop| hop.eq_ignore_ascii_case(name))
+    let candidate = match name.len() {
+        2 => "te",
+        7 => if name.as_bytes()[0].eq_ignore_ascii_case(&b't') { "trailer" } else { "upgrade" },
+        10 => if name.as_bytes()[0].eq_ignore_ascii_case(&b'c') { "connection" } else { "keep-alive" },
+        14 => "content-length",
+        17 => "transfer-encoding",
+        _ => "",
+    };
+    (!candidate.is_empty() && candidate.eq_ignore_ascii_case(name))
         || name.as_bytes().get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-"))
 }
 
@@ -354,6 +362,16 @@ mod tests {
 
     fn get<'a>(head: &'a UpstreamRequestHeaders, name: &str) -> Vec<&'a str> {
         head.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    #[test]
+    fn hop_by_hop_names_match_in_any_case_and_nothing_else_does() {
+        for name in ["te", "TE", "trailer", "Upgrade", "connection", "Keep-Alive", "content-length", "Transfer-Encoding", "proxy-authorization", "Proxy-Connection"] {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        for name in ["", "t", "tf", "trailers", "upgrades", "xpgrade", "connectiom", "keep-alivf", "content-lengtx", "transfer-encodinf", "proxy", "x-proxy-id", "host", "accept"] {
+            assert!(!is_hop_by_hop(name), "{name}");
+        }
     }
 
     #[test]
