@@ -8,21 +8,23 @@ pub(super) type DigitBuffer = [u8; 20];
 
 /// `value` in decimal, written at the end of `buffer`.
 pub(super) fn decimal(value: u64, buffer: &mut DigitBuffer) -> &[u8] {
-    in_base(value, 10, buffer)
+    in_base::<10>(value, buffer)
 }
 
 /// `value` in lower-case hexadecimal (chunk sizes), written at the end of `buffer`.
 pub(super) fn hex(value: u64, buffer: &mut DigitBuffer) -> &[u8] {
-    in_base(value, 16, buffer)
+    in_base::<16>(value, buffer)
 }
 
-fn in_base(mut value: u64, base: u64, buffer: &mut DigitBuffer) -> &[u8] {
+/// The base is a constant so that `%` and `/` compile to multiplications
+/// and shifts, not a 64-bit division per digit.
+fn in_base<const BASE: u64>(mut value: u64, buffer: &mut DigitBuffer) -> &[u8] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut start = buffer.len();
     loop {
         start -= 1;
-        buffer[start] = DIGITS[(value % base) as usize];
-        value /= base;
+        buffer[start] = DIGITS[(value % BASE) as usize];
+        value /= BASE;
         if value == 0 {
             return &buffer[start..];
         }

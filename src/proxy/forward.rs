@@ -218,7 +218,7 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
         client: request.remote_addr().copied(),
         host: &outcome.host,
     });
-    let order = shared.hold_down.order(upstreams, plan.first, Instant::now(), plan.tries);
+    let order = shared.hold_down.order(upstreams, plan.first, Instant::now, plan.tries);
     let tries = order.as_slice().len();
     let mut used = plan.first;
 

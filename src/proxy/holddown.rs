@@ -50,8 +50,9 @@ impl HoldDown {
 
     /// The endpoints to try, round-robin from `first`: endpoints not held
     /// down first, held-down ones after, at most `tries` (capped at
-    /// [`MAX_TRIES_LIMIT`]).
-    pub fn order(&self, upstreams: &[Upstream], first: usize, now: Instant, tries: usize) -> TryOrder {
+    /// [`MAX_TRIES_LIMIT`]). The clock is read only when some endpoint is
+    /// held down: usually none is, and a request reads it often enough.
+    pub fn order(&self, upstreams: &[Upstream], first: usize, now: impl FnOnce() -> Instant, tries: usize) -> TryOrder {
         let tries = tries.clamp(1, MAX_TRIES_LIMIT);
         let mut order = TryOrder { indices: [0; MAX_TRIES_LIMIT], len: 0 };
         let count = upstreams.len();
@@ -66,6 +67,7 @@ impl HoldDown {
             return order;
         }
         let mut entries = self.entries();
+        let now = now();
         entries.retain(|_, until| *until > now);
         self.held.store(entries.len(), Ordering::Relaxed);
         for held_down in [false, true] {
@@ -115,12 +117,12 @@ mod tests {
     fn round_robin_when_nothing_is_held_down() {
         let hold = HoldDown::default();
         let now = Instant::now();
-        assert_eq!(hold.order(&upstreams(5), 3, now, DEFAULT_TRIES).as_slice(), [3, 4, 0]);
-        assert_eq!(hold.order(&upstreams(2), 1, now, DEFAULT_TRIES).as_slice(), [1, 0]);
-        assert!(hold.order(&[], 0, now, DEFAULT_TRIES).as_slice().is_empty());
-        assert_eq!(hold.order(&upstreams(5), 3, now, 1).as_slice(), [3]);
-        assert_eq!(hold.order(&upstreams(5), 3, now, 0).as_slice(), [3], "at least one try");
-        assert_eq!(hold.order(&upstreams(20), 0, now, 100).as_slice().len(), MAX_TRIES_LIMIT);
+        assert_eq!(hold.order(&upstreams(5), 3, || now, DEFAULT_TRIES).as_slice(), [3, 4, 0]);
+        assert_eq!(hold.order(&upstreams(2), 1, || now, DEFAULT_TRIES).as_slice(), [1, 0]);
+        assert!(hold.order(&[], 0, || now, DEFAULT_TRIES).as_slice().is_empty());
+        assert_eq!(hold.order(&upstreams(5), 3, || now, 1).as_slice(), [3]);
+        assert_eq!(hold.order(&upstreams(5), 3, || now, 0).as_slice(), [3], "at least one try");
+        assert_eq!(hold.order(&upstreams(20), 0, || now, 100).as_slice().len(), MAX_TRIES_LIMIT);
     }
 
     #[test]
@@ -131,11 +133,11 @@ mod tests {
         hold.refused(&list[0], now);
         assert_eq!(hold.held(), 1);
         for first in 0..3 {
-            let order = hold.order(&list, first, now, DEFAULT_TRIES);
+            let order = hold.order(&list, first, || now, DEFAULT_TRIES);
             assert_eq!(order.as_slice().last(), Some(&0), "first {first}: {order:?}");
             assert_eq!(order.as_slice().len(), 3);
         }
-        assert_eq!(hold.order(&list, 0, now + HOLD_DOWN, DEFAULT_TRIES).as_slice(), [0, 1, 2], "the hold-down ends");
+        assert_eq!(hold.order(&list, 0, || now + HOLD_DOWN, DEFAULT_TRIES).as_slice(), [0, 1, 2], "the hold-down ends");
         assert_eq!(hold.held(), 0);
     }
 
@@ -146,10 +148,10 @@ mod tests {
         let now = Instant::now();
         hold.refused(&list[0], now);
         hold.refused(&list[1], now);
-        assert_eq!(hold.order(&list, 1, now, DEFAULT_TRIES).as_slice(), [1, 0], "never turned away");
-        assert_eq!(hold.order(&upstreams(5), 0, now, 4).as_slice(), [2, 3, 4, 0], "the limit holds with endpoints held down");
+        assert_eq!(hold.order(&list, 1, || now, DEFAULT_TRIES).as_slice(), [1, 0], "never turned away");
+        assert_eq!(hold.order(&upstreams(5), 0, || now, 4).as_slice(), [2, 3, 4, 0], "the limit holds with endpoints held down");
         hold.answered(&list[1]);
         assert_eq!(hold.held(), 1);
-        assert_eq!(hold.order(&list, 0, now, DEFAULT_TRIES).as_slice(), [1, 0]);
+        assert_eq!(hold.order(&list, 0, || now, DEFAULT_TRIES).as_slice(), [1, 0]);
     }
 }

@@ -57,7 +57,7 @@ fn resolve(authority: &str) -> io::Result<SocketAddr> {
 /// balancing puts this request (its sticky endpoint, its hash, or the
 /// round-robin position).
 fn connect(shared: &Shared, upstreams: &[Upstream], route: &Route, plan: &balance::Plan<'_>, outcome: &mut Outcome) -> Result<TcpStream, TunnelError> {
-    let order = shared.hold_down.order(upstreams, plan.first, Instant::now(), plan.tries);
+    let order = shared.hold_down.order(upstreams, plan.first, Instant::now, plan.tries);
     let mut last_error = io::Error::new(io::ErrorKind::NotConnected, "no endpoint tried");
     for &index in order.as_slice() {
         let upstream = &upstreams[index];

@@ -149,7 +149,8 @@ impl Connector<Box<dyn Transport>> for CountingConnector {
 }
 
 /// A connection that leaves the open count when it is dropped, and knows
-/// when it last received bytes.
+/// when it was last known to be open (created, or answered as open on a
+/// check-in or check-out).
 #[derive(Debug)]
 struct Counted {
     inner: Box<dyn Transport>,
@@ -176,24 +177,77 @@ impl Transport for Counted {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let received = self.inner.await_input(timeout)?;
-        self.last_active = Instant::now();
-        Ok(received)
+        self.inner.await_input(timeout)
     }
 
     /// ureq asks on check-in and on check-out from the pool. The answer on
     /// check-out decides this thread's request, so it records the reuse.
+    /// A connection is checked in only after a whole response came in on
+    /// it, so an open answer marks it active: one clock read per question,
+    /// none per read.
     fn is_open(&mut self) -> bool {
         if NEXT_FRESH.with(Cell::get) {
             return false;
         }
-        let trusted = !PROBE_POOLED.with(Cell::get) && self.last_active.elapsed() < TRUSTED_IDLE;
+        let now = Instant::now();
+        let trusted = !PROBE_POOLED.with(Cell::get) && now.saturating_duration_since(self.last_active) < TRUSTED_IDLE;
         let open = trusted || self.inner.is_open();
+        if open {
+            self.last_active = now;
+        }
         LAST_REUSED.with(|reused| reused.set(open));
         open
     }
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use std::sync::Arc;
+    use ureq::unversioned::transport::LazyBuffers;
+
+    /// A connection that counts ureq's liveness probes.
+    #[derive(Debug)]
+    struct Probed {
+        buffers: LazyBuffers,
+        probes: Arc<AtomicU32>,
+    }
+
+    impl Transport for Probed {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            Ok(())
+        }
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(false)
+        }
+        fn is_open(&mut self) -> bool {
+            self.probes.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+    }
+
+    #[test]
+    fn a_connection_idle_past_the_trusted_time_is_probed_once_then_trusted() {
+        let probes = Arc::new(AtomicU32::new(0));
+        let inner = Box::new(Probed { buffers: LazyBuffers::new(64, 64), probes: probes.clone() });
+        OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        let mut connection = Counted { inner, last_active: Instant::now() - TRUSTED_IDLE * 2 };
+        assert!(connection.is_open());
+        assert_eq!(probes.load(Ordering::Relaxed), 1, "idle past the trusted time: probed");
+        assert!(connection.is_open());
+        assert!(connection.is_open());
+        assert_eq!(probes.load(Ordering::Relaxed), 1, "just answered open: trusted, no probe");
+        PROBE_POOLED.with(|probe| probe.set(true));
+        assert!(connection.is_open());
+        PROBE_POOLED.with(|probe| probe.set(false));
+        assert_eq!(probes.load(Ordering::Relaxed), 2, "a request with a body always probes");
     }
 }
