@@ -7,7 +7,7 @@
 use crate::support;
 use crate::tiny_http_common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use support::http::*;
 use tiny_http::{Limits, Request, Response};
@@ -26,7 +26,7 @@ fn describe(mut request: Request) {
 fn requests() -> Vec<(Vec<u8>, String)> {
     let with_length = |target: &str, length: usize| {
         let mut raw = format!("POST {target} HTTP/1.1\r\nContent-Length: {length}\r\n\r\n").into_bytes();
-        raw.extend(std::iter::repeat(b'b').take(length));
+        raw.extend(std::iter::repeat_n(b'b', length));
         raw
     };
     let get = |target: &str| format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();

@@ -7,7 +7,7 @@
 use crate::support;
 use crate::tiny_http_common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use support::http::*;
 use tiny_http::{Header, Limits, Request, Response, TestRequest};
