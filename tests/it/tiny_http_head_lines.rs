@@ -340,6 +340,30 @@ fn head_lines_are_scanned_by_word_wherever_the_reads_end() {
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
 }
 
+/// Change 36: the head's text and its method become `str`s through an ASCII check, not
+/// UTF-8 validation. Standard and other methods, and every header, read back exactly; a
+/// method with a non-ASCII byte gets a 400.
+#[test]
+fn methods_and_heads_read_back_after_the_ascii_check() {
+    let server = echo_server();
+    let mut script = Vec::new();
+    let mut answers = String::new();
+    for method in ["GET", "DELETE", "PURGE", "M-SEARCH", "get", "X"] {
+        let head = format!("{method} /{method}?a=%20 HTTP/1.1\r\nHost: x\r\nX-Tab:\ta\tb \r\n\r\n");
+        script.extend_from_slice(head.as_bytes());
+        answers.push_str(&ok(&format!(
+            "{method} /{method}?a=%20 HTTP/1.1\nHost: x\nX-Tab: a\tb\nbody: \n"
+        )));
+    }
+    script.extend_from_slice(b"G\xc9T / HTTP/1.1\r\nHost: x\r\n\r\n");
+    answers.push_str(
+        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    for (cut, chunks) in every_cut(&script).step_by(7) {
+        assert_eq!(served(&server, chunks), answers, "{cut}");
+    }
+}
+
 /// The same over real TCP: a head written a byte at a time, then pipelined requests in one
 /// write, on one keep-alive connection.
 #[test]
