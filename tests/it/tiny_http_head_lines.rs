@@ -258,6 +258,112 @@ fn line_ending_faults_are_found_wherever_the_reads_end() {
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
 }
 
+/// Change 35: a buffer's lines are scanned eight bytes at a time for their LF, a CR or a
+/// non-ASCII byte. Header lines of every length across two words are read back exactly; a
+/// CR or a non-ASCII byte at each place in a line's words gets a 400 (a 431 when the line is
+/// also too long); and a body right after a head, holding CRs, LFs and non-ASCII bytes, is
+/// the body, not head, with the request after it served; wherever the reads end.
+#[test]
+fn head_lines_are_scanned_by_word_wherever_the_reads_end() {
+    let server = echo_server();
+    let mut wrong = Vec::new();
+
+    let mut script = String::new();
+    let mut answers = String::new();
+    for length in 0..=20 {
+        let value = "v".repeat(length);
+        script.push_str(&format!(
+            "GET /{length} HTTP/1.1\r\nX: {value}\nHost: h{value}\r\n\r\n"
+        ));
+        answers.push_str(&ok(&format!(
+            "GET /{length} HTTP/1.1\nX: {value}\nHost: h{value}\nbody: \n"
+        )));
+    }
+    let mut script = script.into_bytes();
+    script.extend_from_slice(b"POST /b HTTP/1.1\nContent-Length: 6\n\n\r\xff\n\r\nx");
+    script.extend_from_slice(b"GET /after HTTP/1.1\r\n\r\n");
+    answers.push_str(&ok(
+        "POST /b HTTP/1.1\nContent-Length: 6\nbody: \r\u{fffd}\n\r\nx\n",
+    ));
+    answers.push_str(&ok("GET /after HTTP/1.1\nbody: \n"));
+    for (cut, chunks) in every_cut(&script) {
+        if served(&server, chunks) != answers {
+            wrong.push(format!("clean lines, {cut}"));
+        }
+    }
+
+    let good = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    let good_answer = ok("GET /a HTTP/1.1\nHost: x\nbody: \n");
+    for place in 0..17 {
+        let (before, after) = ("w".repeat(place), "z".repeat(16 - place));
+        for (fault, status) in [
+            (&b"\r"[..], "HTTP/1.1 400 Bad Request"),
+            (&[0xe9][..], "HTTP/1.1 400 Bad Request"),
+        ] {
+            for (line, status) in [
+                (format!("X-A: {before}#{after}"), status),
+                (format!("GET /{before}#{after} HTTP/1.1"), status),
+                (
+                    format!("X-B: {before}#{after}{}", "o".repeat(MAX_LINE)),
+                    "HTTP/1.1 431 Request Header Fields Too Large",
+                ),
+            ] {
+                let head = if line.starts_with("GET") {
+                    format!("{line}\r\nHost: x\r\n\r\n")
+                } else {
+                    format!("GET / HTTP/1.1\r\n{line}\r\n\r\n")
+                };
+                let mut script = good.as_bytes().to_vec();
+                for byte in head.bytes() {
+                    match byte {
+                        b'#' => script.extend_from_slice(fault),
+                        byte => script.push(byte),
+                    }
+                }
+                // One read, and reads of every size that puts the fault at each place of a
+                // read's words.
+                let reads = (1..=9).map(|size| cut_every(&script, size));
+                for (cut, chunks) in std::iter::once(vec![script.clone()])
+                    .chain(reads)
+                    .enumerate()
+                {
+                    let answer = served(&server, chunks);
+                    let rejected = answer.strip_prefix(good_answer.as_str()).unwrap_or("");
+                    if status_line(rejected) != status || rejected.matches("HTTP/1.1").count() != 1
+                    {
+                        wrong.push(format!("{line:?} with {fault:?}, cut {cut}: {answer:?}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+/// Change 36: the head's text and its method become `str`s through an ASCII check, not
+/// UTF-8 validation. Standard and other methods, and every header, read back exactly; a
+/// method with a non-ASCII byte gets a 400.
+#[test]
+fn methods_and_heads_read_back_after_the_ascii_check() {
+    let server = echo_server();
+    let mut script = Vec::new();
+    let mut answers = String::new();
+    for method in ["GET", "DELETE", "PURGE", "M-SEARCH", "get", "X"] {
+        let head = format!("{method} /{method}?a=%20 HTTP/1.1\r\nHost: x\r\nX-Tab:\ta\tb \r\n\r\n");
+        script.extend_from_slice(head.as_bytes());
+        answers.push_str(&ok(&format!(
+            "{method} /{method}?a=%20 HTTP/1.1\nHost: x\nX-Tab: a\tb\nbody: \n"
+        )));
+    }
+    script.extend_from_slice(b"G\xc9T / HTTP/1.1\r\nHost: x\r\n\r\n");
+    answers.push_str(
+        "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    for (cut, chunks) in every_cut(&script).step_by(7) {
+        assert_eq!(served(&server, chunks), answers, "{cut}");
+    }
+}
+
 /// The same over real TCP: a head written a byte at a time, then pipelined requests in one
 /// write, on one keep-alive connection.
 #[test]
