@@ -14,7 +14,9 @@
 //! byte through a small output buffer (change 7: lines copied whole);
 //! common response header names in any casing are the standard names
 //! (change 8: recognised without `HeaderName::from_bytes`); Content-Length
-//! values are taken and refused as before (change 10: digits folded in place).
+//! values are taken and refused as before (change 10: digits folded in place);
+//! only a request with a body waits for `100 Continue` (change 14: its
+//! Expect lines looked up only then).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -574,4 +576,52 @@ fn redirects_follow_the_last_location() {
         assert_eq!(response.headers()["location"], "/elsewhere");
         assert_eq!(requests.try_iter().count(), 1, "{status}");
     }
+}
+
+/// A request waits for `100 Continue` (here its whole await-100 budget, as
+/// the backend sends none) only when its own Expect lines hold
+/// `100-continue` and it sends a body (change 14: the Expect lines are
+/// looked up only then, not for every call); the request arrives whole
+/// either way.
+#[test]
+fn only_a_request_with_a_body_waits_for_100_continue() {
+    use std::time::{Duration, Instant};
+    const WAIT: Duration = Duration::from_millis(1500);
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .user_agent(ureq::config::AutoHeaderValue::None)
+        .accept(ureq::config::AutoHeaderValue::None)
+        .timeout_await_100(Some(WAIT))
+        .build()
+        .into();
+    let uri = format!("http://127.0.0.1:{port}/");
+    let waited = |method: &str, expect: Option<&str>, body: &'static [u8]| {
+        let mut request = http::Request::builder().method(method).uri(uri.as_str()).header("host", "t.test");
+        if let Some(expect) = expect {
+            request = request.header("expect", expect);
+        }
+        let mut reader = body;
+        let start = Instant::now();
+        let head = if body.is_empty() {
+            sent(&agent, &requests, request.body(ureq::SendBody::none()).unwrap())
+        } else {
+            sent(&agent, &requests, request.body(ureq::SendBody::from_reader(&mut reader)).unwrap())
+        };
+        (start.elapsed() >= WAIT, String::from_utf8(head).unwrap())
+    };
+
+    let expect = |value: &str| format!("expect: {value}\r\n");
+    for value in ["100-continue", "100-Continue", "foo, 100-continue"] {
+        assert_eq!(
+            waited("POST", Some(value), b"abcd"),
+            (true, format!("POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\nhost: t.test\r\n{}\r\n4\r\nabcd\r\n0\r\n\r\n", expect(value))),
+            "{value}"
+        );
+    }
+    assert_eq!(
+        waited("POST", None, b"abcd"),
+        (false, "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\nhost: t.test\r\n\r\n4\r\nabcd\r\n0\r\n\r\n".to_string())
+    );
+    assert_eq!(waited("POST", Some("200-ok"), b"abcd").0, false);
+    assert_eq!(waited("GET", Some("100-continue"), b""), (false, format!("GET / HTTP/1.1\r\nhost: t.test\r\n{}\r\n", expect("100-continue"))));
 }

@@ -26,7 +26,6 @@ impl Call<Prepare> {
         }
 
         let need_request_body = request.method().need_request_body();
-        let await_100_continue = map_has(request.headers(), header::EXPECT, "100-continue");
 
         let request = AmendedRequest::new(request);
 
@@ -46,7 +45,9 @@ impl Call<Prepare> {
             close_reason,
             force_send_body: false,
             force_recv_body: false,
-            await_100_continue,
+            // Looked up once the request is known to send a body, its
+            // only reader (see `maybe_analyze_request`).
+            await_100_continue: false,
             status: None,
             location: None,
         };
