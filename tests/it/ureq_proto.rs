@@ -16,7 +16,8 @@
 //! (change 8: recognised without `HeaderName::from_bytes`); Content-Length
 //! values are taken and refused as before (change 10: digits folded in place);
 //! only a request with a body waits for `100 Continue` (change 14: its
-//! Expect lines looked up only then).
+//! Expect lines looked up only then); `keep-alive` keeps an HTTP/1.0
+//! connection as before (change 15: looked for in HTTP/1.0 responses only).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -624,4 +625,25 @@ fn only_a_request_with_a_body_waits_for_100_continue() {
     );
     assert_eq!(waited("POST", Some("200-ok"), b"abcd").0, false);
     assert_eq!(waited("GET", Some("100-continue"), b""), (false, format!("GET / HTTP/1.1\r\nhost: t.test\r\n{}\r\n", expect("100-continue"))));
+}
+
+/// `keep-alive` keeps an HTTP/1.0 connection, on any of its Connection
+/// lines, in any case, unless `close` is there too; an HTTP/1.1 response
+/// keeps its connection whatever else its lines hold (change 15: only an
+/// HTTP/1.0 response looks for `keep-alive`).
+#[test]
+fn keep_alive_is_read_for_http10_only() {
+    const SIZED: &[u8] = b"ok";
+    let cases: [(&str, &[&[u8]], bool); 7] = [
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"connection: foo", b"Connection: KEEP-ALIVE"], true),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: keep-alive, close"], false),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: keep-alive", b"connection: Close"], false),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: keep-alive\xe9"], false),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: keep-alive"], true),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: Keep-Alive, upgrade"], true),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: keep-alive, Close"], false),
+    ];
+    for (status_line, lines, reused) in cases {
+        assert_eq!(reused_after(status_line, lines, SIZED), reused, "{status_line} {lines:?}");
+    }
 }
