@@ -17,7 +17,9 @@
 //! values are taken and refused as before (change 10: digits folded in place);
 //! only a request with a body waits for `100 Continue` (change 14: its
 //! Expect lines looked up only then); `keep-alive` keeps an HTTP/1.0
-//! connection as before (change 15: looked for in HTTP/1.0 responses only).
+//! connection as before (change 15: looked for in HTTP/1.0 responses only);
+//! a request's own `Connection: close` closes as before (change 16: found
+//! in the pass that checks its headers).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -645,5 +647,39 @@ fn keep_alive_is_read_for_http10_only() {
     ];
     for (status_line, lines, reused) in cases {
         assert_eq!(reused_after(status_line, lines, SIZED), reused, "{status_line} {lines:?}");
+    }
+}
+
+/// A request's own `close`, on any of its Connection lines, in any case,
+/// with a body or without one, closes its connection after the answer; a
+/// look-alike does not (change 16: found in the pass that checks the
+/// request's headers, not looked up when the call is made).
+#[test]
+fn request_connection_close_on_any_line() {
+    let cases: [(&str, &[&str], bool); 5] = [
+        ("GET", &["keep-alive", "CLOSE"], true),
+        ("GET", &["upgrade,close"], true),
+        ("POST", &["Close"], true),
+        ("GET", &["closed", "keep-alive"], false),
+        ("POST", &[], false),
+    ];
+    for (method, lines, closes) in cases {
+        let (port, _) = scripted_backend(vec![answer(&[b"x-which: first"]), answer(&[b"x-which: second"])]);
+        let agent = agent();
+        let mut request = http::Request::builder().method(method).uri(format!("http://127.0.0.1:{port}/")).header("host", "t.test");
+        for line in lines {
+            request = request.header("connection", *line);
+        }
+        let mut data: &[u8] = b"abc";
+        let response = if method == "POST" {
+            agent.run(request.body(ureq::SendBody::from_reader(&mut data)).unwrap())
+        } else {
+            agent.run(request.body(()).unwrap())
+        };
+        assert_eq!(body(response.unwrap()), "ok");
+        let next = get(&agent, port).unwrap();
+        let expected = if closes { "first" } else { "second" };
+        assert_eq!(next.headers()["x-which"], expected, "{method} {lines:?}");
+        assert_eq!(body(next), "ok");
     }
 }

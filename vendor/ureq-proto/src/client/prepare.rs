@@ -2,7 +2,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, he
 
 use crate::body::BodyWriter;
 use crate::client::amended::AmendedRequest;
-use crate::ext::{HeaderIterExt, MethodExt, map_has};
+use crate::ext::{HeaderIterExt, MethodExt};
 use crate::{ArrayVec, Error};
 
 use super::state::{Prepare, SendRequest};
@@ -19,10 +19,6 @@ impl Call<Prepare> {
         if request.version() == Version::HTTP_10 {
             // request.analyze() in CallHolder::new() ensures the only versions are HTTP 1.0 and 1.1
             close_reason.push(CloseReason::CloseDelimitedBody)
-        }
-
-        if map_has(request.headers(), header::CONNECTION, "close") {
-            close_reason.push(CloseReason::ClientConnectionClose);
         }
 
         let need_request_body = request.method().need_request_body();

@@ -11,7 +11,7 @@ use crate::ext::{AuthorityExt, MethodExt, SchemeExt, map_has};
 use crate::util::Writer;
 
 use super::state::SendRequest;
-use super::{BodyState, Call, RequestPhase, SendRequestResult};
+use super::{BodyState, Call, CloseReason, RequestPhase, SendRequestResult};
 
 impl Call<SendRequest> {
     /// Write the request to the buffer.
@@ -124,6 +124,16 @@ impl Call<SendRequest> {
 
         if !send_body && info.body_mode.has_body() {
             return Err(Error::BodyNotAllowed);
+        }
+
+        // A request's own `Connection: close` is found in the pass above,
+        // which visits every header anyway; the release looked it up in
+        // the map when the call was made. Nothing reads the reasons
+        // before the request is written, and a header added since is
+        // marked by `Call::header` already.
+        let reason = CloseReason::ClientConnectionClose;
+        if info.has_close && !self.inner.close_reason.contains(&reason) {
+            self.inner.close_reason.push(reason);
         }
 
         // Only a request that sends a body waits for `100 Continue`, so
