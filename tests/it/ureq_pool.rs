@@ -7,6 +7,8 @@
 //! destination still finds its own idle connection, whatever its
 //! authority's case. Change 14 lets a call on its agent's configuration
 //! share the pool without comparing it: per-request settings still decide.
+//! Change 15 boxes a response's body handler where it is made: it still
+//! gives its connection back when its body is read to the end.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -139,4 +141,26 @@ fn request_configurations_share_the_pool_as_before() {
     let other = read(agent.run(other_agent).unwrap());
     assert_ne!(other, first, "a configuration with another User-Agent shared the connection");
     assert_eq!(own(), first);
+}
+
+/// A response's body handler (boxed where it is made since change 15, not
+/// where its body is) still owns the connection: a body read to its end,
+/// whole or through a borrowed reader, gives it back to the pool; a body
+/// dropped unread closes it, as in the release.
+#[test]
+fn a_body_read_to_its_end_gives_back_its_connection() {
+    let port = port_echo_backend(1);
+    let agent = ingressd::proxy::upstream::agent(&test_config());
+    let uri = format!("http://127.0.0.1:{port}/");
+    let request = || ureq::http::Request::get(uri.as_str()).header("host", "t.test").body(()).unwrap();
+
+    let first = served_by(&agent, port);
+    let mut response = agent.run(request()).unwrap();
+    let mut borrowed = String::new();
+    response.body_mut().as_reader().read_to_string(&mut borrowed).unwrap();
+    assert_eq!(borrowed, first, "a borrowed reader did not reuse the connection");
+    assert_eq!(served_by(&agent, port), first, "a body read through a borrowed reader kept its connection");
+
+    drop(agent.run(request()).unwrap());
+    assert_ne!(served_by(&agent, port), first, "a body dropped unread gave back its connection");
 }

@@ -14,7 +14,12 @@
 //! byte through a small output buffer (change 7: lines copied whole);
 //! common response header names in any casing are the standard names
 //! (change 8: recognised without `HeaderName::from_bytes`); Content-Length
-//! values are taken and refused as before (change 10: digits folded in place).
+//! values are taken and refused as before (change 10: digits folded in place);
+//! only a request with a body waits for `100 Continue` (change 14: its
+//! Expect lines looked up only then); `keep-alive` keeps an HTTP/1.0
+//! connection as before (change 15: looked for in HTTP/1.0 responses only);
+//! a request's own `Connection: close` closes as before (change 16: found
+//! in the pass that checks its headers).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -573,5 +578,108 @@ fn redirects_follow_the_last_location() {
         assert_eq!(response.status().as_u16(), status[..3].parse::<u16>().unwrap());
         assert_eq!(response.headers()["location"], "/elsewhere");
         assert_eq!(requests.try_iter().count(), 1, "{status}");
+    }
+}
+
+/// A request waits for `100 Continue` (here its whole await-100 budget, as
+/// the backend sends none) only when its own Expect lines hold
+/// `100-continue` and it sends a body (change 14: the Expect lines are
+/// looked up only then, not for every call); the request arrives whole
+/// either way.
+#[test]
+fn only_a_request_with_a_body_waits_for_100_continue() {
+    use std::time::{Duration, Instant};
+    const WAIT: Duration = Duration::from_millis(1500);
+    let (port, requests) = scripted_backend(vec![answer(&[]); 8]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .user_agent(ureq::config::AutoHeaderValue::None)
+        .accept(ureq::config::AutoHeaderValue::None)
+        .timeout_await_100(Some(WAIT))
+        .build()
+        .into();
+    let uri = format!("http://127.0.0.1:{port}/");
+    let waited = |method: &str, expect: Option<&str>, body: &'static [u8]| {
+        let mut request = http::Request::builder().method(method).uri(uri.as_str()).header("host", "t.test");
+        if let Some(expect) = expect {
+            request = request.header("expect", expect);
+        }
+        let mut reader = body;
+        let start = Instant::now();
+        let head = if body.is_empty() {
+            sent(&agent, &requests, request.body(ureq::SendBody::none()).unwrap())
+        } else {
+            sent(&agent, &requests, request.body(ureq::SendBody::from_reader(&mut reader)).unwrap())
+        };
+        (start.elapsed() >= WAIT, String::from_utf8(head).unwrap())
+    };
+
+    let expect = |value: &str| format!("expect: {value}\r\n");
+    for value in ["100-continue", "100-Continue", "foo, 100-continue"] {
+        assert_eq!(
+            waited("POST", Some(value), b"abcd"),
+            (true, format!("POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\nhost: t.test\r\n{}\r\n4\r\nabcd\r\n0\r\n\r\n", expect(value))),
+            "{value}"
+        );
+    }
+    assert_eq!(
+        waited("POST", None, b"abcd"),
+        (false, "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\nhost: t.test\r\n\r\n4\r\nabcd\r\n0\r\n\r\n".to_string())
+    );
+    assert_eq!(waited("POST", Some("200-ok"), b"abcd").0, false);
+    assert_eq!(waited("GET", Some("100-continue"), b""), (false, format!("GET / HTTP/1.1\r\nhost: t.test\r\n{}\r\n", expect("100-continue"))));
+}
+
+/// `keep-alive` keeps an HTTP/1.0 connection, on any of its Connection
+/// lines, in any case, unless `close` is there too; an HTTP/1.1 response
+/// keeps its connection whatever else its lines hold (change 15: only an
+/// HTTP/1.0 response looks for `keep-alive`).
+#[test]
+fn keep_alive_is_read_for_http10_only() {
+    const SIZED: &[u8] = b"ok";
+    let cases: [(&str, &[&[u8]], bool); 7] = [
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"connection: foo", b"Connection: KEEP-ALIVE"], true),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: keep-alive, close"], false),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: keep-alive", b"connection: Close"], false),
+        ("HTTP/1.0 200 OK", &[b"content-length: 2", b"Connection: keep-alive\xe9"], false),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: keep-alive"], true),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: Keep-Alive, upgrade"], true),
+        ("HTTP/1.1 200 OK", &[b"content-length: 2", b"Connection: keep-alive, Close"], false),
+    ];
+    for (status_line, lines, reused) in cases {
+        assert_eq!(reused_after(status_line, lines, SIZED), reused, "{status_line} {lines:?}");
+    }
+}
+
+/// A request's own `close`, on any of its Connection lines, in any case,
+/// with a body or without one, closes its connection after the answer; a
+/// look-alike does not (change 16: found in the pass that checks the
+/// request's headers, not looked up when the call is made).
+#[test]
+fn request_connection_close_on_any_line() {
+    let cases: [(&str, &[&str], bool); 5] = [
+        ("GET", &["keep-alive", "CLOSE"], true),
+        ("GET", &["upgrade,close"], true),
+        ("POST", &["Close"], true),
+        ("GET", &["closed", "keep-alive"], false),
+        ("POST", &[], false),
+    ];
+    for (method, lines, closes) in cases {
+        let (port, _) = scripted_backend(vec![answer(&[b"x-which: first"]), answer(&[b"x-which: second"])]);
+        let agent = agent();
+        let mut request = http::Request::builder().method(method).uri(format!("http://127.0.0.1:{port}/")).header("host", "t.test");
+        for line in lines {
+            request = request.header("connection", *line);
+        }
+        let mut data: &[u8] = b"abc";
+        let response = if method == "POST" {
+            agent.run(request.body(ureq::SendBody::from_reader(&mut data)).unwrap())
+        } else {
+            agent.run(request.body(()).unwrap())
+        };
+        assert_eq!(body(response.unwrap()), "ok");
+        let next = get(&agent, port).unwrap();
+        let expected = if closes { "first" } else { "second" };
+        assert_eq!(next.headers()["x-which"], expected, "{method} {lines:?}");
+        assert_eq!(body(next), "ok");
     }
 }

@@ -194,6 +194,7 @@ impl AmendedRequest {
         let mut lengths = Headers::default();
         let mut auth = None;
         let mut has_chunked = false;
+        let mut has_close = false;
         for (name, value) in self.headers() {
             if *name == header::HOST {
                 hosts.add(value);
@@ -203,6 +204,8 @@ impl AmendedRequest {
                 auth = auth.or(Some(value));
             } else if *name == header::TRANSFER_ENCODING {
                 has_chunked = has_chunked || list_has(value, "chunked");
+            } else if *name == header::CONNECTION {
+                has_close = has_close || list_has(value, "close");
             }
         }
 
@@ -254,6 +257,7 @@ impl AmendedRequest {
             req_host_header,
             req_auth_header,
             req_body_header,
+            has_close,
         })
     }
 }
@@ -374,6 +378,8 @@ pub(crate) struct RequestInfo {
     pub req_host_header: bool,
     pub req_auth_header: bool,
     pub req_body_header: bool,
+    /// Whether a Connection line lists `close`.
+    pub has_close: bool,
 }
 
 impl fmt::Debug for AmendedRequest {

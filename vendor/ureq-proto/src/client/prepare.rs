@@ -2,7 +2,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, he
 
 use crate::body::BodyWriter;
 use crate::client::amended::AmendedRequest;
-use crate::ext::{HeaderIterExt, MethodExt, map_has};
+use crate::ext::{HeaderIterExt, MethodExt};
 use crate::{ArrayVec, Error};
 
 use super::state::{Prepare, SendRequest};
@@ -21,12 +21,7 @@ impl Call<Prepare> {
             close_reason.push(CloseReason::CloseDelimitedBody)
         }
 
-        if map_has(request.headers(), header::CONNECTION, "close") {
-            close_reason.push(CloseReason::ClientConnectionClose);
-        }
-
         let need_request_body = request.method().need_request_body();
-        let await_100_continue = map_has(request.headers(), header::EXPECT, "100-continue");
 
         let request = AmendedRequest::new(request);
 
@@ -46,7 +41,9 @@ impl Call<Prepare> {
             close_reason,
             force_send_body: false,
             force_recv_body: false,
-            await_100_continue,
+            // Looked up once the request is known to send a body, its
+            // only reader (see `maybe_analyze_request`).
+            await_100_continue: false,
             status: None,
             location: None,
         };

@@ -80,12 +80,14 @@ impl Call<RecvResponse> {
         }
 
         // One pass over the Connection lines only, for both options.
+        // `keep-alive` is read only by HTTP/1.0, which closes without it;
+        // the release looked for it in every response's lines too.
+        let is_http10 = response.version() == Version::HTTP_10;
         let (mut has_close, mut has_keep_alive) = (false, false);
         for value in response.headers().get_all(header::CONNECTION) {
             has_close |= list_has(value, "close");
-            has_keep_alive |= list_has(value, "keep-alive");
+            has_keep_alive |= is_http10 && list_has(value, "keep-alive");
         }
-        let is_http10 = response.version() == Version::HTTP_10;
         let close_reasons = &mut self.inner.close_reason;
         if has_close {
             close_reasons.push(CloseReason::ServerConnectionClose);

@@ -7,11 +7,11 @@ use http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
 
 use crate::Error;
 use crate::client::amended::AmendedRequest;
-use crate::ext::{AuthorityExt, MethodExt, SchemeExt};
+use crate::ext::{AuthorityExt, MethodExt, SchemeExt, map_has};
 use crate::util::Writer;
 
 use super::state::SendRequest;
-use super::{BodyState, Call, RequestPhase, SendRequestResult};
+use super::{BodyState, Call, CloseReason, RequestPhase, SendRequestResult};
 
 impl Call<SendRequest> {
     /// Write the request to the buffer.
@@ -124,6 +124,28 @@ impl Call<SendRequest> {
 
         if !send_body && info.body_mode.has_body() {
             return Err(Error::BodyNotAllowed);
+        }
+
+        // A request's own `Connection: close` is found in the pass above,
+        // which visits every header anyway; the release looked it up in
+        // the map when the call was made. Nothing reads the reasons
+        // before the request is written, and a header added since is
+        // marked by `Call::header` already.
+        let reason = CloseReason::ClientConnectionClose;
+        if info.has_close && !self.inner.close_reason.contains(&reason) {
+            self.inner.close_reason.push(reason);
+        }
+
+        // Only a request that sends a body waits for `100 Continue`, so
+        // only such a request looks up its Expect lines: the release
+        // looked them up when the call was made, a map lookup that every
+        // GET paid for nothing. The request's own headers, as before.
+        if send_body {
+            self.inner.await_100_continue = map_has(
+                self.inner.request.original_request_headers(),
+                header::EXPECT,
+                "100-continue",
+            );
         }
 
         if !info.req_host_header && method != Method::CONNECT {

@@ -177,9 +177,9 @@ impl Body {
         self.info.uri.as_ref()
     }
 
-    pub(crate) fn new(handler: BodyHandler, info: ResponseInfo) -> Self {
+    pub(crate) fn new(handler: Box<BodyHandler>, info: ResponseInfo) -> Self {
         Body {
-            source: BodyDataSource::Handler(Box::new(handler)),
+            source: BodyDataSource::Handler(handler),
             info: Arc::new(info),
         }
     }
