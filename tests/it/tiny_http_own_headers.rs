@@ -10,20 +10,7 @@ use crate::tiny_http_common;
 use std::io::{Read, Write};
 
 use support::http::*;
-use tiny_http::{Limits, Request, Response};
 use tiny_http_common::*;
-
-fn echo_body(mut request: Request) {
-    let mut body = Vec::new();
-    let _ = request.as_reader().read_to_end(&mut body);
-    let _ = request.respond(Response::from_data(body));
-}
-
-fn echo_server() -> (std::sync::Arc<tiny_http::Server>, std::net::SocketAddr) {
-    let (server, addr) = start_server(Limits::default());
-    spawn_workers(&server, 2, echo_body);
-    (server, addr)
-}
 
 #[test]
 fn lookalike_names_are_ignored_and_names_match_in_any_case() {

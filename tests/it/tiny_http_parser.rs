@@ -7,21 +7,7 @@ use crate::support;
 use crate::tiny_http_common;
 
 use support::http::*;
-use tiny_http::{Limits, Request, Response};
 use tiny_http_common::*;
-
-/// Answers with the body it read, so the framing the server chose is visible.
-fn echo_body(mut request: Request) {
-    let mut body = Vec::new();
-    let _ = request.as_reader().read_to_end(&mut body);
-    let _ = request.respond(Response::from_data(body));
-}
-
-fn echo_server() -> (std::sync::Arc<tiny_http::Server>, std::net::SocketAddr) {
-    let (server, addr) = start_server(Limits::default());
-    spawn_workers(&server, 2, echo_body);
-    (server, addr)
-}
 
 #[test]
 fn malformed_heads_get_their_status_and_connection_close() {

@@ -47,6 +47,20 @@ pub fn answer_ok(request: Request) {
     let _ = request.respond(tiny_http::Response::from_string("ok"));
 }
 
+/// Answers with the body it read, so the framing the server chose is visible.
+pub fn echo_body(mut request: Request) {
+    let mut body = Vec::new();
+    let _ = request.as_reader().read_to_end(&mut body);
+    let _ = request.respond(tiny_http::Response::from_data(body));
+}
+
+/// A server with default limits whose two workers answer with [`echo_body`].
+pub fn echo_server() -> (Arc<Server>, SocketAddr) {
+    let (server, addr) = start_server(Limits::default());
+    spawn_workers(&server, 2, echo_body);
+    (server, addr)
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
