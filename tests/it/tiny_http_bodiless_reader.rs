@@ -4,12 +4,9 @@
 //! chunked, read or left unread by the handler), sent one by one or pipelined in one write,
 //! are each answered in order with their own body.
 
-use crate::support;
 use crate::tiny_http_common;
 
-use std::io::Write;
 
-use support::http::*;
 use tiny_http::{Limits, Request, Response};
 use tiny_http_common::*;
 
@@ -53,21 +50,10 @@ fn bodiless_requests_between_bodies_are_answered_in_order() {
     let cases = requests();
 
     let mut client = connect(addr);
-    for (raw, answer) in &cases {
-        client.write_all(raw).unwrap();
-        let (head, body) = read_sized_response(&mut client).unwrap();
-        assert_eq!(status_of(&head), 200);
-        assert_eq!(String::from_utf8_lossy(&body), *answer);
-    }
+    expect_answers_one_by_one(&mut client, &cases);
 
     let mut client = connect(addr);
-    let all: Vec<u8> = cases.iter().flat_map(|(raw, _)| raw.clone()).collect();
-    client.write_all(&all).unwrap();
-    for (_, answer) in &cases {
-        let (head, body) = read_sized_response(&mut client).unwrap();
-        assert_eq!(status_of(&head), 200);
-        assert_eq!(String::from_utf8_lossy(&body), *answer);
-    }
+    expect_answers_pipelined(&mut client, &cases);
 }
 
 #[test]
@@ -76,11 +62,5 @@ fn bodiless_requests_on_an_external_stream_are_answered_in_order() {
     spawn_workers(&server, 1, describe);
     let cases = requests();
     let mut client = connect(external_front(&server));
-    let all: Vec<u8> = cases.iter().flat_map(|(raw, _)| raw.clone()).collect();
-    client.write_all(&all).unwrap();
-    for (_, answer) in &cases {
-        let (head, body) = read_sized_response(&mut client).unwrap();
-        assert_eq!(status_of(&head), 200);
-        assert_eq!(String::from_utf8_lossy(&body), *answer);
-    }
+    expect_answers_pipelined(&mut client, &cases);
 }

@@ -3,13 +3,10 @@
 //! previous ones, also when requests are answered on other threads (the buffers may come
 //! back while the next head is read, or after) and when heads shrink and grow.
 
-use crate::support;
 use crate::tiny_http_common;
 
-use std::io::Write;
 use std::time::Duration;
 
-use support::http::*;
 use tiny_http::{Limits, Request, Response};
 use tiny_http_common::*;
 
@@ -43,19 +40,8 @@ fn recycled_head_buffers_carry_nothing_over() {
     let cases: Vec<_> = (0..60).map(case).collect();
 
     let mut client = connect(addr);
-    for (raw, echo) in &cases {
-        client.write_all(raw).unwrap();
-        let (head, body) = read_sized_response(&mut client).unwrap();
-        assert_eq!(status_of(&head), 200);
-        assert_eq!(String::from_utf8_lossy(&body), *echo);
-    }
+    expect_answers_one_by_one(&mut client, &cases);
 
     let mut client = connect(addr);
-    let all: Vec<u8> = cases.iter().flat_map(|(raw, _)| raw.clone()).collect();
-    client.write_all(&all).unwrap();
-    for (_, echo) in &cases {
-        let (head, body) = read_sized_response(&mut client).unwrap();
-        assert_eq!(status_of(&head), 200);
-        assert_eq!(String::from_utf8_lossy(&body), *echo);
-    }
+    expect_answers_pipelined(&mut client, &cases);
 }

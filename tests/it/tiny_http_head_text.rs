@@ -4,12 +4,9 @@
 //! more headers than the previous one, none at all, small again) keep their target and
 //! headers exactly, and a `TestRequest` made up from parts reads back the same parts.
 
-use crate::support;
 use crate::tiny_http_common;
 
-use std::io::Write;
 
-use support::http::*;
 use tiny_http::{Header, Limits, Request, Response, TestRequest};
 use tiny_http_common::*;
 
@@ -61,19 +58,8 @@ fn heads_of_every_size_on_one_connection_keep_their_target_and_headers() {
     ];
     let mut client = connect(addr);
     // One after another, then all pipelined in one write.
-    for (raw, echo) in &cases {
-        client.write_all(raw).unwrap();
-        let (head, body) = read_sized_response(&mut client).unwrap();
-        assert_eq!(status_of(&head), 200);
-        assert_eq!(String::from_utf8_lossy(&body), *echo);
-    }
-    let all: Vec<u8> = cases.iter().flat_map(|(raw, _)| raw.clone()).collect();
-    client.write_all(&all).unwrap();
-    for (_, echo) in &cases {
-        let (head, body) = read_sized_response(&mut client).unwrap();
-        assert_eq!(status_of(&head), 200);
-        assert_eq!(String::from_utf8_lossy(&body), *echo);
-    }
+    expect_answers_one_by_one(&mut client, &cases);
+    expect_answers_pipelined(&mut client, &cases);
 }
 
 #[test]

@@ -61,6 +61,30 @@ pub fn echo_server() -> (Arc<Server>, SocketAddr) {
     (server, addr)
 }
 
+/// Sends each `(request, answer)` case on `client` and waits for its answer
+/// (status 200, body `answer`) before the next.
+pub fn expect_answers_one_by_one(client: &mut TcpStream, cases: &[(Vec<u8>, String)]) {
+    for (raw, answer) in cases {
+        client.write_all(raw).expect("send");
+        expect_answer(client, answer);
+    }
+}
+
+/// Sends every case on `client` in one write, then reads their answers in order.
+pub fn expect_answers_pipelined(client: &mut TcpStream, cases: &[(Vec<u8>, String)]) {
+    let all: Vec<u8> = cases.iter().flat_map(|(raw, _)| raw.clone()).collect();
+    client.write_all(&all).expect("send");
+    for (_, answer) in cases {
+        expect_answer(client, answer);
+    }
+}
+
+fn expect_answer(client: &mut TcpStream, answer: &str) {
+    let (head, body) = read_sized_response(client).expect("a sized answer");
+    assert_eq!(crate::support::http::status_of(&head), 200, "{head}");
+    assert_eq!(String::from_utf8_lossy(&body), answer);
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
