@@ -91,6 +91,10 @@ impl Admin {
     /// error its watcher got (which may quote the API server).
     fn waiting(&self, audience: Audience) -> String {
         let waiting = self.cache.waiting();
+        if waiting.is_empty() {
+            // Every kind is listed; the cache waits a bounded time for the named Secrets.
+            return "waiting for the first read of the secrets annotations name\n".into();
+        }
         let names: Vec<&str> = waiting.iter().map(|kind| kind.name()).collect();
         let mut out = format!("waiting for the first list of: {}\n", names.join(", "));
         if audience == Audience::Local {

@@ -321,6 +321,21 @@ impl CacheStatus {
     }
 }
 
+/// How long readiness waits, once every kind is listed, for the first read
+/// of the Secrets annotations name: routes that need one fail closed (502,
+/// 503) until it arrives, so a new replica waits for them before it takes
+/// traffic, but a Secret its watch cannot read (RBAC, an API error) must not
+/// keep it unready for ever.
+const NAMED_SECRETS_GRACE: Duration = Duration::from_secs(10);
+
+fn become_ready(status: &CacheStatus, current: &Current) {
+    if !status.synced.swap(true, Ordering::Relaxed) {
+        log::info!("every kind listed: ready");
+        // Readiness is an input of the status publisher too.
+        current.published().notify();
+    }
+}
+
 /// The cache thread: applies events in batches (everything already queued is
 /// applied before one compile, so a relist of thousands of objects costs one
 /// compile), then publishes, and tells `wanted_secrets` (see
@@ -340,7 +355,30 @@ pub fn spawn(
             let mut store = Store::default();
             let mut compiler = Compiler::new(config);
             let mut named = BTreeSet::new();
-            while let Ok(first) = rx.recv() {
+            // Set while every kind is listed but named Secrets are not read yet.
+            let mut secrets_deadline: Option<Instant> = None;
+            // The annotations' summary is logged once, on the first compile with every kind.
+            let mut summarised = false;
+            loop {
+                let received = match secrets_deadline {
+                    Some(deadline) => rx.recv_deadline(deadline).map_err(|e| e.is_timeout()),
+                    None => rx.recv().map_err(|_| false),
+                };
+                let first = match received {
+                    Ok(event) => event,
+                    Err(true) => {
+                        let unheard: Vec<String> = store.named_unheard(&named).iter().map(|key| key.to_string()).collect();
+                        log::warn!(
+                            "secrets {} named by annotations not read within {} s of the first lists; ready without them (their routes fail closed until they arrive)",
+                            unheard.join(", "),
+                            NAMED_SECRETS_GRACE.as_secs()
+                        );
+                        secrets_deadline = None;
+                        become_ready(&status, &current);
+                        continue;
+                    }
+                    Err(false) => break,
+                };
                 let cpu_before = thread_cpu_time();
                 let mut changes = Changes::default();
                 apply_all(&mut store, std::iter::once(first).chain(rx.try_iter()), &mut changes);
@@ -350,9 +388,9 @@ pub fn spawn(
                     watch_metrics.set_objects(kind, store.snapshot().count(kind));
                 }
                 let generation = compiler.update(store.snapshot(), &changes, &previous);
-                let was_synced = status.synced.load(Ordering::Relaxed);
-                if was_synced || store.synced() {
-                    compiler.report_annotations(&previous.snapshot, store.snapshot(), &changes, !was_synced);
+                if store.synced() {
+                    compiler.report_annotations(&previous.snapshot, store.snapshot(), &changes, !summarised);
+                    summarised = true;
                 }
                 current.store(generation);
                 let wanted = compiler.named_secrets();
@@ -369,10 +407,15 @@ pub fn spawn(
                 if !status.synced.load(Ordering::Relaxed) {
                     *status.waiting.lock().unwrap_or_else(PoisonError::into_inner) = store.waiting();
                 }
-                if store.synced() && !status.synced.swap(true, Ordering::Relaxed) {
-                    log::info!("every kind listed: ready");
-                    // Readiness is an input of the status publisher too.
-                    current.published().notify();
+                if store.synced() && !status.synced.load(Ordering::Relaxed) {
+                    let unheard = store.named_unheard(&named);
+                    if unheard.is_empty() {
+                        secrets_deadline = None;
+                        become_ready(&status, &current);
+                    } else if secrets_deadline.is_none() {
+                        log::info!("every kind listed; waiting for {} secrets named by annotations", unheard.len());
+                        secrets_deadline = Some(Instant::now() + NAMED_SECRETS_GRACE);
+                    }
                 }
                 if changes.everything {
                     release_free_memory();
@@ -392,6 +435,39 @@ mod tests {
             metadata: ObjectMeta { namespace: ns.into(), name: name.into(), ..Default::default() },
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn readiness_waits_for_the_secrets_annotations_name() {
+        let json = r#"{"metadata": {"namespace": "ns", "name": "private", "annotations": {
+            "nginx.ingress.kubernetes.io/auth-type": "basic", "nginx.ingress.kubernetes.io/auth-secret": "creds"}},
+          "spec": {"ingressClassName": "ingressd", "rules": [{"host": "private.example", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}"#;
+        let private: Ingress = serde_json::from_str(json).expect("an Ingress");
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for kind in Kind::ALL {
+            tx.send(Event::Replace(kind, vec![])).expect("send");
+        }
+        tx.send(Event::Upsert(Object::Ingress(private))).expect("send");
+        let current = Arc::new(Current::default());
+        let status = Arc::new(CacheStatus::default());
+        let (wanted_tx, wanted_rx) = crossbeam_channel::unbounded();
+        let config = CompileConfig { routes: RouteConfig { ingress_class: "ingressd".into(), ..Default::default() }, ..Default::default() };
+        let handle = spawn(rx, Arc::clone(&current), config, Arc::clone(&status), Arc::new(WatchMetrics::new()), wanted_tx).expect("thread");
+        let key = ObjectKey::new("ns", "creds");
+        let wanted = wanted_rx.recv_timeout(Duration::from_secs(5)).expect("the cache asks for the named Secret");
+        assert!(wanted.contains(&key), "{wanted:?}");
+        let published = current.published().version();
+        assert!(!status.synced.load(Ordering::Relaxed), "every kind is listed, but the Secret is not read yet");
+        tx.send(Event::NamedSecret(key, None)).expect("send");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = published;
+        while !status.synced.load(Ordering::Relaxed) && Instant::now() < deadline {
+            seen = current.published().wait_past(seen, Duration::from_millis(100));
+        }
+        assert!(status.synced.load(Ordering::Relaxed), "ready once the Secret's watch answered, even that it is absent");
+        drop(tx);
+        handle.join().expect("cache thread ends when senders are gone");
     }
 
     #[test]

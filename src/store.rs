@@ -47,6 +47,8 @@ impl Deref for Snapshot {
 pub struct Store {
     snapshot: Arc<Snapshot>,
     synced: BTreeSet<Kind>,
+    /// Named Secrets whose watch has answered at least once (present or absent).
+    named_heard: BTreeSet<ObjectKey>,
 }
 
 impl Store {
@@ -72,14 +74,25 @@ impl Store {
                 }
                 self.synced.insert(kind);
             }
-            Event::NamedSecret(key, Some(secret)) => drop(snapshot.named_secrets.insert(key, Arc::new(secret))),
-            Event::NamedSecret(key, None) => drop(snapshot.named_secrets.remove(&key)),
+            Event::NamedSecret(key, Some(secret)) => {
+                self.named_heard.insert(key.clone());
+                drop(snapshot.named_secrets.insert(key, Arc::new(secret)));
+            }
+            Event::NamedSecret(key, None) => {
+                drop(snapshot.named_secrets.remove(&key));
+                self.named_heard.insert(key);
+            }
         }
     }
 
     /// True once every kind has completed its first list.
     pub fn synced(&self) -> bool {
         Kind::ALL.iter().all(|k| self.synced.contains(k))
+    }
+
+    /// The named Secrets among `wanted` whose watch has not answered yet.
+    pub fn named_unheard<'w>(&self, wanted: &'w BTreeSet<ObjectKey>) -> Vec<&'w ObjectKey> {
+        wanted.iter().filter(|key| !self.named_heard.contains(*key)).collect()
     }
 
     /// The kinds whose first list has not arrived yet, in `Kind::ALL` order.
