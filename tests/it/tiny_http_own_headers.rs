@@ -34,14 +34,7 @@ fn lookalike_names_are_ignored_and_names_match_in_any_case() {
         ),
         ("no framing headers", b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", b""),
     ];
-    let mut wrong = Vec::new();
-    for (name, request, body) in cases {
-        match exchange(addr, request) {
-            Ok((head, got)) if status_of(&head) == 200 && got == *body => {}
-            other => wrong.push(format!("{name}: got {other:?}")),
-        }
-    }
-    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    expect_each_echoed(addr, cases);
 }
 
 #[test]

@@ -98,12 +98,5 @@ fn well_formed_heads_are_served_with_the_right_body() {
             b"hi",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (name, request, body) in cases {
-        match exchange(addr, request) {
-            Ok((head, got)) if status_of(&head) == 200 && got == *body => {}
-            other => wrong.push(format!("{name}: got {other:?}")),
-        }
-    }
-    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+    expect_each_echoed(addr, cases);
 }

@@ -61,6 +61,19 @@ pub fn echo_server() -> (Arc<Server>, SocketAddr) {
     (server, addr)
 }
 
+/// Sends each `(name, request, body)` case on a connection of its own and
+/// asserts that every one is answered 200 with `body`, naming all that are not.
+pub fn expect_each_echoed(addr: SocketAddr, cases: &[(&str, &[u8], &[u8])]) {
+    let mut wrong = Vec::new();
+    for (name, request, body) in cases {
+        match exchange(addr, request) {
+            Ok((head, got)) if crate::support::http::status_of(&head) == 200 && got == *body => {}
+            other => wrong.push(format!("{name}: got {other:?}")),
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
 /// Sends each `(request, answer)` case on `client` and waits for its answer
 /// (status 200, body `answer`) before the next.
 pub fn expect_answers_one_by_one(client: &mut TcpStream, cases: &[(Vec<u8>, String)]) {
