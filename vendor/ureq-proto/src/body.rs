@@ -1,11 +1,12 @@
 use std::fmt;
 use std::io::Write;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use http::{HeaderName, HeaderValue, Method, header};
 
 use crate::Error;
 use crate::chunk::Dechunker;
-use crate::ext::map_has;
+use crate::ext::list_has;
+use crate::fields::Fields;
 use crate::util::{Writer, log_data};
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -264,7 +265,7 @@ impl BodyReader {
         http10: bool,
         method: &Method,
         force_send: bool,
-        headers: &HeaderMap,
+        headers: &http::HeaderMap,
     ) -> Result<Self, Error> {
         use crate::ext::MethodExt;
 
@@ -272,7 +273,7 @@ impl BodyReader {
             return Ok(Self::NoBody);
         }
 
-        let ret = Self::header_defined(http10, headers)?.unwrap_or_else(|| {
+        let ret = Self::header_defined(http10, Fields::Map(headers))?.unwrap_or_else(|| {
             if !http10 && method.need_request_body() {
                 Self::Chunked(Dechunker::new())
             } else {
@@ -290,7 +291,7 @@ impl BodyReader {
         method: &Method,
         status_code: u16,
         force_recv: bool,
-        headers: &HeaderMap,
+        headers: Fields<'_>,
     ) -> Result<Self, Error> {
         let header_defined = Self::header_defined(http10, headers)?.unwrap_or(Self::CloseDelimited);
 
@@ -313,10 +314,10 @@ impl BodyReader {
         }
     }
 
-    fn header_defined(http10: bool, headers: &HeaderMap) -> Result<Option<Self>, Error> {
-        let content_length = parse_content_length(headers.get_all(header::CONTENT_LENGTH).iter())?;
+    fn header_defined(http10: bool, headers: Fields<'_>) -> Result<Option<Self>, Error> {
+        let content_length = parse_content_length(headers.values("content-length"))?;
 
-        let chunked = map_has(headers, header::TRANSFER_ENCODING, "chunked");
+        let chunked = headers.values("transfer-encoding").any(|value| list_has(value, "chunked"));
 
         if chunked && !http10 {
             // https://datatracker.ietf.org/doc/html/rfc2616#section-4.4
@@ -496,12 +497,12 @@ impl fmt::Debug for BodyReader {
 ///
 /// Returns `Ok(None)` when there is no `Content-Length` header at all.
 pub(crate) fn parse_content_length<'a>(
-    values: impl Iterator<Item = &'a HeaderValue>,
+    values: impl Iterator<Item = &'a [u8]>,
 ) -> Result<Option<u64>, Error> {
     let mut result = None;
 
     for value in values {
-        for element in value.as_bytes().split(|b| *b == b',') {
+        for element in value.split(|b| *b == b',') {
             let n = parse_content_length_value(element)?;
 
             if result.is_some_and(|prev| prev != n) {
@@ -563,7 +564,7 @@ mod test {
             .iter()
             .map(|v| HeaderValue::from_bytes(v.as_bytes()).unwrap())
             .collect();
-        parse_content_length(headers.iter())
+        parse_content_length(headers.iter().map(HeaderValue::as_bytes))
     }
 
     #[test]
@@ -643,7 +644,7 @@ mod transfer_encoding_tests {
             vec!["chunked, gzip"],
             vec!["gzip", " ChUnKeD "],
         ] {
-            let mut headers = HeaderMap::new();
+            let mut headers = http::HeaderMap::new();
             for value in values {
                 headers.append(
                     header::TRANSFER_ENCODING,
@@ -659,7 +660,7 @@ mod transfer_encoding_tests {
             );
             #[cfg(feature = "client")]
             assert_eq!(
-                BodyReader::for_response(false, &Method::GET, 200, false, &headers)
+                BodyReader::for_response(false, &Method::GET, 200, false, Fields::Map(&headers))
                     .unwrap()
                     .body_mode(),
                 BodyMode::Chunked

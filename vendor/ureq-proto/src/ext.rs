@@ -1,4 +1,4 @@
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
 
 #[cfg(feature = "server")]
 pub(crate) trait StatusCodeExt {
@@ -101,7 +101,8 @@ impl<'a, I: Iterator<Item = (&'a HeaderName, &'a HeaderValue)>> HeaderIterExt fo
 }
 
 /// [`HeaderIterExt::has`] for a map: only the lines named `key` are visited.
-pub(crate) fn map_has(headers: &HeaderMap, key: HeaderName, token: &str) -> bool {
+#[cfg(feature = "client")]
+pub(crate) fn map_has(headers: &http::HeaderMap, key: HeaderName, token: &str) -> bool {
     headers.get_all(key).iter().any(|value| list_has(value, token))
 }
 
@@ -109,8 +110,8 @@ pub(crate) fn map_has(headers: &HeaderMap, key: HeaderName, token: &str) -> bool
 /// lowercase), compared on the bytes: elements trimmed of spaces and tabs,
 /// ASCII case ignored. A value holding bytes other than visible ASCII,
 /// space and tab holds nothing, as `HeaderValue::to_str` refuses it.
-pub(crate) fn list_has(value: &HeaderValue, token: &str) -> bool {
-    let value = value.as_bytes();
+pub(crate) fn list_has(value: impl AsRef<[u8]>, token: &str) -> bool {
+    let value = value.as_ref();
     if !value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) {
         return false;
     }

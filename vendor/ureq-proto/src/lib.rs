@@ -43,6 +43,9 @@ mod util;
 mod body;
 pub use body::BodyMode;
 
+mod fields;
+mod header_lines;
+
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "server")]

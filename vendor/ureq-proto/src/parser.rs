@@ -5,6 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use httparse::Status;
 
 use crate::Error;
+use crate::header_lines::HeaderLines;
 
 /// Parse bytes into a complete response.
 ///
@@ -22,6 +23,29 @@ use crate::Error;
 pub fn try_parse_response<const N: usize>(
     input: &[u8],
 ) -> Result<Option<(usize, Response<()>)>, Error> {
+    let Some((input_used, version, status, headers)) = parse_response_head::<N, _>(input, header_map)? else {
+        return Ok(None);
+    };
+    Ok(Some((input_used, response(version, status, headers))))
+}
+
+/// As [`try_parse_response`], with the headers as lines instead of in the
+/// response's map, which is left empty.
+pub(crate) fn try_parse_response_lines<const N: usize>(
+    input: &[u8],
+) -> Result<Option<(usize, Response<()>, HeaderLines)>, Error> {
+    let Some((input_used, version, status, lines)) = parse_response_head::<N, _>(input, HeaderLines::parsed)? else {
+        return Ok(None);
+    };
+    Ok(Some((input_used, response(version, status, HeaderMap::new()), lines)))
+}
+
+/// Parses a complete response head, its headers made into `T` by `fields`
+/// from the head's bytes and httparse's headers.
+fn parse_response_head<const N: usize, T>(
+    input: &[u8],
+    fields: impl FnOnce(&[u8], &[httparse::Header<'_>]) -> Result<T, Error>,
+) -> Result<Option<(usize, Version, StatusCode, T)>, Error> {
     // Left uninitialised: httparse fills only the slots it parses, and
     // setting all N (4 KiB for 128) cost more than parsing a short head.
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; N];
@@ -67,9 +91,9 @@ pub fn try_parse_response<const N: usize>(
         status_code(v)?
     };
 
-    let headers = header_map(&input[..input_used], res.headers)?;
+    let fields = fields(&input[..input_used], res.headers)?;
 
-    Ok(Some((input_used, response(version, status, headers))))
+    Ok(Some((input_used, version, status, fields)))
 }
 
 /// Heads up to this long are copied into the allocation that holds their

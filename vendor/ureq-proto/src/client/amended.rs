@@ -1,10 +1,11 @@
 use std::{fmt, mem};
 
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
 
 use crate::Error;
 use crate::body::{BodyWriter, parse_content_length_value};
+use crate::header_lines::HeaderLines;
 use crate::client::rawheaders::HeaderCasing;
 use crate::ext::MethodExt;
 use crate::ext::list_has;
@@ -35,6 +36,8 @@ use crate::ext::list_has;
 pub(crate) struct AmendedRequest {
     request: Request<()>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    /// The caller's header lines, sent after every header of the map.
+    lines: Option<HeaderLines>,
 }
 
 enum AllHeaders<N, R> {
@@ -67,11 +70,18 @@ where
 }
 
 impl AmendedRequest {
-    pub fn new(request: Request<()>) -> Self {
+    pub fn new(mut request: Request<()>) -> Self {
+        let lines = request.extensions_mut().remove::<HeaderLines>();
         AmendedRequest {
             request,
             headers: vec![],
+            lines,
         }
+    }
+
+    /// The caller's header lines, if it gave any.
+    pub fn lines(&self) -> Option<&HeaderLines> {
+        self.lines.as_ref()
     }
 
     pub fn take_request(&mut self) -> Request<()> {
@@ -195,17 +205,16 @@ impl AmendedRequest {
         let mut auth = None;
         let mut has_chunked = false;
         let mut has_close = false;
-        for (name, value) in self.headers() {
-            if *name == header::HOST {
-                hosts.add(value);
-            } else if *name == header::CONTENT_LENGTH {
-                lengths.add(value);
-            } else if *name == header::AUTHORIZATION {
-                auth = auth.or(Some(value));
-            } else if *name == header::TRANSFER_ENCODING {
-                has_chunked = has_chunked || list_has(value, "chunked");
-            } else if *name == header::CONNECTION {
-                has_close = has_close || list_has(value, "close");
+        let typed = self.headers().map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+        let lines = self.lines.iter().flat_map(HeaderLines::iter);
+        for (name, value) in typed.chain(lines) {
+            match name {
+                b"host" => hosts.add(value),
+                b"content-length" => lengths.add(value),
+                b"authorization" => auth = auth.or(Some(value)),
+                b"transfer-encoding" => has_chunked = has_chunked || list_has(value, "chunked"),
+                b"connection" => has_close = has_close || list_has(value, "close"),
+                _ => {}
             }
         }
 
@@ -219,13 +228,17 @@ impl AmendedRequest {
 
         let mut req_host_header = false;
         if let Some(h) = hosts.first {
-            h.to_str().map_err(|_| Error::BadHostHeader)?;
+            if !is_visible_text(h) {
+                return Err(Error::BadHostHeader);
+            }
             req_host_header = true;
         }
 
         let mut req_auth_header = false;
         if let Some(h) = auth {
-            h.to_str().map_err(|_| Error::BadAuthorizationHeader)?;
+            if !is_visible_text(h) {
+                return Err(Error::BadAuthorizationHeader);
+            }
             req_auth_header = true;
         }
 
@@ -233,7 +246,7 @@ impl AmendedRequest {
         // number. A comma separated list must not reach the wire.
         let content_length = lengths
             .first
-            .map(|h| parse_content_length_value(h.as_bytes()))
+            .map(parse_content_length_value)
             .transpose()?;
 
         let req_body_header = has_chunked || content_length.is_some();
@@ -265,12 +278,17 @@ impl AmendedRequest {
 /// The first of a name's header lines and how many there are.
 #[derive(Default)]
 struct Headers<'a> {
-    first: Option<&'a HeaderValue>,
+    first: Option<&'a [u8]>,
     count: usize,
 }
 
+/// What `HeaderValue::to_str` accepts: visible ASCII, space and tab.
+fn is_visible_text(value: &[u8]) -> bool {
+    value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
 impl<'a> Headers<'a> {
-    fn add(&mut self, value: &'a HeaderValue) {
+    fn add(&mut self, value: &'a [u8]) {
         self.first = self.first.or(Some(value));
         self.count += 1;
     }
@@ -453,6 +471,7 @@ mod test {
 #[cfg(test)]
 mod transfer_encoding_tests {
     use super::*;
+    use http::header;
 
     #[test]
     fn request_writer_detects_chunked_in_lists_and_repeated_headers() {

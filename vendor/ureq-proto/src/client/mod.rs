@@ -235,6 +235,7 @@ use amended::AmendedRequest;
 mod amended;
 mod rawheaders;
 
+pub use crate::header_lines::HeaderLines;
 pub use rawheaders::header_raw;
 
 // mod holder;
@@ -311,6 +312,8 @@ pub(crate) struct Inner {
     pub await_100_continue: bool,
     pub status: Option<StatusCode>,
     pub location: Option<HeaderValue>,
+    /// The response's headers, for a request sent with header lines.
+    pub response_lines: Option<HeaderLines>,
 }
 
 impl Inner {
@@ -357,12 +360,14 @@ enum RequestPhase {
     #[default]
     Line,
     Headers(usize),
+    /// The caller's header lines, from this one on.
+    Lines(usize),
     Body,
 }
 
 impl RequestPhase {
     fn is_prelude(&self) -> bool {
-        matches!(self, RequestPhase::Line | RequestPhase::Headers(_))
+        matches!(self, RequestPhase::Line | RequestPhase::Headers(_) | RequestPhase::Lines(_))
     }
 
     fn is_body(&self) -> bool {
@@ -534,6 +539,7 @@ impl fmt::Debug for RequestPhase {
         match self {
             Self::Line => write!(f, "SendLine"),
             Self::Headers(_) => write!(f, "SendHeaders"),
+            Self::Lines(_) => write!(f, "SendHeaderLines"),
             Self::Body => write!(f, "SendBody"),
         }
     }

@@ -3,6 +3,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, he
 use crate::body::BodyWriter;
 use crate::client::amended::AmendedRequest;
 use crate::ext::{HeaderIterExt, MethodExt};
+use crate::header_lines::HeaderLines;
 use crate::{ArrayVec, Error};
 
 use super::state::{Prepare, SendRequest};
@@ -46,6 +47,7 @@ impl Call<Prepare> {
             await_100_continue: false,
             status: None,
             location: None,
+            response_lines: None,
         };
 
         Ok(Call::wrap(Box::new(inner)))
@@ -69,6 +71,11 @@ impl Call<Prepare> {
     /// Inspect call headers
     pub fn headers(&self) -> &HeaderMap {
         self.inner.request.original_request_headers()
+    }
+
+    /// The call's header lines, sent after its map's headers, if it has any.
+    pub fn header_lines(&self) -> Option<&HeaderLines> {
+        self.inner.request.lines()
     }
 
     /// Set whether to allow non-standard HTTP methods.

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
 
 use crate::Error;
 use crate::client::amended::AmendedRequest;
-use crate::ext::{AuthorityExt, MethodExt, SchemeExt, map_has};
+use crate::ext::{AuthorityExt, MethodExt, SchemeExt, list_has, map_has};
 use crate::util::Writer;
 
 use super::state::SendRequest;
@@ -141,11 +141,12 @@ impl Call<SendRequest> {
         // looked them up when the call was made, a map lookup that every
         // GET paid for nothing. The request's own headers, as before.
         if send_body {
-            self.inner.await_100_continue = map_has(
-                self.inner.request.original_request_headers(),
-                header::EXPECT,
-                "100-continue",
-            );
+            let request = &self.inner.request;
+            self.inner.await_100_continue =
+                map_has(request.original_request_headers(), header::EXPECT, "100-continue")
+                    || request.lines().is_some_and(|lines| {
+                        lines.get_all("expect").any(|value| list_has(value, "100-continue"))
+                    });
         }
 
         if !info.req_host_header && method != Method::CONNECT {
@@ -243,15 +244,41 @@ fn try_write_prelude_part(request: &AmendedRequest, state: &mut BodyState, w: &m
 
         RequestPhase::Headers(index) => {
             let header_count = request.headers_len();
+            let has_lines = request.lines().is_some_and(|lines| !lines.is_empty());
 
             if header_count > 0 {
                 let headers = request.all_headers().skip(*index);
-                do_write_headers(headers, index, header_count - 1, w);
+                do_write_headers(headers, index, header_count - 1, !has_lines, w);
             }
 
             if *index == header_count {
+                if has_lines {
+                    state.phase = RequestPhase::Lines(0);
+                    return true;
+                }
                 state.phase = RequestPhase::Body;
             }
+            false
+        }
+
+        RequestPhase::Lines(index) => {
+            let lines = request.lines().map(|lines| (lines.encoded(), lines));
+            let Some((encoded, lines)) = lines else {
+                state.phase = RequestPhase::Body;
+                return false;
+            };
+            // Usually the rest of the lines and the blank line go out in
+            // one copy; line by line only when they do not fit.
+            let start = index.checked_sub(1).map_or(0, |last| lines.encoded_end(last));
+            let whole = encoded.is_some_and(|bytes| w.try_put([&bytes[start..], b"\r\n"]));
+            if !whole {
+                let last_index = lines.len() - 1;
+                do_write_headers(lines.iter().skip(*index), index, last_index, true, w);
+                if *index <= last_index {
+                    return false;
+                }
+            }
+            state.phase = RequestPhase::Body;
             false
         }
 
@@ -300,14 +327,17 @@ fn version_str(version: Version) -> Option<&'static str> {
     })
 }
 
-fn do_write_headers<'a, I>(headers: I, index: &mut usize, last_index: usize, w: &mut Writer)
+/// Writes the lines that fit; the last one ends the head when `ends_head`
+/// (no header lines follow), going out together with the blank line.
+fn do_write_headers<'a, I, N, V>(headers: I, index: &mut usize, last_index: usize, ends_head: bool, w: &mut Writer)
 where
-    I: Iterator<Item = (&'a str, &'a HeaderValue)>,
+    I: Iterator<Item = (&'a N, &'a V)>,
+    N: AsRef<[u8]> + ?Sized + 'a,
+    V: AsRef<[u8]> + ?Sized + 'a,
 {
     for h in headers {
-        // The last line goes out together with the blank line ending the head.
-        let end: &[u8] = if *index == last_index { b"\r\n\r\n" } else { b"\r\n" };
-        let success = w.try_put([h.0.as_bytes(), b": ", h.1.as_bytes(), end]);
+        let end: &[u8] = if ends_head && *index == last_index { b"\r\n\r\n" } else { b"\r\n" };
+        let success = w.try_put([h.0.as_ref(), b": ", h.1.as_ref(), end]);
 
         if success {
             *index += 1;
