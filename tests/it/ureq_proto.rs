@@ -19,7 +19,9 @@
 //! Expect lines looked up only then); `keep-alive` keeps an HTTP/1.0
 //! connection as before (change 15: looked for in HTTP/1.0 responses only);
 //! a request's own `Connection: close` closes as before (change 16: found
-//! in the pass that checks its headers).
+//! in the pass that checks its headers); header lines go out and come back
+//! in order, and frame and close as maps do (ureq-proto change 17 and ureq
+//! change 16: `HeaderLines` instead of header maps, for the proxy).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -682,4 +684,100 @@ fn request_connection_close_on_any_line() {
         assert_eq!(next.headers()["x-which"], expected, "{method} {lines:?}");
         assert_eq!(body(next), "ok");
     }
+}
+
+/// A request carrying `ureq::HeaderLines` (ureq-proto change 17, ureq
+/// change 16), as the proxy sends them.
+fn with_lines<B>(request: http::request::Builder, pairs: &[(&str, &str)], body: B) -> http::Request<B> {
+    let mut lines = ureq::HeaderLines::default();
+    for (name, value) in pairs {
+        lines.push(name.as_bytes(), value.as_bytes()).unwrap();
+    }
+    let mut request = request.body(body).unwrap();
+    request.extensions_mut().insert(lines);
+    request
+}
+
+/// The response's header lines, taken from its body, and the body.
+fn lines_and_body(response: http::Response<ureq::Body>) -> (Vec<(String, Vec<u8>)>, String) {
+    assert!(response.headers().is_empty(), "a response to header lines has an empty map");
+    let mut body = response.into_body();
+    let lines = body.take_header_lines().expect("header lines");
+    let lines = lines.iter().map(|(name, value)| (String::from_utf8(name.to_vec()).unwrap(), value.to_vec())).collect();
+    let mut text = String::new();
+    body.into_reader().read_to_string(&mut text).unwrap();
+    (lines, text)
+}
+
+/// Header lines go out after the map's headers, in their order with repeats
+/// where they are, and decide the request's Host and Content-Length; the
+/// response's come back in order with names lower-cased and values byte for
+/// byte, and its mime type and charset are read from them.
+#[test]
+fn header_lines_go_out_and_come_back_in_order() {
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nSet-Cookie: a=1\r\nX-Empty:\r\nX-Obs: caf\xe9\r\nset-cookie: b=2\r\ncontent-length: 2\r\n\r\nok".to_vec();
+    let (port, requests) = scripted_backend(vec![answer.clone(), answer]);
+    let agent = agent();
+    let url = format!("http://127.0.0.1:{port}/p?q=1");
+
+    let pairs = [("Host", "t.test"), ("x-a", "1"), ("x-b", ""), ("x-a", "2")];
+    let request = with_lines(http::Request::get(&url).header("x-map", "m"), &pairs, ());
+    let response = agent.run(request).unwrap();
+    assert_eq!(response.body().mime_type(), Some("text/plain"));
+    assert_eq!(response.body().charset(), Some("utf-8"));
+    let (lines, body) = lines_and_body(response);
+    assert_eq!(body, "ok");
+    let expected: Vec<(String, Vec<u8>)> = [
+        ("content-type", &b"text/plain; charset=utf-8"[..]),
+        ("set-cookie", b"a=1"),
+        ("x-empty", b""),
+        ("x-obs", b"caf\xe9"),
+        ("set-cookie", b"b=2"),
+        ("content-length", b"2"),
+    ]
+    .iter()
+    .map(|(name, value)| (name.to_string(), value.to_vec()))
+    .collect();
+    assert_eq!(lines, expected);
+    let head = requests.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(String::from_utf8_lossy(&head), "GET /p?q=1 HTTP/1.1\r\nx-map: m\r\nhost: t.test\r\nx-a: 1\r\nx-b: \r\nx-a: 2\r\n\r\n");
+
+    let pairs = [("host", "t.test"), ("content-length", "3")];
+    let mut upload: &[u8] = b"abc";
+    let request = with_lines(http::Request::post(&url), &pairs, ureq::SendBody::from_reader(&mut upload));
+    let (_, body) = lines_and_body(agent.run(request).unwrap());
+    assert_eq!(body, "ok", "answered on the same connection");
+    let sent = requests.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(String::from_utf8_lossy(&sent), "POST /p?q=1 HTTP/1.1\r\nhost: t.test\r\ncontent-length: 3\r\n\r\nabc");
+}
+
+/// A response's lines frame its body and decide its connection's reuse as
+/// its map did: chunks in a Transfer-Encoding list, then `Connection: close`.
+#[test]
+fn header_lines_frame_and_close_as_maps_do() {
+    let answers = vec![
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\nx-which: first\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
+        b"HTTP/1.1 200 OK\r\nx-which: second\r\nConnection: keep-alive, Close\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+    ];
+    let (port, _) = scripted_backend(answers);
+    let agent = agent();
+    let which = |lines: &[(String, Vec<u8>)]| lines.iter().find(|(name, _)| name == "x-which").map(|(_, value)| value.clone());
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let request = with_lines(http::Request::get(format!("http://127.0.0.1:{port}/")), &[("host", "t.test")], ());
+        let (lines, body) = lines_and_body(agent.run(request).unwrap());
+        assert_eq!(body, "ok");
+        seen.push(which(&lines).expect("x-which"));
+    }
+    assert_eq!(seen, [b"first".to_vec(), b"second".to_vec(), b"first".to_vec()], "chunked kept the connection, close ended it");
+}
+
+/// Bytes that could end a head or split a line are refused when pushed.
+#[test]
+fn header_lines_refuse_what_could_split_a_head() {
+    let mut lines = ureq::HeaderLines::default();
+    assert!(lines.push(b"x-a", b"1\r\nx-injected: 1").is_err());
+    assert!(lines.push(b"x a", b"1").is_err());
+    assert!(lines.push(b"x-a", b"1\0").is_err());
+    assert!(lines.is_empty());
 }

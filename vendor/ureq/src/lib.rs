@@ -581,6 +581,8 @@ use std::convert::TryFrom;
 
 /// Re-exported http-crate.
 pub use ureq_proto::http;
+/// Header lines sent and received as their bytes (see `Body::take_header_lines`).
+pub use ureq_proto::client::HeaderLines;
 
 pub use body::{Body, BodyBuilder, BodyReader, BodyWithConfig};
 use http::Method;

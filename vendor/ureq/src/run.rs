@@ -7,7 +7,7 @@ use ureq_proto::BodyMode;
 use ureq_proto::client::state::{Await100, RecvBody, RecvResponse, Redirect, SendRequest};
 use ureq_proto::client::state::{Prepare, SendBody as SendBodyState};
 use ureq_proto::client::{Await100Result, RecvBodyResult};
-use ureq_proto::client::{RecvResponseResult, SendRequestResult};
+use ureq_proto::client::{HeaderLines, RecvResponseResult, SendRequestResult};
 
 use crate::body::ResponseInfo;
 use crate::config::{Config, DEFAULT_USER_AGENT, RequestLevelConfig};
@@ -63,7 +63,7 @@ pub(crate) fn run(
 
     call.allow_non_standard_methods(config.allow_non_standard_methods());
 
-    let (response, handler, uri) = loop {
+    let (response, handler, uri, header_lines) = loop {
         let timeout = timings.next_timeout(Timeout::Global);
         let timed_out = match timeout.after {
             Duration::Exact(v) => v.is_zero(),
@@ -101,7 +101,7 @@ pub(crate) fn run(
             }
 
             // Return response
-            CallResult::Response(response, handler, uri) => break (response, handler, uri),
+            CallResult::Response(response, handler, uri, lines) => break (response, handler, uri, lines),
         }
     };
 
@@ -119,7 +119,7 @@ pub(crate) fn run(
     if !agent.config().middleware.is_empty() {
         parts.extensions.insert(ResponseUri(uri.clone()));
     }
-    let info = ResponseInfo::new(&parts.headers, recv_body_mode, uri);
+    let info = ResponseInfo::new(&parts.headers, header_lines.as_ref(), recv_body_mode, uri);
 
     // If the body will be decompressed, strip Content-Encoding and Content-Length
     // from the response headers. The Content-Length no longer matches the
@@ -130,7 +130,8 @@ pub(crate) fn run(
         parts.headers.remove(http::header::CONTENT_LENGTH);
     }
 
-    let body = Body::new(handler, info);
+    let mut body = Body::new(handler, info);
+    body.header_lines = header_lines;
 
     let response = Response::from_parts(parts, body);
 
@@ -191,7 +192,7 @@ fn call_run(
 
     let is_following_redirects = redirect_count < config.max_redirects();
 
-    let (mut response, response_result) = recv_response(
+    let (mut response, header_lines, response_result) = recv_response(
         call,
         &mut connection,
         config,
@@ -246,10 +247,10 @@ fn call_run(
                 } else if config.max_redirects_do_error() {
                     return Err(Error::TooManyRedirects);
                 } else {
-                    CallResult::Response(response, handler, uri)
+                    CallResult::Response(response, handler, uri, header_lines)
                 }
             } else {
-                CallResult::Response(response, handler, uri)
+                CallResult::Response(response, handler, uri, header_lines)
             }
         }
         RecvResponseResult::Redirect(call) => {
@@ -260,12 +261,12 @@ fn call_run(
             } else if config.max_redirects_do_error() {
                 return Err(Error::TooManyRedirects);
             } else {
-                CallResult::Response(response, Box::new(BodyHandler::without_body(timings)), uri)
+                CallResult::Response(response, Box::new(BodyHandler::without_body(timings)), uri, header_lines)
             }
         }
         RecvResponseResult::Cleanup(call) => {
             cleanup(connection, call.must_close_connection(), timings.now());
-            CallResult::Response(response, Box::new(BodyHandler::without_body(timings)), uri)
+            CallResult::Response(response, Box::new(BodyHandler::without_body(timings)), uri, header_lines)
         }
     };
 
@@ -278,8 +279,9 @@ enum CallResult {
     /// Call resulted in a redirect.
     Redirect(Call<Redirect>, CallTimings),
 
-    /// Call resulted in a response, with the URI it answers.
-    Response(Response<()>, Box<BodyHandler>, Uri),
+    /// Call resulted in a response, with the URI it answers and, for a
+    /// request sent with header lines, the response's header lines.
+    Response(Response<()>, Box<BodyHandler>, Uri, Option<HeaderLines>),
 }
 
 fn add_headers(
@@ -293,17 +295,26 @@ fn add_headers(
     // without a body adds no framing whatever its headers say, and a header
     // the configuration leaves out (a proxy's Agent leaves out all three)
     // is not looked for. The release looked up all five on every call.
+    // A call's header lines count as its map's headers do: the first value
+    // of a name decides, as `HeaderMap::get` has it.
     let headers = call.headers();
+    let lines = call.header_lines();
+    let first_line = |name: &'static str| lines.and_then(|lines| lines.get_all(name).next());
+    let lines_frame_body = || {
+        let chunked = first_line("transfer-encoding").is_some_and(|v| v.windows(7).any(|w| w == b"chunked"));
+        let length = first_line("content-length").and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+        chunked || length.is_some()
+    };
 
-    let send_body_mode = if body.is_none() || headers.has_send_body_mode() {
+    let send_body_mode = if body.is_none() || headers.has_send_body_mode() || lines_frame_body() {
         None
     } else {
         Some(body.body_mode()?)
     };
     let user_agent = config.user_agent().as_str(DEFAULT_USER_AGENT);
     let accept = config.accept().as_str("*/*");
-    let has_header_ua = user_agent.is_some() && headers.has_user_agent();
-    let has_header_accept = accept.is_some() && headers.has_accept();
+    let has_header_ua = user_agent.is_some() && (headers.has_user_agent() || first_line("user-agent").is_some());
+    let has_header_accept = accept.is_some() && (headers.has_accept() || first_line("accept").is_some());
 
     #[cfg(not(feature = "cookies"))]
     {
@@ -336,7 +347,8 @@ fn add_headers(
         let accepts = &*ACCEPTS;
 
         if let Some(v) = config.accept_encoding().as_str(accepts) {
-            if !call.headers().has_accept_encoding() {
+            let in_lines = call.header_lines().is_some_and(|lines| lines.get_all("accept-encoding").next().is_some());
+            if !call.headers().has_accept_encoding() && !in_lines {
                 // unwrap is ok because above ACCEPTS will produce a valid value,
                 // or the value is user provided in which case it must be valid.
                 let value = HeaderValue::from_str(v).unwrap();
@@ -566,7 +578,7 @@ fn recv_response(
     config: &Config,
     timings: &mut CallTimings,
     is_following_redirects: bool,
-) -> Result<(Response<()>, RecvResponseResult), Error> {
+) -> Result<(Response<()>, Option<HeaderLines>, RecvResponseResult), Error> {
     let response = loop {
         let timeout = timings.next_timeout(Timeout::RecvResponse);
         let made_progress = connection.maybe_await_input(timeout)?;
@@ -617,7 +629,8 @@ fn recv_response(
     };
 
     timings.record_time(Timeout::RecvResponse);
-    Ok((response, call.proceed().unwrap()))
+    let header_lines = call.take_header_lines();
+    Ok((response, header_lines, call.proceed().unwrap()))
 }
 
 fn handle_redirect(mut call: Call<Redirect>, config: &Config) -> Result<Call<Prepare>, Error> {

@@ -124,6 +124,7 @@ impl BodyBuilder {
         Body {
             source: BodyDataSource::Reader(Box::new(data)),
             info: Arc::new(self.info),
+            header_lines: None,
         }
     }
 }

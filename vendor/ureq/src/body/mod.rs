@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 pub use build::BodyBuilder;
 use ureq_proto::BodyMode;
-use ureq_proto::http::header;
+use ureq_proto::client::HeaderLines;
 
 use crate::Error;
 use crate::http;
@@ -101,6 +101,8 @@ const JSON_BUFFER_DIVISOR: u64 = 3;
 pub struct Body {
     source: BodyDataSource,
     info: Arc<ResponseInfo>,
+    /// The response's headers, when its request was sent with header lines.
+    pub(crate) header_lines: Option<HeaderLines>,
 }
 
 enum BodyDataSource {
@@ -181,7 +183,16 @@ impl Body {
         Body {
             source: BodyDataSource::Handler(handler),
             info: Arc::new(info),
+            header_lines: None,
         }
+    }
+
+    /// The response's headers, in order, when its request was sent with
+    /// [`HeaderLines`] in its extensions: the response's map then holds none
+    /// of them (see `ureq_proto::client::HeaderLines`). Taken, not lent, so
+    /// they outlive the body turned into a reader.
+    pub fn take_header_lines(&mut self) -> Option<HeaderLines> {
+        self.header_lines.take()
     }
 
     /// The mime-type of the `content-type` header.
@@ -720,22 +731,31 @@ enum ContentEncoding {
 }
 
 impl ResponseInfo {
-    pub fn new(headers: &http::HeaderMap, body_mode: BodyMode, uri: http::Uri) -> Self {
+    pub fn new(headers: &http::HeaderMap, lines: Option<&HeaderLines>, body_mode: BodyMode, uri: http::Uri) -> Self {
+        // A response's first value of `name`, from its lines when it came
+        // as lines (its map is then empty).
+        #[allow(unused_variables)]
+        let first = |name: &'static str| {
+            lines.map_or_else(
+                || headers.get(name).map(http::HeaderValue::as_bytes),
+                |lines| lines.get_all(name).next(),
+            )
+        };
         // Without a decoder built in, every encoding passes through as
         // unknown ones do, so the header is not looked up (nor an unknown
         // one logged).
         #[cfg(any(feature = "gzip", feature = "brotli"))]
-        let content_encoding = headers
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok())
+        let content_encoding = first("content-encoding")
+            .filter(|v| v.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)))
+            .and_then(|v| std::str::from_utf8(v).ok())
             .map(ContentEncoding::from)
             .unwrap_or(ContentEncoding::None);
         #[cfg(not(any(feature = "gzip", feature = "brotli")))]
         let content_encoding = ContentEncoding::None;
 
-        let (mime_type, charset) = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        let (mime_type, charset) = first("content-type")
+            .filter(|v| v.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)))
+            .and_then(|v| std::str::from_utf8(v).ok())
             .map(split_content_type)
             .unwrap_or((None, None));
 
