@@ -68,17 +68,17 @@ pub struct UpstreamRequestHeaders {
 /// so no lower-cased copy is made.
 /// The length picks the one candidate a name can be, so each header costs one
 /// comparison rather than seven (every request and response header passes here).
-fn is_hop_by_hop(name: &str) -> bool {
-    let candidate = match name.len() {
-        2 => "te",
-        7 => if name.as_bytes()[0].eq_ignore_ascii_case(&b't') { "trailer" } else { "upgrade" },
-        10 => if name.as_bytes()[0].eq_ignore_ascii_case(&b'c') { "connection" } else { "keep-alive" },
-        14 => "content-length",
-        17 => "transfer-encoding",
-        _ => "",
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    let candidate: &[u8] = match name.len() {
+        2 => b"te",
+        7 => if name[0].eq_ignore_ascii_case(&b't') { b"trailer" } else { b"upgrade" },
+        10 => if name[0].eq_ignore_ascii_case(&b'c') { b"connection" } else { b"keep-alive" },
+        14 => b"content-length",
+        17 => b"transfer-encoding",
+        _ => b"",
     };
     (!candidate.is_empty() && candidate.eq_ignore_ascii_case(name))
-        || name.as_bytes().get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-"))
+        || name.get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-"))
 }
 
 /// Request header names common enough to be kept without a lower-cased copy.
@@ -114,9 +114,9 @@ const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarde
 
 /// The tokens of every Connection header, trimmed, as bytes: scanned in
 /// place, no copies and no UTF-8 check.
-fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> impl Iterator<Item = &'h [u8]> {
+fn connection_tokens<'h, N: AsRef<[u8]>>(headers: impl Iterator<Item = (N, &'h [u8])>) -> impl Iterator<Item = &'h [u8]> {
     headers
-        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .filter(|(name, _)| name.as_ref().eq_ignore_ascii_case(b"connection"))
         .flat_map(|(_, value)| value.split(|&byte| byte == b','))
         .map(<[u8]>::trim_ascii)
         .filter(|token| !token.is_empty())
@@ -124,14 +124,14 @@ fn connection_tokens<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> 
 
 /// Whether a Connection header lists `token` (case-insensitively): each of
 /// its tokens names another hop-by-hop header.
-fn connection_lists<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>, token: &str) -> bool {
-    connection_tokens(headers).any(|listed| listed.eq_ignore_ascii_case(token.as_bytes()))
+fn connection_lists<'h, N: AsRef<[u8]>>(headers: impl Iterator<Item = (N, &'h [u8])>, token: &[u8]) -> bool {
+    connection_tokens(headers).any(|listed| listed.eq_ignore_ascii_case(token))
 }
 
 /// Whether a Connection header lists a header that must be dropped with it.
 /// `keep-alive`, the usual one, names a header that is hop-by-hop anyway, so
 /// a message with only that spares the per-header search of its Connection list.
-fn connection_lists_headers<'h>(headers: impl Iterator<Item = (&'h str, &'h [u8])>) -> bool {
+fn connection_lists_headers<'h, N: AsRef<[u8]>>(headers: impl Iterator<Item = (N, &'h [u8])>) -> bool {
     connection_tokens(headers).any(|listed| !listed.eq_ignore_ascii_case(b"keep-alive"))
 }
 
@@ -178,17 +178,17 @@ pub fn upstream_request_headers(
     let client_bytes = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
     let lists_headers = connection_lists_headers(client_bytes());
     let upgrade_value = joined(client_headers, "upgrade");
-    let upgrade = upgrade_value.is_some() && lists_headers && connection_lists(client_bytes(), "upgrade");
+    let upgrade = upgrade_value.is_some() && lists_headers && connection_lists(client_bytes(), b"upgrade");
     let trusted = side.peer_is_trusted();
 
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
     let mut request_id = None;
     for (name, value) in client_headers {
         // Dropped headers are recognised before a lower-cased name is made for them.
-        if is_hop_by_hop(name)
+        if is_hop_by_hop(name.as_bytes())
             || name.eq_ignore_ascii_case("expect")
             || FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name))
-            || (lists_headers && connection_lists(client_bytes(), name))
+            || (lists_headers && connection_lists(client_bytes(), name.as_bytes()))
         {
             continue;
         }
@@ -279,16 +279,18 @@ fn port_text(port: u16) -> SmolStr {
 /// `keep_upgrade` keeps `Upgrade` for a 101 answer, whose Connection the
 /// tunnel writes itself. `upstream_headers` gives the headers afresh for each
 /// walk (the Connection header is looked up in them), so nothing is collected.
-pub fn downstream_response_headers<'h, I>(
+pub fn downstream_response_headers<'h, N, I>(
     upstream_headers: impl Fn() -> I,
     keep_upgrade: bool,
-) -> impl Iterator<Item = (&'h str, &'h [u8])>
+) -> impl Iterator<Item = (N, &'h [u8])>
 where
-    I: Iterator<Item = (&'h str, &'h [u8])>,
+    N: AsRef<[u8]>,
+    I: Iterator<Item = (N, &'h [u8])>,
 {
     let lists_headers = connection_lists_headers(upstream_headers());
     upstream_headers().filter(move |(name, _)| {
-        if keep_upgrade && name.eq_ignore_ascii_case("upgrade") {
+        let name = name.as_ref();
+        if keep_upgrade && name.eq_ignore_ascii_case(b"upgrade") {
             return true;
         }
         let listed = || lists_headers && connection_lists(upstream_headers(), name);
@@ -300,10 +302,10 @@ where
 /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
 pub fn client_wants_close(http_minor_version: u8, client_headers: &[(&str, &str)]) -> bool {
     let tokens = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
-    if connection_lists(tokens(), "close") {
+    if connection_lists(tokens(), b"close") {
         return true;
     }
-    http_minor_version == 0 && !connection_lists(tokens(), "keep-alive")
+    http_minor_version == 0 && !connection_lists(tokens(), b"keep-alive")
 }
 
 thread_local! {
@@ -367,10 +369,10 @@ mod tests {
     #[test]
     fn hop_by_hop_names_match_in_any_case_and_nothing_else_does() {
         for name in ["te", "TE", "trailer", "Upgrade", "connection", "Keep-Alive", "content-length", "Transfer-Encoding", "proxy-authorization", "Proxy-Connection"] {
-            assert!(is_hop_by_hop(name), "{name}");
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
         }
         for name in ["", "t", "tf", "trailers", "upgrades", "xpgrade", "connectiom", "keep-alivf", "content-lengtx", "transfer-encodinf", "proxy", "x-proxy-id", "host", "accept"] {
-            assert!(!is_hop_by_hop(name), "{name}");
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
         }
     }
 

@@ -34,12 +34,16 @@ pub(super) fn stream(
     // Asked right before the head goes out: once the server drains, the
     // connection ends after a response that says so.
     let client = &ClientRequest { close: client.close || request.server_draining(), ..*client };
-    let (parts, body) = response.into_parts();
+    let (parts, mut body) = response.into_parts();
+    // The request went with header lines, so the response's headers are
+    // lines and its map is empty; both are read, so none is ever missed.
+    let lines = body.take_header_lines().unwrap_or_default();
+    let upstream_headers = || parts.headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())).chain(lines.iter());
     let status = parts.status.as_u16();
     outcome.upstream_status = Some(status);
     outcome.status = status;
     let mut upstream = body.into_reader();
-    let framing = choose_framing(client, status, &parts.headers);
+    let framing = choose_framing(client, status, upstream_headers());
     let settled = settle_body(&mut upstream, client, framing, buffer);
 
     let cut = request.shutdown_handle();
@@ -51,11 +55,11 @@ pub(super) fn stream(
             return bad_gateway_before_body(writer, client, outcome, started);
         }
     };
-    let kept = headers::downstream_response_headers(|| parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())), false)
+    let kept = headers::downstream_response_headers(upstream_headers, false)
         // Set-Cookie is added beside the backend's (an auth service's
         // session cookie); every other header set here replaces the backend's.
-        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie") || !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set)))
-        .chain(added.iter().map(|(name, value)| (*name, value.as_bytes())));
+        .filter(|(name, _)| name.eq_ignore_ascii_case(b"set-cookie") || !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set.as_bytes())))
+        .chain(added.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));
     head.clear();
     wire::write_response_head(head, status, kept, framing, client.close, client.http10);
 
@@ -87,13 +91,22 @@ pub(super) fn stream(
     end_body(writer, cut, framing, copied, outcome, started)
 }
 
-/// The body framing towards the client, from the upstream's status and headers.
-fn choose_framing(client: &ClientRequest, status: u16, upstream_headers: &http::HeaderMap) -> Framing {
-    let content_length = if upstream_headers.contains_key(http::header::TRANSFER_ENCODING) {
-        None
-    } else {
-        upstream_headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
-    };
+/// The body framing towards the client, from the upstream's status and
+/// headers (names in lower case): a Transfer-Encoding makes the length
+/// unknown; otherwise the first Content-Length gives it.
+fn choose_framing<'h>(client: &ClientRequest, status: u16, upstream_headers: impl Iterator<Item = (&'h [u8], &'h [u8])>) -> Framing {
+    let mut content_length = None;
+    let mut first_length = true;
+    for (name, value) in upstream_headers {
+        match name {
+            b"transfer-encoding" => return Framing::for_response(client.head_request, status, None, client.http10),
+            b"content-length" if first_length => {
+                first_length = false;
+                content_length = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse().ok());
+            }
+            _ => {}
+        }
+    }
     Framing::for_response(client.head_request, status, content_length, client.http10)
 }
 

@@ -117,10 +117,10 @@ pub fn response_head(status: u16, headers: &[(&str, &[u8])], framing: Framing, c
 
 /// Appends a response head to `head`, as [`response_head`] returns it; a
 /// buffer reused from request to request makes this allocation-free.
-pub fn write_response_head<'h>(
+pub fn write_response_head<'h, N: AsRef<[u8]>>(
     head: &mut Vec<u8>,
     status: u16,
-    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    headers: impl IntoIterator<Item = (N, &'h [u8])>,
     framing: Framing,
     close: bool,
     http10_client: bool,
@@ -133,7 +133,7 @@ pub fn write_response_head<'h>(
     head.extend_from_slice(reason.as_bytes());
     head.extend_from_slice(b"\r\n");
     for (name, value) in headers {
-        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(name.as_ref());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value);
         head.extend_from_slice(b"\r\n");
