@@ -136,6 +136,18 @@ impl HeaderLines {
             .map(|span| self.slice(span.value))
     }
 
+    /// These lines but those named one of `names` (given in lower case).
+    pub(crate) fn without(&self, names: &[&str]) -> HeaderLines {
+        let mut kept = HeaderLines::with_capacity(self.len(), self.bytes.len());
+        for (name, value) in self.iter() {
+            if !names.iter().any(|dropped| dropped.as_bytes() == name) {
+                // Checked when these lines were made.
+                let _ = kept.push(name, value);
+            }
+        }
+        kept
+    }
+
     /// The lines as they go on the wire, if they were built to be sent.
     pub(crate) fn encoded(&self) -> Option<&[u8]> {
         self.encoded.then_some(self.bytes.as_slice())
@@ -295,6 +307,31 @@ mod tests {
             let expect = [("host", "a"), ("expect", "100-continue"), ("content-length", "1")];
             let (_, next) = head(request(Request::post("http://10.0.0.1/"), &expect), 1024);
             assert!(matches!(next, Some(SendRequestResult::Await100(_))));
+        }
+
+        #[test]
+        fn lines_handed_to_the_call_go_out_as_extension_lines_do() {
+            let mut call = Call::new(Request::get("http://10.0.0.1/").body(()).unwrap()).unwrap();
+            call.set_header_lines(lines(&[("host", "a"), ("x-a", "1")]));
+            let mut call = call.proceed();
+            let mut output = [0; 1024];
+            let n = call.write(&mut output).unwrap();
+            assert_eq!(&output[..n], b"GET / HTTP/1.1\r\nhost: a\r\nx-a: 1\r\n\r\n");
+        }
+
+        #[test]
+        fn a_redirect_keeps_the_lines_the_map_would_keep() {
+            let pairs = [("host", "a"), ("cookie", "c=1"), ("authorization", "Basic eA=="), ("x-a", "1")];
+            let mut call = receiving(&pairs);
+            let input = b"HTTP/1.1 302 Found\r\nLocation: http://10.0.0.2/next\r\nContent-Length: 0\r\n\r\n";
+            call.try_response(input, false).unwrap().1.expect("a whole head");
+            assert!(call.take_header_lines().is_some());
+            let Some(RecvResponseResult::Redirect(mut redirect)) = call.proceed() else { panic!("a redirect") };
+            let next = redirect.as_new_call(crate::client::RedirectAuthHeaders::Never).unwrap().expect("followed");
+            let mut next = next.proceed();
+            let mut output = [0; 1024];
+            let n = next.write(&mut output).unwrap();
+            assert_eq!(&output[..n], b"GET /next HTTP/1.1\r\nhost: a\r\nx-a: 1\r\n\r\n");
         }
 
         fn receiving(pairs: &[(&str, &str)]) -> Call<RecvResponse> {

@@ -84,6 +84,14 @@ impl AmendedRequest {
         self.lines.as_ref()
     }
 
+    pub fn set_lines(&mut self, lines: HeaderLines) {
+        self.lines = Some(lines);
+    }
+
+    pub fn take_lines(&mut self) -> Option<HeaderLines> {
+        self.lines.take()
+    }
+
     pub fn take_request(&mut self) -> Request<()> {
         let empty = Request::new(());
         mem::replace(&mut self.request, empty)

@@ -78,6 +78,13 @@ impl Call<Prepare> {
         self.inner.request.lines()
     }
 
+    /// Sends `lines` after the map's headers, as `HeaderLines` in the
+    /// request's extensions would be, without the extensions map (a table
+    /// and two allocations per call) that carries them there.
+    pub fn set_header_lines(&mut self, lines: HeaderLines) {
+        self.inner.request.set_lines(lines);
+    }
+
     /// Set whether to allow non-standard HTTP methods.
     ///
     /// By default the methods are limited by the HTTP version.

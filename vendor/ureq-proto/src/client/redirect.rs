@@ -89,8 +89,19 @@ impl Call<Redirect> {
         headers.remove(header::COOKIE);
         headers.remove(header::CONTENT_LENGTH);
 
+        // Header lines follow as the map's headers do, less the same ones.
+        let dropped: &[&str] = if keep_auth_header {
+            &["cookie", "content-length"]
+        } else {
+            &["authorization", "cookie", "content-length"]
+        };
+        let lines = previous.take_lines().map(|lines| lines.without(dropped));
+
         // Next state
-        let next = Call::new(request)?;
+        let mut next = Call::new(request)?;
+        if let Some(lines) = lines {
+            next.set_header_lines(lines);
+        }
 
         Ok(Some(next))
     }
