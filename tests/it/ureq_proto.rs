@@ -742,10 +742,13 @@ fn header_lines_go_out_and_come_back_in_order() {
     let head = requests.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
     assert_eq!(String::from_utf8_lossy(&head), "GET /p?q=1 HTTP/1.1\r\nx-map: m\r\nhost: t.test\r\nx-a: 1\r\nx-b: \r\nx-a: 2\r\n\r\n");
 
-    let pairs = [("host", "t.test"), ("content-length", "3")];
+    // Handed to the call directly (`run_with_header_lines`), as the proxy does.
+    let mut lines = ureq::HeaderLines::default();
+    lines.push(b"host", b"t.test").unwrap();
+    lines.push(b"content-length", b"3").unwrap();
     let mut upload: &[u8] = b"abc";
-    let request = with_lines(http::Request::post(&url), &pairs, ureq::SendBody::from_reader(&mut upload));
-    let (_, body) = lines_and_body(agent.run(request).unwrap());
+    let request = http::Request::post(&url).body(ureq::SendBody::from_reader(&mut upload)).unwrap();
+    let (_, body) = lines_and_body(agent.run_with_header_lines(request, lines).unwrap());
     assert_eq!(body, "ok", "answered on the same connection");
     let sent = requests.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
     assert_eq!(String::from_utf8_lossy(&sent), "POST /p?q=1 HTTP/1.1\r\nhost: t.test\r\ncontent-length: 3\r\n\r\nabc");

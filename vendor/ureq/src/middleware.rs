@@ -211,7 +211,7 @@ impl<'a> MiddlewareNext<'a> {
             // When chain is over, call the main run().
             let (parts, body) = request.into_parts();
             let request = http::Request::from_parts(parts, ());
-            run(self.agent, request, body)
+            run(self.agent, request, body, None)
         }
     }
 }

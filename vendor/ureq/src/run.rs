@@ -30,6 +30,7 @@ pub(crate) fn run(
     agent: &Agent,
     mut request: Request<()>,
     mut body: SendBody,
+    header_lines: Option<HeaderLines>,
 ) -> Result<Response<Body>, Error> {
     let mut redirect_count = 0;
 
@@ -56,6 +57,9 @@ pub(crate) fn run(
     let mut timings = CallTimings::new(timeouts, current_time).with_io_timeouts(&config);
 
     let mut call = Call::new(request)?;
+    if let Some(lines) = header_lines {
+        call.set_header_lines(lines);
+    }
 
     if force_send_body {
         call.force_send_body();
