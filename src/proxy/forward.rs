@@ -97,22 +97,25 @@ fn exchange(
     timeouts: Option<&UpstreamTimeouts>,
 ) -> Result<Result<http::Response<ureq::Body>, ureq::Error>, ureq::Error> {
     Ok(match body {
-        Some(reader) => run(agent, upstream_request(method, uri, headers, content_length, SendBody::from_reader(reader))?, timeouts),
-        None => run(agent, upstream_request(method, uri, headers, content_length, ())?, timeouts),
+        Some(reader) => run(agent, upstream_request(method, uri, SendBody::from_reader(reader)), upstream_lines(headers, content_length)?, timeouts),
+        None => run(agent, upstream_request(method, uri, ()), upstream_lines(headers, content_length)?, timeouts),
     })
 }
 
-/// The request ureq sends, its headers as `HeaderLines`: the proxy only
-/// passes them through, so they go out as one copy of their bytes, and the
+/// The request ureq sends; its headers are `upstream_lines`.
+fn upstream_request<B>(method: &http::Method, uri: http::Uri, body: B) -> http::Request<B> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    request
+}
+
+/// The upstream request's headers as `HeaderLines`: the proxy only passes
+/// them through, so they go out as one copy of their bytes, and the
 /// response's come back the same way, where an `http::HeaderMap` would hash,
-/// re-check and allocate every header on both sides.
-fn upstream_request<B>(
-    method: &http::Method,
-    uri: http::Uri,
-    headers: &[(HeaderName, SmolStr)],
-    content_length: Option<u64>,
-    body: B,
-) -> Result<http::Request<B>, ureq::Error> {
+/// re-check and allocate every header on both sides. The error is a header
+/// that cannot go on the wire.
+fn upstream_lines(headers: &[(HeaderName, SmolStr)], content_length: Option<u64>) -> Result<ureq::HeaderLines, ureq::Error> {
     const LENGTH_LINE: usize = "content-length: \r\n".len() + 20;
     let bytes = headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum::<usize>() + LENGTH_LINE;
     let mut lines = ureq::HeaderLines::with_capacity(headers.len() + 1, bytes);
@@ -122,18 +125,19 @@ fn upstream_request<B>(
     if let Some(length) = content_length {
         lines.push(b"content-length", digits::decimal(length, &mut [0; 20]))?;
     }
-    let mut request = http::Request::new(body);
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    request.extensions_mut().insert(lines);
-    Ok(request)
+    Ok(lines)
 }
 
 /// Runs a request with the Agent's timeouts, or with the route's where its
 /// Ingress sets them (a per-request copy of the configuration, so only those
 /// routes pay for it).
-fn run<S: ureq::AsSendBody>(agent: &ureq::Agent, request: http::Request<S>, timeouts: Option<&UpstreamTimeouts>) -> Result<http::Response<ureq::Body>, ureq::Error> {
-    let Some(timeouts) = timeouts else { return agent.run(request) };
+fn run<S: ureq::AsSendBody>(
+    agent: &ureq::Agent,
+    request: http::Request<S>,
+    lines: ureq::HeaderLines,
+    timeouts: Option<&UpstreamTimeouts>,
+) -> Result<http::Response<ureq::Body>, ureq::Error> {
+    let Some(timeouts) = timeouts else { return agent.run_with_header_lines(request, lines) };
     let config = agent.config();
     let request = agent
         .configure_request(request)
@@ -142,7 +146,7 @@ fn run<S: ureq::AsSendBody>(agent: &ureq::Agent, request: http::Request<S>, time
         .timeout_per_read(timeouts.read.or(config.timeout_per_read()))
         .timeout_per_write(timeouts.send.or(config.timeout_per_write()))
         .build();
-    agent.run(request)
+    agent.run_with_header_lines(request, lines)
 }
 
 /// Forwards a routed request and streams the answer back to the client.
@@ -304,11 +308,11 @@ mod tests {
             ("x-forwarded-for".into(), "10.0.0.9".into()),
         ];
         let uri: http::Uri = "http://10.1.0.4:8080/cart?x=1".parse().expect("uri");
-        let request = upstream_request(&http::Method::POST, uri.clone(), &headers, Some(42), ()).expect("representable");
+        let request = upstream_request(&http::Method::POST, uri.clone(), ());
         assert_eq!(request.method(), http::Method::POST);
         assert_eq!(request.uri(), &uri);
         assert!(request.headers().is_empty(), "every header goes as a line");
-        let lines = request.extensions().get::<ureq::HeaderLines>().expect("header lines");
+        let lines = upstream_lines(&headers, Some(42)).expect("representable");
         let sent: Vec<(&str, &[u8])> = lines.iter().map(|(name, value)| (std::str::from_utf8(name).expect("token"), value)).collect();
         // In the client's order, repeated names where they were (a map
         // would have grouped them).
@@ -328,7 +332,6 @@ mod tests {
     #[test]
     fn a_header_value_http_cannot_carry_is_refused_not_sent() {
         let headers: Vec<(HeaderName, SmolStr)> = vec![("host".into(), "a".into()), ("x-bad".to_string().into(), "line\r\nbreak".into())];
-        let uri: http::Uri = "http://10.1.0.4:8080/".parse().expect("uri");
-        assert!(upstream_request(&http::Method::GET, uri, &headers, None, ()).is_err());
+        assert!(upstream_lines(&headers, None).is_err());
     }
 }
