@@ -5,10 +5,14 @@
 //! client sends, so the number of series is bounded by the cluster's objects.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+
+use smol_str::SmolStr;
 
 use crate::admin::MetricsSource;
 use crate::fast_hash::BuildFastHasher;
+use crate::kube::objects::ObjectKey;
 use crate::prometheus::{self, Type};
 use crate::proxy::Outcome;
 
@@ -18,26 +22,50 @@ const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 /// Status classes in label order; a request counts under its class's index.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-#[derive(Debug, Default, Clone)]
+/// Counts by the first bucket a duration fits, not by every bucket it fits:
+/// a request increments one counter, found by a binary search, and render
+/// adds up the cumulative counts Prometheus expects.
+#[derive(Debug, Default)]
 struct Histogram {
     buckets: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
-/// One Ingress's series.
-#[derive(Debug, Default)]
-struct PerIngress {
-    /// Requests by Service and status class.
-    requests: HashMap<String, [u64; CLASSES.len()], BuildFastHasher>,
-    durations: Histogram,
+/// One series of `ingressd_requests_total`.
+#[derive(Debug, PartialEq, Eq)]
+struct SeriesKey {
+    ingress: ObjectKey,
+    service: SmolStr,
 }
 
-/// Nested by namespace, then Ingress name, so a request finds its series by
-/// borrowed names and allocates only for a series never seen before.
+/// Each name is written once: the hasher mixes in every write's length,
+/// which keeps the names apart without the separator byte `str` adds.
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.ingress.namespace.as_bytes());
+        state.write(self.ingress.name.as_bytes());
+        state.write(self.service.as_bytes());
+    }
+}
+
+#[derive(Debug)]
+struct Series {
+    /// Requests by status class.
+    requests: [u64; CLASSES.len()],
+    /// The index of its Ingress's histogram in `Counters::durations`.
+    durations: usize,
+}
+
+/// A request finds its series with one hash of its three names; the
+/// histogram is per Ingress (shared by the Ingress's Services), so its series
+/// points to it, and the by-Ingress index is looked up only for a series
+/// never seen before.
 #[derive(Debug, Default)]
 struct Counters {
-    by_ingress: HashMap<String, HashMap<String, PerIngress, BuildFastHasher>, BuildFastHasher>,
+    series: HashMap<SeriesKey, Series, BuildFastHasher>,
+    durations: Vec<(ObjectKey, Histogram)>,
+    durations_index: HashMap<ObjectKey, usize, BuildFastHasher>,
     upstream_connect_errors: u64,
     upstream_retries: u64,
     upstream_timeouts: u64,
@@ -60,37 +88,41 @@ fn status_class(status: u16) -> usize {
     }
 }
 
-/// The value under `key`, inserted with `key` copied only when missing.
-fn entry_by_name<'m, V: Default>(map: &'m mut HashMap<String, V, BuildFastHasher>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_owned(), V::default());
+impl Counters {
+    /// The series of `key`, created with its Ingress's histogram if missing.
+    fn series(&mut self, key: SeriesKey) -> &mut Series {
+        let Counters { series, durations, durations_index, .. } = self;
+        series.entry(key).or_insert_with_key(|key| {
+            let index = *durations_index.entry(key.ingress.clone()).or_insert_with_key(|ingress| {
+                durations.push((ingress.clone(), Histogram::default()));
+                durations.len() - 1
+            });
+            Series { requests: [0; CLASSES.len()], durations: index }
+        })
     }
-    map.get_mut(key).expect("inserted above")
 }
 
 impl RequestMetrics {
     /// Counts one finished request.
     pub fn observe(&self, outcome: &Outcome) {
-        let (namespace, ingress) = match &outcome.ingress {
-            Some(key) => (key.namespace.as_str(), key.name.as_str()),
-            None => ("", ""),
-        };
-        let service = outcome.service.as_deref().unwrap_or("");
+        // Clones of the names copy them (inline) or bump a count, never allocate.
+        let key = SeriesKey { ingress: outcome.ingress.clone().unwrap_or_default(), service: outcome.service.clone().unwrap_or_default() };
         let seconds = outcome.duration.as_secs_f64();
+        let bucket = BUCKETS.partition_point(|&bound| bound < seconds);
         let mut counters = match self.counters.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let series = entry_by_name(entry_by_name(&mut counters.by_ingress, namespace), ingress);
-        entry_by_name(&mut series.requests, service)[status_class(outcome.status)] += 1;
-        let histogram = &mut series.durations;
-        for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
+        let series = counters.series(key);
+        series.requests[status_class(outcome.status)] += 1;
+        let durations = series.durations;
+        if let Some((_, histogram)) = counters.durations.get_mut(durations) {
+            if let Some(n) = histogram.buckets.get_mut(bucket) {
+                *n += 1;
             }
+            histogram.count += 1;
+            histogram.sum += seconds;
         }
-        histogram.count += 1;
-        histogram.sum += seconds;
         counters.upstream_connect_errors += u64::from(outcome.connect_errors);
         counters.upstream_retries += u64::from(outcome.attempts.saturating_sub(1));
         counters.upstream_timeouts += u64::from(outcome.timed_out);
@@ -105,20 +137,12 @@ impl MetricsSource for RequestMetrics {
         };
         const REQUESTS: &str = "ingressd_requests_total";
         prometheus::header(out, REQUESTS, Type::Counter, "Requests answered, by Ingress, Service and status class.");
-        let mut series: Vec<(&str, &str, &PerIngress)> = counters
-            .by_ingress
-            .iter()
-            .flat_map(|(namespace, ingresses)| ingresses.iter().map(move |(ingress, per)| (namespace.as_str(), ingress.as_str(), per)))
-            .collect();
-        series.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        for &(namespace, ingress, per) in &series {
-            let mut services: Vec<_> = per.requests.iter().collect();
-            services.sort();
-            for (service, counts) in services {
-                for (class, &n) in CLASSES.iter().zip(counts).filter(|(_, &n)| n > 0) {
-                    let labels = [("namespace", namespace), ("ingress", ingress), ("service", service.as_str()), ("code_class", *class)];
-                    prometheus::sample(out, REQUESTS, &labels, n);
-                }
+        let mut series: Vec<(&SeriesKey, &Series)> = counters.series.iter().collect();
+        series.sort_unstable_by(|a, b| (&a.0.ingress, &a.0.service).cmp(&(&b.0.ingress, &b.0.service)));
+        for (key, per) in series {
+            for (class, &n) in CLASSES.iter().zip(&per.requests).filter(|(_, &n)| n > 0) {
+                let labels = [("namespace", key.ingress.namespace.as_str()), ("ingress", key.ingress.name.as_str()), ("service", key.service.as_str()), ("code_class", *class)];
+                prometheus::sample(out, REQUESTS, &labels, n);
             }
         }
         prometheus::header(
@@ -127,13 +151,16 @@ impl MetricsSource for RequestMetrics {
             Type::Histogram,
             "Time from request head to the last byte sent, by Ingress.",
         );
-        for &(namespace, ingress, per) in &series {
-            let h = &per.durations;
-            let by_ingress = [("namespace", namespace), ("ingress", ingress)];
+        let mut durations: Vec<&(ObjectKey, Histogram)> = counters.durations.iter().collect();
+        durations.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (ingress, h) in durations {
+            let by_ingress = [("namespace", ingress.namespace.as_str()), ("ingress", ingress.name.as_str())];
+            let mut cumulative = 0;
             for (bound, n) in BUCKETS.iter().zip(h.buckets) {
+                cumulative += n;
                 let le = bound.to_string();
                 let labels = [by_ingress[0], by_ingress[1], ("le", le.as_str())];
-                prometheus::sample(out, "ingressd_request_duration_seconds_bucket", &labels, n);
+                prometheus::sample(out, "ingressd_request_duration_seconds_bucket", &labels, cumulative);
             }
             let labels = [by_ingress[0], by_ingress[1], ("le", "+Inf")];
             prometheus::sample(out, "ingressd_request_duration_seconds_bucket", &labels, h.count);
@@ -153,7 +180,6 @@ impl MetricsSource for RequestMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::objects::ObjectKey;
     use std::time::Duration;
 
     fn outcome(status: u16, millis: u64) -> Outcome {
@@ -183,6 +209,36 @@ mod tests {
         assert!(out.contains("ingressd_request_duration_seconds_bucket{namespace=\"web\",ingress=\"site\",le=\"0.005\"} 1\n"), "{out}");
         assert!(out.contains("ingressd_request_duration_seconds_bucket{namespace=\"web\",ingress=\"site\",le=\"+Inf\"} 3\n"), "{out}");
         assert!(!out.contains("secret/customer") && !out.contains("attacker"), "{out}");
+    }
+
+    /// Buckets are stored by first fit; render must still print, for every
+    /// bound, how many durations are at or below it, one histogram per Ingress
+    /// across its Services, in name order.
+    #[test]
+    fn histograms_render_cumulative_counts_per_ingress_in_name_order() {
+        let metrics = RequestMetrics::default();
+        let micros = [0, 999, 1_000, 1_001, 5_000, 24_999, 100_000, 999_999, 1_000_000, 10_000_000, 10_000_001, 60_000_000];
+        for (i, &us) in micros.iter().enumerate() {
+            let service = if i % 2 == 0 { "blue" } else { "green" };
+            let ingress = ObjectKey::new("web", "site");
+            metrics.observe(&Outcome { status: 200, duration: Duration::from_micros(us), ingress: Some(ingress), service: Some(service.into()), ..Default::default() });
+        }
+        metrics.observe(&Outcome { status: 500, duration: Duration::from_millis(7), ingress: Some(ObjectKey::new("a", "z")), ..Default::default() });
+        let mut out = String::new();
+        metrics.render(&mut out);
+        for bound in BUCKETS {
+            let fits = micros.iter().filter(|&&us| Duration::from_micros(us).as_secs_f64() <= bound).count();
+            let line = format!("ingressd_request_duration_seconds_bucket{{namespace=\"web\",ingress=\"site\",le=\"{bound}\"}} {fits}\n");
+            assert!(out.contains(&line), "{line}{out}");
+        }
+        assert!(out.contains("ingressd_request_duration_seconds_bucket{namespace=\"web\",ingress=\"site\",le=\"+Inf\"} 12\n"), "{out}");
+        assert!(out.contains("ingressd_request_duration_seconds_count{namespace=\"web\",ingress=\"site\"} 12\n"), "{out}");
+        assert!(out.contains("ingressd_request_duration_seconds_bucket{namespace=\"a\",ingress=\"z\",le=\"0.005\"} 0\n"), "{out}");
+        assert!(out.contains("ingressd_request_duration_seconds_bucket{namespace=\"a\",ingress=\"z\",le=\"0.01\"} 1\n"), "{out}");
+        let order = |needle: &str| out.find(needle).unwrap_or_else(|| panic!("{needle} in {out}"));
+        assert!(order("namespace=\"a\",ingress=\"z\",service=\"\"") < order("service=\"blue\",code_class=\"2xx\"} 6\n"));
+        assert!(order("service=\"blue\",code_class=\"2xx\"} 6\n") < order("service=\"green\",code_class=\"2xx\"} 6\n"));
+        assert!(order("namespace=\"a\",ingress=\"z\",le=\"+Inf\"") < order("namespace=\"web\",ingress=\"site\",le=\"0.001\""));
     }
 
     #[test]

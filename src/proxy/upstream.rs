@@ -81,7 +81,7 @@ pub(super) struct EndpointResolver {
 
 impl Resolver for EndpointResolver {
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        match uri.authority().and_then(|authority| authority.as_str().parse::<SocketAddr>().ok()) {
+        match uri.authority().and_then(|authority| parse_socket_addr(authority.as_str())) {
             Some(address) => {
                 let mut addresses = self.empty();
                 addresses.push(address);
@@ -90,6 +90,61 @@ impl Resolver for EndpointResolver {
             None => self.names.resolve(uri, config, timeout),
         }
     }
+}
+
+/// `text` as `str::parse::<SocketAddr>` reads it. Endpoints are almost
+/// always `a.b.c.d:port`, which is read here byte by byte (about 250
+/// instructions for `127.0.0.1:28080` under callgrind, against std's 340);
+/// std's parser sees only the rest.
+fn parse_socket_addr(text: &str) -> Option<SocketAddr> {
+    parse_ipv4_socket_addr(text.as_bytes()).or_else(|| text.parse().ok())
+}
+
+/// `a.b.c.d:port` under std's rules: octets of one to three digits, no
+/// leading zero, at most 255; a port of any number of digits (leading zeros
+/// allowed) up to 65535. `None` for anything else, which std then decides.
+/// One pass over the bytes, a field's checks made once at its end: measured
+/// cheaper than iterator adapters per field or checks on every digit.
+fn parse_ipv4_socket_addr(text: &[u8]) -> Option<SocketAddr> {
+    let mut octets = [0u8; 4];
+    // The octet being read, 4 once past the colon (the port).
+    let mut field = 0;
+    let mut value = 0u32;
+    let mut digits = 0;
+    for &byte in text {
+        let digit = byte.wrapping_sub(b'0');
+        if digit < 10 {
+            value = value * 10 + u32::from(digit);
+            // No field's value goes past a port's; stopping there keeps a
+            // long run of digits from overflowing.
+            if value > u32::from(u16::MAX) {
+                return None;
+            }
+            digits += 1;
+        } else if b"...:".get(field) == Some(&byte) {
+            *octets.get_mut(field)? = octet(value, digits)?;
+            field += 1;
+            value = 0;
+            digits = 0;
+        } else {
+            return None;
+        }
+    }
+    if field < 4 || digits == 0 {
+        return None;
+    }
+    Some(SocketAddr::from((octets, u16::try_from(value).ok()?)))
+}
+
+/// The octet `digits` digits of value `value` spell, if std reads them as
+/// one: one to three digits, the value at least the smallest with that many
+/// digits (no leading zero), at most 255.
+fn octet(value: u32, digits: usize) -> Option<u8> {
+    let smallest = [u32::MAX, 0, 10, 100].get(digits)?;
+    if value < *smallest {
+        return None;
+    }
+    u8::try_from(value).ok()
 }
 
 /// Upstream connections open right now, idle in the pool or in use.
@@ -232,6 +287,99 @@ mod tests {
             self.probes.fetch_add(1, Ordering::Relaxed);
             true
         }
+    }
+
+    /// The byte parser reads exactly the IPv4 addresses std reads, and with
+    /// std's fallback every string reads as std reads it.
+    #[test]
+    fn endpoint_addresses_parse_exactly_as_std_parses_them() {
+        let cases = [
+            "10.1.2.3:8080",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "127.0.0.1:80",
+            "1.2.3.4:080",
+            "1.2.3.4:0000000000000080",
+            "1.2.3.4:00000000000000000",
+            "01.2.3.4:80",
+            "1.2.3.00:80",
+            "1.2.3.010:80",
+            "256.1.1.1:80",
+            "1.1.1.999:80",
+            "1.1.1.1000:80",
+            "1.1.1.0255:80",
+            "9.99.199.249:1",
+            "1.1.1.1:65536",
+            "1.1.1.1:99999999999999999999",
+            "1.1.1.1",
+            "1.1.1.1:",
+            "1.1.1:80",
+            "1.1.1.1.1:80",
+            "1.1.1.1:80 ",
+            " 1.1.1.1:80",
+            "1.1.1.1:80x",
+            "1.1.1.1:+80",
+            "1.1.1.1:-1",
+            "+1.1.1.1:80",
+            "1..1.1:80",
+            ".1.1.1:80",
+            "1.1.1.1::80",
+            "1.1.1.1:8 0",
+            "",
+            ":",
+            ":80",
+            "[::1]:80",
+            "[fd00::1]:8080",
+            "[::ffff:1.2.3.4]:80",
+            "[1.2.3.4]:80",
+            "::1:80",
+            "backend.default.svc:80",
+            "localhost:80",
+            "1.2.3.4:٣",
+            "١.2.3.4:80",
+        ];
+        for case in cases {
+            let std = case.parse::<SocketAddr>().ok();
+            assert_eq!(parse_ipv4_socket_addr(case.as_bytes()), std.filter(SocketAddr::is_ipv4), "{case:?}");
+            assert_eq!(parse_socket_addr(case), std, "{case:?}");
+        }
+    }
+
+    /// Digit runs (leading zeros, out of range, empty) joined by dots, colons
+    /// and junk, from a fixed seed: more cases near the edges than a table holds.
+    #[test]
+    fn random_near_addresses_parse_as_std_parses_them() {
+        const JUNK: [&str; 7] = [".", ":", "::", "[", "]", "a", " "];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut accepted = 0;
+        for _ in 0..200_000 {
+            let mut case = String::new();
+            for piece in 0..7 + next() % 4 {
+                if piece % 2 == 0 {
+                    let digits = [0, 1, 1, 2, 2, 3, 3, 3, 4, 5][(next() % 10) as usize];
+                    if digits > 0 {
+                        let value = next() % [10, 100, 300, 70_000, 100_000][digits - 1];
+                        case.push_str(&format!("{value:0digits$}"));
+                    }
+                } else if next() % 8 == 0 {
+                    case.push_str(JUNK[(next() % JUNK.len() as u64) as usize]);
+                } else {
+                    case.push_str(if piece == 7 { ":" } else { "." });
+                }
+            }
+            let std = case.parse::<SocketAddr>().ok();
+            let fast = parse_ipv4_socket_addr(case.as_bytes());
+            assert_eq!(fast, std.filter(SocketAddr::is_ipv4), "{case:?}");
+            assert_eq!(parse_socket_addr(&case), std, "{case:?}");
+            accepted += usize::from(fast.is_some());
+        }
+        assert!(accepted > 1_000, "{accepted} cases were addresses");
     }
 
     #[test]
