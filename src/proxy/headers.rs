@@ -66,19 +66,23 @@ pub struct UpstreamRequestHeaders {
 /// Headers a proxy consumes rather than forwards (RFC 9110 7.6.1), plus the
 /// framing headers each hop sets for itself. Names compare case-insensitively,
 /// so no lower-cased copy is made.
-/// The length picks the one candidate a name can be, so each header costs one
-/// comparison rather than seven (every request and response header passes here).
+/// The length and first letter pick the one candidate a name can be, so most
+/// headers are refused without a comparison (every request and response
+/// header passes here).
 fn is_hop_by_hop(name: &[u8]) -> bool {
-    let candidate: &[u8] = match name.len() {
-        2 => b"te",
-        7 => if name[0].eq_ignore_ascii_case(&b't') { b"trailer" } else { b"upgrade" },
-        10 => if name[0].eq_ignore_ascii_case(&b'c') { b"connection" } else { b"keep-alive" },
-        14 => b"content-length",
-        17 => b"transfer-encoding",
-        _ => b"",
+    let Some(&first) = name.first() else { return false };
+    let candidate: &[u8] = match (name.len(), first | 0x20) {
+        (2, b't') => b"te",
+        (7, b't') => b"trailer",
+        (7, b'u') => b"upgrade",
+        (10, b'c') => b"connection",
+        (10, b'k') => b"keep-alive",
+        (14, b'c') => b"content-length",
+        (17, b't') => b"transfer-encoding",
+        (_, b'p') => return name.get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-")),
+        _ => return false,
     };
-    (!candidate.is_empty() && candidate.eq_ignore_ascii_case(name))
-        || name.get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-"))
+    candidate.eq_ignore_ascii_case(name)
 }
 
 /// Request header names common enough to be kept without a lower-cased copy.
@@ -371,7 +375,7 @@ mod tests {
         for name in ["te", "TE", "trailer", "Upgrade", "connection", "Keep-Alive", "content-length", "Transfer-Encoding", "proxy-authorization", "Proxy-Connection"] {
             assert!(is_hop_by_hop(name.as_bytes()), "{name}");
         }
-        for name in ["", "t", "tf", "trailers", "upgrades", "xpgrade", "connectiom", "keep-alivf", "content-lengtx", "transfer-encodinf", "proxy", "x-proxy-id", "host", "accept"] {
+        for name in ["", "t", "tf", "trailers", "upgrades", "xpgrade", "connectiom", "keep-alivf", "content-lengtx", "transfer-encodinf", "proxy", "x-proxy-id", "host", "accept", "tpgrade", "upgradf", "tonnection", "konnection", "Ke", "pe", "content-typ"] {
             assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
         }
     }
