@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::header_lines::HeaderLines;
+use crate::header_lines::{HeaderLines, NamedValues};
 
 #[derive(Clone, Copy)]
 pub(crate) enum Fields<'a> {
@@ -15,13 +15,11 @@ pub(crate) enum Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// The values of the fields named `name` (lower case), in order.
-    pub(crate) fn values(self, name: &'static str) -> impl Iterator<Item = &'a [u8]> {
-        let (map, lines) = match self {
-            Fields::Map(map) => (Some(map.get_all(name).iter()), None),
-            Fields::Lines(lines) => (None, Some(lines.get_all(name))),
-        };
-        let map = map.into_iter().flatten().map(HeaderValue::as_bytes);
-        map.chain(lines.into_iter().flatten())
+    pub(crate) fn values(self, name: &'static str) -> Values<'a> {
+        match self {
+            Fields::Map(map) => Values::Map(map.get_all(name).iter()),
+            Fields::Lines(lines) => Values::Lines(lines.get_all(name)),
+        }
     }
 
     /// Whether there are no fields at all.
@@ -30,6 +28,23 @@ impl<'a> Fields<'a> {
         match self {
             Fields::Map(map) => map.is_empty(),
             Fields::Lines(lines) => lines.is_empty(),
+        }
+    }
+}
+
+/// The values of one name, from either kind of head.
+pub(crate) enum Values<'a> {
+    Map(http::header::ValueIter<'a, HeaderValue>),
+    Lines(NamedValues<'a>),
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Values::Map(values) => values.next().map(HeaderValue::as_bytes),
+            Values::Lines(values) => values.next(),
         }
     }
 }

@@ -5,7 +5,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use httparse::Status;
 
 use crate::Error;
-use crate::header_lines::HeaderLines;
 
 /// Parse bytes into a complete response.
 ///
@@ -31,10 +30,11 @@ pub fn try_parse_response<const N: usize>(
 
 /// As [`try_parse_response`], with the headers as lines instead of in the
 /// response's map, which is left empty.
+#[cfg(feature = "client")]
 pub(crate) fn try_parse_response_lines<const N: usize>(
     input: &[u8],
-) -> Result<Option<(usize, Response<()>, HeaderLines)>, Error> {
-    let Some((input_used, version, status, lines)) = parse_response_head::<N, _>(input, HeaderLines::parsed)? else {
+) -> Result<Option<(usize, Response<()>, crate::header_lines::HeaderLines)>, Error> {
+    let Some((input_used, version, status, lines)) = parse_response_head::<N, _>(input, crate::header_lines::HeaderLines::parsed)? else {
         return Ok(None);
     };
     Ok(Some((input_used, response(version, status, HeaderMap::new()), lines)))

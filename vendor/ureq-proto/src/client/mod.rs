@@ -235,7 +235,7 @@ use amended::AmendedRequest;
 mod amended;
 mod rawheaders;
 
-pub use crate::header_lines::HeaderLines;
+pub use crate::header_lines::{HeaderLines, NamedValues};
 pub use rawheaders::header_raw;
 
 // mod holder;
