@@ -79,10 +79,20 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
         (10, b'k') => b"keep-alive",
         (14, b'c') => b"content-length",
         (17, b't') => b"transfer-encoding",
-        (_, b'p') => return name.get(..6).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"proxy-")),
+        (_, b'p') => return name.get(..6).is_some_and(|prefix| same_name(prefix, b"proxy-")),
         _ => return false,
     };
-    candidate.eq_ignore_ascii_case(name)
+    same_name(name, candidate)
+}
+
+/// Whether the header name `name` is `lower` but for ASCII case, where
+/// `lower` holds only lower-case letters and `-`. Setting bit 5 lower-cases
+/// a letter and keeps `-`; the only other bytes it maps onto those are
+/// control bytes, which no header name holds. Folded without an early exit
+/// so the compiler compares many bytes at a time: `eq_ignore_ascii_case`
+/// lower-cases both sides byte by byte, and every header passes here.
+fn same_name(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len() && name.iter().zip(lower).fold(0, |differ, (&n, &l)| differ | ((n | 0x20) ^ l)) == 0
 }
 
 /// Request header names common enough to be kept without a lower-cased copy.
@@ -120,7 +130,7 @@ const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarde
 /// place, no copies and no UTF-8 check.
 fn connection_tokens<'h, N: AsRef<[u8]>>(headers: impl Iterator<Item = (N, &'h [u8])>) -> impl Iterator<Item = &'h [u8]> {
     headers
-        .filter(|(name, _)| name.as_ref().eq_ignore_ascii_case(b"connection"))
+        .filter(|(name, _)| same_name(name.as_ref(), b"connection"))
         .flat_map(|(_, value)| value.split(|&byte| byte == b','))
         .map(<[u8]>::trim_ascii)
         .filter(|token| !token.is_empty())
@@ -368,6 +378,26 @@ mod tests {
 
     fn get<'a>(head: &'a UpstreamRequestHeaders, name: &str) -> Vec<&'a str> {
         head.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    #[test]
+    fn same_name_is_eq_ignore_ascii_case_for_header_names() {
+        let lowers: [&[u8]; 5] = [b"connection", b"proxy-", b"set-cookie", b"te", b"transfer-encoding"];
+        let names: [&[u8]; 12] =
+            [b"Connection", b"CONNECTION", b"connectioN", b"connectiom", b"Proxy-", b"proxy_", b"PROXY-", b"Set-Cookie", b"set-cookiE", b"TE", b"tf", b"Transfer-Encoding"];
+        for lower in lowers {
+            for name in names {
+                assert_eq!(same_name(name, lower), name.eq_ignore_ascii_case(lower), "{:?} {:?}", String::from_utf8_lossy(name), String::from_utf8_lossy(lower));
+            }
+            // Every token byte in every position.
+            for at in 0..lower.len() {
+                for b in (0..=255u8).filter(|b| b.is_ascii_graphic()) {
+                    let mut name = lower.to_vec();
+                    name[at] = b;
+                    assert_eq!(same_name(&name, lower), name.eq_ignore_ascii_case(lower), "{b} at {at}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(super) fn stream(
     let kept = headers::downstream_response_headers(upstream_headers, false)
         // Set-Cookie is added beside the backend's (an auth service's
         // session cookie); every other header set here replaces the backend's.
-        .filter(|(name, _)| name.eq_ignore_ascii_case(b"set-cookie") || !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set.as_bytes())))
+        .filter(|(name, _)| added.is_empty() || name.eq_ignore_ascii_case(b"set-cookie") || !added.iter().any(|(set, _)| name.eq_ignore_ascii_case(set.as_bytes())))
         .chain(added.iter().map(|(name, value)| (name.as_bytes(), value.as_bytes())));
     head.clear();
     wire::write_response_head(head, status, kept, framing, client.close, client.http10);
