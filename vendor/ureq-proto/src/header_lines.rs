@@ -59,14 +59,19 @@ impl HeaderLines {
         if !is_value(value) {
             return Err(Error::BadHeader("invalid header value".to_string()));
         }
-        // Copied, then checked and lower-cased in place in one pass.
         let name_start = self.bytes.len();
         self.bytes.extend_from_slice(name);
+        // A name already in lower-case letters, digits and `-` (a caller's
+        // usual name) is taken as it is, checked many bytes at a time;
+        // any other is checked and lower-cased byte by byte.
+        let plain = name.iter().fold(true, |plain, &b| plain & matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'));
         let mut token = true;
-        for b in &mut self.bytes[name_start..] {
-            let lower = TOKEN_LOWER[usize::from(*b)];
-            token &= lower != 0;
-            *b = lower;
+        if !plain {
+            for b in &mut self.bytes[name_start..] {
+                let lower = TOKEN_LOWER[usize::from(*b)];
+                token &= lower != 0;
+                *b = lower;
+            }
         }
         if !token {
             self.bytes.truncate(name_start);
@@ -209,10 +214,30 @@ const TOKEN_LOWER: [u8; 256] = {
 };
 
 /// Whether `http::HeaderValue::from_bytes` accepts `value`: no control byte
-/// but tab, no DEL. Folded without an early exit, as `http` does, so the
-/// compiler checks many bytes per instruction.
+/// but tab, no DEL. Eight bytes are tested at a time; only a word that
+/// holds a byte below 0x20 (a tab, or a bad byte) or a DEL is looked at
+/// byte by byte.
 fn is_value(value: &[u8]) -> bool {
-    !value.iter().fold(false, |bad, &b| bad | !(b >= 32 && b != 127 || b == b'\t'))
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let byte_ok = |&b: &u8| b >= 32 && b != 127 || b == b'\t';
+    let mut words = value.chunks_exact(8);
+    let mut suspect = false;
+    for chunk in &mut words {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A high bit for each byte below 0x20, and for each DEL (the
+        // classic "has a byte less than n" and "has a zero byte" tests).
+        let below_space = x.wrapping_sub(0x20 * ONES) & !x & HIGHS;
+        let del = x ^ (0x7f * ONES);
+        let has_del = del.wrapping_sub(ONES) & !del & HIGHS;
+        suspect |= below_space | has_del != 0;
+    }
+    if suspect && !value.iter().all(byte_ok) {
+        return false;
+    }
+    words.remainder().iter().all(byte_ok)
 }
 
 #[cfg(test)]
