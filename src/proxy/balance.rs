@@ -255,7 +255,7 @@ mod tests {
     use crate::annotations::balance::{parse_hash_key, SameSite};
 
     fn upstreams(n: usize) -> Vec<Upstream> {
-        (0..n).map(|i| Upstream { authority: format!("10.0.{}.{}:8080", i / 200, i % 200).into() }).collect()
+        (0..n).map(|i| Upstream::new(format!("10.0.{}.{}:8080", i / 200, i % 200).into())).collect()
     }
 
     fn header(name: &str, value: &str) -> tiny_http::Header {
@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn cookie_values_are_fixed_digests_of_the_address() {
         // Fixed across processes and releases: a changed value would unstick every session at an upgrade.
-        assert_eq!(cookie_value(&Upstream { authority: "10.0.0.1:8080".into() }), "e8c721156ed52b14");
+        assert_eq!(cookie_value(&Upstream::new("10.0.0.1:8080".into())), "e8c721156ed52b14");
         let list = upstreams(5);
         let values: std::collections::HashSet<String> = list.iter().map(cookie_value).collect();
         assert_eq!(values.len(), 5);
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn set_cookie_carries_ingress_nginx_attributes() {
-        let upstream = Upstream { authority: "10.0.0.1:8080".into() };
+        let upstream = Upstream::new("10.0.0.1:8080".into());
         let value = cookie_value(&upstream);
         assert_eq!(set_cookie(&affinity(), &upstream, "/shop", false, 0), format!("INGRESSCOOKIE={value}; Path=/shop; HttpOnly"));
         assert_eq!(set_cookie(&affinity(), &upstream, "", true, 0), format!("INGRESSCOOKIE={value}; Path=/; Secure; HttpOnly"));

@@ -13,6 +13,7 @@ use super::buffers::Buffers;
 use super::headers::HeaderName;
 use crate::annotations::policy::UpstreamTimeouts;
 use crate::kube::objects::SmolStr;
+use crate::routes::Upstream;
 use super::request::{reply, ClientRequest, RoutedRequest};
 use super::{balance, digits, response, upstream, Outcome, Shared};
 
@@ -102,6 +103,16 @@ fn exchange(
     })
 }
 
+/// The upstream URI: the endpoint's authority with the request's target.
+fn upstream_uri(scheme: http::uri::Scheme, upstream: &Upstream, path_and_query: &str) -> Result<http::Uri, String> {
+    let authority = upstream.uri_authority.clone().ok_or_else(|| format!("{} is not a URI authority", upstream.authority))?;
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path_and_query).map_err(|err| err.to_string())?);
+    http::Uri::from_parts(parts).map_err(|err| err.to_string())
+}
+
 /// The request ureq sends; its headers are `upstream_lines`.
 fn upstream_request<B>(method: &http::Method, uri: http::Uri, body: B) -> http::Request<B> {
     let mut request = http::Request::new(body);
@@ -157,9 +168,9 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
     };
     // Routes to HTTPS backends use their TLS setting's client; plain routes the shared one.
     let (agent, scheme) = match &route.upstream_tls {
-        None => (&shared.agent, "http://"),
+        None => (&shared.agent, http::uri::Scheme::HTTP),
         Some(tls) => match shared.tls_agents.agent(tls, &shared.config) {
-            Ok(agent) => (agent, "https://"),
+            Ok(agent) => (agent, http::uri::Scheme::HTTPS),
             Err(why) => {
                 log::warn!("{}{}: TLS to service {} unusable: {why}", outcome.host, target.path(), route.service);
                 return reply(request, &client, outcome, started, 502, "bad gateway", &[]);
@@ -196,12 +207,9 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
             used = index;
             outcome.upstream = Some(upstream.authority.clone());
             outcome.attempts += 1;
-            let mut uri = String::with_capacity(scheme.len() + upstream.authority.len() + target.path_and_query.len());
-            uri.push_str(scheme);
-            uri.push_str(&upstream.authority);
-            uri.push_str(&target.path_and_query);
-            // Parsed from the String itself, not a copy of it; a retry shares the parsed parts.
-            let uri = match http::Uri::try_from(uri) {
+            // The endpoint's authority was parsed with the route table; only
+            // the target is parsed here. A retry shares the parsed parts.
+            let uri = match upstream_uri(scheme.clone(), upstream, &target.path_and_query) {
                 Ok(uri) => uri,
                 Err(err) => {
                     log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
@@ -327,6 +335,21 @@ mod tests {
                 ("content-length", b"42"),
             ]
         );
+    }
+
+    #[test]
+    fn the_upstream_uri_is_what_the_whole_uri_text_parses_to() {
+        let targets = ["/", "/cart?x=1", "/a%20b?c=d&e", "/a b", "/a\"b", "/`", "/{x}", "/p?q=%zz", "/ü", "//double", "/?", "/#frag"];
+        for authority in ["10.1.0.4:8080", "[fd00::1]:8080", "db.example.com:5432"] {
+            let upstream = Upstream::new(authority.into());
+            for target in targets {
+                let whole = http::Uri::try_from(format!("http://{authority}{target}")).ok();
+                let parts = upstream_uri(http::uri::Scheme::HTTP, &upstream, target).ok();
+                assert_eq!(parts, whole, "{authority}{target}");
+            }
+        }
+        let bad = Upstream::new("bad host:80".into());
+        assert!(upstream_uri(http::uri::Scheme::HTTP, &bad, "/").is_err());
     }
 
     #[test]

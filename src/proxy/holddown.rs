@@ -110,7 +110,7 @@ mod tests {
     use super::*;
 
     fn upstreams(n: usize) -> Vec<Upstream> {
-        (0..n).map(|i| Upstream { authority: format!("10.0.0.{i}:80").into() }).collect()
+        (0..n).map(|i| Upstream::new(format!("10.0.0.{i}:80").into())).collect()
     }
 
     #[test]

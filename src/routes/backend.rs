@@ -143,7 +143,7 @@ fn authority(host: &str, port: i32) -> Upstream {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
         _ => format!("{host}:{port}"),
     };
-    Upstream { authority: SmolStr::new(authority) }
+    Upstream::new(SmolStr::new(authority))
 }
 
 #[cfg(test)]

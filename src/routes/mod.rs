@@ -100,6 +100,17 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub authority: SmolStr,
+    /// The authority parsed once, when the route table is compiled, not on
+    /// every request's upstream URI; `None` if it is not a valid one (its
+    /// requests are refused as not representable upstream).
+    pub uri_authority: Option<ureq::http::uri::Authority>,
+}
+
+impl Upstream {
+    pub fn new(authority: SmolStr) -> Upstream {
+        let uri_authority = ureq::http::uri::Authority::try_from(authority.as_str()).ok();
+        Upstream { authority, uri_authority }
+    }
 }
 
 /// What a matched route forwards to.
