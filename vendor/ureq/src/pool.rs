@@ -260,9 +260,14 @@ impl PoolKey {
     /// Whether this key is the one [`PoolKey::new`] makes of `uri` and `proxy`.
     fn is_for(&self, uri: &Uri, proxy: Option<&Proxy>) -> bool {
         let PoolKeyInner(scheme, authority, own_proxy, _) = &*self.0;
-        uri.scheme() == Some(scheme)
-            && uri.authority() == Some(authority)
-            && own_proxy.as_ref() == proxy
+        // An authority equal byte for byte (a proxy's upstream address,
+        // every time) is told by one comparison of its bytes; only one
+        // that differs is compared again ignoring ASCII case, as `==` does
+        // byte by byte.
+        let same_authority = uri.authority().is_some_and(|own| {
+            own.as_str().as_bytes() == authority.as_str().as_bytes() || own == authority
+        });
+        uri.scheme() == Some(scheme) && same_authority && own_proxy.as_ref() == proxy
     }
 }
 
