@@ -207,19 +207,21 @@ pub(super) fn forward(shared: &Shared, mut request: tiny_http::Request, routed: 
             used = index;
             outcome.upstream = Some(upstream.authority.clone());
             outcome.attempts += 1;
-            // The endpoint's authority was parsed with the route table; only
-            // the target is parsed here. A retry shares the parsed parts.
-            let uri = match upstream_uri(scheme.clone(), upstream, &target.path_and_query) {
-                Ok(uri) => uri,
-                Err(err) => {
-                    log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
-                    return reply(request, &client, outcome, started, 400, "bad request", &[]);
-                }
-            };
             let mut fresh_retry_left = true;
             let sent = loop {
+                // The endpoint's authority was parsed with the route table;
+                // only the target is parsed here, for each send (a clone
+                // kept for a rare retry would cost every request a shared
+                // count for the target's bytes).
+                let uri = match upstream_uri(scheme.clone(), upstream, &target.path_and_query) {
+                    Ok(uri) => uri,
+                    Err(err) => {
+                        log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
+                        return reply(request, &client, outcome, started, 400, "bad request", &[]);
+                    }
+                };
                 let reader = body.as_mut().map(|b| b as &mut dyn Read);
-                let sent = match exchange(agent, &method, uri.clone(), &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_deref())) {
+                let sent = match exchange(agent, &method, uri, &upstream_head.headers, reader, declared_length, route.policy.as_ref().and_then(|p| p.timeouts.as_deref())) {
                     Ok(sent) => sent,
                     Err(err) => {
                         log::info!("{} {}{}: request not representable upstream: {err}", outcome.method, outcome.host, target.path());
