@@ -85,36 +85,51 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
     candidate.eq_ignore_ascii_case(name)
 }
 
-/// Request header names common enough to be kept without a lower-cased copy.
-const COMMON_NAMES: &[&str] = &[
-    "host",
-    "user-agent",
-    "accept",
-    "accept-encoding",
-    "accept-language",
-    "authorization",
-    "cache-control",
-    "content-type",
-    "cookie",
-    "if-modified-since",
-    "if-none-match",
-    "origin",
-    "pragma",
-    "referer",
-    "x-request-id",
-];
-
-/// The lower-case form of a client header name.
+/// The lower-case form of a client header name. The common names are kept
+/// without a copy; the length and first letter pick the one such name a
+/// header can be, so each name costs at most one comparison.
 fn lower_name(name: &str) -> HeaderName {
-    match COMMON_NAMES.iter().find(|common| common.eq_ignore_ascii_case(name)) {
-        Some(common) => Cow::Borrowed(common),
-        None => Cow::Owned(name.to_ascii_lowercase()),
+    let bytes = name.as_bytes();
+    let Some(&first) = bytes.first() else { return Cow::Owned(String::new()) };
+    let candidate = match (bytes.len(), first | 0x20) {
+        (4, b'h') => "host",
+        (6, b'a') => "accept",
+        (6, b'c') => "cookie",
+        (6, b'o') => "origin",
+        (6, b'p') => "pragma",
+        (7, b'r') => "referer",
+        (10, b'u') => "user-agent",
+        (12, b'c') => "content-type",
+        (12, b'x') => "x-request-id",
+        (13, b'a') => "authorization",
+        (13, b'c') => "cache-control",
+        (13, b'i') => "if-none-match",
+        (15, b'a') if bytes[7] | 0x20 == b'e' => "accept-encoding",
+        (15, b'a') => "accept-language",
+        (17, b'i') => "if-modified-since",
+        _ => "",
+    };
+    if candidate.eq_ignore_ascii_case(name) {
+        Cow::Borrowed(candidate)
+    } else {
+        Cow::Owned(name.to_ascii_lowercase())
     }
 }
 
 /// Forwarding headers the proxy sets itself; client copies are trusted only
-/// from `--trusted-proxies`.
-const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
+/// from `--trusted-proxies`. The length picks the one candidate, as for
+/// [`lower_name`], since every client header is checked.
+fn is_forwarding(name: &str) -> bool {
+    let candidate = match name.len() {
+        9 => "x-real-ip",
+        15 => "x-forwarded-for",
+        16 if name.as_bytes()[12] | 0x20 == b'h' => "x-forwarded-host",
+        16 => "x-forwarded-port",
+        17 => "x-forwarded-proto",
+        _ => return false,
+    };
+    candidate.eq_ignore_ascii_case(name)
+}
 
 /// The tokens of every Connection header, trimmed, as bytes: scanned in
 /// place, no copies and no UTF-8 check.
@@ -181,17 +196,21 @@ pub fn upstream_request_headers(
 ) -> UpstreamRequestHeaders {
     let client_bytes = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
     let lists_headers = connection_lists_headers(client_bytes());
-    let upgrade_value = joined(client_headers, "upgrade");
+    // An upgrade needs `Connection: upgrade`, which sets `lists_headers`.
+    let upgrade_value = if lists_headers { joined(client_headers, "upgrade") } else { None };
     let upgrade = upgrade_value.is_some() && lists_headers && connection_lists(client_bytes(), b"upgrade");
     let trusted = side.peer_is_trusted();
 
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
     let mut request_id = None;
+    // The kept Host headers, so X-Forwarded-Host needs no second walk for them.
+    let mut hosts = 0;
+    let mut host = None;
     for (name, value) in client_headers {
         // Dropped headers are recognised before a lower-cased name is made for them.
         if is_hop_by_hop(name.as_bytes())
             || name.eq_ignore_ascii_case("expect")
-            || FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name))
+            || is_forwarding(name)
             || (lists_headers && connection_lists(client_bytes(), name.as_bytes()))
         {
             continue;
@@ -203,6 +222,9 @@ pub fn upstream_request_headers(
                 continue;
             }
             request_id = Some(value.clone());
+        } else if lower == "host" {
+            hosts += 1;
+            host = Some(value.clone());
         }
         headers.push((lower, value));
     }
@@ -234,7 +256,14 @@ pub fn upstream_request_headers(
     if let Some(real_ip) = real_ip {
         headers.push(("x-real-ip".into(), real_ip));
     }
-    if let Some(forwarded_host) = incoming("x-forwarded-host").or_else(|| joined(client_headers, "host")) {
+    // Host is never dropped unless a Connection header lists it, so without
+    // such a list one kept Host is every Host; joined, it is that value trimmed.
+    let host = || match host {
+        Some(host) if !lists_headers && hosts == 1 && host.trim().len() == host.len() => Some(host),
+        None if !lists_headers => None,
+        _ => joined(client_headers, "host"),
+    };
+    if let Some(forwarded_host) = incoming("x-forwarded-host").or_else(host) {
         headers.push(("x-forwarded-host".into(), forwarded_host));
     }
     let proto = if side.secure { "https" } else { "http" };
@@ -377,6 +406,87 @@ mod tests {
         }
         for name in ["", "t", "tf", "trailers", "upgrades", "xpgrade", "connectiom", "keep-alivf", "content-lengtx", "transfer-encodinf", "proxy", "x-proxy-id", "host", "accept", "tpgrade", "upgradf", "tonnection", "konnection", "Ke", "pe", "content-typ"] {
             assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+    }
+
+    const COMMON_NAMES: &[&str] = &[
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "authorization",
+        "cache-control",
+        "content-type",
+        "cookie",
+        "if-modified-since",
+        "if-none-match",
+        "origin",
+        "pragma",
+        "referer",
+        "x-request-id",
+    ];
+    const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
+
+    /// Every name in several casings, each with one byte changed at every
+    /// position, one byte longer and one shorter.
+    fn names_and_near_misses(names: &[&str]) -> Vec<String> {
+        let mut all = vec![String::new(), "a".into(), "x".into(), "x-forwarded-".into(), "accept-".into()];
+        for name in names {
+            let title: String = name.split('-').map(|part| part[..1].to_uppercase() + &part[1..]).collect::<Vec<_>>().join("-");
+            for cased in [name.to_string(), name.to_uppercase(), title] {
+                for i in 0..cased.len() {
+                    for replacement in ['z', '-', 'E', 'R', 'o'] {
+                        let mut miss = cased.clone();
+                        miss.replace_range(i..i + 1, &replacement.to_string());
+                        all.push(miss);
+                    }
+                }
+                all.push(format!("{cased}s"));
+                all.push(cased[..cased.len() - 1].to_string());
+                all.push(cased);
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn lower_names_borrow_exactly_the_common_names() {
+        for name in names_and_near_misses(COMMON_NAMES) {
+            let expected = COMMON_NAMES.iter().find(|common| common.eq_ignore_ascii_case(&name));
+            let lower = lower_name(&name);
+            assert_eq!(lower, name.to_ascii_lowercase(), "{name}");
+            match (expected, &lower) {
+                (Some(common), Cow::Borrowed(borrowed)) => assert_eq!(common, borrowed, "{name}"),
+                (None, Cow::Owned(_)) => {}
+                _ => panic!("{name}: expected {expected:?}, got {lower:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn forwarding_names_match_in_any_case_and_nothing_else_does() {
+        for name in names_and_near_misses(FORWARDING).iter().chain(&names_and_near_misses(COMMON_NAMES)) {
+            let expected = FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name));
+            assert_eq!(is_forwarding(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn forwarded_host_is_every_host_joined_and_trimmed() {
+        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+            (&[], None),
+            (&[("Host", "a.example")], Some("a.example")),
+            (&[("host", " a.example ")], Some("a.example")),
+            (&[("Host", "a.example"), ("HOST", "b.example")], Some("a.example, b.example")),
+            (&[("Host", "a.example"), ("Connection", "host")], Some("a.example")),
+            (&[("Connection", "keep-alive"), ("Host", "a.example"), ("Host", "b")], Some("a.example, b")),
+            (&[("Connection", "x-other"), ("Host", "\ta\t")], Some("a")),
+        ];
+        for (client, expected) in cases {
+            let head = rewrite(client, &side("10.0.0.9", false, &[]));
+            let forwarded: Vec<&str> = expected.iter().copied().collect();
+            assert_eq!(get(&head, "x-forwarded-host"), forwarded, "{client:?}");
         }
     }
 
