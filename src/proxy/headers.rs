@@ -352,7 +352,6 @@ thread_local! {
 /// The digits are written on the stack; the one allocation is the shared
 /// string that the upstream header and the access log both hold.
 pub fn new_request_id() -> SmolStr {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     REQUEST_ID_STATE.with(|state| {
         let next = || {
             let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -363,13 +362,27 @@ pub fn new_request_id() -> SmolStr {
         };
         let mut digits = [0u8; 32];
         for half in digits.chunks_exact_mut(16) {
-            let value = next();
-            for (i, digit) in half.iter_mut().enumerate() {
-                *digit = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
-            }
+            half.copy_from_slice(&hex_digits(next()));
         }
         SmolStr::new(std::str::from_utf8(&digits).unwrap_or_default())
     })
+}
+
+/// `value` as 16 lower-case hex digits, most significant first, all at
+/// once in a `u128`: a digit at a time, with a table load each, cost about
+/// twice as much.
+fn hex_digits(value: u64) -> [u8; 16] {
+    const ONES: u128 = u128::MAX / 0xff;
+    // Each byte of `value` to its own 16-bit lane, then each nibble to its own byte.
+    let mut x = u128::from(value);
+    x = (x | (x << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    x = (x | (x << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    x = (x | (x << 4)) & (ONES * 0x0f);
+    // A nibble of 10 or more carries into bit 4 when 6 is added; its digit is
+    // past '9' by the gap from ':' to 'a'.
+    let letters = ((x + ONES * 6) >> 4) & ONES;
+    (x + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
 }
 
 #[cfg(test)]
@@ -617,6 +630,21 @@ mod tests {
         let head = rewrite(&[("Host", "h")], &side("192.0.2.1", false, &[]));
         assert_eq!(head.request_id, "generated");
         assert_eq!(get(&head, "x-request-id"), ["generated"]);
+    }
+
+    #[test]
+    fn hex_digits_are_written_as_std_writes_them() {
+        let mut values = vec![0, 1, 9, 10, 15, 16, 0xa0, 0x9f, u64::MAX, u64::MAX - 1, 0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+        values.extend((0..64).map(|shift| 1u64 << shift));
+        values.extend((0..16).map(|nibble| 0x1111_1111_1111_1111 * nibble));
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..1000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            values.push(seed);
+        }
+        for value in values {
+            assert_eq!(hex_digits(value), format!("{value:016x}").as_bytes(), "{value:#x}");
+        }
     }
 
     #[test]
