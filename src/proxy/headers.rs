@@ -235,7 +235,7 @@ pub fn upstream_request_headers(
 
     let incoming = |name: &str| if trusted { joined(client_headers, name) } else { None };
     // An IPv4 address fits inline: no allocation for it or its copies below.
-    let peer = side.peer.map(address_text);
+    let peer = side.peer.map(|ip| remembered(&LAST_ADDRESS, ip, address_text));
     let (forwarded_for, real_ip) = if trusted {
         let incoming_for = incoming("x-forwarded-for");
         let mut chain: Vec<&str> =
@@ -270,7 +270,7 @@ pub fn upstream_request_headers(
     headers.push(("x-forwarded-proto".into(), incoming("x-forwarded-proto").unwrap_or_else(|| SmolStr::new_static(proto))));
     headers.push((
         "x-forwarded-port".into(),
-        incoming("x-forwarded-port").unwrap_or_else(|| port_text(side.listener_port)),
+        incoming("x-forwarded-port").unwrap_or_else(|| remembered(&LAST_PORT, side.listener_port, port_text)),
     ));
     let request_id = match request_id {
         Some(id) => id,
@@ -281,6 +281,30 @@ pub fn upstream_request_headers(
         }
     };
     UpstreamRequestHeaders { headers, request_id, upgrade, client_address }
+}
+
+thread_local! {
+    static LAST_ADDRESS: Cell<Option<(IpAddr, SmolStr)>> = const { Cell::new(None) };
+    static LAST_PORT: Cell<Option<(u16, SmolStr)>> = const { Cell::new(None) };
+}
+
+/// The text of `key`, reused from this thread's last request when the key is
+/// the same: a keep-alive connection's requests all have the same peer and
+/// listener, and writing the digits and checking them as UTF-8 cost more
+/// than the rest of the forwarding headers.
+fn remembered<K: Copy + PartialEq + 'static>(
+    last: &'static std::thread::LocalKey<Cell<Option<(K, SmolStr)>>>,
+    key: K,
+    text: fn(K) -> SmolStr,
+) -> SmolStr {
+    last.with(|last| {
+        let text = match last.take() {
+            Some((cached, cached_text)) if cached == key => cached_text,
+            _ => text(key),
+        };
+        last.set(Some((key, text.clone())));
+        text
+    })
 }
 
 /// An address as text. IPv4, every request's case, is written by hand:
@@ -397,6 +421,17 @@ mod tests {
         }
         for port in [0, 7, 80, 443, 8080, 10000, 65535] {
             assert_eq!(port_text(port), port.to_string());
+        }
+    }
+
+    #[test]
+    fn remembered_texts_follow_the_key() {
+        for ip in ["10.0.0.9", "10.0.0.9", "::1", "10.0.0.9", "192.0.2.1", "192.0.2.1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(remembered(&LAST_ADDRESS, ip, address_text), ip.to_string());
+        }
+        for port in [80, 80, 443, 80, 8080] {
+            assert_eq!(remembered(&LAST_PORT, port, port_text), port.to_string());
         }
     }
 
