@@ -95,36 +95,51 @@ fn same_name(name: &[u8], lower: &[u8]) -> bool {
     name.len() == lower.len() && name.iter().zip(lower).fold(0, |differ, (&n, &l)| differ | ((n | 0x20) ^ l)) == 0
 }
 
-/// Request header names common enough to be kept without a lower-cased copy.
-const COMMON_NAMES: &[&str] = &[
-    "host",
-    "user-agent",
-    "accept",
-    "accept-encoding",
-    "accept-language",
-    "authorization",
-    "cache-control",
-    "content-type",
-    "cookie",
-    "if-modified-since",
-    "if-none-match",
-    "origin",
-    "pragma",
-    "referer",
-    "x-request-id",
-];
-
-/// The lower-case form of a client header name.
+/// The lower-case form of a client header name. The common names are kept
+/// without a copy; the length and first letter pick the one such name a
+/// header can be, so each name costs at most one comparison.
 fn lower_name(name: &str) -> HeaderName {
-    match COMMON_NAMES.iter().find(|common| common.eq_ignore_ascii_case(name)) {
-        Some(common) => Cow::Borrowed(common),
-        None => Cow::Owned(name.to_ascii_lowercase()),
+    let bytes = name.as_bytes();
+    let Some(&first) = bytes.first() else { return Cow::Owned(String::new()) };
+    let candidate = match (bytes.len(), first | 0x20) {
+        (4, b'h') => "host",
+        (6, b'a') => "accept",
+        (6, b'c') => "cookie",
+        (6, b'o') => "origin",
+        (6, b'p') => "pragma",
+        (7, b'r') => "referer",
+        (10, b'u') => "user-agent",
+        (12, b'c') => "content-type",
+        (12, b'x') => "x-request-id",
+        (13, b'a') => "authorization",
+        (13, b'c') => "cache-control",
+        (13, b'i') => "if-none-match",
+        (15, b'a') if bytes[7] | 0x20 == b'e' => "accept-encoding",
+        (15, b'a') => "accept-language",
+        (17, b'i') => "if-modified-since",
+        _ => "",
+    };
+    if candidate.eq_ignore_ascii_case(name) {
+        Cow::Borrowed(candidate)
+    } else {
+        Cow::Owned(name.to_ascii_lowercase())
     }
 }
 
 /// Forwarding headers the proxy sets itself; client copies are trusted only
-/// from `--trusted-proxies`.
-const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
+/// from `--trusted-proxies`. The length picks the one candidate, as for
+/// [`lower_name`], since every client header is checked.
+fn is_forwarding(name: &str) -> bool {
+    let candidate = match name.len() {
+        9 => "x-real-ip",
+        15 => "x-forwarded-for",
+        16 if name.as_bytes()[12] | 0x20 == b'h' => "x-forwarded-host",
+        16 => "x-forwarded-port",
+        17 => "x-forwarded-proto",
+        _ => return false,
+    };
+    candidate.eq_ignore_ascii_case(name)
+}
 
 /// The tokens of every Connection header, trimmed, as bytes: scanned in
 /// place, no copies and no UTF-8 check.
@@ -191,17 +206,21 @@ pub fn upstream_request_headers(
 ) -> UpstreamRequestHeaders {
     let client_bytes = || client_headers.iter().map(|(n, v)| (*n, v.as_bytes()));
     let lists_headers = connection_lists_headers(client_bytes());
-    let upgrade_value = joined(client_headers, "upgrade");
+    // An upgrade needs `Connection: upgrade`, which sets `lists_headers`.
+    let upgrade_value = if lists_headers { joined(client_headers, "upgrade") } else { None };
     let upgrade = upgrade_value.is_some() && lists_headers && connection_lists(client_bytes(), b"upgrade");
     let trusted = side.peer_is_trusted();
 
     let mut headers = Vec::with_capacity(client_headers.len() + 6);
     let mut request_id = None;
+    // The kept Host headers, so X-Forwarded-Host needs no second walk for them.
+    let mut hosts = 0;
+    let mut host = None;
     for (name, value) in client_headers {
         // Dropped headers are recognised before a lower-cased name is made for them.
         if is_hop_by_hop(name.as_bytes())
             || name.eq_ignore_ascii_case("expect")
-            || FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name))
+            || is_forwarding(name)
             || (lists_headers && connection_lists(client_bytes(), name.as_bytes()))
         {
             continue;
@@ -213,6 +232,9 @@ pub fn upstream_request_headers(
                 continue;
             }
             request_id = Some(value.clone());
+        } else if lower == "host" {
+            hosts += 1;
+            host = Some(value.clone());
         }
         headers.push((lower, value));
     }
@@ -223,7 +245,7 @@ pub fn upstream_request_headers(
 
     let incoming = |name: &str| if trusted { joined(client_headers, name) } else { None };
     // An IPv4 address fits inline: no allocation for it or its copies below.
-    let peer = side.peer.map(address_text);
+    let peer = side.peer.map(|ip| remembered(&LAST_ADDRESS, ip, address_text));
     let (forwarded_for, real_ip) = if trusted {
         let incoming_for = incoming("x-forwarded-for");
         let mut chain: Vec<&str> =
@@ -244,14 +266,21 @@ pub fn upstream_request_headers(
     if let Some(real_ip) = real_ip {
         headers.push(("x-real-ip".into(), real_ip));
     }
-    if let Some(forwarded_host) = incoming("x-forwarded-host").or_else(|| joined(client_headers, "host")) {
+    // Host is never dropped unless a Connection header lists it, so without
+    // such a list one kept Host is every Host; joined, it is that value trimmed.
+    let host = || match host {
+        Some(host) if !lists_headers && hosts == 1 && host.trim().len() == host.len() => Some(host),
+        None if !lists_headers => None,
+        _ => joined(client_headers, "host"),
+    };
+    if let Some(forwarded_host) = incoming("x-forwarded-host").or_else(host) {
         headers.push(("x-forwarded-host".into(), forwarded_host));
     }
     let proto = if side.secure { "https" } else { "http" };
     headers.push(("x-forwarded-proto".into(), incoming("x-forwarded-proto").unwrap_or_else(|| SmolStr::new_static(proto))));
     headers.push((
         "x-forwarded-port".into(),
-        incoming("x-forwarded-port").unwrap_or_else(|| port_text(side.listener_port)),
+        incoming("x-forwarded-port").unwrap_or_else(|| remembered(&LAST_PORT, side.listener_port, port_text)),
     ));
     let request_id = match request_id {
         Some(id) => id,
@@ -262,6 +291,30 @@ pub fn upstream_request_headers(
         }
     };
     UpstreamRequestHeaders { headers, request_id, upgrade, client_address }
+}
+
+thread_local! {
+    static LAST_ADDRESS: Cell<Option<(IpAddr, SmolStr)>> = const { Cell::new(None) };
+    static LAST_PORT: Cell<Option<(u16, SmolStr)>> = const { Cell::new(None) };
+}
+
+/// The text of `key`, reused from this thread's last request when the key is
+/// the same: a keep-alive connection's requests all have the same peer and
+/// listener, and writing the digits and checking them as UTF-8 cost more
+/// than the rest of the forwarding headers.
+fn remembered<K: Copy + PartialEq + 'static>(
+    last: &'static std::thread::LocalKey<Cell<Option<(K, SmolStr)>>>,
+    key: K,
+    text: fn(K) -> SmolStr,
+) -> SmolStr {
+    last.with(|last| {
+        let text = match last.take() {
+            Some((cached, cached_text)) if cached == key => cached_text,
+            _ => text(key),
+        };
+        last.set(Some((key, text.clone())));
+        text
+    })
 }
 
 /// An address as text. IPv4, every request's case, is written by hand:
@@ -333,7 +386,6 @@ thread_local! {
 /// The digits are written on the stack; the one allocation is the shared
 /// string that the upstream header and the access log both hold.
 pub fn new_request_id() -> SmolStr {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     REQUEST_ID_STATE.with(|state| {
         let next = || {
             let mut z = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -344,13 +396,27 @@ pub fn new_request_id() -> SmolStr {
         };
         let mut digits = [0u8; 32];
         for half in digits.chunks_exact_mut(16) {
-            let value = next();
-            for (i, digit) in half.iter_mut().enumerate() {
-                *digit = HEX[((value >> (60 - 4 * i)) & 0xf) as usize];
-            }
+            half.copy_from_slice(&hex_digits(next()));
         }
         SmolStr::new(std::str::from_utf8(&digits).unwrap_or_default())
     })
+}
+
+/// `value` as 16 lower-case hex digits, most significant first, all at
+/// once in a `u128`: a digit at a time, with a table load each, cost about
+/// twice as much.
+fn hex_digits(value: u64) -> [u8; 16] {
+    const ONES: u128 = u128::MAX / 0xff;
+    // Each byte of `value` to its own 16-bit lane, then each nibble to its own byte.
+    let mut x = u128::from(value);
+    x = (x | (x << 32)) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    x = (x | (x << 16)) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    x = (x | (x << 4)) & (ONES * 0x0f);
+    // A nibble of 10 or more carries into bit 4 when 6 is added; its digit is
+    // past '9' by the gap from ':' to 'a'.
+    let letters = ((x + ONES * 6) >> 4) & ONES;
+    (x + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10)).to_be_bytes()
 }
 
 #[cfg(test)]
@@ -365,6 +431,17 @@ mod tests {
         }
         for port in [0, 7, 80, 443, 8080, 10000, 65535] {
             assert_eq!(port_text(port), port.to_string());
+        }
+    }
+
+    #[test]
+    fn remembered_texts_follow_the_key() {
+        for ip in ["10.0.0.9", "10.0.0.9", "::1", "10.0.0.9", "192.0.2.1", "192.0.2.1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(remembered(&LAST_ADDRESS, ip, address_text), ip.to_string());
+        }
+        for port in [80, 80, 443, 80, 8080] {
+            assert_eq!(remembered(&LAST_PORT, port, port_text), port.to_string());
         }
     }
 
@@ -407,6 +484,87 @@ mod tests {
         }
         for name in ["", "t", "tf", "trailers", "upgrades", "xpgrade", "connectiom", "keep-alivf", "content-lengtx", "transfer-encodinf", "proxy", "x-proxy-id", "host", "accept", "tpgrade", "upgradf", "tonnection", "konnection", "Ke", "pe", "content-typ"] {
             assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+    }
+
+    const COMMON_NAMES: &[&str] = &[
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "authorization",
+        "cache-control",
+        "content-type",
+        "cookie",
+        "if-modified-since",
+        "if-none-match",
+        "origin",
+        "pragma",
+        "referer",
+        "x-request-id",
+    ];
+    const FORWARDING: &[&str] = &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
+
+    /// Every name in several casings, each with one byte changed at every
+    /// position, one byte longer and one shorter.
+    fn names_and_near_misses(names: &[&str]) -> Vec<String> {
+        let mut all = vec![String::new(), "a".into(), "x".into(), "x-forwarded-".into(), "accept-".into()];
+        for name in names {
+            let title: String = name.split('-').map(|part| part[..1].to_uppercase() + &part[1..]).collect::<Vec<_>>().join("-");
+            for cased in [name.to_string(), name.to_uppercase(), title] {
+                for i in 0..cased.len() {
+                    for replacement in ['z', '-', 'E', 'R', 'o'] {
+                        let mut miss = cased.clone();
+                        miss.replace_range(i..i + 1, &replacement.to_string());
+                        all.push(miss);
+                    }
+                }
+                all.push(format!("{cased}s"));
+                all.push(cased[..cased.len() - 1].to_string());
+                all.push(cased);
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn lower_names_borrow_exactly_the_common_names() {
+        for name in names_and_near_misses(COMMON_NAMES) {
+            let expected = COMMON_NAMES.iter().find(|common| common.eq_ignore_ascii_case(&name));
+            let lower = lower_name(&name);
+            assert_eq!(lower, name.to_ascii_lowercase(), "{name}");
+            match (expected, &lower) {
+                (Some(common), Cow::Borrowed(borrowed)) => assert_eq!(common, borrowed, "{name}"),
+                (None, Cow::Owned(_)) => {}
+                _ => panic!("{name}: expected {expected:?}, got {lower:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn forwarding_names_match_in_any_case_and_nothing_else_does() {
+        for name in names_and_near_misses(FORWARDING).iter().chain(&names_and_near_misses(COMMON_NAMES)) {
+            let expected = FORWARDING.iter().any(|forwarding| forwarding.eq_ignore_ascii_case(name));
+            assert_eq!(is_forwarding(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn forwarded_host_is_every_host_joined_and_trimmed() {
+        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+            (&[], None),
+            (&[("Host", "a.example")], Some("a.example")),
+            (&[("host", " a.example ")], Some("a.example")),
+            (&[("Host", "a.example"), ("HOST", "b.example")], Some("a.example, b.example")),
+            (&[("Host", "a.example"), ("Connection", "host")], Some("a.example")),
+            (&[("Connection", "keep-alive"), ("Host", "a.example"), ("Host", "b")], Some("a.example, b")),
+            (&[("Connection", "x-other"), ("Host", "\ta\t")], Some("a")),
+        ];
+        for (client, expected) in cases {
+            let head = rewrite(client, &side("10.0.0.9", false, &[]));
+            let forwarded: Vec<&str> = expected.iter().copied().collect();
+            assert_eq!(get(&head, "x-forwarded-host"), forwarded, "{client:?}");
         }
     }
 
@@ -537,6 +695,21 @@ mod tests {
         let head = rewrite(&[("Host", "h")], &side("192.0.2.1", false, &[]));
         assert_eq!(head.request_id, "generated");
         assert_eq!(get(&head, "x-request-id"), ["generated"]);
+    }
+
+    #[test]
+    fn hex_digits_are_written_as_std_writes_them() {
+        let mut values = vec![0, 1, 9, 10, 15, 16, 0xa0, 0x9f, u64::MAX, u64::MAX - 1, 0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210];
+        values.extend((0..64).map(|shift| 1u64 << shift));
+        values.extend((0..16).map(|nibble| 0x1111_1111_1111_1111 * nibble));
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..1000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            values.push(seed);
+        }
+        for value in values {
+            assert_eq!(hex_digits(value), format!("{value:016x}").as_bytes(), "{value:#x}");
+        }
     }
 
     #[test]
