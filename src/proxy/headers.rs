@@ -87,8 +87,9 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 
 /// Whether the header name `name` is `lower` but for ASCII case, where
 /// `lower` holds only lower-case letters and `-`. Setting bit 5 lower-cases
-/// a letter and keeps `-`; the only other bytes it maps onto those are
-/// control bytes, which no header name holds. Folded without an early exit
+/// a letter and keeps `-`; the only other byte it maps onto those is CR,
+/// onto `-`, and no header name holds one (tiny_http refuses whitespace in
+/// a name, httparse anything but a token). Folded without an early exit
 /// so the compiler compares many bytes at a time: `eq_ignore_ascii_case`
 /// lower-cases both sides byte by byte, and every header passes here.
 fn same_name(name: &[u8], lower: &[u8]) -> bool {
