@@ -53,3 +53,5 @@ pub mod status;
 pub mod stop;
 pub mod store;
 pub mod tls;
+#[cfg(test)]
+mod test_rng;

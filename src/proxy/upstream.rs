@@ -350,13 +350,8 @@ mod tests {
     #[test]
     fn random_near_addresses_parse_as_std_parses_them() {
         const JUNK: [&str; 7] = [".", ":", "::", "[", "]", "a", " "];
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::test_rng::Xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = || rng.next();
         let mut accepted = 0;
         for _ in 0..200_000 {
             let mut case = String::new();

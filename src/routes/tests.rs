@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::kube::objects::{EndpointSlice, Ingress, IngressClass, Service};
+use crate::test_rng::Xorshift;
 
 fn config() -> RouteConfig {
     RouteConfig {
@@ -521,16 +522,12 @@ fn inspector_lists_every_route_once() {
     assert_eq!(listed.len(), table.len());
 }
 
-/// A deterministic xorshift generator: the property test needs no crate and
-/// every failure reproduces.
-struct Rng(u64);
+/// The shared xorshift generator, with the picks the property test makes.
+struct Rng(Xorshift);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+        self.0.next()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -567,7 +564,7 @@ fn reference_prefix_match(pattern: &str, path: &str) -> bool {
 
 #[test]
 fn property_arbitrary_input_never_panics_and_prefix_is_element_wise() {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng(Xorshift(0x9e37_79b9_7f4a_7c15));
     for _ in 0..300 {
         let mut cluster = Cluster::default();
         let mut rules = Vec::new();
@@ -605,7 +602,7 @@ fn property_arbitrary_input_never_panics_and_prefix_is_element_wise() {
 
 #[test]
 fn property_prefix_matcher_agrees_with_element_wise_reference() {
-    let mut rng = Rng(42);
+    let mut rng = Rng(Xorshift(42));
     let mut matched = 0;
     for _ in 0..20_000 {
         let pattern = format!("/{}", rng.text(&["a", "b", "ab", "/"]));

@@ -212,13 +212,8 @@ mod tests {
     #[test]
     fn mutated_input_never_panics() {
         let good = certificate(true, tlv(UTC_TIME, b"200101000000Z"), tlv(GENERALIZED_TIME, b"20500101000000Z"));
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_rng::Xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next();
         for _ in 0..20_000 {
             let mut input = good.clone();
             for _ in 0..(next() % 4 + 1) {
