@@ -362,6 +362,8 @@ TICKS=$(getconf CLK_TCK)
 
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
+# The round a measured run belongs to (0 outside the rounds: the idle test).
+round=0
 # One measured run: label, target, then the load command; appends a row.
 measure() {
     local label=$1 target=$2; shift 2
@@ -382,7 +384,7 @@ measure() {
     cpu100k=$(awk -v t=$((cpu1 - cpu0)) -v hz="$TICKS" -v n="$requests" 'BEGIN {printf "%.2f", t / hz / n * 1e5}')
     per_request=$(awk -v s=$((sw1 - sw0)) -v n="$requests" 'BEGIN {printf "%.2f", s / n}')
     printf "%-9s %-9s %10s %8s %8s %9s %8s %s\n" "$label" "$target" "$rps" "$p50" "$p99" "$cpu100k" "$per_request" "$errors"
-    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$label" "$target" "$rps" "$p50" "$p99" "$cpu100k" "$per_request" >> "$RESULTS"
+    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$label" "$target" "$rps" "$p50" "$p99" "$cpu100k" "$per_request" "$round" >> "$RESULTS"
 }
 
 wrk_run() { # scheme port connections file
@@ -411,12 +413,37 @@ for round in $(seq 1 "$ROUNDS"); do
             -addr "127.0.0.1:${HTTPS_PORT[$target]}" -host "$HOST" -c "$HANDSHAKE_CONNECTIONS" -d "$DURATION"
     done
 done
+round=0
 
 median() { # label target column
     awk -F'\t' -v l="$1" -v t="$2" -v c="$3" '$1 == l && $2 == t {print $c}' "$RESULTS" | sort -g \
         | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# ingressd's ratios against nginx taken within each round, lowest to highest:
+# on a shared machine a ratio near a goal's bound moves across it between
+# rounds, which the ratio of medians alone does not show.
+round_spread() { # label
+    awk -F'\t' -v l="$1" '
+        $1 == l && $8 > 0 && $2 == "ingressd" { mine[$8] = $3 FS $5 FS $6 }
+        $1 == l && $8 > 0 && $2 == "nginx" { theirs[$8] = $3 FS $5 FS $6 }
+        END {
+            for (r in mine) {
+                if (!(r in theirs)) continue
+                split(mine[r], a, FS); split(theirs[r], b, FS)
+                for (k = 1; k <= 3; k++) {
+                    if (b[k] <= 0) continue
+                    v = a[k] / b[k]
+                    if (!(k in lo) || v < lo[k]) lo[k] = v
+                    if (!(k in hi) || v > hi[k]) hi[k] = v
+                }
+                rounds++
+            }
+            if (rounds > 1)
+                printf "%-16s per round req/s n %.2f-%.2f | p99 n %.2f-%.2f | cpu n %.2f-%.2f (%d rounds)\n", \
+                    l, lo[1], hi[1], lo[2], hi[2], lo[3], hi[3], rounds
+        }' "$RESULTS"
+}
 
 echo
 echo "medians over $ROUNDS round(s), $DURATION each; ingressd's ratios against nginx (n), haproxy (h) and Go (g)"
@@ -434,6 +461,7 @@ for label in $(cut -f1 "$RESULTS" | awk '!seen[$0]++'); do
         "$(ratio "$i_rps" "$(median "$label" go 3)")" \
         "$(ratio "$(median "$label" ingressd 5)" "$(median "$label" nginx 5)")" \
         "$(ratio "$(median "$label" ingressd 6)" "$(median "$label" nginx 6)")" "$(median "$label" ingressd 7)"
+    round_spread "$label"
     f_rps=$(median "$label" floor 3)
     # No switches: the floor's threads live only for a run, and switches are read from live threads.
     [ "$f_rps" = "-" ] || printf "%-16s floor     req/s n %s | p99 n %s | cpu n %s (the model's ceiling)\n" "$label" \
