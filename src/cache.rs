@@ -22,8 +22,8 @@ use crate::kube::{Event, Kind, Object};
 use crate::prometheus::{self, Type};
 use crate::routes::{self, Changes, RouteCompiler, RouteConfig, RouteTable};
 use crate::store::{Snapshot, Store};
-use crate::tls::client_auth::ClientAuthSet;
-use crate::tls::CertSet;
+use crate::tls::client_auth::{ClientAuth, ClientAuthSet};
+use crate::tls::{CertSet, LiveTls};
 
 /// What the cache thread compiled from one snapshot.
 #[derive(Default)]
@@ -69,6 +69,16 @@ impl Current {
             Err(poisoned) => *poisoned.into_inner() = next,
         }
         self.published.notify();
+    }
+}
+
+impl LiveTls for Current {
+    fn certificate(&self, server_name: Option<&str>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.load().certs.resolve(server_name)
+    }
+
+    fn client_auth(&self, server_name: Option<&str>) -> Option<Arc<ClientAuth>> {
+        self.load().client_auth.for_server_name(server_name).cloned()
     }
 }
 

@@ -178,7 +178,7 @@ impl DataPlane {
         proxy_config.http_port = http_addr.port();
         proxy_config.https_port = https_addr.port();
         let server = proxy::serve(http, limits, Arc::clone(current), Arc::new(proxy_config), observer)?;
-        let https = tls::spawn_listener(https, tls::server_config(Arc::clone(current)), Arc::clone(&server), config.tls_handshake_timeout)
+        let https = tls::spawn_listener(https, tls::server_config(current.clone()), Arc::clone(&server), config.tls_handshake_timeout)
             .map_err(|e| format!("cannot start the HTTPS accept loop: {e}"))?;
         Ok(DataPlane { server, https, http_addr, https_addr })
     }

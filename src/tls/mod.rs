@@ -24,7 +24,7 @@ pub mod upstream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use certs::{CertEntry, CertSet};
-pub use config::{server_config, HttpsConfig};
+pub use config::{server_config, HttpsConfig, LiveTls};
 pub use listener::{spawn_listener, HttpsListener};
 pub use stream::TlsStream;
 

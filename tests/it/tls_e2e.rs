@@ -66,7 +66,7 @@ impl Harness {
         let server = Arc::new(tiny_http::Server::from_listener_with_limits(plain, tiny_http::Limits::default()).expect("server"));
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind tls");
         let addr = listener.local_addr().expect("addr");
-        tls::spawn_listener(listener, tls::server_config(Arc::clone(&current)), Arc::clone(&server), handshake_timeout)
+        tls::spawn_listener(listener, tls::server_config(current.clone()), Arc::clone(&server), handshake_timeout)
             .expect("HTTPS accept loop starts");
         let stop = Arc::new(AtomicBool::new(false));
         for _ in 0..4 {
