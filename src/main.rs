@@ -59,8 +59,17 @@ fn main() -> ExitCode {
 }
 
 /// Diagnostic lines on stderr, each stamped in RFC 3339 UTC like the access log.
+/// The HTTP client's crates log at most at debug: at trace they hex-dump
+/// every request head they write, and with it the API token and the
+/// clients' cookies and credentials.
 fn start_logging(level: log::LevelFilter) -> Result<(), log::SetLoggerError> {
-    simple_logger::SimpleLogger::new().with_level(level).with_utc_timestamps().init()
+    let client = level.min(log::LevelFilter::Debug);
+    simple_logger::SimpleLogger::new()
+        .with_level(level)
+        .with_module_level("ureq", client)
+        .with_module_level("ureq_proto", client)
+        .with_utc_timestamps()
+        .init()
 }
 
 fn run(config: Config) -> Result<(), String> {

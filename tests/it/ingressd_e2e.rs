@@ -314,3 +314,59 @@ fn unapplied_annotations_are_summarised_at_start_then_warned_once_per_change() {
     api.fake.apply(annotated("two", serde_json::json!({"nginx.ingress.kubernetes.io/proxy-buffering": "off"})));
     read_log_until(&ingressd, "ingress web/two: nginx.ingress.kubernetes.io/proxy-buffering is ignored", Duration::from_secs(5));
 }
+
+/// The bytes hex-dumped in log lines (ureq-proto's head and body dumps at
+/// trace: `4765 5420 ... GET ...`, 16 bytes a row), decoded in order, so a
+/// secret split across two rows is still found.
+fn hex_dumped_bytes(lines: &[String]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for line in lines {
+        let Some((_, row)) = line.split_once("] ") else { continue };
+        let groups: Vec<&str> = row.split(' ').take(8).collect();
+        let is_row = groups.len() == 8 && groups.iter().all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+        if !is_row {
+            continue;
+        }
+        for group in groups {
+            for pair in [&group[..2], &group[2..]] {
+                if let Ok(byte) = u8::from_str_radix(pair, 16) {
+                    bytes.push(byte);
+                }
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn trace_logging_never_shows_the_api_token_or_a_client_s_credentials() {
+    let api = Api::start();
+    let blue = Backend::start("blue");
+    api.serve_one_site("site.example.com", "blue", &blue);
+    let mut ingressd = Ingressd::start(&api, &["--log-level", "trace", "--shutdown-delay", "0", "--shutdown-grace", "1"]);
+    assert!(ingressd.wait_ready(Duration::from_secs(10)), "ready");
+    let asked = "GET /private HTTP/1.1\r\nHost: site.example.com\r\nAuthorization: Bearer client-secret-7\r\nCookie: session=cookie-secret-8\r\nConnection: close\r\n\r\n";
+    let answer = common::request(ingressd.http, asked).expect("proxied");
+    assert_eq!((answer.status, answer.text().trim_end()), (200, "blue /private"));
+
+    // Every line is in once the process has exited and its stderr is closed.
+    ingressd.signal("TERM");
+    assert!(ingressd.wait_exit(Duration::from_secs(10)).is_some(), "ingressd exits on SIGTERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut lines = Vec::new();
+    loop {
+        match ingressd.log.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => lines.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("stderr still open 5 s after exit"),
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains("DEBUG [ureq")), "the upstream client logged at debug: {lines:#?}");
+    let text = lines.join("\n").into_bytes();
+    let dumped = hex_dumped_bytes(&lines);
+    for secret in [common::TOKEN, "client-secret-7", "cookie-secret-8"] {
+        for (what, bytes) in [("a line", &text), ("a hex dump", &dumped)] {
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret:?} is in {what} of the log");
+        }
+    }
+}
