@@ -80,7 +80,7 @@ impl ExternalAuth {
             Some(ExternalAuth::Broken(why))
         };
         if let Err(why) = check_url(url) {
-            return broken(format!("auth-url {url:?} refused: {why}"), problems);
+            return broken(format!("auth-url {:?} refused: {why}", without_userinfo(url)), problems);
         }
         let method = match value(annotations, "auth-method").map(str::trim) {
             None | Some("") => None,
@@ -149,7 +149,26 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     if rest.is_empty() || rest.starts_with(['/', '?', '#']) {
         return Err("no host");
     }
+    if authority(rest).contains('@') {
+        return Err("user information (user:password@) in the URL; nginx does not send it either");
+    }
     Ok(())
+}
+
+/// The authority of a URL's text after `scheme://`.
+fn authority(rest: &str) -> &str {
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+/// `url` with any user information in its authority masked, for the log:
+/// a refused auth-url is named in its warning, and a password in it must
+/// not be.
+fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
+    match authority(rest).rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]).into(),
+        None => url.into(),
+    }
 }
 
 /// An absolute http or https URL: it becomes a Location header.
@@ -347,9 +366,14 @@ mod tests {
         let broken = |pairs: &[(&str, &str)]| matches!(parse(pairs).0, Some(ExternalAuth::Broken(_)));
         assert!(parse(&[]).0.is_none());
         assert!(parse(&[("auth-method", "POST")]).0.is_none(), "no auth-url, no check");
-        for bad in ["oauth2-proxy/auth", "ftp://a.test/", "http:///path", "http://a.test/\r\nX: y", "https://auth.example.com/"] {
+        for bad in ["oauth2-proxy/auth", "ftp://a.test/", "http:///path", "http://a.test/\r\nX: y", "https://auth.example.com/", "http://user:hunter2@auth.test/"] {
             assert!(broken(&[("auth-url", bad)]), "{bad:?}");
         }
+        let (_, problems) = parse(&[("auth-url", "http://user:hunter2@auth.test/check?to=a@b")]);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("\"http://***@auth.test/check?to=a@b\""), "{problems:?}");
+        assert!(!problems.iter().any(|p| p.contains("hunter2")), "the password stays out of the log: {problems:?}");
+        assert!(!broken(&[("auth-url", "http://auth.test/check?to=a@b")]), "an @ after the authority is the path's or query's");
         assert!(broken(&[("auth-url", "http://a.test"), ("auth-method", "get")]));
         assert!(broken(&[("auth-url", "http://a.test"), ("auth-response-headers", "X-User, X User")]));
         let (auth, problems) = parse(&[

@@ -197,7 +197,7 @@ impl AuthClient {
             builder = builder.header("content-length", "0");
         }
         let request = builder.body(()).map_err(|e| format!("cannot build the request: {e}"))?;
-        let response = self.agent.run(request).map_err(|e| format!("{} unreachable: {e}", target.uri))?;
+        let response = self.agent.run(request).map_err(|e| format!("unreachable: {}", loggable(&e)))?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             let values: Vec<&str> = response.headers().get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
@@ -209,6 +209,17 @@ impl AuthClient {
         let mut body = response.into_body().into_reader().take(MAX_DRAINED_BODY);
         let _ = std::io::copy(&mut body, &mut std::io::sink());
         Ok(Answer { status, copied, www_authenticate, set_cookies })
+    }
+}
+
+/// A failed sub-request as it may be logged. The URL it was sent to holds
+/// the request's own values once its variables are filled in (`$args`,
+/// `$http_authorization`, cookies), so it is never part of the message, and
+/// the errors that quote a URI give only their kind.
+fn loggable(err: &ureq::Error) -> String {
+    match err {
+        ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_) => "not a valid URL once its variables are filled in".to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -228,11 +239,11 @@ fn resolve(url: &str, snapshot: &Snapshot) -> Result<Target, String> {
     let path = path.split('#').next().unwrap_or("");
     let path = if path.is_empty() || path.starts_with('?') { format!("/{path}") } else { path.to_string() };
     if authority.is_empty() || authority.contains('@') {
-        return Err(format!("{url:?} has no host, or has user information"));
+        return Err("the URL, once its variables are filled in, has no host or has user information".to_string());
     }
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, _)) if !host.ends_with(']') && host.contains(':') => (authority, None),
-        Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| format!("bad port in {url:?}"))?)),
+        Some((host, port)) => (host, Some(port.parse::<u16>().map_err(|_| "the URL, once its variables are filled in, has a bad port".to_string())?)),
         None => (authority, None),
     };
     let lower = host.to_ascii_lowercase();
@@ -290,7 +301,11 @@ mod tests {
         for (url, expected) in cases {
             assert_eq!(resolve(url, &snapshot), *expected, "{url}");
         }
-        assert!(resolve("http://user@evil.test/", &snapshot).is_err());
-        assert!(resolve("http://a.test:99999/", &snapshot).is_err());
+        for (url, secret) in [("http://user:hunter2@evil.test/", "hunter2"), ("http://a.test:99999/?token=hunter2", "hunter2")] {
+            let why = resolve(url, &snapshot).expect_err(url);
+            assert!(!why.contains(secret), "a refused URL's values stay out of the log: {why}");
+        }
+        let bad_uri = ureq::Error::BadUri("http://a.test/?token=hunter2 is missing host".to_string());
+        assert!(!loggable(&bad_uri).contains("hunter2"));
     }
 }
