@@ -11,7 +11,7 @@
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use crate::annotations::limits::RateLimits;
@@ -126,11 +126,10 @@ pub(crate) struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if let Ok(mut table) = self.limiter.table.lock() {
-            // An entry evicted meanwhile has nothing left to count down.
-            if let Some(state) = table.peek_mut(&self.key) {
-                state.finish();
-            }
+        let mut table = self.limiter.table.lock().unwrap_or_else(PoisonError::into_inner);
+        // An entry evicted meanwhile has nothing left to count down.
+        if let Some(state) = table.peek_mut(&self.key) {
+            state.finish();
         }
     }
 }
@@ -158,7 +157,10 @@ impl Limiter {
         }
         let key = (zone(ingress), client);
         let now_ms = self.epoch.elapsed().as_millis() as u64;
-        let Ok(mut table) = self.table.lock() else { return Ok(None) };
+        // A panic elsewhere while the table was held leaves it whole (each
+        // entry is updated in one step), so limits keep applying: failing
+        // open would lift every limit for good.
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         let evictions_before = table.evictions();
         let admitted = admit(table.get_or_insert_with(&key, ClientState::default), limits, now_ms);
         EVICTIONS.fetch_add(table.evictions() - evictions_before, Ordering::Relaxed);
@@ -286,5 +288,25 @@ mod tests {
         assert!(limiter.check(&a, ip("10.0.0.2"), &one).is_ok(), "a new client evicts the oldest");
         let table = limiter.table.lock().expect("table");
         assert_eq!((table.len(), table.evictions()), (2, 1));
+    }
+
+    #[test]
+    fn limits_still_apply_after_a_panic_poisoned_the_table() {
+        let limiter = Limiter::with_capacity(8);
+        let one = limits(Some(1), None, Some(1), 1);
+        let (ingress, client) = (ObjectKey::new("ns", "a"), "10.0.0.1".parse::<IpAddr>().expect("address"));
+        let held = limiter.check(&ingress, client, &one);
+        assert!(matches!(held, Ok(Some(_))));
+        std::thread::scope(|scope| {
+            let poisoner = scope.spawn(|| {
+                let _table = limiter.table.lock();
+                panic!("a panic while the table is held");
+            });
+            assert!(poisoner.join().is_err());
+        });
+        assert!(limiter.table.is_poisoned());
+        assert_eq!(limiter.check(&ingress, client, &one).err(), Some(Limit::Connections), "fails closed, not open");
+        drop(held);
+        assert!(matches!(limiter.check(&ingress, client, &one), Ok(Some(_))), "the finished request was counted down");
     }
 }
