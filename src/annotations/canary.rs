@@ -49,9 +49,6 @@ pub fn is_canary(annotations: &StringMap) -> bool {
     value(annotations, "canary").and_then(parse_bool) == Some(true)
 }
 
-/// The most a header pattern may compile to.
-const PATTERN_SIZE_LIMIT: usize = 1 << 20;
-
 impl CanaryRule {
     /// The canary rule `annotations` set (`None` unless `canary` is true),
     /// and a description of every value that had to be left out. As in
@@ -88,7 +85,7 @@ impl CanaryRule {
             let matcher = if let Some(wanted) = text("canary-by-header-value") {
                 HeaderMatch::Value(wanted.to_string())
             } else if let Some(pattern) = text("canary-by-header-pattern") {
-                match RegexBuilder::new(pattern).size_limit(PATTERN_SIZE_LIMIT).build() {
+                match RegexBuilder::new(pattern).size_limit(super::REGEX_SIZE_LIMIT).build() {
                     Ok(regex) => HeaderMatch::Pattern(regex),
                     Err(error) => {
                         problems.push(format!("canary-by-header-pattern {pattern:?} ignored: {error}; only always and never apply"));

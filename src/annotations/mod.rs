@@ -31,6 +31,12 @@ use crate::kube::objects::StringMap;
 pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
 pub const INGRESSD_PREFIX: &str = "ingressd.io/";
 
+/// The most a regular expression from an Ingress (a regex path, a canary
+/// header pattern, `auth-tls-match-cn`) may compile to: an Ingress must not
+/// be able to make the cache thread build a huge automaton (the regex
+/// crate's default is 10 MiB).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
 /// The value an Ingress gives `name` (without prefix), `ingressd.io/` first.
 pub fn value<'a>(annotations: &'a StringMap, name: &str) -> Option<&'a str> {
     let under = |prefix: &str| annotations.get(&format!("{prefix}{name}"));

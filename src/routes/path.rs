@@ -14,6 +14,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::{PathType, RouteError};
 use crate::kube::objects::SmolStr;
+use crate::annotations::REGEX_SIZE_LIMIT;
 
 /// How a compiled path matches. `ImplementationSpecific` compiles to
 /// `Prefix`, so the two are one claim for conflict resolution: keeping both
@@ -77,10 +78,6 @@ impl PathMatcher {
         precedence(self).cmp(&precedence(other)).then_with(|| self.pattern.cmp(&other.pattern))
     }
 }
-
-/// The most a regex path may compile to; an Ingress must not be able to make
-/// the cache thread build a huge automaton (the regex crate's default is 10 MiB).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Compiles a regex path as nginx's `location ~* "^PATH"`. The pattern must
 /// be a regular expression on its own (balanced), so wrapping it in a group

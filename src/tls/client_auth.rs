@@ -104,14 +104,19 @@ pub struct ClientSession {
     pub escaped_pem: Option<String>,
 }
 
+/// `auth-tls-match-cn` as a regular expression, bounded in size like every
+/// pattern an Ingress brings.
+fn compile_match_cn(pattern: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(crate::annotations::REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|_| "auth-tls-match-cn is not a valid regular expression, or compiles too large".to_string())
+}
+
 impl ClientAuth {
     /// Compiles one Ingress's settings with its CA Secret from `snapshot`.
     fn new(settings: ClientCertSettings, ingress: ObjectKey, snapshot: &Snapshot) -> ClientAuth {
-        let match_cn = match settings.match_cn.as_deref().map(regex::Regex::new) {
-            None => Ok(None),
-            Some(Ok(pattern)) => Ok(Some(pattern)),
-            Some(Err(_)) => Err("auth-tls-match-cn is not a valid regular expression".to_string()),
-        };
+        let match_cn = settings.match_cn.as_deref().map(compile_match_cn).transpose();
         let ca = settings.secret.clone().and_then(|secret| load_ca(snapshot, &secret)).and_then(|ca| match_cn.as_ref().map(|_| ca).map_err(Clone::clone));
         let match_cn = match_cn.unwrap_or_default();
         if let Err(why) = &ca {
@@ -375,4 +380,16 @@ pub fn escape_uri_component(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compile_match_cn;
+
+    #[test]
+    fn match_cn_is_a_bounded_regular_expression() {
+        assert!(compile_match_cn("CN=(admin|ops)").is_ok_and(|p| p.is_match("CN=ops,O=example")));
+        assert!(compile_match_cn("CN=(admin").is_err());
+        assert!(compile_match_cn("(?:a{1000}){1000}").is_err(), "an Ingress cannot make the cache thread build a huge automaton");
+    }
 }
