@@ -158,11 +158,6 @@ impl ApiClient {
         &self.base
     }
 
-    /// Re-reads the token file now.
-    pub fn reload_token(&self) {
-        self.token.reload();
-    }
-
     /// See [`Token::generation`].
     pub fn token_generation(&self) -> u64 {
         self.token.generation()

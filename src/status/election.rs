@@ -99,13 +99,6 @@ pub enum Action {
     Follow { holder: String },
 }
 
-impl Action {
-    /// Whether a successful write of this action makes us the leader.
-    pub fn leads(&self) -> bool {
-        !matches!(self, Action::Follow { .. })
-    }
-}
-
 /// Decides the next step at `now_micros` (Unix microseconds).
 ///
 /// A held Lease whose renewTime is missing or unreadable counts as expired:
@@ -237,7 +230,6 @@ mod tests {
             let action = decide(T0, lease.as_ref(), "me", &timing);
             let got = summary(&action);
             assert_eq!((got.0, got.1.as_str(), got.2, got.3), *want, "{name}");
-            assert_eq!(action.leads(), want.0 != "follow", "{name}");
         }
     }
 

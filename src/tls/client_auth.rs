@@ -246,10 +246,9 @@ pub struct ClientAuthSet {
     exact: HashMap<String, Arc<ClientAuth>>,
     /// `*.example.com` under `example.com`.
     wildcard: HashMap<String, Arc<ClientAuth>>,
-    /// The CA Secrets and the Ingresses this set was compiled from: a change
-    /// to one of them compiles it again (a CA Secret's, only its hosts).
+    /// The CA Secrets this set was compiled from: a change to one of them
+    /// compiles it again (only its hosts).
     secrets: BTreeSet<ObjectKey>,
-    ingresses: BTreeSet<ObjectKey>,
 }
 
 impl ClientAuthSet {
@@ -265,7 +264,6 @@ impl ClientAuthSet {
             for problem in problems {
                 log::warn!("ingress {key}: {problem}");
             }
-            set.ingresses.insert(key.clone());
             if let Ok(secret) = &settings.secret {
                 set.secrets.insert(secret.clone());
             }
@@ -313,11 +311,7 @@ impl ClientAuthSet {
         self.exact.is_empty() && self.wildcard.is_empty()
     }
 
-    /// Whether a change to this Ingress or Secret may change the set.
-    pub fn names_ingress(&self, key: &ObjectKey) -> bool {
-        self.ingresses.contains(key)
-    }
-
+    /// Whether a change to this Secret may change the set.
     pub fn names_secret(&self, key: &ObjectKey) -> bool {
         self.secrets.contains(key)
     }
