@@ -17,7 +17,7 @@
 //! - [`store`]: the watched objects by kind, and snapshots of them.
 //! - [`cache`]: the thread that owns the store, compiles and publishes immutable generations.
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
-//! - [`proxy`]: the data plane: workers, header rewriting, upstream streaming.
+//! - [`proxy`]: the data plane: connection threads, header rewriting, upstream streaming.
 //! - [`proxy_protocol`]: the PROXY protocol header an L4 load balancer sends first.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
 //! - [`status`]: leader election and Ingress status publishing.
@@ -27,6 +27,7 @@
 //! - [`access_log`], [`shutdown`], [`civil`]: request logs, signals, dates.
 //! - [`bounded_lru`]: the fixed-size table per-client state lives in.
 //! - [`fast_hash`]: the hash for keys from Kubernetes objects (hosts, metric labels).
+//! - [`uri_escape`]: percent-encoding as nginx writes escaped variables.
 
 pub mod access_log;
 pub mod annotations;
@@ -53,5 +54,6 @@ pub mod status;
 pub mod stop;
 pub mod store;
 pub mod tls;
+pub mod uri_escape;
 #[cfg(test)]
 mod test_rng;

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::kube::objects::StringMap;
+use crate::uri_escape::escape_uri_component;
 
 use super::value;
 
@@ -273,7 +274,7 @@ impl Variables<'_> {
         };
         Some(match name {
             "scheme" | "pass_access_scheme" => Cow::Borrowed(self.scheme),
-            "host" => Cow::Owned(host_without_port(self.http_host).to_ascii_lowercase()),
+            "host" => Cow::Owned(crate::hostname::normalize_host(self.http_host)),
             "http_host" => Cow::Borrowed(self.http_host),
             "request_uri" => Cow::Borrowed(self.request_uri),
             "escaped_request_uri" => Cow::Owned(escape_uri_component(self.request_uri)),
@@ -310,27 +311,6 @@ impl Variables<'_> {
         out.push_str(rest);
         out
     }
-}
-
-fn host_without_port(http_host: &str) -> &str {
-    match http_host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && (!name.contains(':') || name.ends_with(']')) => name,
-        _ => http_host,
-    }
-}
-
-/// Percent-encodes everything but unreserved characters, as nginx's
-/// `set_escape_uri` does for `$escaped_request_uri`.
-pub fn escape_uri_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3 / 2);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The URL a 401 redirects to: `signin` plus `param=` the original URL,

@@ -182,7 +182,7 @@ fn key_hash(key: &HashKey, inputs: &Inputs<'_>) -> u64 {
                 }
                 hash.feed(ip.as_bytes())
             }
-            HashPart::Host => hash.feed(super::wire::host_without_port(inputs.host).to_ascii_lowercase().as_bytes()),
+            HashPart::Host => crate::hostname::with_normalized_host(inputs.host, |host| hash.feed(host.as_bytes())),
             HashPart::Header(name) => {
                 let found = inputs.headers.iter().find(|h| header_matches(h.field.as_str(), name));
                 hash.feed(found.map_or("", |h| h.value.as_str()).as_bytes())

@@ -117,7 +117,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
             }
             client_cert::Decision::RequireHttps => {
                 let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
-                let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
+                let location = format!("https://{}{port}{}", crate::hostname::normalize_host(host), target.path_and_query);
                 return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
             }
             client_cert::Decision::Reject(status, text) => return reply(request, &client, outcome, started, status, text, &[]),
@@ -147,7 +147,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
     }
     if route.ssl_redirect && !secure && !target.path().starts_with(ACME_CHALLENGE_PREFIX) {
         let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
-        let location = format!("https://{}{port}{}", wire::host_without_port(host).to_ascii_lowercase(), target.path_and_query);
+        let location = format!("https://{}{port}{}", crate::hostname::normalize_host(host), target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
     }
 

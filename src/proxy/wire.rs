@@ -61,20 +61,6 @@ pub fn parse_target(raw: impl AsRef<str> + Into<SmolStr>) -> Option<Target> {
     Some(Target { authority, path_and_query, path_len })
 }
 
-/// The hostname of a Host value without its port; IPv6 literals keep their brackets.
-pub fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return match host.find(']') {
-            Some(end) => &host[..=end],
-            None => host,
-        };
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    }
-}
-
 /// How a response body is delimited towards the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -279,20 +265,6 @@ mod tests {
             let parsed = parse_target(*raw);
             let got = parsed.as_ref().map(|t| (t.authority.as_deref(), t.path_and_query.as_str(), t.path()));
             assert_eq!(got, *expected, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn host_without_port_table() {
-        for (host, expected) in [
-            ("example.com", "example.com"),
-            ("example.com:8080", "example.com"),
-            ("[::1]:443", "[::1]"),
-            ("[::1]", "[::1]"),
-            ("10.0.0.1:80", "10.0.0.1"),
-            ("weird:port", "weird:port"),
-        ] {
-            assert_eq!(host_without_port(host), expected, "{host}");
         }
     }
 

@@ -32,6 +32,7 @@ use crate::annotations::client_cert::{self, ClientCertSettings, VerifyClient};
 use crate::kube::objects::{Ingress, ObjectKey};
 use crate::hostname::{normalize_host, wildcard_parent};
 use crate::store::Snapshot;
+use crate::uri_escape::escape_uri_component;
 
 /// One host's client-certificate settings with its CA, compiled.
 #[derive(Debug)]
@@ -359,20 +360,6 @@ fn pem(der: &[u8]) -> String {
         out.push('\n');
     }
     out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
-/// Percent-encodes everything but letters, digits and `-._~`, as a URI
-/// component.
-pub fn escape_uri_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3 / 2);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
     out
 }
 
