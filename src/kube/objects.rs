@@ -375,8 +375,9 @@ pub struct EndpointPort {
     pub protocol: Option<SmolStr>,
 }
 
-/// v1 Secret of type `kubernetes.io/tls`; no other Secret is ever fetched.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// v1 Secret: a `kubernetes.io/tls` one, or one an annotation names; no
+/// other Secret is ever fetched.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Secret {
     pub metadata: ObjectMeta,
@@ -386,9 +387,39 @@ pub struct Secret {
     pub data: StringMap,
 }
 
+/// Names the data keys, never their values: a Secret printed in a log line
+/// or a failed assertion must not carry a key or a password.
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secret")
+            .field("metadata", &self.metadata)
+            .field("type_", &self.type_)
+            .field("data", &RedactedValues(&self.data))
+            .finish()
+    }
+}
+
+struct RedactedValues<'a>(&'a StringMap);
+
+impl std::fmt::Debug for RedactedValues<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.keys().map(|key| (key, "<redacted>"))).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_prints_its_keys_never_its_values() {
+        let mut secret = Secret { type_: "kubernetes.io/tls".into(), ..Secret::default() };
+        secret.data.insert("tls.key", "c2VjcmV0LWtleQ==");
+        secret.data.insert("auth", "dXNlcjpodW50ZXIy");
+        let printed = format!("{secret:?}");
+        assert!(printed.contains("\"tls.key\": \"<redacted>\"") && printed.contains("\"auth\""), "{printed}");
+        assert!(!printed.contains("c2VjcmV0") && !printed.contains("dXNlcj"), "{printed}");
+    }
 
     #[test]
     fn unknown_and_missing_fields_decode() {

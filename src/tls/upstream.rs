@@ -23,7 +23,7 @@ use crate::kube::objects::{ObjectKey, Secret};
 
 /// What identifies one TLS setting: two routes with equal keys may share
 /// pooled connections, any difference keeps them apart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TlsKey {
     /// The name verified (and sent as SNI when `sni`).
     pub server_name: String,
@@ -32,6 +32,19 @@ pub struct TlsKey {
     pub roots: Option<Vec<Vec<u8>>>,
     /// The client certificate chain and key (DER), when the Secret has one.
     pub client: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+}
+
+/// Never prints the client key: a setting in a log line or a failed
+/// assertion must not carry it.
+impl std::fmt::Debug for TlsKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsKey")
+            .field("server_name", &self.server_name)
+            .field("sni", &self.sni)
+            .field("roots", &self.roots.as_ref().map(Vec::len))
+            .field("client", &self.client.as_ref().map(|(chain, _)| (chain.len(), "<key redacted>")))
+            .finish()
+    }
 }
 
 /// One route's TLS to its backends.
@@ -178,6 +191,15 @@ impl ServerCertVerifier for Unverified {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tls_setting_never_prints_its_client_key() {
+        let key = TlsKey { server_name: "api.internal".into(), sni: true, roots: Some(vec![vec![1]]), client: Some((vec![vec![2]], b"private-key-bytes".to_vec())) };
+        let printed = format!("{key:?}");
+        assert!(printed.contains("api.internal") && printed.contains("<key redacted>"), "{printed}");
+        let key_bytes = format!("{:?}", b"private-key-bytes".to_vec());
+        assert!(!printed.contains(&key_bytes[..20]), "{printed}");
+    }
 
     #[test]
     fn verification_on_fails_closed_without_a_usable_ca() {
