@@ -18,6 +18,7 @@
 //! - [`cache`]: the thread that owns the store, compiles and publishes immutable generations.
 //! - [`routes`]: Ingress → route table compilation and the per-request lookup.
 //! - [`proxy`]: the data plane: connection threads, header rewriting, upstream streaming.
+//! - [`data_plane`]: the listeners and the server the proxy runs on, started and drained together.
 //! - [`proxy_protocol`]: the PROXY protocol header an L4 load balancer sends first.
 //! - [`tls`]: certificates from Secrets, chosen by SNI.
 //! - [`status`]: leader election and Ingress status publishing.
@@ -39,6 +40,7 @@ pub mod cidr;
 pub mod civil;
 pub mod hostname;
 pub mod config;
+pub mod data_plane;
 pub mod fast_hash;
 pub mod inspect;
 pub mod kube;

@@ -1,24 +1,21 @@
 //! The `ingressd` binary: parses the command line, starts every thread, and
 //! drains gracefully on SIGTERM.
 
-use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use ingressd::admin::{self, Admin, MetricsSource};
 use ingressd::cache::{self, CacheStatus, CompileConfig, Current};
 use ingressd::config::{Command, Config};
+use ingressd::data_plane::DataPlane;
 use ingressd::kube::client::ApiClient;
 use ingressd::kube::metrics::WatchMetrics;
 use ingressd::kube::{named_secrets, probe, watcher, Kind};
-use ingressd::proxy::{self, ProxyConfig};
+use ingressd::metrics::{ConnectionMetrics, GenerationMetrics, RequestMetrics};
+use ingressd::proxy;
 use ingressd::status::{self, StatusConfig};
-use ingressd::metrics::RequestMetrics;
-use ingressd::prometheus::{self, Type};
 use ingressd::stop::Stop;
-use ingressd::{access_log, inspect, migrate, proxy_protocol, shutdown, tls};
+use ingressd::{access_log, inspect, migrate, shutdown};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -125,7 +122,7 @@ fn run(config: Config) -> Result<(), String> {
     // Blocks until SIGTERM or SIGINT; a channel whose sender is gone would
     // mean the signal thread died, and then draining is the safe way out.
     let _ = signals.recv();
-    drain(&config, &admin, &data_plane);
+    data_plane.drain(&config, &admin);
     if let Some(handle) = &status_handle {
         handle.release();
     }
@@ -156,93 +153,4 @@ fn start_watching(
     }
     probe::spawn(Arc::clone(client), stop.clone()).map_err(|e| format!("cannot start the API probe: {e}"))?;
     Ok(())
-}
-
-/// The listeners and the HTTP server whose connection threads run the proxy.
-struct DataPlane {
-    server: Arc<tiny_http::Server>,
-    https: tls::HttpsListener,
-    http_addr: SocketAddr,
-    https_addr: SocketAddr,
-}
-
-impl DataPlane {
-    /// Binds both listeners and starts serving; TLS sessions are fed into the same server.
-    fn start(config: &Config, current: &Arc<Current>, observer: proxy::Observer) -> Result<DataPlane, String> {
-        let http = TcpListener::bind(config.http_addr).map_err(|e| format!("cannot listen on --http-addr {}: {e}", config.http_addr))?;
-        let https =
-            TcpListener::bind(config.https_addr).map_err(|e| format!("cannot listen on --https-addr {}: {e}", config.https_addr))?;
-        let http_addr = http.local_addr().map_err(|e| e.to_string())?;
-        let https_addr = https.local_addr().map_err(|e| e.to_string())?;
-        let limits = tiny_http::Limits {
-            max_connections: config.max_connections,
-            max_header_line: config.max_header_size,
-            max_headers: config.max_headers,
-            header_timeout: config.header_timeout,
-            idle_timeout: config.idle_timeout,
-            write_timeout: config.upstream_read_timeout.max(Duration::from_secs(10)),
-            thread_stack_size: proxy::THREAD_STACK_SIZE,
-        };
-        let mut proxy_config = ProxyConfig::from_config(config);
-        proxy_config.http_port = http_addr.port();
-        proxy_config.https_port = https_addr.port();
-        let server = proxy::serve(http, limits, Arc::clone(current), Arc::new(proxy_config), observer)?;
-        let https = tls::spawn_listener(https, tls::server_config(current.clone()), Arc::clone(&server), config.tls_handshake_timeout)
-            .map_err(|e| format!("cannot start the HTTPS accept loop: {e}"))?;
-        Ok(DataPlane { server, https, http_addr, https_addr })
-    }
-}
-
-/// Readiness fails at once and every response from then on says
-/// `Connection: close`, so clients move elsewhere; listeners keep accepting
-/// for `--shutdown-delay` so load balancers notice. Then accepting stops,
-/// connections idle between requests close, and requests and tunnels in
-/// flight get up to `--shutdown-grace` to finish.
-fn drain(config: &Config, admin: &Admin, data_plane: &DataPlane) {
-    let server = &data_plane.server;
-    admin.draining.store(true, Ordering::Relaxed);
-    server.end_keep_alive();
-    log::info!("shutdown requested: /readyz now fails; accepting for {:?} more", config.shutdown_delay);
-    std::thread::sleep(config.shutdown_delay);
-    // HTTPS first: a TLS session accepted after the server stopped would not
-    // be among the connections a drain closes when idle.
-    data_plane.https.stop_accepting();
-    server.stop_accepting();
-    let deadline = Instant::now() + config.shutdown_grace;
-    while server.num_connections() > 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    match server.num_connections() {
-        0 => log::info!("drained; exiting"),
-        n => log::warn!("shutdown grace over with {n} connections open; exiting"),
-    }
-}
-
-/// Metrics of the live generation: certificates, and annotations not applied.
-struct GenerationMetrics(Arc<Current>);
-
-impl MetricsSource for GenerationMetrics {
-    fn render(&self, out: &mut String) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        let generation = self.0.load();
-        tls::write_metrics(&generation.certs, now, out);
-        inspect::write_annotation_metrics(&generation, out);
-        inspect::write_invalid_annotation_metrics(&generation, out);
-    }
-}
-
-/// Client connections held by the server, upstream connections held by the
-/// proxy's pool (idle or in use), and connections the PROXY protocol closed.
-struct ConnectionMetrics(Arc<tiny_http::Server>);
-
-impl MetricsSource for ConnectionMetrics {
-    fn render(&self, out: &mut String) {
-        let client = self.0.num_connections();
-        prometheus::single(out, "ingressd_client_connections", Type::Gauge, "Client connections open (HTTP and HTTPS).", client);
-        let upstream = proxy::upstream::open_connections();
-        prometheus::single(out, "ingressd_upstream_connections", Type::Gauge, "Upstream connections open, idle in the pool or in use.", upstream);
-        proxy_protocol::write_metrics(out);
-        proxy::limits::write_metrics(out);
-        proxy::external_auth::write_metrics(out);
-    }
 }

@@ -1,4 +1,6 @@
-//! Per-request metrics, fed by the proxy's outcome of every request.
+//! Per-request metrics, fed by the proxy's outcome of every request, and
+//! the gauges read when /metrics is scraped: the live generation's and the
+//! connections'.
 //!
 //! Label values come only from Ingress objects (namespace, name, Service)
 //! and from the status class, never from paths, hosts or anything else a
@@ -6,15 +8,17 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use smol_str::SmolStr;
 
 use crate::admin::MetricsSource;
+use crate::cache::Current;
 use crate::fast_hash::BuildFastHasher;
 use crate::kube::objects::ObjectKey;
 use crate::prometheus::{self, Type};
-use crate::proxy::Outcome;
+use crate::proxy::{self, Outcome};
+use crate::{inspect, proxy_protocol, tls};
 
 /// Upper bounds of the request-duration histogram, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -174,6 +178,35 @@ impl MetricsSource for RequestMetrics {
         ] {
             prometheus::single(out, name, Type::Counter, help, value);
         }
+    }
+}
+
+/// Metrics of the live generation: certificates, and annotations not applied.
+pub struct GenerationMetrics(pub Arc<Current>);
+
+impl MetricsSource for GenerationMetrics {
+    fn render(&self, out: &mut String) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let generation = self.0.load();
+        tls::write_metrics(&generation.certs, now, out);
+        inspect::write_annotation_metrics(&generation, out);
+        inspect::write_invalid_annotation_metrics(&generation, out);
+    }
+}
+
+/// Client connections held by the server, upstream connections held by the
+/// proxy's pool (idle or in use), and connections the PROXY protocol closed.
+pub struct ConnectionMetrics(pub Arc<tiny_http::Server>);
+
+impl MetricsSource for ConnectionMetrics {
+    fn render(&self, out: &mut String) {
+        let client = self.0.num_connections();
+        prometheus::single(out, "ingressd_client_connections", Type::Gauge, "Client connections open (HTTP and HTTPS).", client);
+        let upstream = proxy::upstream::open_connections();
+        prometheus::single(out, "ingressd_upstream_connections", Type::Gauge, "Upstream connections open, idle in the pool or in use.", upstream);
+        proxy_protocol::write_metrics(out);
+        proxy::limits::write_metrics(out);
+        proxy::external_auth::write_metrics(out);
     }
 }
 
