@@ -42,6 +42,34 @@ fn has_connection_close(head: &str) -> bool {
 }
 
 #[test]
+fn waiting_for_no_connections_wakes_when_the_last_one_closes() {
+    let (server, addr) = start_server(patient_limits());
+    spawn_workers(&server, 1, answer_ok);
+    let mut client = connect(addr);
+    client.write_all(KEEP_ALIVE_GET).unwrap();
+    read_sized_response(&mut client).unwrap();
+    assert!(wait_until(PATIENCE, || server.num_connections() == 1));
+
+    let started = Instant::now();
+    assert_eq!(server.wait_for_no_connections(Duration::from_millis(100)), 1, "a live connection outlasts a short wait");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+
+    // Far longer than the test may take: only the last connection's close ends this wait.
+    let waiting = {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (server.wait_for_no_connections(Duration::from_secs(30)), started.elapsed())
+        })
+    };
+    drop(client);
+    let (left, waited) = waiting.join().unwrap();
+    assert_eq!(left, 0);
+    assert!(waited < PATIENCE, "woken by the close, not by the timeout: {waited:?}");
+    assert_eq!(server.wait_for_no_connections(Duration::from_secs(30)), 0, "none live: returns at once");
+}
+
+#[test]
 fn stop_accepting_closes_a_connection_idle_between_requests() {
     let (server, addr) = start_server(patient_limits());
     spawn_workers(&server, 1, answer_ok);

@@ -97,7 +97,6 @@ use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
@@ -110,7 +109,7 @@ use connection::Connection;
 use external::SharedExternal;
 use parking::Parking;
 use util::refined_tcp_stream::ReadPolicy;
-use util::{Drain, LiveConnection, MessagesQueue, RefinedTcpStream, TaskPool};
+use util::{Drain, LiveConnection, LiveCount, MessagesQueue, RefinedTcpStream, TaskPool};
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
@@ -167,7 +166,7 @@ struct Shared {
     limits: Limits,
 
     /// Connections whose socket is still open, HTTP and external alike.
-    live_connections: Arc<AtomicUsize>,
+    live_connections: Arc<LiveCount>,
 
     drain: Arc<Drain>,
 
@@ -387,7 +386,7 @@ impl Server {
                 messages: MessagesQueue::with_capacity(8),
                 connection_threads: TaskPool::new(limits.thread_stack_size),
                 limits,
-                live_connections: Arc::new(AtomicUsize::new(0)),
+                live_connections: Arc::default(),
                 drain,
                 handler,
                 preface,
@@ -540,7 +539,14 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server, HTTP and external.
     pub fn num_connections(&self) -> usize {
-        self.shared.live_connections.load(Acquire)
+        self.shared.live_connections.get()
+    }
+
+    /// Waits until no client is connected, at most `timeout`, and returns how many still
+    /// are: the end of a graceful drain, woken by the last connection to close rather than
+    /// by polling `num_connections`.
+    pub fn wait_for_no_connections(&self, timeout: Duration) -> usize {
+        self.shared.live_connections.wait_for_none(timeout)
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.

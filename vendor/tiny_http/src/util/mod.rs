@@ -11,7 +11,8 @@ pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 mod body_drain;
 mod custom_stream;
@@ -26,15 +27,52 @@ pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;
 
+/// The server's count of live connections, which a drain can wait on to
+/// reach zero instead of polling it.
+#[derive(Default)]
+pub(crate) struct LiveCount {
+    live: AtomicUsize,
+    /// Taken by the last connection to leave before it wakes the waiters, so
+    /// a waiter that saw connections under it cannot miss the wake-up.
+    none_left: Mutex<()>,
+    emptied: Condvar,
+}
+
+impl LiveCount {
+    pub(crate) fn get(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Waits until no connection is live, at most `timeout`; returns how
+    /// many still are.
+    pub(crate) fn wait_for_none(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.none_left.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let live = self.get();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if live == 0 || left.is_zero() {
+                return live;
+            }
+            guard = self
+                .emptied
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
 /// One slot in the server's count of live connections, released when dropped.
 pub(crate) struct LiveConnection {
-    count: Arc<AtomicUsize>,
+    count: Arc<LiveCount>,
 }
 
 impl LiveConnection {
     /// Takes a slot unless `max` connections are already live.
-    pub(crate) fn try_acquire(count: &Arc<AtomicUsize>, max: usize) -> Option<LiveConnection> {
+    pub(crate) fn try_acquire(count: &Arc<LiveCount>, max: usize) -> Option<LiveConnection> {
         count
+            .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
                 (live < max).then_some(live + 1)
             })
@@ -47,7 +85,10 @@ impl LiveConnection {
 
 impl Drop for LiveConnection {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
+        if self.count.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            drop(self.count.none_left.lock().unwrap_or_else(PoisonError::into_inner));
+            self.count.emptied.notify_all();
+        }
     }
 }
 
