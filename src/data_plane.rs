@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::admin::Admin;
 use crate::cache::Current;
@@ -64,11 +64,7 @@ impl DataPlane {
         // be among the connections a drain closes when idle.
         self.https.stop_accepting();
         server.stop_accepting();
-        let deadline = Instant::now() + config.shutdown_grace;
-        while server.num_connections() > 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        match server.num_connections() {
+        match server.wait_for_no_connections(config.shutdown_grace) {
             0 => log::info!("drained; exiting"),
             n => log::warn!("shutdown grace over with {n} connections open; exiting"),
         }
