@@ -60,7 +60,9 @@ fn partial_word(bytes: &[u8]) -> u64 {
     }
 }
 
-/// The hash of one byte string.
+/// One byte string hashed with no `Hash` framing around it, for a table
+/// that probes by the hash itself (the route table's host map, on every
+/// request).
 pub fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut hasher = FastHasher::default();
     hasher.write(bytes);

@@ -56,7 +56,9 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Decodes the start of a connection.
+/// Decodes what has arrived of a connection's first bytes, however few:
+/// the caller reads more while the answer is `NeedAtLeast`, so a header split
+/// across reads is never mistaken for a missing or malformed one.
 pub fn decode(bytes: &[u8]) -> Result<Decoded, Error> {
     if bytes.is_empty() {
         // The shortest header of either version is longer, but which one comes is not known yet.

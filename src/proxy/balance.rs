@@ -127,7 +127,9 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// The digest of an endpoint address.
+/// An endpoint's address digested by a hash with a fixed seed, so the sticky
+/// cookie and the consistent hash name the same endpoint on every replica
+/// and after every restart.
 fn endpoint_digest(upstream: &Upstream) -> u64 {
     StableHash::new().feed(upstream.authority.as_bytes()).finish()
 }

@@ -43,14 +43,13 @@ pub(super) fn decide(secure: bool, session: Option<&ClientSession>, host: &str, 
             return Decision::Misdirected;
         }
     }
-    let auth = match (required, session) {
+    let (auth, session) = match (required, session) {
         (None, None) => return Decision::Forward(Vec::new()),
         (Some(_), None) if !secure => return Decision::RequireHttps,
         (Some(_), None) => return Decision::Misdirected,
         (Some(required), Some(session)) if !Arc::ptr_eq(required, &session.auth) && **required != *session.auth => return Decision::Misdirected,
-        (_, Some(session)) => &session.auth,
+        (_, Some(session)) => (&session.auth, session),
     };
-    let session = session.expect("every arm without a session returned");
     if !auth.usable() {
         return Decision::Reject(403, "client certificate authentication is not available");
     }
