@@ -81,7 +81,7 @@ impl ExternalAuth {
             Some(ExternalAuth::Broken(why))
         };
         if let Err(why) = check_url(url) {
-            return broken(format!("auth-url {:?} refused: {why}", without_userinfo(url)), problems);
+            return broken(format!("auth-url {:?} refused: {why}", url_for_log(url)), problems);
         }
         let method = match value(annotations, "auth-method").map(str::trim) {
             None | Some("") => None,
@@ -161,14 +161,23 @@ fn authority(rest: &str) -> &str {
     rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 
-/// `url` with any user information in its authority masked, for the log:
-/// a refused auth-url is named in its warning, and a password in it must
-/// not be.
-fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.into() };
-    match authority(rest).rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]).into(),
-        None => url.into(),
+/// An auth-url as its warnings name it: user information masked and the
+/// query left out, since a password or an API key may sit there and the log
+/// must not carry either; the scheme, host and path are what an operator
+/// needs to find the Ingress and the service.
+pub fn url_for_log(url: &str) -> Cow<'_, str> {
+    let without_query = url.split(['?', '#']).next().unwrap_or(url);
+    let hidden = if without_query.len() < url.len() { "?…" } else { "" };
+    let masked = match without_query.split_once("://") {
+        Some((scheme, rest)) => match authority(rest).rfind('@') {
+            Some(at) => Cow::Owned(format!("{scheme}://***{}", &rest[at..])),
+            None => Cow::Borrowed(without_query),
+        },
+        None => Cow::Borrowed(without_query),
+    };
+    match (masked, hidden) {
+        (Cow::Borrowed(kept), "") => Cow::Borrowed(kept),
+        (masked, hidden) => Cow::Owned(format!("{masked}{hidden}")),
     }
 }
 
@@ -351,7 +360,7 @@ mod tests {
         }
         let (_, problems) = parse(&[("auth-url", "http://user:hunter2@auth.test/check?to=a@b")]);
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("\"http://***@auth.test/check?to=a@b\""), "{problems:?}");
+        assert!(problems[0].contains("\"http://***@auth.test/check?…\""), "{problems:?}");
         assert!(!problems.iter().any(|p| p.contains("hunter2")), "the password stays out of the log: {problems:?}");
         assert!(!broken(&[("auth-url", "http://auth.test/check?to=a@b")]), "an @ after the authority is the path's or query's");
         assert!(broken(&[("auth-url", "http://a.test"), ("auth-method", "get")]));
@@ -367,6 +376,20 @@ mod tests {
         assert_eq!(check.method.as_deref(), Some("POST"));
         assert_eq!(check.response_headers, ["x-auth-request-user", "x-auth-request-email"]);
         assert_eq!((check.signin, check.cache, problems.len()), (None, None, 2), "{problems:?}");
+    }
+
+    #[test]
+    fn an_auth_url_is_logged_without_credentials_or_query() {
+        for (url, logged) in [
+            ("http://auth.test/check", "http://auth.test/check"),
+            ("http://auth.test/check?apikey=s3cret#x", "http://auth.test/check?…"),
+            ("http://user:s3cret@auth.test:9000/check", "http://***@auth.test:9000/check"),
+            ("http://u:s3cret@auth.test?k=s3cret", "http://***@auth.test?…"),
+            ("http://auth.test/$host?user=$remote_user", "http://auth.test/$host?…"),
+            ("not a url?s3cret", "not a url?…"),
+        ] {
+            assert_eq!(url_for_log(url), logged, "{url}");
+        }
     }
 
     #[test]

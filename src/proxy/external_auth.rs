@@ -21,7 +21,7 @@ use ureq::Agent;
 use super::headers::HeaderName;
 use crate::kube::objects::SmolStr;
 use super::ProxyConfig;
-use crate::annotations::external_auth::{signin_location, AuthCheck, Variables};
+use crate::annotations::external_auth::{signin_location, url_for_log, AuthCheck, Variables};
 use crate::bounded_lru::BoundedLru;
 use crate::kube::objects::ObjectKey;
 use crate::prometheus::{self, Type};
@@ -134,7 +134,7 @@ impl AuthClient {
         let answer = match answer {
             Ok(answer) => answer,
             Err(why) => {
-                log::warn!("ingress {}: auth-url {}: {why}; answering 500", original.ingress, auth.url);
+                log::warn!("ingress {}: auth-url {}: {why}; answering 500", original.ingress, url_for_log(&auth.url));
                 FAILED.fetch_add(1, Ordering::Relaxed);
                 return AuthVerdict::Answer { status: 500, text: "authentication service unavailable", headers: Vec::new() };
             }
@@ -156,7 +156,7 @@ impl AuthClient {
                 AuthVerdict::Answer { status, text: if status == 401 { "unauthorized" } else { "forbidden" }, headers }
             }
             status => {
-                log::warn!("ingress {}: auth-url {} answered {status}; answering 500", original.ingress, auth.url);
+                log::warn!("ingress {}: auth-url {} answered {status}; answering 500", original.ingress, url_for_log(&auth.url));
                 FAILED.fetch_add(1, Ordering::Relaxed);
                 AuthVerdict::Answer { status: 500, text: "authentication failed", headers: Vec::new() }
             }
