@@ -165,19 +165,13 @@ fn authority(rest: &str) -> &str {
 /// query left out, since a password or an API key may sit there and the log
 /// must not carry either; the scheme, host and path are what an operator
 /// needs to find the Ingress and the service.
-pub fn url_for_log(url: &str) -> Cow<'_, str> {
+pub fn url_for_log(url: &str) -> String {
     let without_query = url.split(['?', '#']).next().unwrap_or(url);
     let hidden = if without_query.len() < url.len() { "?…" } else { "" };
-    let masked = match without_query.split_once("://") {
-        Some((scheme, rest)) => match authority(rest).rfind('@') {
-            Some(at) => Cow::Owned(format!("{scheme}://***{}", &rest[at..])),
-            None => Cow::Borrowed(without_query),
-        },
-        None => Cow::Borrowed(without_query),
-    };
-    match (masked, hidden) {
-        (Cow::Borrowed(kept), "") => Cow::Borrowed(kept),
-        (masked, hidden) => Cow::Owned(format!("{masked}{hidden}")),
+    let userinfo_end = without_query.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest, authority(rest).rfind('@')?)));
+    match userinfo_end {
+        Some((scheme, rest, at)) => format!("{scheme}://***{}{hidden}", &rest[at..]),
+        None => format!("{without_query}{hidden}"),
     }
 }
 
