@@ -194,7 +194,7 @@ pub fn markdown_table() -> String {
             ("auth-realm", _) => "sent in `WWW-Authenticate: Basic realm=\"...\"` with the 401",
             ("service-upstream", _) => "`\"true\"` sends the Ingress's traffic to the Service's ClusterIP (a headless Service falls back to its endpoints)",
             ("auth-url", _) => {
-                "http only for now (https answers 503); `NAME.NAMESPACE.svc[.cluster.local]` is the Service's ClusterIP from the cache, without DNS; a 2xx forwards, 401 and 403 reach the client, anything else or no answer in time gives 500; an unreadable value answers 503"
+                "http only for now (https answers 503); `NAME.NAMESPACE.svc[.cluster.local]` is the Service's ClusterIP from the cache, without DNS; a 2xx forwards, 401 and 403 reach the client, anything else or no answer in time gives 500; an unreadable value, or one holding `user:password@`, answers 503"
             }
             ("auth-method", _) => "GET by default; when set, X-Original-URI and X-Scheme are sent too, as ingress-nginx does",
             ("auth-response-headers", _) => {
