@@ -2,7 +2,7 @@
 //! them never panics, expanding nginx variables never panics, and whatever
 //! `auth-url` says, a policy asking for auth either checks or fails closed.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run auth_limits`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run auth_limits corpus/auth_limits seeds/auth_limits`.
 
 #![no_main]
 

@@ -3,7 +3,7 @@
 //! a variable (a constant key would send everything to one endpoint), and a
 //! `proxy-next-upstream-tries` never exceeds its limit.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run balance_annotations`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run balance_annotations corpus/balance_annotations seeds/balance_annotations`.
 
 #![no_main]
 

@@ -5,7 +5,7 @@
 //! response's lines are what a caller could have pushed (token names in
 //! lower case, values `HeaderValue` accepts).
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run header_lines`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run header_lines corpus/header_lines seeds/header_lines`.
 
 #![no_main]
 

@@ -3,7 +3,7 @@
 //! verifies a password without panicking. The first line of the input is
 //! the password tried against every user.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run htpasswd`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run htpasswd corpus/htpasswd seeds/htpasswd`.
 
 #![no_main]
 

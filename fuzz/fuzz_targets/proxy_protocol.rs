@@ -2,7 +2,7 @@
 //! panics, never claims a header longer than the bytes it saw, always asks
 //! for more than it has, and a header decodes the same however it is cut.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run proxy_protocol`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run proxy_protocol corpus/proxy_protocol seeds/proxy_protocol`.
 
 #![no_main]
 

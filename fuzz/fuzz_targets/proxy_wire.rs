@@ -3,7 +3,7 @@
 //! must return a value or an error, never panic, and a parsed target's path
 //! is what routing expects: absolute and without the query.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run proxy_wire`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run proxy_wire corpus/proxy_wire seeds/proxy_wire`.
 
 #![no_main]
 

@@ -6,7 +6,7 @@
 //! line; and the same pattern and target on a `use-regex` Ingress compile
 //! into a table whose lookup and rewrite agree with the pieces.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run regex_rewrite`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run regex_rewrite corpus/regex_rewrite seeds/regex_rewrite`.
 
 #![no_main]
 

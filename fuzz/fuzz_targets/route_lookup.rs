@@ -5,7 +5,7 @@
 //! starting with `{` is also decoded as an Ingress and compiled with the fixed
 //! ones, so malformed rules must be skipped, never panic.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run route_lookup`, or without
+//! Run from `fuzz/` with `cargo +nightly fuzz run route_lookup corpus/route_lookup seeds/route_lookup`, or without
 //! cargo-fuzz: build with the sancov RUSTFLAGS cargo-fuzz uses and
 //! `--target x86_64-unknown-linux-gnu` (so build scripts stay uninstrumented),
 //! then run `target/x86_64-unknown-linux-gnu/release/route_lookup -max_total_time=60`.

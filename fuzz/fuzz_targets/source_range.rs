@@ -4,7 +4,7 @@
 //! containing its own address, and the lists read from annotations admit no
 //! client at all when either value is refused (fail closed).
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run source_range`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run source_range corpus/source_range seeds/source_range`.
 
 #![no_main]
 

@@ -7,7 +7,7 @@
 //!
 //! Small limits put the 431 edges (line length, header count) within reach.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run tiny_http_head`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run tiny_http_head corpus/tiny_http_head seeds/tiny_http_head`.
 
 #![no_main]
 

@@ -2,7 +2,7 @@
 //! PEM certificate chains and keys, and the DER walk to notAfter. Each must
 //! return a value or an error, never panic.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run tls_secret`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run tls_secret corpus/tls_secret seeds/tls_secret`.
 
 #![no_main]
 

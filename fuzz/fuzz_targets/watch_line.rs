@@ -2,7 +2,7 @@
 //! input must split into the same lines, and decoding a line must return an
 //! event or an error, never panic.
 //!
-//! Run from `fuzz/` with `cargo +nightly fuzz run watch_line`.
+//! Run from `fuzz/` with `cargo +nightly fuzz run watch_line corpus/watch_line seeds/watch_line`.
 
 #![no_main]
 

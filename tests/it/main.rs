@@ -24,6 +24,7 @@ mod client_cert;
 mod dockerfile;
 mod drain;
 mod external_auth_e2e;
+mod fuzz_seeds;
 mod ingressd_e2e;
 mod kube_scripted;
 mod kube_watch;
