@@ -81,6 +81,11 @@ pub enum Command {
     Run(Box<Config>),
     Help,
     Version,
+    /// `ingressd routes ...`: the arguments after the subcommand's name,
+    /// which parses its own.
+    Routes(Vec<String>),
+    /// `ingressd migrate-check ...`, likewise.
+    MigrateCheck(Vec<String>),
 }
 
 /// One flag: its name, its value placeholder (None for a switch), its default
@@ -280,8 +285,13 @@ impl Config {
 
     /// Parses arguments (without the program name). Accepts `--flag value` and `--flag=value`.
     pub fn parse<I: IntoIterator<Item = String>>(args: I, env: &dyn Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
+        let mut args = args.into_iter().peekable();
+        match args.peek().map(String::as_str) {
+            Some("routes") => return Ok(Command::Routes(args.skip(1).collect())),
+            Some("migrate-check") => return Ok(Command::MigrateCheck(args.skip(1).collect())),
+            _ => {}
+        }
         let mut config = Config::defaults(env);
-        let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--help" | "-h" => return Ok(Command::Help),
@@ -493,5 +503,15 @@ mod tests {
             assert!(help.contains(&format!("--{}", f.name)), "{} missing", f.name);
         }
         assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+    }
+
+    #[test]
+    fn a_subcommand_gets_the_arguments_after_its_name_unparsed() {
+        let routes = parse(&["routes", "--admin-addr", "127.0.0.1:10254"]);
+        assert!(matches!(routes, Ok(Command::Routes(args)) if args == ["--admin-addr", "127.0.0.1:10254"]));
+        let migrate = parse(&["migrate-check", "--file", "-", "--ingress-class", "nginx"]);
+        assert!(matches!(migrate, Ok(Command::MigrateCheck(args)) if args == ["--file", "-", "--ingress-class", "nginx"]));
+        // Only in first place: elsewhere it is an argument like any other.
+        assert!(parse(&["--log-level", "info", "routes"]).is_err());
     }
 }

@@ -18,14 +18,8 @@ use ingressd::stop::Stop;
 use ingressd::{access_log, inspect, migrate, shutdown};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("routes") => return inspect::main(&args[1..]),
-        Some("migrate-check") => return migrate::main(&args[1..]),
-        _ => {}
-    }
     let env = |k: &str| std::env::var(k).ok();
-    match Config::parse(args, &env) {
+    match Config::parse(std::env::args().skip(1), &env) {
         Ok(Command::Help) => {
             print!("{}", Config::help());
             ExitCode::SUCCESS
@@ -34,6 +28,8 @@ fn main() -> ExitCode {
             println!("ingressd {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Ok(Command::Routes(args)) => inspect::main(&args),
+        Ok(Command::MigrateCheck(args)) => migrate::main(&args),
         Ok(Command::Run(config)) => {
             if let Err(e) = start_logging(config.log_level) {
                 eprintln!("ingressd: cannot start logging: {e}");

@@ -212,7 +212,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let config = match Config::parse(rest, &env) {
         Ok(Command::Run(config)) => config,
-        Ok(_) => return usage_error("unexpected --help or --version among the flags"),
+        Ok(_) => return usage_error("unexpected --help, --version or subcommand among the flags"),
         Err(e) => return usage_error(&e.to_string()),
     };
     let input = match &file {
