@@ -553,7 +553,8 @@ mod tests {
 
     #[test]
     fn forwarded_host_is_every_host_joined_and_trimmed() {
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        type Headers<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Headers, Option<&str>)] = &[
             (&[], None),
             (&[("Host", "a.example")], Some("a.example")),
             (&[("host", " a.example ")], Some("a.example")),
