@@ -34,7 +34,15 @@
 # ROUNDS (3), DURATION (5s), SIZES ("1k 64k"), CONCURRENCY ("16 64 256"),
 # SCHEMES ("http https"), TARGETS ("direct nginx haproxy go floor ingressd"),
 # HANDSHAKE_CONNECTIONS (16), IDLE (10000; 0 skips), WORKERS (ingressd
-# --workers), BASE_PORT (18080; ports BASE_PORT..BASE_PORT+19 are used).
+# --workers), BASE_PORT (18080; ports BASE_PORT..BASE_PORT+19 are used),
+# WARMUP (2s; 0 skips: one unmeasured run per target and scheme, at the
+# highest concurrency, before the first round).
+#
+# The warm-up is there because a process's first load is not its steady
+# state: ingressd creates a thread per connection and touches its heaps and
+# buffers for the first time (about 5,600 page faults in its first 5 s run,
+# 35 in the next), and without a warm-up its first round was its slowest in
+# four runs out of four. Every target gets the same warm-up.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -49,6 +57,7 @@ fi
 TARGETS=${TARGETS:-direct nginx haproxy go floor ingressd}
 HANDSHAKE_CONNECTIONS=${HANDSHAKE_CONNECTIONS:-16}
 IDLE=${IDLE:-10000}
+WARMUP=${WARMUP:-2s}
 BASE_PORT=${BASE_PORT:-18080}
 BACKEND_PORT=$BASE_PORT
 declare -A HTTP_PORT=([direct]=$BASE_PORT [nginx]=$((BASE_PORT + 1)) [haproxy]=$((BASE_PORT + 2)) \
@@ -391,6 +400,16 @@ wrk_run() { # scheme port connections file
     local url="$1://127.0.0.1:$2/$4"
     wrk -t1 -c"$3" -d"$DURATION" --latency -H "Host: $HOST" "$url"
 }
+
+if [ "$WARMUP" != 0 ]; then
+    most=$(tr ' ' '\n' <<<"$CONCURRENCY" | sort -n | tail -n1)
+    for scheme in $SCHEMES; do
+        for target in $TARGETS; do
+            if [ "$scheme" = http ]; then port=${HTTP_PORT[$target]}; else port=${HTTPS_PORT[$target]:-}; fi
+            [ -z "$port" ] || DURATION=$WARMUP wrk_run "$scheme" "$port" "$most" 1k >/dev/null
+        done
+    done
+fi
 
 echo
 echo "runs: label = scheme/size/connections; cpu = CPU s per 100k requests; sw = context switches per request"
