@@ -11,20 +11,10 @@ use ingressd::annotations::policy::Policy;
 use ingressd::kube::objects::StringMap;
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 12] = [
-    "auth-url",
-    "auth-method",
-    "auth-response-headers",
-    "auth-request-redirect",
-    "auth-signin",
-    "auth-cache-key",
-    "auth-cache-duration",
-    "limit-rps",
-    "limit-rpm",
-    "limit-connections",
-    "limit-burst-multiplier",
-    "limit-whitelist",
-];
+#[path = "../annotation_names.rs"]
+pub mod annotation_names;
+
+use annotation_names::AUTH_LIMITS as NAMES;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

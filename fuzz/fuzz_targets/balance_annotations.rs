@@ -12,20 +12,10 @@ use ingressd::annotations::balance::{parse_hash_key, Balance, HashPart, MAX_TRIE
 use ingressd::kube::objects::StringMap;
 use libfuzzer_sys::fuzz_target;
 
-const NAMES: [&str; 12] = [
-    "affinity",
-    "session-cookie-name",
-    "session-cookie-path",
-    "session-cookie-max-age",
-    "session-cookie-samesite",
-    "upstream-hash-by",
-    "load-balance",
-    "proxy-next-upstream-tries",
-    "backend-protocol",
-    "proxy-ssl-verify",
-    "proxy-ssl-name",
-    "proxy-ssl-secret",
-];
+#[path = "../annotation_names.rs"]
+pub mod annotation_names;
+
+use annotation_names::BALANCE as NAMES;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -20,6 +20,9 @@ use ingressd::routes::{compile, compile_path_regex, RouteConfig};
 use ingressd::store::Snapshot;
 use ingressd::tls::{certs, der};
 
+#[path = "../../fuzz/annotation_names.rs"]
+mod annotation_names;
+
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
@@ -175,22 +178,8 @@ fn source_range_seeds_are_accepted_lists() {
 
 #[test]
 fn auth_limits_seeds_configure_an_external_auth_check_without_problems() {
-    const NAMES: [&str; 12] = [
-        "auth-url",
-        "auth-method",
-        "auth-response-headers",
-        "auth-request-redirect",
-        "auth-signin",
-        "auth-cache-key",
-        "auth-cache-duration",
-        "limit-rps",
-        "limit-rpm",
-        "limit-connections",
-        "limit-burst-multiplier",
-        "limit-whitelist",
-    ];
     for (name, seed) in seeds("auth_limits") {
-        let (policy, problems) = Policy::from_annotations(&annotations(&NAMES, text(&seed)));
+        let (policy, problems) = Policy::from_annotations(&annotations(&annotation_names::AUTH_LIMITS, text(&seed)));
         assert!(problems.is_empty(), "{name}: {problems:?}");
         assert!(matches!(policy.and_then(|p| p.external_auth), Some(ExternalAuth::Check(_))), "{name}");
     }
@@ -198,25 +187,11 @@ fn auth_limits_seeds_configure_an_external_auth_check_without_problems() {
 
 #[test]
 fn balance_annotations_seeds_are_accepted() {
-    const NAMES: [&str; 12] = [
-        "affinity",
-        "session-cookie-name",
-        "session-cookie-path",
-        "session-cookie-max-age",
-        "session-cookie-samesite",
-        "upstream-hash-by",
-        "load-balance",
-        "proxy-next-upstream-tries",
-        "backend-protocol",
-        "proxy-ssl-verify",
-        "proxy-ssl-name",
-        "proxy-ssl-secret",
-    ];
     for (name, seed) in seeds("balance_annotations") {
         let seed = text(&seed);
         if seed.contains('\0') {
             let mut problems = Vec::new();
-            assert!(Balance::from_annotations(&annotations(&NAMES, seed), &mut problems).is_some(), "{name}");
+            assert!(Balance::from_annotations(&annotations(&annotation_names::BALANCE, seed), &mut problems).is_some(), "{name}");
             assert!(problems.is_empty(), "{name}: {problems:?}");
         } else {
             assert!(parse_hash_key(seed).is_ok(), "{name}");
