@@ -283,7 +283,8 @@ impl Config {
         }
     }
 
-    /// Parses arguments (without the program name). Accepts `--flag value` and `--flag=value`.
+    /// Parses arguments (without the program name). Accepts `--flag value` and `--flag=value`;
+    /// a subcommand in first place takes the rest unparsed, since its flags are its own.
     pub fn parse<I: IntoIterator<Item = String>>(args: I, env: &dyn Fn(&str) -> Option<String>) -> Result<Command, UsageError> {
         let mut args = args.into_iter().peekable();
         match args.peek().map(String::as_str) {
