@@ -156,8 +156,9 @@ fn check_url(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The authority of a URL's text after `scheme://`.
-fn authority(rest: &str) -> &str {
+/// The authority of a URL's text after `scheme://`: up to the first `/`,
+/// `?` or `#`, so an `@` in a path or query is not user information.
+pub(crate) fn authority(rest: &str) -> &str {
     rest.split(['/', '?', '#']).next().unwrap_or(rest)
 }
 

@@ -21,7 +21,7 @@ use ureq::Agent;
 use super::headers::HeaderName;
 use crate::kube::objects::SmolStr;
 use super::ProxyConfig;
-use crate::annotations::external_auth::{signin_location, url_for_log, AuthCheck, Variables};
+use crate::annotations::external_auth::{authority, signin_location, url_for_log, AuthCheck, Variables};
 use crate::bounded_lru::BoundedLru;
 use crate::kube::objects::ObjectKey;
 use crate::prometheus::{self, Type};
@@ -234,8 +234,8 @@ struct Target {
 /// cache; any other host is left to the system resolver.
 fn resolve(url: &str, snapshot: &Snapshot) -> Result<Target, String> {
     let rest = url.get(7..).filter(|_| url.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"))).ok_or("not an http URL")?;
-    let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
+    let authority = authority(rest);
+    let path = &rest[authority.len()..];
     let path = path.split('#').next().unwrap_or("");
     let path = if path.is_empty() || path.starts_with('?') { format!("/{path}") } else { path.to_string() };
     if authority.is_empty() || authority.contains('@') {
