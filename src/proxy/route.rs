@@ -44,6 +44,17 @@ fn with_header_views<R>(request: &tiny_http::Request, f: impl FnOnce(&[(&str, &s
     f(&views[..headers.len()])
 }
 
+/// Where a plain-HTTP request is redirected to reach the same resource over
+/// HTTPS: the host as nginx's `$host` gives it, the HTTPS listener's port
+/// unless it is the default, and the path and query unchanged.
+fn https_location(https_port: u16, host: &str, path_and_query: &str) -> String {
+    let host = crate::hostname::normalize_host(host);
+    match https_port {
+        443 => format!("https://{host}{path_and_query}"),
+        port => format!("https://{host}:{port}{path_and_query}"),
+    }
+}
+
 /// Handles one request and reports what happened. `outcome` holds what is
 /// known before routing (client, method, target); `buffers` are lent for
 /// this request.
@@ -116,8 +127,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
                 return reply(request, &client, outcome, started, 421, "misdirected request: open a new connection for this host", &[]);
             }
             client_cert::Decision::RequireHttps => {
-                let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
-                let location = format!("https://{}{port}{}", crate::hostname::normalize_host(host), target.path_and_query);
+                let location = https_location(config.https_port, host, &target.path_and_query);
                 return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
             }
             client_cert::Decision::Reject(status, text) => return reply(request, &client, outcome, started, status, text, &[]),
@@ -146,8 +156,7 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
         }
     }
     if route.ssl_redirect && !secure && !target.path().starts_with(ACME_CHALLENGE_PREFIX) {
-        let port = if config.https_port == 443 { String::new() } else { format!(":{}", config.https_port) };
-        let location = format!("https://{}{port}{}", crate::hostname::normalize_host(host), target.path_and_query);
+        let location = https_location(config.https_port, host, &target.path_and_query);
         return reply(request, &client, outcome, started, 308, "redirecting to https", &[("location", location.as_bytes())]);
     }
 
@@ -258,4 +267,21 @@ pub(super) fn handle(shared: &Shared, request: tiny_http::Request, outcome: Outc
     }
     let routed = RoutedRequest { client, target, upstream_head, upstreams, route, outcome, started, response_headers };
     forward::forward(shared, request, routed, buffers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::https_location;
+
+    #[test]
+    fn an_https_redirect_names_the_host_without_its_port_and_the_listener_s_port_unless_default() {
+        for (port, host, path, location) in [
+            (443, "a.example", "/p?q=1", "https://a.example/p?q=1"),
+            (443, "A.Example.:80", "/", "https://a.example/"),
+            (8443, "a.example:8080", "/x", "https://a.example:8443/x"),
+            (8443, "[::1]:80", "/", "https://[::1]:8443/"),
+        ] {
+            assert_eq!(https_location(port, host, path), location, "{host}");
+        }
+    }
 }
